@@ -1,0 +1,261 @@
+"""The optimizer: fit gains, biases, encoder signs and decoders of a small population.
+
+Structure (see DESIGN.md): given each neuron's encoder sign, intercept and
+max rate, the decoders solve a linear least-squares problem, so only the 2N
+nonlinear parameters go to `scipy.optimize.least_squares` (variable
+projection, Golub-Pereyra Jacobian computed exactly). The objective is the
+expected squared error of the *spiking* population at the deployment synapse:
+
+    mean_x (A(x) d - y(x))**2  +  sum_i d_i**2 mean_x var_i(x)
+
+where ``var_i`` is the variance of neuron i's synapse-filtered regular spike
+train (`popfit.neurons.spike_noise_variance`). This is a ridge problem with a
+per-neuron penalty, so the decoders stay exact. Encoder signs are discrete:
+structured starts cover every split of the neurons into the two signs.
+"""
+
+import time
+import warnings
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+import scipy.stats.qmc
+from threadpoolctl import threadpool_limits
+
+from ._validation import check_int, check_positive, check_synapse
+from .neurons import RateModel, max_firing_rate, resolve_neuron_type, spike_noise_variance
+from .targets import evaluate_target, resolve_target
+
+N_FIT_POINTS = 2001  # grid the optimizer fits on
+N_EVAL_POINTS = 1001  # grid NRMSE is reported on (as DESIGN.md defines it)
+N_FINE_POINTS = 20001  # grid max_error is reported on (steep LIF onsets)
+
+_C_BOUNDS = (-2.0, 0.95)  # intercepts, in units where the faced domain edge is 1
+_RHO_MIN = 0.02  # lowest max rate, as a fraction of max_rate
+_RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
+_N_SCREEN = 64  # Sobol points screened per encoder-sign pattern
+_N_SHORT = 8  # screened points that get a short local fit
+_SHORT_NFEV = 30
+_POLISH_NFEV = 400
+
+
+class _Problem:
+    """The variable-projection least-squares problem for one encoder-sign pattern."""
+
+    def __init__(self, model, x, y, lo, hi, encoders, max_rate, synapse, scale):
+        self.model = model
+        self.encoders = encoders
+        self.max_rate = max_rate
+        self.synapse = synapse
+        self.m = len(x)
+        mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        # s: input projected on each encoder, scaled so the faced edge is s = 1
+        self.ds = (x[1] - x[0]) / half
+        self.s = (x[:, None] * encoders[None, :] - mid * encoders[None, :]) / half
+        self.t = np.concatenate([y / scale, np.zeros(len(encoders))])
+        self.sqrt_m = np.sqrt(self.m)
+        self.scale = scale
+
+    def unpack(self, theta):
+        n = len(self.encoders)
+        return theta[:n], theta[n:] * self.max_rate  # intercepts c, max rates r
+
+    def rates(self, theta, derivatives=False):
+        c, r = self.unpack(theta)
+        k, dk = self.model.k_and_dk(r)
+        z = (self.s - c) / (1.0 - c)
+        j = self.model.j0 + k * z
+        a, slope = self.model.rate_and_slope(j)
+        if not derivatives:
+            return a
+        # LIF onsets are infinitely steep; on a grid the residual moves by at
+        # most about one rate per grid step, so cap the slope there (without
+        # this a grid point next to an onset dominates the Jacobian)
+        dj_step = k / (1.0 - c) * self.ds
+        slope = np.minimum(slope, a / dj_step)
+        da_dc = slope * k * (z - 1.0) / (1.0 - c)
+        da_drho = slope * dk * z * self.max_rate
+        return a, da_dc, da_drho
+
+    def solve(self, a):
+        """Decoders (in units of the scaled target), residual, and the QR of B."""
+        n = a.shape[1]
+        if self.synapse is None:
+            noise = np.full(n, _RATE_ONLY_RIDGE * self.max_rate**2 * self.m)
+            dnoise = None
+        else:
+            var, dvar = spike_noise_variance(a, self.synapse)
+            noise = var.sum(axis=0) * self.scale**-2
+            dnoise = dvar * self.scale**-2
+        lam = np.sqrt(noise + 1e-300)
+        b = np.vstack([a, np.diag(lam)])
+        q, rr = scipy.linalg.qr(b, mode="economic", check_finite=False)
+        d = scipy.linalg.solve_triangular(rr, q.T @ self.t, check_finite=False)
+        resid = b @ d - self.t
+        return d, resid, b, q, rr, lam, dnoise
+
+    def residual(self, theta):
+        a = self.rates(theta)
+        return self.solve(a)[1] / self.sqrt_m
+
+    def jacobian(self, theta):
+        a, da_dc, da_drho = self.rates(theta, derivatives=True)
+        d, resid, b, q, rr, lam, dnoise = self.solve(a)
+        m, n = a.shape
+        # columns of dB/dtheta_k: the upper block is d a_i / d theta_k, the lower
+        # block has d lam_i / d theta_k at row m + i
+        bk = np.zeros((m + n, 2 * n))
+        bk[:m, :n] = da_dc
+        bk[:m, n:] = da_drho
+        if dnoise is not None:
+            idx = np.arange(n)
+            bk[m + idx, idx] = (dnoise * da_dc).sum(axis=0) / (2 * lam)
+            bk[m + idx, n + idx] = (dnoise * da_drho).sum(axis=0) / (2 * lam)
+        owner = np.concatenate([np.arange(n), np.arange(n)])
+        t1 = bk * d[owner]
+        t1 -= q @ (q.T @ t1)
+        w = bk.T @ resid
+        rinv_t = scipy.linalg.solve_triangular(rr, np.eye(n), trans="T", check_finite=False)
+        t2 = q @ (rinv_t[:, owner] * w)
+        return (t1 - t2) / self.sqrt_m
+
+    def cost(self, theta):
+        return float(np.sum(self.residual(theta) ** 2))
+
+
+def _structured_starts(n, encoders_plus):
+    """Intercepts spread evenly within each sign group, at 80% of max_rate."""
+    out = []
+    groups = [np.flatnonzero(encoders_plus), np.flatnonzero(~encoders_plus)]
+    for lo_c, hi_c in ((-0.7, 0.5), (-0.9, 0.2)):
+        c = np.zeros(n)
+        for g in groups:
+            if len(g) == 1:
+                c[g] = 0.5 * (lo_c + hi_c)
+            elif len(g) > 1:
+                c[g] = np.linspace(lo_c, hi_c, len(g))
+        out.append(np.concatenate([c, np.full(n, 0.8)]))
+    return out
+
+
+def _screen_starts(n, n_points, seed):
+    """Scrambled Sobol points over intercepts in [-1.5, 0.9] and rates in [0.2, 1]."""
+    u = scipy.stats.qmc.Sobol(2 * n, seed=seed).random(n_points)
+    return np.column_stack([-1.5 + 2.4 * u[:, :n], 0.2 + 0.8 * u[:, n:]])
+
+
+def _sign_patterns(n):
+    """Encoder patterns: k neurons facing +, n - k facing -, for k = 0..n."""
+    return [np.array([True] * k + [False] * (n - k)) for k in range(n, -1, -1)]
+
+
+def _local_fit(problem, theta0, max_nfev):
+    n = len(problem.encoders)
+    lower = np.concatenate([np.full(n, _C_BOUNDS[0]), np.full(n, _RHO_MIN)])
+    upper = np.concatenate([np.full(n, _C_BOUNDS[1]), np.ones(n)])
+    theta0 = np.clip(theta0, lower + 1e-9, upper - 1e-9)
+    return scipy.optimize.least_squares(
+        problem.residual, theta0, jac=problem.jacobian, bounds=(lower, upper),
+        method="trf", x_scale=1.0, max_nfev=max_nfev, ftol=1e-10, xtol=1e-10, gtol=1e-10,
+    )
+
+
+def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
+                   max_rate=400.0, synapse=0.005, seed=None):
+    """Fit a small population of positive-only neurons to a signed curve.
+
+    Parameters
+    ----------
+    target : str or callable
+        ``"tanh"``, ``"sigmoid"`` (``"logistic"``), ``"linear"`` (``"identity"``),
+        ``"relu"``, ``"softplus"``, or a vectorized ``f(x: ndarray) -> ndarray``
+        (which then needs ``domain``).
+    n_neurons : int
+        Number of neurons in the population (>= 1).
+    neuron_type : str or nengo.neurons.NeuronType
+        ``"LIF"`` (nengo's LIF, tau_rc=0.02 s, tau_ref=0.002 s),
+        ``"RectifiedLinear"`` (``"relu"``), or an instance of `nengo.LIF`,
+        `nengo.LIFRate`, `nengo.RectifiedLinear`, `nengo.SpikingRectifiedLinear`.
+    domain : (float, float), optional
+        Input interval to fit on. Named targets have defaults: tanh (-3, 3),
+        sigmoid (-6, 6), linear (-1, 1), relu (-1, 1), softplus (-4, 4).
+    max_rate : float
+        No neuron fires above this rate (Hz) anywhere in the domain.
+    synapse : float or None
+        Time constant (s) of the lowpass synapse that will filter the spikes.
+        The fit minimises rate error plus the spike noise passed on by the
+        decoders at that synapse; ``None`` fits rates only.
+    seed : int, optional
+        Seed for the extra random starts; the same seed gives an identical fit.
+
+    Returns
+    -------
+    PopulationFit
+    """
+    from .result import PopulationFit
+
+    where = "fit_activation"
+    start_time = time.perf_counter()
+    n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
+    neuron_type = resolve_neuron_type(neuron_type, where)
+    limit = max_firing_rate(neuron_type)
+    max_rate = check_positive(
+        max_rate, "max_rate", where, upper=limit if np.isfinite(limit) else None,
+        upper_why=f" Hz, the highest rate {type(neuron_type).__name__} with "
+        f"tau_ref={getattr(neuron_type, 'tau_ref', 0)} s can reach (1/tau_ref)",
+    )
+    synapse = check_synapse(synapse, "synapse", where)
+    target, (lo, hi) = resolve_target(target, domain, where)
+    if seed is not None:
+        seed = check_int(seed, "seed", where, low=0)
+
+    x = np.linspace(lo, hi, N_FIT_POINTS)
+    y = evaluate_target(target, x, where)
+    scale = float(np.ptp(y)) or 1.0
+    model = RateModel(neuron_type)
+    seed_seq = np.random.SeedSequence(seed)
+    with threadpool_limits(limits=1, user_api="blas"):
+        # 1. screen: structured starts and Sobol points, one linear solve each
+        screened, structured = [], []
+        for plus in _sign_patterns(n_neurons):
+            encoders = np.where(plus, 1.0, -1.0)
+            problem = _Problem(model, x, y, lo, hi, encoders, max_rate, synapse, scale)
+            for theta0 in _structured_starts(n_neurons, plus):
+                structured.append((problem.cost(theta0), problem, theta0))
+            sobol_seed = np.random.default_rng(seed_seq.spawn(1)[0])
+            for theta0 in _screen_starts(n_neurons, _N_SCREEN, sobol_seed):
+                screened.append((problem.cost(theta0), problem, theta0))
+        screened.sort(key=lambda item: item[0])
+        # 2. short local fits from the best screened points and every structured start
+        short = []
+        for _, problem, theta0 in screened[:_N_SHORT] + structured:
+            res = _local_fit(problem, theta0, max_nfev=_SHORT_NFEV)
+            short.append((res.cost, problem, res.x))
+        short.sort(key=lambda item: item[0])
+        # 3. polish the two best to convergence
+        best = None
+        for _, problem, theta in short[:2]:
+            res = _local_fit(problem, theta, max_nfev=_POLISH_NFEV)
+            if best is None or res.cost < best[0].cost:
+                best = (res, problem)
+    res, problem = best
+    c, r = problem.unpack(res.x)
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    gain_s, bias_s = neuron_type.gain_bias(r, c)
+    encoders = problem.encoders
+    gain = gain_s / half
+    bias = bias_s - gain_s * mid / half
+    decoders = problem.solve(problem.rates(res.x))[0] * scale
+    order = np.lexsort((c * encoders, -encoders))  # + neurons first, then by intercept
+    fit = PopulationFit.from_parameters(
+        target=target, domain=(lo, hi), neuron_type=neuron_type,
+        gain=gain[order], bias=bias[order], encoders=encoders[order],
+        decoders=decoders[order], max_rate=max_rate, synapse=synapse, seed=seed,
+        success=bool(res.success), message=str(res.message), nfev=int(res.nfev),
+        fit_time=time.perf_counter() - start_time,
+    )
+    if not fit.success:
+        warnings.warn(f"fit_activation: the optimizer did not converge: {fit.message}",
+                      RuntimeWarning, stacklevel=2)
+    return fit
