@@ -5,7 +5,10 @@ of ordinary nengo neurons whose gains, biases, encoder signs and decoders are
 optimized, then export it as a Nengo network.
 """
 
-from .exceptions import ConversionError, FitFileError, PopfitError, PopfitTypeError, PopfitValueError
+import importlib
+
+from .exceptions import (ConversionError, FitFileError, PopfitError, PopfitTypeError,
+                         PopfitValueError)
 from .fit import fit_activation
 from .io import load_fit
 from .result import PopulationFit
@@ -13,7 +16,34 @@ from .targets import TARGETS, Target
 
 __version__ = "0.1.0"
 
+# Imported on first use, so `import popfit` stays light (matplotlib, Keras and
+# the simulator-heavy modules load only when needed).
+_LAZY = {
+    "PopulationNeuron": "network",
+    "PopulationLayer": "network",
+    "evaluate_spiking": "spiking",
+    "SpikingReport": "spiking",
+    "convert": "convert",
+    "ConvertedModel": "convert",
+    "PopulationRegressor": "estimator",
+    "plot_fit": "plotting",
+    "plot_spiking": "plotting",
+    "plot_accuracy": "plotting",
+    "nengo_default_nrmse": "baseline",
+}
+
 __all__ = [
     "ConversionError", "FitFileError", "PopfitError", "PopfitTypeError", "PopfitValueError",
-    "PopulationFit", "TARGETS", "Target", "fit_activation", "load_fit",
+    "PopulationFit", "TARGETS", "Target", "fit_activation", "load_fit", *_LAZY,
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'popfit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -27,17 +27,19 @@ from ._validation import check_int, check_positive, check_synapse
 from .neurons import RateModel, max_firing_rate, resolve_neuron_type, spike_noise_variance
 from .targets import evaluate_target, resolve_target
 
-N_FIT_POINTS = 2001  # grid the optimizer fits on
+N_FIT_POINTS = 2001  # grid the final fit is polished on
+N_SEARCH_POINTS = 401  # coarse grid of the global search
 N_EVAL_POINTS = 1001  # grid NRMSE is reported on (as DESIGN.md defines it)
 N_FINE_POINTS = 20001  # grid max_error is reported on (steep LIF onsets)
 
 _C_BOUNDS = (-2.0, 0.95)  # intercepts, in units where the faced domain edge is 1
 _RHO_MIN = 0.02  # lowest max rate, as a fraction of max_rate
 _RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
-_N_SCREEN = 64  # Sobol points screened per encoder-sign pattern
-_N_SHORT = 8  # screened points that get a short local fit
-_SHORT_NFEV = 30
-_POLISH_NFEV = 400
+_N_SCREEN = 128  # Sobol points screened per encoder-sign pattern
+_N_SHORT = 32  # screened points that get a short local fit
+_SHORT_NFEV = 40
+_N_POLISH = 3
+_POLISH_NFEV = 200
 
 
 class _Problem:
@@ -210,32 +212,41 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     if seed is not None:
         seed = check_int(seed, "seed", where, low=0)
 
-    x = np.linspace(lo, hi, N_FIT_POINTS)
-    y = evaluate_target(target, x, where)
-    scale = float(np.ptp(y)) or 1.0
     model = RateModel(neuron_type)
-    seed_seq = np.random.SeedSequence(seed)
+    grids = {}
+
+    def problem_for(encoders, n_points):
+        if n_points not in grids:
+            xg = np.linspace(lo, hi, n_points)
+            grids[n_points] = (xg, evaluate_target(target, xg, where))
+        xg, yg = grids[n_points]
+        return _Problem(model, xg, yg, lo, hi, encoders, max_rate, synapse, scale)
+
+    y = evaluate_target(target, np.linspace(lo, hi, N_FIT_POINTS), where)
+    scale = float(np.ptp(y)) or 1.0
+    sobol = _screen_starts(n_neurons, _N_SCREEN, np.random.default_rng(seed))
     with threadpool_limits(limits=1, user_api="blas"):
-        # 1. screen: structured starts and Sobol points, one linear solve each
+        # 1. screen, on a coarse grid: structured starts and Sobol points, one
+        #    linear solve each, for every split of the neurons into the two signs
         screened, structured = [], []
         for plus in _sign_patterns(n_neurons):
-            encoders = np.where(plus, 1.0, -1.0)
-            problem = _Problem(model, x, y, lo, hi, encoders, max_rate, synapse, scale)
+            problem = problem_for(np.where(plus, 1.0, -1.0), N_SEARCH_POINTS)
             for theta0 in _structured_starts(n_neurons, plus):
                 structured.append((problem.cost(theta0), problem, theta0))
-            sobol_seed = np.random.default_rng(seed_seq.spawn(1)[0])
-            for theta0 in _screen_starts(n_neurons, _N_SCREEN, sobol_seed):
+            for theta0 in sobol:
                 screened.append((problem.cost(theta0), problem, theta0))
         screened.sort(key=lambda item: item[0])
-        # 2. short local fits from the best screened points and every structured start
+        # 2. short local fits (coarse grid) from the best screened points and
+        #    every structured start
         short = []
         for _, problem, theta0 in screened[:_N_SHORT] + structured:
             res = _local_fit(problem, theta0, max_nfev=_SHORT_NFEV)
             short.append((res.cost, problem, res.x))
         short.sort(key=lambda item: item[0])
-        # 3. polish the two best to convergence
+        # 3. polish the best on the fine grid, to convergence
         best = None
-        for _, problem, theta in short[:2]:
+        for _, coarse, theta in short[:_N_POLISH]:
+            problem = problem_for(coarse.encoders, N_FIT_POINTS)
             res = _local_fit(problem, theta, max_nfev=_POLISH_NFEV)
             if best is None or res.cost < best[0].cost:
                 best = (res, problem)

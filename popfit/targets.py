@@ -132,6 +132,6 @@ def evaluate_target(target, x, where="fit_activation"):
         i = int(np.argmax(bad))
         raise PopfitValueError(
             f"{where}: target {target.name!r} returned a non-finite value "
-            f"{y[i]!r} at x={x[i]!r}; it must be finite over the whole domain"
+            f"{float(y[i])!r} at x={float(x[i])!r}; it must be finite over the whole domain"
         )
     return y

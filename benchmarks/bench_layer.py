@@ -1,0 +1,136 @@
+"""Scale: a 1,000-unit tanh layer (4 LIF neurons per unit) vs. a signed baseline.
+
+Measured side by side in one run (nengo reference simulator, dt 1 ms):
+
+- popfit layer: one `popfit.PopulationLayer` (one Ensemble of 4,000 LIF
+  neurons, `nengo.transforms.Sparse` block transforms in and out);
+- signed baseline: one Ensemble of 1,000 `RegularSpiking(Tanh)` neurons at
+  the same max rate, driven and decoded elementwise;
+- naive: 1,000 separate `popfit.PopulationNeuron` networks (timed once, it is slow);
+- dense: the layer with `nengo.transforms.Dense` block transforms (timed once).
+
+"build" is constructing the network plus building the `nengo.Simulator`;
+"run" is simulating 1 s. Layer and baseline are timed as medians of
+interleaved repeats. Bars (issue 3): build <= 2 x and run <= 4 x the baseline.
+
+Usage: ``python benchmarks/bench_layer.py [--units 1000] [--repeats 5] [--naive-units 1000]``
+"""
+
+import argparse
+import time
+
+import numpy as np
+import nengo
+
+import popfit
+
+MAX_RATE = 400.0
+SYNAPSE = 0.01
+
+
+def stimulus(n_units):
+    return np.linspace(-3.0, 3.0, n_units)
+
+
+def model_layer(fit, n_units, dense=False):
+    with nengo.Network(seed=0) as model:
+        stim = nengo.Node(stimulus(n_units))
+        layer = popfit.PopulationLayer(fit, n_units)
+        if dense:  # the trap: replace the sparse transforms by dense ones
+            for conn in list(layer.connections):
+                layer.connections.remove(conn)
+            with layer:
+                nengo.Connection(layer.input, layer.ensemble.neurons, synapse=None,
+                                 transform=layer.encoders_block().toarray())
+                nengo.Connection(layer.ensemble.neurons, layer.output, synapse=None,
+                                 transform=layer.decoders_block().toarray())
+        nengo.Connection(stim, layer.input, synapse=None)
+        nengo.Probe(layer.output, synapse=SYNAPSE)
+    return model
+
+
+def model_baseline(n_units):
+    with nengo.Network(seed=0) as model:
+        stim = nengo.Node(stimulus(n_units))
+        ens = nengo.Ensemble(n_units, 1,
+                             neuron_type=nengo.RegularSpiking(nengo.Tanh(tau_ref=1 / MAX_RATE)),
+                             gain=np.ones(n_units), bias=np.zeros(n_units),
+                             encoders=np.ones((n_units, 1)))
+        out = nengo.Node(size_in=n_units)
+        nengo.Connection(stim, ens.neurons, transform=1.0, synapse=None)
+        nengo.Connection(ens.neurons, out, transform=1.0 / MAX_RATE, synapse=None)
+        nengo.Probe(out, synapse=SYNAPSE)
+    return model
+
+
+def model_naive(fit, n_units):
+    with nengo.Network(seed=0) as model:
+        stim = nengo.Node(stimulus(n_units))
+        out = nengo.Node(size_in=n_units)
+        for u in range(n_units):
+            pop = popfit.PopulationNeuron(fit)
+            nengo.Connection(stim[u], pop.input, synapse=None)
+            nengo.Connection(pop.output, out[u], synapse=None)
+        nengo.Probe(out, synapse=SYNAPSE)
+    return model
+
+
+def time_it(make):
+    t0 = time.perf_counter()
+    model = make()
+    sim = nengo.Simulator(model, progress_bar=False)
+    t1 = time.perf_counter()
+    with sim:
+        sim.run(1.0)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--naive-units", type=int, default=1000,
+                        help="units in the naive version (timed once)")
+    args = parser.parse_args()
+    n = args.units
+    fit = popfit.fit_activation("tanh", 4, neuron_type="LIF", max_rate=MAX_RATE,
+                                synapse=SYNAPSE, seed=0)
+    time_it(lambda: model_baseline(n))  # warm-up (imports, caches)
+    time_it(lambda: model_layer(fit, n))
+    times = {"baseline": [], "layer": []}
+    for _ in range(args.repeats):  # interleaved
+        times["baseline"].append(time_it(lambda: model_baseline(n)))
+        times["layer"].append(time_it(lambda: model_layer(fit, n)))
+    med = {k: np.median(np.array(v), axis=0) for k, v in times.items()}
+    dense = time_it(lambda: model_layer(fit, n, dense=True))
+    n_naive = args.naive_units
+    naive = time_it(lambda: model_naive(fit, n_naive))
+    base_b, base_r = med["baseline"]
+
+    print(f"Layer of {n} tanh units, 4 LIF neurons each (max {MAX_RATE:g} Hz), "
+          f"reference simulator, 1 s simulated")
+    print(f"medians of {args.repeats} interleaved repeats (dense and naive: one run)\n")
+    print(f"| {'version':52s} | build (s) | x base | run 1 s (s) | x base |")
+    print(f"|{'-' * 54}|-----------|--------|-------------|--------|")
+
+    def row(name, b, r):
+        print(f"| {name:52s} | {b:9.3f} | {b / base_b:6.2f} | {r:11.3f} | {r / base_r:6.2f} |")
+
+    row(f"signed baseline: 1 Ensemble of {n} RegularSpiking(Tanh)", base_b, base_r)
+    row(f"popfit layer: 1 Ensemble of {4 * n} LIF, Sparse", *med["layer"])
+    row(f"popfit layer with Dense transforms", *dense)
+    label = f"naive: {n_naive} separate PopulationNeuron"
+    row(label, *naive)
+    if n_naive != n:
+        print(f"\n(naive version timed with {n_naive} units, not {n}; "
+              f"scaled to {n}: build {naive[0] * n / n_naive:.2f} s, "
+              f"run {naive[1] * n / n_naive:.2f} s)")
+    lb, lr = med["layer"]
+    print(f"\nbars: build {lb / base_b:.2f} x <= 2 x: {'PASS' if lb / base_b <= 2 else 'FAIL'}; "
+          f"run {lr / base_r:.2f} x <= 4 x: {'PASS' if lr / base_r <= 4 else 'FAIL'}; "
+          f"naive build {naive[0] * n / n_naive / lb:.0f} x the sparse layer")
+
+
+if __name__ == "__main__":
+    main()

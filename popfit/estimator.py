@@ -1,0 +1,153 @@
+"""`PopulationRegressor`: fit a population to samples, the scikit-learn way.
+
+The regressor turns samples ``(x, y)`` of a scalar function into a curve
+(linear interpolation of the sorted samples, duplicates averaged) on the
+domain ``(min x, max x)`` and calls `popfit.fit_activation` on it. Model
+selection (``GridSearchCV`` over ``n_neurons``), pipelines and cross-validation
+then work as for any scikit-learn regressor; `PopulationRegressor.to_fit`
+hands back the `popfit.PopulationFit` for saving and Nengo export.
+"""
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .exceptions import PopfitValueError
+from .fit import fit_activation
+from .targets import Target
+
+__all__ = ["PopulationRegressor"]
+
+
+def _interpolant(x, y):
+    """Sorted unique ``x`` and the mean ``y`` at each, as arrays."""
+    xu, inverse = np.unique(x, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    yu = np.bincount(inverse, weights=y) / np.bincount(inverse)
+    return xu, yu
+
+
+class PopulationRegressor(RegressorMixin, BaseEstimator):
+    """A population of positive-only neurons fitted to samples of a 1-D function.
+
+    Parameters
+    ----------
+    n_neurons : int
+        Number of neurons (>= 1).
+    neuron_type : str or nengo.neurons.NeuronType
+        As in `popfit.fit_activation` (``"LIF"``, ``"relu"``, ...).
+    max_rate : float
+        No neuron fires above this rate (Hz) on the domain.
+    synapse : float or None
+        Deployment synapse time constant (s) whose spike noise the fit
+        accounts for; ``None`` fits rates only.
+    random_state : int, numpy.random.RandomState or None
+        Source of the integer ``seed`` passed to `popfit.fit_activation`.
+
+    Attributes
+    ----------
+    fit_ : PopulationFit
+        The fitted population.
+    domain_ : (float, float)
+        ``(min x, max x)`` of the training samples.
+    n_features_in_ : int
+        Always 1.
+    seed_ : int
+        Seed the fit used.
+
+    Notes
+    -----
+    ``X`` must have exactly one feature (the unit's input); at least two
+    distinct values of it are needed to define the domain. The training
+    samples are linearly interpolated into a target curve, so noisy samples
+    are fitted as a jagged curve, smoothed only by the population's few
+    neurons (which is what makes ``n_neurons`` a regularization parameter).
+    Predictions outside ``domain_`` extrapolate the neurons' rate curves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from popfit import PopulationRegressor
+    >>> x = np.linspace(-3, 3, 200)[:, None]
+    >>> reg = PopulationRegressor(n_neurons=4, random_state=0).fit(x, np.tanh(x[:, 0]))
+    >>> reg.score(x, np.tanh(x[:, 0])) > 0.99
+    True
+    """
+
+    def __init__(self, n_neurons=4, *, neuron_type="LIF", max_rate=400.0, synapse=0.005,
+                 random_state=None):
+        self.n_neurons = n_neurons
+        self.neuron_type = neuron_type
+        self.max_rate = max_rate
+        self.synapse = synapse
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit the population to samples.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, 1)
+            Inputs (one feature), at least two distinct values.
+        y : array-like, shape (n_samples,)
+            Target values at ``X``.
+
+        Returns
+        -------
+        self : PopulationRegressor
+        """
+        where = "PopulationRegressor.fit"
+        X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=2,
+                             dtype=np.float64)
+        if X.shape[1] != 1:
+            raise PopfitValueError(
+                f"{where}: X must have exactly 1 feature (the unit's input), got "
+                f"{X.shape[1]} features (X.shape={X.shape}); a population approximates a "
+                "function of one variable: fit one regressor per input"
+            )
+        x = X[:, 0]
+        xu, yu = _interpolant(x, np.asarray(y, dtype=float))
+        if len(xu) < 2:
+            raise PopfitValueError(
+                f"{where}: X must hold at least 2 distinct values to define the domain "
+                f"(got {len(x)} samples, all at x={float(xu[0])!r})"
+            )
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        target = Target(f"samples (n={len(x)})", lambda q: np.interp(q, xu, yu),
+                        (float(xu[0]), float(xu[-1])), False)
+        self.fit_ = fit_activation(
+            target, self.n_neurons, neuron_type=self.neuron_type,
+            domain=(float(xu[0]), float(xu[-1])), max_rate=self.max_rate,
+            synapse=self.synapse, seed=seed,
+        )
+        self.domain_ = self.fit_.domain
+        self.seed_ = seed
+        return self
+
+    def predict(self, X):
+        """Rate-level output of the fitted population.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, 1)
+
+        Returns
+        -------
+        ndarray, shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self.fit_.predict(X[:, 0])
+
+    def to_fit(self):
+        """The fitted `popfit.PopulationFit` (for ``save``, ``network()``, ...)."""
+        check_is_fitted(self)
+        return self.fit_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # a handful of neurons fitted to one input is no general-purpose regressor
+        tags.regressor_tags.poor_score = True
+        return tags

@@ -1,0 +1,297 @@
+"""Nengo export: one fitted signed unit, or a whole layer of them.
+
+A fitted population is exported exactly as nengo describes it::
+
+    ens = nengo.Ensemble(N, 1, neuron_type, gain=fit.gain, bias=fit.bias,
+                         encoders=fit.encoders[:, None])
+    nengo.Connection(input, ens, synapse=None)
+    nengo.Connection(ens.neurons, output, transform=fit.decoders[None, :], synapse=None)
+
+Only positive-only neuron types are used (`nengo.LIF`,
+`nengo.SpikingRectifiedLinear`, or their rate twins `nengo.LIFRate`,
+`nengo.RectifiedLinear` when ``spiking=False``): the sign of the unit lives in
+the encoders and decoders, never in the spikes.
+
+Nengo multiplies every connection into ``ensemble.neurons`` by the ensemble's
+gain, so the transforms into neurons built here carry only the encoder signs
+(and, between layers, the decoders and the user's transform); the gain stays
+on the Ensemble.
+"""
+
+import numpy as np
+import nengo
+import scipy.sparse
+
+from ._validation import check_int, check_synapse
+from .exceptions import PopfitTypeError, PopfitValueError
+from .neurons import SUPPORTED, rate_twin, spiking_twin
+
+
+def _check_fit(fit, where):
+    from .result import PopulationFit
+
+    if not isinstance(fit, PopulationFit):
+        raise PopfitTypeError(
+            f"{where}: fit must be a popfit.PopulationFit (got {fit!r} of type "
+            f"{type(fit).__name__}); make one with popfit.fit_activation"
+        )
+    return fit
+
+
+def export_neuron_type(fit, spiking, where):
+    """The positive-only neuron type that runs ``fit`` (spiking or rate).
+
+    Raises `PopfitValueError` when the fit's neuron type has no positive-only
+    spiking twin (``spiking=True``) or is not a type popfit supports.
+    """
+    nt = fit.neuron_type
+    twin = spiking_twin(nt) if spiking else None
+    if type(nt) not in SUPPORTED or (spiking and twin is None):
+        mode = "spiking=True" if spiking else "spiking=False"
+        raise PopfitValueError(
+            f"{where}: fit.neuron_type {nt!r} has no positive-only "
+            f"{'spiking' if spiking else 'rate'} twin ({mode}); export supports fits of "
+            "LIF, LIFRate, RectifiedLinear and SpikingRectifiedLinear"
+        )
+    return twin if spiking else rate_twin(nt)
+
+
+class PopulationNeuron(nengo.Network):
+    """One signed unit as a Nengo network of positive-only neurons.
+
+    Drop it into any model: ``nengo.Connection(a, pop.input)`` and
+    ``nengo.Connection(pop.output, b, synapse=...)``. The network adds no
+    synapse of its own: the input Node drives the ensemble with
+    ``synapse=None`` and the decoded neurons reach the output Node with
+    ``synapse=None``, so ``output`` carries the raw decoded spikes
+    (``decoders * spikes``, spikes of height 1/dt) and the user's outgoing
+    connection sets all the filtering.
+
+    Parameters
+    ----------
+    fit : PopulationFit
+        The fitted population.
+    label : str, optional
+        Network label (default ``"PopulationNeuron(<target>)"``).
+    spiking : bool
+        True: the fit's spiking twin (`nengo.LIF`, `nengo.SpikingRectifiedLinear`);
+        False: its rate twin (`nengo.LIFRate`, `nengo.RectifiedLinear`), which
+        reproduces ``fit.predict`` exactly.
+    **kwargs
+        Passed to `nengo.Network` (e.g. ``seed``).
+
+    Attributes
+    ----------
+    fit : PopulationFit
+    spiking : bool
+    ensemble : nengo.Ensemble
+        ``fit.n_neurons`` neurons, 1 dimension, with the fitted gain, bias and
+        encoders.
+    input : nengo.Node
+        Size 1: the unit's input ``x``.
+    output : nengo.Node
+        Size 1: ``sum_i decoders_i * activity_i`` (activity in Hz for rate
+        neurons, spikes of height 1/dt for spiking ones).
+    """
+
+    def __init__(self, fit, label=None, spiking=True, **kwargs):
+        where = "PopulationNeuron"
+        self.fit = _check_fit(fit, where)
+        self.spiking = bool(spiking)
+        neuron_type = export_neuron_type(fit, self.spiking, where)
+        if label is None:
+            label = f"PopulationNeuron({fit.target.name})"
+        super().__init__(label=label, **kwargs)
+        with self:
+            self.input = nengo.Node(size_in=1, label="input")
+            self.ensemble = nengo.Ensemble(
+                fit.n_neurons, 1, neuron_type=neuron_type, gain=fit.gain.copy(),
+                bias=fit.bias.copy(), encoders=fit.encoders[:, None].copy(),
+                label="ensemble",
+            )
+            self.output = nengo.Node(size_in=1, label="output")
+            nengo.Connection(self.input, self.ensemble, synapse=None)
+            nengo.Connection(self.ensemble.neurons, self.output,
+                             transform=fit.decoders[None, :].copy(), synapse=None)
+
+
+class PopulationLayer(nengo.Network):
+    """``n_units`` signed units in one Ensemble, wired with block-sparse transforms.
+
+    Unit ``u`` owns neurons ``u*N .. u*N + N - 1`` (``N = fit.n_neurons``) and
+    computes ``fit.predict(x_u + input_bias_u)``. Input and output go through
+    `nengo.transforms.Sparse` connections with one nonzero per neuron, so the
+    layer costs O(n_units * N) per step. `connect_to` wires the neurons straight
+    into a following layer or object with the decoders folded into the weights,
+    with no signed intermediate Node.
+
+    As in `PopulationNeuron`, the input and output connections add no synapse
+    (``synapse=None``).
+
+    Parameters
+    ----------
+    fit : PopulationFit
+        The fitted population used for every unit.
+    n_units : int
+        Number of signed units (>= 1).
+    label : str, optional
+        Network label (default ``"PopulationLayer(<target>, <n_units>)"``).
+    spiking : bool
+        Spiking twin (True) or rate twin (False) of the fit's neuron type.
+    input_bias : array_like, shape (n_units,), optional
+        Added to each unit's input before the activation; folded into the
+        neurons' bias currents (``bias_n + gain_n * encoder_n * b_u``).
+    **kwargs
+        Passed to `nengo.Network` (e.g. ``seed``).
+
+    Attributes
+    ----------
+    fit : PopulationFit
+    n_units : int
+    n_neurons : int
+        Total neurons, ``n_units * fit.n_neurons``.
+    spiking : bool
+    input_bias : ndarray, shape (n_units,)
+    ensemble : nengo.Ensemble
+        All ``n_neurons`` neurons. Its single decoded dimension is a
+        placeholder (a decoded ``n_units``-d ensemble would add a dense
+        encoder product every step): drive the layer through `input` or
+        `connect_to`, and read ``ensemble.neurons``.
+    input : nengo.Node
+        Size ``n_units``.
+    output : nengo.Node
+        Size ``n_units``: each unit's decoded activity.
+    """
+
+    def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None, **kwargs):
+        where = "PopulationLayer"
+        self.fit = _check_fit(fit, where)
+        self.n_units = check_int(n_units, "n_units", where, low=1)
+        self.spiking = bool(spiking)
+        neuron_type = export_neuron_type(fit, self.spiking, where)
+        n = fit.n_neurons
+        if input_bias is None:
+            input_bias = np.zeros(self.n_units)
+        input_bias = np.asarray(input_bias, dtype=float)
+        if input_bias.shape != (self.n_units,) or not np.all(np.isfinite(input_bias)):
+            raise PopfitValueError(
+                f"{where}: input_bias must be a finite array of shape ({self.n_units},) "
+                f"(n_units,) (got shape {input_bias.shape})"
+            )
+        self.input_bias = input_bias
+        gain = np.tile(fit.gain, self.n_units)
+        encoders = np.tile(fit.encoders, self.n_units)
+        bias = np.tile(fit.bias, self.n_units) + gain * encoders * np.repeat(input_bias, n)
+        if label is None:
+            label = f"PopulationLayer({fit.target.name}, {self.n_units})"
+        super().__init__(label=label, **kwargs)
+        with self:
+            self.input = nengo.Node(size_in=self.n_units, label="input")
+            self.ensemble = nengo.Ensemble(
+                self.n_neurons, 1, neuron_type=neuron_type, gain=gain, bias=bias,
+                encoders=encoders[:, None], label="ensemble",
+            )
+            self.output = nengo.Node(size_in=self.n_units, label="output")
+            nengo.Connection(self.input, self.ensemble.neurons, synapse=None,
+                             transform=_sparse(self.encoders_block()))
+            nengo.Connection(self.ensemble.neurons, self.output, synapse=None,
+                             transform=_sparse(self.decoders_block()))
+
+    @property
+    def n_neurons(self):
+        """Total number of neurons, ``n_units * fit.n_neurons``."""
+        return self.n_units * self.fit.n_neurons
+
+    def encoders_block(self):
+        """Encoder signs as a sparse matrix, shape ``(n_neurons, n_units)``.
+
+        Row ``u*N + i`` has ``fit.encoders[i]`` in column ``u``. The gain is not
+        included: nengo applies it to every connection into ``ensemble.neurons``.
+        """
+        n = self.fit.n_neurons
+        rows = np.arange(self.n_neurons)
+        cols = np.repeat(np.arange(self.n_units), n)
+        vals = np.tile(self.fit.encoders, self.n_units)
+        return scipy.sparse.csr_matrix((vals, (rows, cols)),
+                                       shape=(self.n_neurons, self.n_units))
+
+    def decoders_block(self):
+        """Decoders as a sparse matrix, shape ``(n_units, n_neurons)``.
+
+        Row ``u`` has ``fit.decoders`` in columns ``u*N .. u*N + N - 1``
+        (units of the target per Hz, or per spike/dt when spiking).
+        """
+        n = self.fit.n_neurons
+        rows = np.repeat(np.arange(self.n_units), n)
+        cols = np.arange(self.n_neurons)
+        vals = np.tile(self.fit.decoders, self.n_units)
+        return scipy.sparse.csr_matrix((vals, (rows, cols)),
+                                       shape=(self.n_units, self.n_neurons))
+
+    def connect_to(self, post, transform=None, synapse=0.005):
+        """Connect this layer's neurons to ``post`` with the decoders folded in.
+
+        Parameters
+        ----------
+        post : PopulationLayer, nengo.Node, nengo.Ensemble or nengo.base.ObjView
+            A following layer (neuron-to-neuron weights
+            ``post.encoders_block() @ transform @ self.decoders_block()``; nengo
+            applies the post gain), or any object with ``size_in == k`` (decoded
+            weights ``transform @ self.decoders_block()``).
+        transform : array_like, shape (k, n_units), optional
+            Linear map between this layer's unit outputs and ``post``'s ``k``
+            inputs (``k = post.n_units`` for a layer). Default: identity, which
+            needs ``k == n_units``; the weights are then block-sparse
+            (`nengo.transforms.Sparse`). A dense ``transform`` gives a dense
+            weight matrix (`nengo.transforms.Dense`).
+        synapse : float or None
+            Lowpass time constant (s) of the connection, > 0, or None.
+
+        Returns
+        -------
+        nengo.Connection
+        """
+        where = "PopulationLayer.connect_to"
+        synapse = check_synapse(synapse, "synapse", where)
+        if isinstance(post, PopulationLayer):
+            k, target = post.n_units, post.ensemble.neurons
+        elif isinstance(post, (nengo.Node, nengo.Ensemble, nengo.base.ObjView,
+                               nengo.ensemble.Neurons)):
+            k, target = post.size_in, post
+        else:
+            raise PopfitTypeError(
+                f"{where}: post must be a PopulationLayer, nengo.Node, nengo.Ensemble "
+                f"or a slice of one (got {post!r} of type {type(post).__name__})"
+            )
+        if transform is None:
+            if k != self.n_units:
+                raise PopfitValueError(
+                    f"{where}: without a transform post must have size {self.n_units} "
+                    f"(this layer's n_units) (got size {k}); pass transform of shape "
+                    f"({k}, {self.n_units})"
+                )
+            t = scipy.sparse.identity(self.n_units, format="csr")
+        else:
+            t = np.asarray(transform, dtype=float)
+            if t.shape != (k, self.n_units):
+                raise PopfitValueError(
+                    f"{where}: transform must have shape ({k}, {self.n_units}) "
+                    f"(post size, n_units) (got shape {t.shape})"
+                )
+        weights = t @ self.decoders_block()
+        if isinstance(post, PopulationLayer):
+            weights = post.encoders_block() @ weights
+        if scipy.sparse.issparse(weights):
+            transform = _sparse(weights)
+        else:
+            transform = nengo.transforms.Dense(weights.shape, init=np.asarray(weights))
+        with self:
+            return nengo.Connection(self.ensemble.neurons, target, transform=transform,
+                                    synapse=synapse)
+
+
+def _sparse(matrix):
+    """A `nengo.transforms.Sparse` holding a scipy sparse matrix."""
+    matrix = scipy.sparse.csr_matrix(matrix)
+    matrix.eliminate_zeros()
+    return nengo.transforms.Sparse(matrix.shape, init=matrix)
