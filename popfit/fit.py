@@ -28,16 +28,17 @@ from .neurons import RateModel, max_firing_rate, resolve_neuron_type, spike_nois
 from .targets import evaluate_target, resolve_target
 
 N_FIT_POINTS = 2001  # grid the final fit is polished on
-N_SEARCH_POINTS = 401  # coarse grid of the global search
+N_SEARCH_POINTS = 201  # coarse grid of the global search
 N_EVAL_POINTS = 1001  # grid NRMSE is reported on (as DESIGN.md defines it)
 N_FINE_POINTS = 20001  # grid max_error is reported on (steep LIF onsets)
 
 _C_BOUNDS = (-2.0, 0.95)  # intercepts, in units where the faced domain edge is 1
 _RHO_MIN = 0.02  # lowest max rate, as a fraction of max_rate
 _RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
-_N_SCREEN = 128  # Sobol points screened per encoder-sign pattern
-_N_SHORT = 32  # screened points that get a short local fit
-_SHORT_NFEV = 40
+_N_SCREEN = 512  # Sobol points screened per encoder-sign pattern
+_N_SHORT = 160  # screened points that get a short local fit, over all sign patterns
+_MIN_SHORT_PER_PATTERN = 4
+_HALVING = ((8, 32), (20, 12), (40, 4))  # (max_nfev, survivors) rounds on the coarse grid
 _N_POLISH = 3
 _POLISH_NFEV = 200
 
@@ -228,24 +229,25 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     with threadpool_limits(limits=1, user_api="blas"):
         # 1. screen, on a coarse grid: structured starts and Sobol points, one
         #    linear solve each, for every split of the neurons into the two signs
-        screened, structured = [], []
+        starts = []
+        per_pattern = max(_MIN_SHORT_PER_PATTERN, -(-_N_SHORT // (n_neurons + 1)))
         for plus in _sign_patterns(n_neurons):
             problem = problem_for(np.where(plus, 1.0, -1.0), N_SEARCH_POINTS)
-            for theta0 in _structured_starts(n_neurons, plus):
-                structured.append((problem.cost(theta0), problem, theta0))
-            for theta0 in sobol:
-                screened.append((problem.cost(theta0), problem, theta0))
-        screened.sort(key=lambda item: item[0])
-        # 2. short local fits (coarse grid) from the best screened points and
-        #    every structured start
-        short = []
-        for _, problem, theta0 in screened[:_N_SHORT] + structured:
-            res = _local_fit(problem, theta0, max_nfev=_SHORT_NFEV)
-            short.append((res.cost, problem, res.x))
-        short.sort(key=lambda item: item[0])
+            screened = sorted(((problem.cost(t), i) for i, t in enumerate(sobol)))
+            starts += [(problem, sobol[i]) for _, i in screened[:per_pattern]]
+            starts += [(problem, t) for t in _structured_starts(n_neurons, plus)]
+        # 2. successive halving of short local fits on the coarse grid
+        candidates = [(problem, theta0) for problem, theta0 in starts]
+        for nfev, keep in _HALVING:
+            short = []
+            for problem, theta0 in candidates:
+                res = _local_fit(problem, theta0, max_nfev=nfev)
+                short.append((res.cost, problem, res.x))
+            short.sort(key=lambda item: item[0])
+            candidates = [(problem, theta) for _, problem, theta in short[:keep]]
         # 3. polish the best on the fine grid, to convergence
         best = None
-        for _, coarse, theta in short[:_N_POLISH]:
+        for coarse, theta in candidates[:_N_POLISH]:
             problem = problem_for(coarse.encoders, N_FIT_POINTS)
             res = _local_fit(problem, theta, max_nfev=_POLISH_NFEV)
             if best is None or res.cost < best[0].cost:

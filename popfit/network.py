@@ -250,6 +250,8 @@ class PopulationLayer(nengo.Network):
         Returns
         -------
         nengo.Connection
+            Created in the current ``with network:`` context (as any
+            `nengo.Connection`), which must contain both this layer and ``post``.
         """
         where = "PopulationLayer.connect_to"
         synapse = check_synapse(synapse, "synapse", where)
@@ -285,9 +287,10 @@ class PopulationLayer(nengo.Network):
             transform = _sparse(weights)
         else:
             transform = nengo.transforms.Dense(weights.shape, init=np.asarray(weights))
-        with self:
-            return nengo.Connection(self.ensemble.neurons, target, transform=transform,
-                                    synapse=synapse)
+        # added to the current network context, like any nengo.Connection: the
+        # builder needs it in a network that contains both ends
+        return nengo.Connection(self.ensemble.neurons, target, transform=transform,
+                                synapse=synapse)
 
 
 def _sparse(matrix):

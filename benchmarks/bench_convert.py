@@ -1,0 +1,165 @@
+"""Benchmark: a scikit-learn tanh MLP on the digits data, converted to spiking neurons.
+
+All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S]):
+
+- the ANN's own test accuracy (reference);
+- popfit.convert with 2, 4 and 8 LIF neurons per hidden unit (max 400 Hz,
+  synapse 5 ms, domain calibrated on the training set);
+- the signed baseline: one nengo.RegularSpiking(nengo.Tanh(tau_ref=1/400))
+  neuron per hidden unit (negative spikes allowed), built directly with nengo;
+- nengo's default random populations with the same neuron counts: one
+  nengo.networks.EnsembleArray(n, 64) with default tuning, radius = the
+  layer's calibrated domain, decoding tanh (LstsqL2);
+
+each at presentation times 0.05, 0.1 and 0.2 s, reading the decoded output
+averaged over the last half of each presentation, with wall seconds per sample
+(build + simulation). Every spiking network uses the same 5 ms synapse on its
+hidden-to-output connection and the same readout.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import nengo
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+
+import popfit
+
+MAX_RATE = 400.0
+SYNAPSE = 0.005
+DT = 0.001
+PRESENTATION_TIMES = (0.05, 0.1, 0.2)
+NEURON_COUNTS = (2, 4, 8)
+
+
+def run_readout(net, X, presentation_time, seed):
+    """Present each sample; decoded output averaged over the last half. Returns (out, wall s)."""
+    start = time.perf_counter()
+    steps = int(round(presentation_time / DT))
+    with nengo.Network(seed=seed) as wrapper:
+        wrapper.networks.append(net)
+        stim = nengo.Node(nengo.processes.PresentInput(X, steps * DT))
+        nengo.Connection(stim, net.input, synapse=None)
+        probe = nengo.Probe(net.output, synapse=None)
+    with nengo.Simulator(wrapper, dt=DT, progress_bar=False, seed=seed) as sim:
+        sim.run_steps(len(X) * steps)
+    y = sim.data[probe].reshape(len(X), steps, -1)[:, steps // 2:].mean(axis=1)
+    return y, time.perf_counter() - start
+
+
+def signed_baseline(mlp):
+    """One signed RegularSpiking(Tanh) neuron per hidden unit, at MAX_RATE."""
+    w1, w2 = mlp.coefs_
+    b1, b2 = mlp.intercepts_
+    tau_ref = 1.0 / MAX_RATE
+    n_units = w1.shape[1]
+    with nengo.Network(label="signed baseline") as net:
+        net.input = nengo.Node(size_in=w1.shape[0])
+        ens = nengo.Ensemble(n_units, 1, neuron_type=nengo.RegularSpiking(
+            nengo.Tanh(tau_ref=tau_ref)), gain=np.ones(n_units), bias=b1,
+            encoders=np.ones((n_units, 1)))
+        net.output = nengo.Node(size_in=w2.shape[1])
+        nengo.Connection(net.input, ens.neurons, transform=w1.T, synapse=None)
+        # Tanh fires tanh(J) / tau_ref Hz: scale spikes by tau_ref to decode tanh
+        nengo.Connection(ens.neurons, net.output, transform=w2.T * tau_ref, synapse=SYNAPSE)
+        nengo.Connection(nengo.Node(b2), net.output, synapse=None)
+    return net
+
+
+def nengo_default(mlp, n_neurons, radius):
+    """nengo's default random tuning: an EnsembleArray decoding tanh."""
+    w1, w2 = mlp.coefs_
+    b1, b2 = mlp.intercepts_
+    with nengo.Network(label="nengo default") as net:
+        net.input = nengo.Node(size_in=w1.shape[0])
+        ea = nengo.networks.EnsembleArray(n_neurons, w1.shape[1], radius=radius)
+        out = ea.add_output("tanh", np.tanh)
+        net.output = nengo.Node(size_in=w2.shape[1])
+        nengo.Connection(net.input, ea.input, transform=w1.T, synapse=None)
+        nengo.Connection(nengo.Node(b1), ea.input, synapse=None)
+        nengo.Connection(out, net.output, transform=w2.T, synapse=SYNAPSE)
+        nengo.Connection(nengo.Node(b2), net.output, synapse=None)
+    return net
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subset", type=int, default=None,
+                        help="evaluate on the first N of the 450 test digits")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, random_state=0)
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), activation="tanh", max_iter=1000,
+                        random_state=0).fit(X_train, y_train)
+    if args.subset:
+        X_test, y_test = X_test[:args.subset], y_test[:args.subset]
+    n = len(X_test)
+    ann = mlp.score(X_test, y_test)
+
+    rows = []  # (name, neurons per unit, {T: (acc, s/sample)})
+    radius = None
+    for n_neurons in NEURON_COUNTS:
+        t = time.perf_counter()
+        model = popfit.convert(mlp, n_neurons=n_neurons, max_rate=MAX_RATE, synapse=SYNAPSE,
+                               calibration_data=X_train, seed=args.seed)
+        convert_s = time.perf_counter() - t
+        radius = model.layers[0].domain[1]
+        res = {}
+        for T in PRESENTATION_TIMES:
+            t = time.perf_counter()
+            acc = model.score(X_test, y_test, presentation_time=T, progress_bar=False)
+            res[T] = (acc, (time.perf_counter() - t) / n)
+        rows.append((f"popfit LIF (convert {convert_s:.1f} s)", n_neurons, res))
+        if n_neurons == 4:
+            summary = model.report()
+
+    net = signed_baseline(mlp)
+    res = {}
+    for T in PRESENTATION_TIMES:
+        out, wall = run_readout(net, X_test, T, args.seed)
+        res[T] = (np.mean(mlp.classes_[out.argmax(axis=1)] == y_test), wall / n)
+    rows.insert(0, ("signed RegularSpiking(Tanh)", 1, res))
+
+    for n_neurons in NEURON_COUNTS:
+        net = nengo_default(mlp, n_neurons, radius)
+        res = {}
+        for T in PRESENTATION_TIMES:
+            out, wall = run_readout(net, X_test, T, args.seed)
+            res[T] = (np.mean(mlp.classes_[out.argmax(axis=1)] == y_test), wall / n)
+        rows.append(("nengo default EnsembleArray", n_neurons, res))
+
+    print("popfit.convert benchmark: MLPClassifier(hidden_layer_sizes=(64,), "
+          "activation='tanh') on load_digits")
+    print(f"test digits: {n}" + (" (subset of 450)" if n < 450 else " (all held-out 25%)")
+          + f"; LIF max {MAX_RATE:g} Hz, synapse {SYNAPSE * 1e3:g} ms, dt 1 ms, output "
+          "averaged over the last half of each presentation; seed", args.seed)
+    print(summary)
+    print()
+    head = "".join(f"   T={T:g} s acc   (vs ANN)  s/sample" for T in PRESENTATION_TIMES)
+    print(f"{'network':<34}{'N/unit':>6}{head}")
+    print(f"{'ANN (MLPClassifier, float)':<34}{'-':>6}"
+          + "".join(f"   {100 * ann:10.2f}%  {'':>9}  {'-':>8}" for _ in PRESENTATION_TIMES))
+    for name, nn, res in rows:
+        cells = "".join(f"   {100 * a:10.2f}%  {100 * (a - ann):+8.2f}pp  {s:8.4f}"
+                        for a, s in (res[T] for T in PRESENTATION_TIMES))
+        print(f"{name:<34}{nn:>6}{cells}")
+    signed = rows[0][2]
+    pop4 = [r for r in rows if r[0].startswith("popfit") and r[1] == 4][0][2]
+    print()
+    print(f"goal at T=0.1 s: popfit N=4 {100 * pop4[0.1][0]:.2f}% vs ANN {100 * ann:.2f}% "
+          f"(gap {100 * (ann - pop4[0.1][0]):.2f} pp, goal <= 1 pp); vs signed baseline "
+          f"{100 * signed[0.1][0]:.2f}% (ratio of errors popfit/signed: "
+          f"{(1 - pop4[0.1][0]) / max(1 - signed[0.1][0], 1e-9):.2f})")
+    print(f"total wall time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

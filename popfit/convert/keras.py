@@ -1,0 +1,147 @@
+"""Read Keras 3 models (chains of ``Dense`` and ``Activation`` layers) into a `ModelSpec`.
+
+Keras is imported only here, when a Keras model is converted; install it with
+``pip install popfit[keras]``.
+"""
+
+import numpy as np
+
+from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
+from .model import HIDDEN_ACTIVATIONS, DenseSpec, ModelSpec
+
+#: Keras activation name -> numpy output activation (output layer only)
+OUTPUT = {"linear": "linear", "sigmoid": "sigmoid", "softmax": "softmax", "tanh": "tanh",
+          "relu": "relu"}
+SUPPORTED_LAYERS = "Dense and Activation (plus the InputLayer)"
+_SUPPORTED_TEXT = (
+    f"supported layers are {SUPPORTED_LAYERS}; supported activations are "
+    f"{', '.join(HIDDEN_ACTIVATIONS)} (softmax on the output layer only)")
+
+
+def import_keras():
+    """Import Keras 3, or raise an ImportError that says how to install it."""
+    try:
+        import keras
+    except ImportError as err:
+        raise ImportError(
+            "popfit.convert needs Keras 3 to convert a Keras model; install it with "
+            "`pip install popfit[keras]`") from err
+    major = int(str(getattr(keras, "__version__", "0")).split(".")[0] or 0)
+    if major < 3:
+        raise ImportError(
+            f"popfit.convert needs Keras >= 3 (found {keras.__version__}); install it "
+            "with `pip install popfit[keras]`")
+    return keras
+
+
+def _activation_name(fn):
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _layers_in_order(keras, model, where):
+    """The model's layers, checking that a functional model is a single chain."""
+    layers = [layer for layer in model.layers
+              if not isinstance(layer, keras.layers.InputLayer)]
+    if isinstance(model, keras.Sequential):
+        return layers
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConversionError(
+            f"{where}: Keras model {model.name!r} has {len(model.inputs)} inputs and "
+            f"{len(model.outputs)} outputs; only single-input, single-output chains of "
+            f"layers are supported ({SUPPORTED_LAYERS})")
+    previous = model.inputs[0]
+    for layer in layers:
+        try:
+            inp = layer.input
+        except (AttributeError, ValueError):  # a layer used more than once
+            inp = None
+        if inp is not previous:
+            raise ConversionError(
+                f"{where}: Keras layer {layer.name!r} ({type(layer).__name__}) is not fed "
+                "by the previous layer alone; only chains (each layer feeding the next) "
+                f"are supported ({SUPPORTED_LAYERS})")
+        previous = layer.output
+    if layers and layers[-1].output is not model.outputs[0]:
+        raise ConversionError(
+            f"{where}: Keras model {model.name!r} is not a single chain of layers ending "
+            "at its output")
+    return layers
+
+
+def from_keras(model, where="convert"):
+    """Read a built Keras 3 model: Dense layers (with their activations) and Activation layers."""
+    keras = import_keras()
+    if not isinstance(model, keras.Model):
+        raise PopfitTypeError(
+            f"{where}: a Keras model must be a Keras 3 keras.Model (Sequential or "
+            f"functional) (got {type(model).__module__}.{type(model).__name__}); Keras 2 / "
+            "tf.keras models and single layers are not supported")
+    if not model.built:
+        raise PopfitValueError(
+            f"{where}: Keras model {model.name!r} is not built (its weights do not exist "
+            "yet); start it with keras.Input(shape=(n_features,)), or call or fit it first")
+    try:
+        rank = len(model.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        rank = 2
+    if rank != 2:
+        raise ConversionError(
+            f"{where}: Keras model {model.name!r} takes inputs of shape "
+            f"{tuple(model.inputs[0].shape)}; only flat inputs (batch, n_features) are "
+            "supported")
+
+    ops = []  # [weights, bias, activation, label]
+    for layer in _layers_in_order(keras, model, where):
+        cls = type(layer).__name__
+        if isinstance(layer, keras.layers.Dense):
+            act = _activation_name(layer.activation)
+            if act not in OUTPUT:
+                raise ConversionError(
+                    f"{where}: Keras layer {layer.name!r} (Dense) has activation {act!r}, "
+                    f"which is not supported; {_SUPPORTED_TEXT}")
+            w = keras.ops.convert_to_numpy(layer.kernel).astype(float)
+            b = (np.zeros(w.shape[1]) if layer.bias is None
+                 else keras.ops.convert_to_numpy(layer.bias).astype(float))
+            ops.append([w, b, act, layer.name])
+        elif isinstance(layer, keras.layers.Activation):
+            act = _activation_name(layer.activation)
+            if act not in OUTPUT:
+                raise ConversionError(
+                    f"{where}: Keras layer {layer.name!r} (Activation) applies {act!r}, "
+                    f"which is not supported; {_SUPPORTED_TEXT}")
+            if act == "linear":  # the identity: nothing to convert
+                continue
+            if not ops:
+                raise ConversionError(
+                    f"{where}: Keras layer {layer.name!r} (Activation {act!r}) comes before "
+                    "any Dense layer; the model input must go into a Dense layer first")
+            if ops[-1][2] != "linear":
+                raise ConversionError(
+                    f"{where}: Keras layer {layer.name!r} applies {act!r} after "
+                    f"{ops[-1][3]!r} already applied {ops[-1][2]!r}; only one nonlinearity "
+                    "per Dense layer is supported")
+            ops[-1][2] = act
+            ops[-1][3] = f"{ops[-1][3]}+{layer.name}"
+        else:
+            raise ConversionError(
+                f"{where}: Keras layer {layer.name!r} of type {cls} is not supported; "
+                f"{_SUPPORTED_TEXT}")
+    if len(ops) < 2:
+        raise ConversionError(
+            f"{where}: Keras model {model.name!r} has {len(ops)} Dense layer(s); at least "
+            "two are needed (a hidden layer whose units become neurons, and an output "
+            "layer)")
+    for w, b, act, label in ops[:-1]:
+        if act not in HIDDEN_ACTIVATIONS:
+            raise ConversionError(
+                f"{where}: Keras layer {label!r} has activation {act!r}, which is only "
+                f"supported on the output layer; hidden activations supported are "
+                f"{', '.join(HIDDEN_ACTIVATIONS)}")
+    layers = tuple(
+        DenseSpec(weights=w, bias=b,
+                  activation=OUTPUT[act] if i == len(ops) - 1 else act, label=label)
+        for i, (w, b, act, label) in enumerate(ops))
+    out = layers[-1]
+    is_classifier = out.activation == "softmax"
+    return ModelSpec(source=type(model).__name__, layers=layers, is_classifier=is_classifier,
+                     classes=np.arange(out.n_out) if is_classifier else None)
