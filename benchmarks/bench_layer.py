@@ -7,6 +7,7 @@ Measured side by side in one run (nengo reference simulator, dt 1 ms):
 - signed baseline: one Ensemble of 1,000 `RegularSpiking(Tanh)` neurons at
   the same max rate, driven and decoded elementwise;
 - naive: 1,000 separate `popfit.PopulationNeuron` networks (timed once, it is slow);
+- floor: the layer's LIF neurons alone (nengo's LIF step, no connections);
 - dense: the layer with `nengo.transforms.Dense` block transforms (timed once).
 
 "build" is constructing the network plus building the `nengo.Simulator`;
@@ -18,6 +19,7 @@ Usage: ``python benchmarks/bench_layer.py [--units 1000] [--repeats 5] [--naive-
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 import nengo
@@ -25,6 +27,10 @@ import nengo
 import popfit
 
 MAX_RATE = 400.0
+# the floor model folds the stimulus into the bias; nengo then warns that some
+# derived max_rates are not finite (they are informational only)
+warnings.filterwarnings("ignore", message="Non-finite values detected in `max_rates`")
+warnings.filterwarnings("ignore", message="invalid value encountered in log1p")
 SYNAPSE = 0.01
 
 
@@ -63,6 +69,19 @@ def model_baseline(n_units):
     return model
 
 
+def model_bare_lif(fit, n_units):
+    """Floor: the layer's LIF neurons alone, the stimulus folded into their bias
+    (same firing), no connections or probes."""
+    n = n_units * fit.n_neurons
+    gain = np.tile(fit.gain, n_units)
+    bias = np.tile(fit.bias, n_units) + gain * np.tile(fit.encoders, n_units) * np.repeat(
+        stimulus(n_units), fit.n_neurons)
+    with nengo.Network(seed=0) as model:
+        nengo.Ensemble(n, 1, neuron_type=fit.neuron_type, gain=gain, bias=bias,
+                       encoders=np.ones((n, 1)), eval_points=np.zeros((1, 1)))
+    return model
+
+
 def model_naive(fit, n_units):
     with nengo.Network(seed=0) as model:
         stim = nengo.Node(stimulus(n_units))
@@ -98,10 +117,11 @@ def main():
                                 synapse=SYNAPSE, seed=0)
     time_it(lambda: model_baseline(n))  # warm-up (imports, caches)
     time_it(lambda: model_layer(fit, n))
-    times = {"baseline": [], "layer": []}
+    times = {"baseline": [], "layer": [], "bare": []}
     for _ in range(args.repeats):  # interleaved
         times["baseline"].append(time_it(lambda: model_baseline(n)))
         times["layer"].append(time_it(lambda: model_layer(fit, n)))
+        times["bare"].append(time_it(lambda: model_bare_lif(fit, n)))
     med = {k: np.median(np.array(v), axis=0) for k, v in times.items()}
     dense = time_it(lambda: model_layer(fit, n, dense=True))
     n_naive = args.naive_units
@@ -119,7 +139,8 @@ def main():
 
     row(f"signed baseline: 1 Ensemble of {n} RegularSpiking(Tanh)", base_b, base_r)
     row(f"popfit layer: 1 Ensemble of {4 * n} LIF, Sparse", *med["layer"])
-    row(f"popfit layer with Dense transforms", *dense)
+    row(f"floor: the {4 * n} LIF neurons alone (no connections)", *med["bare"])
+    row("popfit layer with Dense transforms", *dense)
     label = f"naive: {n_naive} separate PopulationNeuron"
     row(label, *naive)
     if n_naive != n:

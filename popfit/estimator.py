@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .exceptions import PopfitValueError
 from .fit import fit_activation
-from .targets import Target
+from .targets import tabulated_target
 
 __all__ = ["PopulationRegressor"]
 
@@ -115,8 +115,7 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        target = Target(f"samples (n={len(x)})", lambda q: np.interp(q, xu, yu),
-                        (float(xu[0]), float(xu[-1])), False)
+        target = tabulated_target(f"samples (n={len(x)})", xu, yu)
         self.fit_ = fit_activation(
             target, self.n_neurons, neuron_type=self.neuron_type,
             domain=(float(xu[0]), float(xu[-1])), max_rate=self.max_rate,

@@ -155,8 +155,9 @@ class PopulationLayer(nengo.Network):
     ensemble : nengo.Ensemble
         All ``n_neurons`` neurons. Its single decoded dimension is a
         placeholder (a decoded ``n_units``-d ensemble would add a dense
-        encoder product every step): drive the layer through `input` or
-        `connect_to`, and read ``ensemble.neurons``.
+        encoder product every step), with a single evaluation point: drive
+        the layer through `input` or `connect_to`, read ``ensemble.neurons``,
+        and do not decode from the ensemble itself.
     input : nengo.Node
         Size ``n_units``.
     output : nengo.Node
@@ -189,8 +190,9 @@ class PopulationLayer(nengo.Network):
             self.input = nengo.Node(size_in=self.n_units, label="input")
             self.ensemble = nengo.Ensemble(
                 self.n_neurons, 1, neuron_type=neuron_type, gain=gain, bias=bias,
-                encoders=encoders[:, None], label="ensemble",
-            )
+                encoders=encoders[:, None], eval_points=np.zeros((1, 1)),
+                label="ensemble",
+            )  # one eval point: the decoded dimension is unused, sampling is wasted build time
             self.output = nengo.Node(size_in=self.n_units, label="output")
             nengo.Connection(self.input, self.ensemble.neurons, synapse=None,
                              transform=_sparse(self.encoders_block()))

@@ -73,11 +73,24 @@ def get_named_target(name, where="fit_activation"):
     return TARGETS[key]
 
 
+class _Interpolant:
+    """Linear interpolation of samples ``(x, y)``, ``x`` increasing (picklable)."""
+
+    def __init__(self, x, y):
+        self.x = np.array(x, dtype=float)
+        self.y = np.array(y, dtype=float)
+
+    def __call__(self, q):
+        return np.interp(q, self.x, self.y)
+
+
 def tabulated_target(name, x, y):
-    """A `Target` that linearly interpolates samples (used for loaded fits)."""
-    x = np.array(x, dtype=float)
-    y = np.array(y, dtype=float)
-    return Target(name, lambda q: np.interp(q, x, y), (float(x[0]), float(x[-1])), False)
+    """A `Target` that linearly interpolates samples, ``x`` increasing.
+
+    Used for loaded fits and for `PopulationRegressor`; it pickles.
+    """
+    f = _Interpolant(x, y)
+    return Target(name, f, (float(f.x[0]), float(f.x[-1])), False)
 
 
 def resolve_target(target, domain, where="fit_activation"):

@@ -83,7 +83,7 @@ def test_one_feature_versions_of_the_sklearn_checks(fitted, samples):
     with pytest.raises(ValueError, match="X has 2 features, but PopulationRegressor is "
                                          "expecting 1 features"):
         fitted.predict(np.hstack([X, X]))
-    with pytest.raises(ValueError, match="Expected a 2-dimensional container"):
+    with pytest.raises(ValueError, match="Expected 2D array"):
         fitted.predict(X[:, 0])
     with pytest.raises(ValueError, match="Input X contains NaN"):
         clone(fitted).fit(np.where(X > 2, np.nan, X), y)

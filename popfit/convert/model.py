@@ -624,7 +624,7 @@ class ConvertedModel:
             f"    fits          : {s['n_fits']} distinct, converted in {s['convert_time']:.2f} s",
             "[[layers]]",
             "    layer                       activation  units  neurons  domain"
-            "            outside  fit NRMSE  mean rate",
+            "            outside  spk NRMSE  mean rate",
         ]
         for h in s["hidden_layers"]:
             outside = ("    n/a" if h["fraction_outside_domain"] is None

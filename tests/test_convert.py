@@ -1,0 +1,236 @@
+"""popfit.convert on real scikit-learn MLPs, checked against the models' own predictions."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+import popfit
+from popfit.convert import ConvertedModel
+from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError
+
+
+def _fit(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    return X[:600], y[:600], X[600:680], y[600:680]
+
+
+@pytest.fixture(scope="module")
+def digits_mlp(digits):
+    X, y, _, _ = digits
+    return _fit(MLPClassifier(hidden_layer_sizes=(24,), activation="tanh", max_iter=300,
+                              random_state=0), X, y)
+
+
+@pytest.fixture(scope="module")
+def digits_converted(digits, digits_mlp):
+    return popfit.convert(digits_mlp, calibration_data=digits[0], seed=1)
+
+
+@pytest.fixture(scope="module")
+def sine():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(300, 2))
+    y = np.sin(X[:, 0]) + 0.5 * np.cos(1.5 * X[:, 1])
+    return X, y
+
+
+def test_exports():
+    assert popfit.ConvertedModel is ConvertedModel
+    assert callable(popfit.convert)
+    import popfit.convert as package  # the package module stays callable
+
+    assert callable(package) and package.ConvertedModel is ConvertedModel
+
+
+def test_classifier_matches_ann(digits, digits_mlp, digits_converted):
+    _, _, X_test, y_test = digits
+    model = digits_converted
+    proba = model.predict_proba(X_test, presentation_time=0.1, progress_bar=False)
+    ann_proba = digits_mlp.predict_proba(X_test)
+    assert proba.shape == ann_proba.shape == (len(X_test), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    labels = digits_mlp.classes_[np.argmax(proba, axis=1)]
+    agree = np.mean(labels == digits_mlp.predict(X_test))
+    assert agree >= 0.95, agree
+    assert np.mean(np.abs(proba - ann_proba)) < 0.05
+    ann_acc = digits_mlp.score(X_test, y_test)
+    assert np.mean(labels == y_test) >= ann_acc - 0.05
+    # rate level (no spike noise): close to the ANN's own computation
+    np.testing.assert_allclose(model.rate_output(X_test), ann_proba, atol=0.1)
+
+
+def test_network_structure_and_summary(digits, digits_mlp, digits_converted):
+    import nengo
+
+    X = digits[0]
+    model = digits_converted
+    net = model.network
+    assert isinstance(net, nengo.Network)
+    (layer,) = net.layers
+    assert isinstance(layer, popfit.PopulationLayer)
+    assert layer.n_units == 24 and layer.ensemble.n_neurons == 24 * 4
+    assert isinstance(layer.ensemble.neuron_type, nengo.LIF)
+    assert net.input.size_in == 64 and net.output.size_in == 10
+    np.testing.assert_allclose(layer.input_bias, digits_mlp.intercepts_[0])
+    # domain from an independent computation of the pre-activations
+    z = X @ digits_mlp.coefs_[0] + digits_mlp.intercepts_[0]
+    m = np.percentile(np.abs(z), 99)
+    lo, hi = model.layers[0].domain
+    assert lo == -hi and hi == pytest.approx(m, rel=1e-2)
+    assert model.fits[0].domain == (lo, hi)
+    s = model.summary()
+    json.dumps(s)
+    h = s["hidden_layers"][0]
+    assert h["n_units"] == 24 and h["n_neurons"] == 96 and s["total_neurons"] == 96
+    assert h["fraction_outside_domain"] == pytest.approx(np.mean(np.abs(z) > hi))
+    assert 0 < h["mean_rate_hz"] < 400 and s["expected_spikes_per_second"] > 0
+    assert s["task"] == "classifier" and s["output_activation"] == "softmax"
+    text = model.report()
+    assert "coefs_[0]" in text and "softmax" in text and "calibration" in text
+
+
+def test_regressor_matches_ann(sine):
+    X, y = sine
+    mlp = _fit(MLPRegressor(hidden_layer_sizes=(16,), activation="tanh", max_iter=2000,
+                            random_state=0), X, y)
+    model = popfit.convert(mlp, calibration_data=X, seed=2)
+    X_test = X[:40]
+    pred = model.predict(X_test, presentation_time=0.1, progress_bar=False)
+    ref = mlp.predict(X_test)
+    assert pred.shape == ref.shape == (40,)
+    rmse = np.sqrt(np.mean((pred - ref) ** 2))
+    assert rmse < 0.05 * np.ptp(ref), rmse
+    assert model.score(X_test, y[:40], progress_bar=False) > mlp.score(X_test, y[:40]) - 0.05
+    with pytest.raises(AttributeError, match="only available for classifiers"):
+        model.predict_proba(X_test)
+    assert not hasattr(model, "predict_proba")
+
+
+@pytest.mark.parametrize("activation", ["logistic", "identity", "relu"])
+def test_hidden_activations_rate_level(sine, activation):
+    X, y = sine
+    mlp = _fit(MLPRegressor(hidden_layer_sizes=(8, 6), activation=activation, max_iter=500,
+                            random_state=0), X, y)
+    model = popfit.convert(mlp, calibration_data=X, seed=0)
+    target = {"logistic": "sigmoid", "identity": "linear", "relu": "relu"}[activation]
+    assert [f.target.name for f in model.fits] == [target, target]
+    ref = mlp.predict(X[:100])
+    err = model.rate_output(X[:100])[:, 0] - ref
+    assert np.sqrt(np.mean(err**2)) < 0.05 * np.ptp(ref)
+
+
+def test_two_hidden_layers_spiking(sine):
+    X, y = sine
+    mlp = _fit(MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=2000,
+                            random_state=0), X, y)
+    model = popfit.convert(mlp, calibration_data=X, seed=0)
+    assert len(model.network.layers) == 2
+    assert model.min_presentation_time == pytest.approx(2 * 5 * 0.005)
+    ref = mlp.predict(X[:30])
+    pred = model.predict(X[:30], presentation_time=0.1, progress_bar=False)
+    assert np.sqrt(np.mean((pred - ref) ** 2)) < 0.08 * np.ptp(ref)
+
+
+def test_fits_shared_without_calibration(sine):
+    X, y = sine
+    mlp = _fit(MLPRegressor(hidden_layer_sizes=(5, 7), activation="tanh", max_iter=50,
+                            random_state=0), X, y)
+    model = popfit.convert(mlp, n_neurons=3, seed=0)
+    assert model.fits[0] is model.fits[1]  # one fit per (activation, domain)
+    assert model.fits[0].domain == (-3.0, 3.0) and model.fits[0].n_neurons == 3
+    s = model.summary()
+    assert not s["calibrated"] and s["n_fits"] == 1
+    assert s["hidden_layers"][0]["fraction_outside_domain"] is None
+    assert "no calibration data" in model.report()
+
+
+def test_binary_classifier_and_determinism():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, size=(200, 3))
+    y = np.where(X[:, 0] + X[:, 1] ** 2 > 0.3, "yes", "no")
+    mlp = _fit(MLPClassifier(hidden_layer_sizes=(10,), activation="tanh", max_iter=1000,
+                             random_state=0), X, y)
+    model = popfit.convert(mlp, calibration_data=X, seed=5)
+    p1 = model.predict_proba(X[:20], presentation_time=0.05, progress_bar=False)
+    p2 = model.predict_proba(X[:20], presentation_time=0.05, progress_bar=False)
+    np.testing.assert_array_equal(p1, p2)
+    assert p1.shape == (20, 2)
+    np.testing.assert_allclose(p1, mlp.predict_proba(X[:20]), atol=0.1)
+    labels = model.predict(X[:20], presentation_time=0.05, progress_bar=False)
+    assert set(labels) <= {"yes", "no"}
+    assert np.mean(labels == mlp.predict(X[:20])) >= 0.9
+
+
+# ---------------------------------------------------------------- bad input
+def test_unfitted_model():
+    with pytest.raises(PopfitValueError, match="MLPClassifier instance is not fitted"):
+        popfit.convert(MLPClassifier(hidden_layer_sizes=(4,)))
+
+
+def test_unsupported_model_type():
+    lr = LinearRegression().fit(np.zeros((3, 2)), np.zeros(3))
+    with pytest.raises(PopfitTypeError, match="MLPClassifier or MLPRegressor"):
+        popfit.convert(lr)
+    with pytest.raises(PopfitTypeError, match="got str"):
+        popfit.convert("model.pkl")
+
+
+def test_unsupported_activations(sine):
+    X, y = sine
+    mlp = _fit(MLPRegressor(hidden_layer_sizes=(3,), max_iter=5, random_state=0), X, y)
+    mlp.activation = "softsign"
+    with pytest.raises(ConversionError, match=r"'softsign'.*'tanh', 'logistic'"):
+        popfit.convert(mlp)
+    mlp.activation = "tanh"
+    mlp.out_activation_ = "softplus"
+    with pytest.raises(ConversionError, match=r"out_activation_\) 'softplus'.*'identity'"):
+        popfit.convert(mlp)
+
+
+def test_bad_arguments(digits, digits_mlp):
+    X = digits[0]
+    with pytest.raises(PopfitValueError, match="n_neurons must be an integer >= 1 \\(got 0\\)"):
+        popfit.convert(digits_mlp, n_neurons=0)
+    with pytest.raises(PopfitValueError, match="max_rate must be < 500"):
+        popfit.convert(digits_mlp, max_rate=600.0)
+    with pytest.raises(PopfitValueError, match="synapse must be finite and > 0"):
+        popfit.convert(digits_mlp, synapse=0.0)
+    with pytest.raises(PopfitValueError, match="calibration_data has 10 features but the model "
+                                               "expects 64"):
+        popfit.convert(digits_mlp, calibration_data=X[:, :10])
+    with pytest.raises(PopfitValueError, match="NaN"):
+        bad = X.copy()
+        bad[0, 0] = np.nan
+        popfit.convert(digits_mlp, calibration_data=bad)
+
+
+def test_bad_predict_input(digits, digits_converted):
+    X = digits[2]
+    model = digits_converted
+    with pytest.raises(PopfitValueError, match="X has 63 features but the model expects 64"):
+        model.predict(X[:, :63])
+    with pytest.raises(PopfitValueError, match="must be 2-D"):
+        model.predict(X[0])
+    with pytest.raises(PopfitValueError, match="at least one sample"):
+        model.predict(X[:0])
+    with pytest.raises(PopfitValueError,
+                       match=r"presentation_time must be >= 0.025 s \(got 0.01\).*5 x synapse"):
+        model.predict(X[:2], presentation_time=0.01)
+    with pytest.raises(PopfitTypeError, match="presentation_time must be a number"):
+        model.predict(X[:2], presentation_time="0.1")
+    with pytest.raises(PopfitValueError, match="y has 3 samples but X has 2"):
+        model.score(X[:2], [1, 2, 3], presentation_time=0.03, progress_bar=False)
