@@ -32,7 +32,8 @@ N_SEARCH_POINTS = 201  # coarse grid of the global search
 N_EVAL_POINTS = 1001  # grid NRMSE is reported on (as DESIGN.md defines it)
 N_FINE_POINTS = 20001  # grid max_error is reported on (steep LIF onsets)
 
-_C_BOUNDS = (-2.0, 0.95)  # intercepts, in units where the faced domain edge is 1
+_C_BOUNDS = (-5.0, 0.95)  # intercepts, in units where the faced domain edge is 1 (below -1:
+# the neuron fires over the whole domain, a saturating offset that tanh-like fits use)
 _RHO_MIN = 0.02  # lowest max rate, as a fraction of max_rate
 _RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
 _N_SCREEN = 512  # Sobol points screened per encoder-sign pattern
@@ -89,8 +90,8 @@ class _Problem:
             dnoise = None
         else:
             var, dvar = spike_noise_variance(a, self.synapse)
-            noise = var.sum(axis=0) * self.scale**-2
-            dnoise = dvar * self.scale**-2
+            noise = var.sum(axis=0)
+            dnoise = dvar
         lam = np.sqrt(noise + 1e-300)
         b = np.vstack([a, np.diag(lam)])
         q, rr = scipy.linalg.qr(b, mode="economic", check_finite=False)

@@ -181,3 +181,25 @@ def test_report_and_html(tanh4):
     assert len([ln for ln in text.splitlines() if ln.strip().startswith(("0 ", "1 ", "2 ", "3 "))]) == 4
     html = tanh4._repr_html_()
     assert html.count("<tr>") == 4 + 5 + 1 and "rate NRMSE" in html
+
+
+@pytest.mark.parametrize("target, domain", [("tanh", None), (lambda x: 5.0 * np.tanh(x), (-3, 3))])
+def test_noise_aware_decoders_are_optimal_for_the_reported_objective(target, domain):
+    """Given the fitted rates, the decoders minimise rate error plus spike noise
+    (a ridge problem, solved here independently with numpy's lstsq); this is
+    where a target-scale mismatch between the two terms would show."""
+    synapse = 0.01
+    fit = popfit.fit_activation(target, 4, domain=domain, synapse=synapse, seed=0)
+    x = np.linspace(*fit.domain, 1001)
+    a = fit.rates(x)
+    y = fit.target(x)
+    var = spike_noise_variance(a, synapse)[0]
+    lam = np.sqrt(var.mean(axis=0) * len(x))
+    d_best = np.linalg.lstsq(np.vstack([a, np.diag(lam)]),
+                             np.concatenate([y, np.zeros(4)]), rcond=None)[0]
+
+    def expected(d):
+        return np.sqrt(np.mean((a @ d - y) ** 2) + np.mean(var @ d**2)) / np.ptp(y)
+
+    assert expected(fit.decoders) == pytest.approx(fit.spiking_nrmse, rel=1e-3)
+    assert expected(fit.decoders) <= expected(d_best) * 1.002

@@ -108,8 +108,7 @@ def test_fit_noise_model_predicts_measured_error(reports, case):
 
 @pytest.mark.parametrize("case, bar", [
     (("tanh", 4), 0.85),
-    pytest.param(("tanh", 8), 0.62, marks=pytest.mark.xfail(
-        strict=False, reason="fit.py optimizer reaches about 0.63-0.65 x at N=8 (bar 0.62)")),
+    (("tanh", 8), 0.62),
     (("sigmoid", 4), 1.0),
     (("linear", 4), 1.0),
 ])
