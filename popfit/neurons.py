@@ -159,19 +159,20 @@ def spike_noise_variance(rates, synapse):
     r = np.asarray(rates, dtype=float)
     on = r > 0
     rs = np.where(on, r, 1.0)
-    u = 1.0 / (2.0 * rs * synapse)
+    u = 1.0 / (2.0 * synapse) / rs
     small = u < 0.3
+    # f(u) = coth(u) - 1/u and g(u) = f(u) - u f'(u); series for small u
     us = np.where(small, u, 0.3)
+    u2 = us * us
+    f_small = us * (1 / 3 - u2 * (1 / 45 - u2 * (2 / 945 - u2 / 4725)))
+    g_small = us * u2 * (2 / 45 - u2 * (8 / 945 - u2 * (6 / 4725)))
     ub = np.where(small, 1.0, u)
-    # f(u) = coth(u) - 1/u and g(u) = f(u) - u f'(u), by series for small u
-    f_small = us / 3 - us**3 / 45 + 2 * us**5 / 945 - us**7 / 4725
-    g_small = 2 * us**3 / 45 - 8 * us**5 / 945 + 6 * us**7 / 4725
-    with np.errstate(over="ignore"):
-        csch2 = np.where(ub > 300, 0.0, 1.0 / np.sinh(np.minimum(ub, 300)) ** 2)
-    f_big = 1.0 / np.tanh(ub) - 1.0 / ub
-    g_big = f_big - ub * (1.0 / ub**2 - csch2)
+    coth = 1.0 / np.tanh(ub)
+    inv = 1.0 / ub
+    f_big = coth - inv
+    g_big = f_big - inv + ub * (coth * coth - 1.0)  # csch**2 = coth**2 - 1
     f = np.where(small, f_small, f_big)
     g = np.where(small, g_small, g_big)
-    var = np.where(on, rs / (2 * synapse) * f, 0.0)
-    dvar = np.where(on, g / (2 * synapse), 0.0)
+    var = np.where(on, rs * (0.5 / synapse) * f, 0.0)
+    dvar = np.where(on, g * (0.5 / synapse), 0.0)
     return var, dvar
