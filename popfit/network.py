@@ -18,6 +18,9 @@ gain, so the transforms into neurons built here carry only the encoder signs
 on the Ensemble.
 """
 
+import contextlib
+import warnings
+
 import numpy as np
 import nengo
 import scipy.sparse
@@ -25,6 +28,37 @@ import scipy.sparse
 from ._validation import check_int, check_synapse
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import SUPPORTED, rate_twin, spiking_twin
+
+
+@contextlib.contextmanager
+def ignore_max_rates_warnings():
+    """Silence nengo's spurious ``max_rates`` warnings while building popfit ensembles.
+
+    Given an Ensemble's ``gain`` and ``bias``, the nengo builder computes the
+    informational ``max_rates`` and ``intercepts`` of each neuron at the
+    encoded input ``x = 1`` (``LIFRate.max_rates_intercepts``, called from
+    ``nengo.builder.ensemble.get_gain_bias``). popfit neurons may legitimately
+    reach threshold only beyond ``x = 1`` (wide domains, or a `PopulationLayer`
+    ``input_bias`` folded into the bias). For an LIF neuron with
+    ``0 < gain + bias <= 1``, nengo then warns (from ``nengo/neurons.py``)::
+
+        RuntimeWarning: invalid value encountered in log1p
+        UserWarning: Non-finite values detected in `max_rates`; ...
+
+    The simulation uses only gain and bias and is unaffected. This context
+    manager ignores exactly those messages, raised from ``nengo.neurons``; wrap
+    only the ``nengo.Simulator(...)`` construction (the build) in it. popfit
+    uses it around the simulators it builds itself (`ConvertedModel`
+    predictions, `evaluate_spiking`); it never installs a global filter.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Non-finite values detected in `max_rates`",
+            category=UserWarning, module=r"nengo\.neurons\Z")
+        warnings.filterwarnings(
+            "ignore", message=r"(invalid value|divide by zero) encountered in log1p",
+            category=RuntimeWarning, module=r"nengo\.neurons\Z")
+        yield
 
 
 def _check_fit(fit, where):
@@ -92,6 +126,15 @@ class PopulationNeuron(nengo.Network):
     output : nengo.Node
         Size 1: ``sum_i decoders_i * activity_i`` (activity in Hz for rate
         neurons, spikes of height 1/dt for spiking ones).
+
+    Notes
+    -----
+    The ensemble's ``max_rates`` and ``intercepts`` that nengo reports
+    (``sim.data[pop.ensemble]``) are nengo's reading of the gain and bias at
+    the encoded input ``x = 1`` and are not the fit's tuning. For a neuron that
+    reaches threshold only just beyond ``x = 1`` (possible on domains wider
+    than ``[-1, 1]``), building the network in ``nengo.Simulator`` can emit
+    the harmless warnings described in `PopulationLayer`.
     """
 
     def __init__(self, fit, label=None, spiking=True, **kwargs):
@@ -162,6 +205,33 @@ class PopulationLayer(nengo.Network):
         Size ``n_units``.
     output : nengo.Node
         Size ``n_units``: each unit's decoded activity.
+
+    Notes
+    -----
+    The Ensemble gets explicit ``gain`` and ``bias``, from which the nengo
+    builder derives informational ``max_rates`` and ``intercepts`` at the
+    encoded input ``x = 1`` (``sim.data[layer.ensemble]``; they are not the
+    fit's tuning and are not used in the simulation). An LIF neuron whose
+    threshold lies just beyond ``x = 1`` (``0 < gain + bias <= 1``: a wide
+    domain, or an ``input_bias`` that shifts the unit's threshold) gets a NaN
+    ``max_rates`` entry, and building the network in ``nengo.Simulator``
+    emits, from ``nengo/neurons.py``::
+
+        RuntimeWarning: invalid value encountered in log1p
+        UserWarning: Non-finite values detected in `max_rates`; this probably
+        means that `gain` was too small.
+
+    They are raised at simulator build time (so popfit cannot filter them in
+    your own simulators) and are harmless: the simulated neurons are exactly
+    the fitted ones. popfit silences them in the simulators it builds itself
+    (`popfit.ConvertedModel` predictions, `popfit.evaluate_spiking`). To silence
+    exactly these warnings in yours, build the simulator inside
+    `popfit.network.ignore_max_rates_warnings`::
+
+        from popfit.network import ignore_max_rates_warnings
+
+        with ignore_max_rates_warnings():
+            sim = nengo.Simulator(model)
     """
 
     def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None, **kwargs):

@@ -17,7 +17,7 @@ import numpy as np
 import nengo
 
 from ._validation import check_int, check_positive, check_synapse
-from .network import PopulationNeuron, _check_fit
+from .network import PopulationNeuron, _check_fit, ignore_max_rates_warnings
 from .targets import evaluate_target
 
 
@@ -260,7 +260,11 @@ def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
                              synapse=None)
             p_base = nengo.Probe(base_out, synapse=nengo.Lowpass(synapse))
             p_base_spikes = nengo.Probe(base.neurons, synapse=None)
-    with nengo.Simulator(model, dt=dt, progress_bar=False, seed=seed) as sim:
+    # only the build, and only nengo's spurious `max_rates` warnings (see
+    # popfit.network.ignore_max_rates_warnings)
+    with ignore_max_rates_warnings():
+        sim = nengo.Simulator(model, dt=dt, progress_bar=False, seed=seed)
+    with sim:
         sim.run(duration)
 
     grid = np.linspace(lo, hi, 1001)

@@ -1,6 +1,8 @@
-"""popfit.convert on real scikit-learn MLPs, checked against the models' own predictions."""
+"""popfit.convert (package popfit.conversion) on scikit-learn MLPs, checked against their predictions."""
 
+import importlib
 import json
+import types
 import warnings
 
 import numpy as np
@@ -11,7 +13,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import popfit
-from popfit.convert import ConvertedModel
+from popfit.conversion import ConvertedModel
 from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError
 
 
@@ -50,10 +52,13 @@ def sine():
 
 def test_exports():
     assert popfit.ConvertedModel is ConvertedModel
-    assert callable(popfit.convert)
-    import popfit.convert as package  # the package module stays callable
+    # importing the package binds popfit.conversion; popfit.convert stays the function
+    conversion = importlib.import_module("popfit.conversion")
 
-    assert callable(package) and package.ConvertedModel is ConvertedModel
+    assert popfit.conversion is conversion
+    assert popfit.convert is popfit.conversion.convert
+    assert isinstance(popfit.convert, types.FunctionType)
+    assert popfit.conversion.ConvertedModel is ConvertedModel
 
 
 def test_classifier_matches_ann(digits, digits_mlp, digits_converted):

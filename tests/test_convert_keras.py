@@ -1,4 +1,4 @@
-"""popfit.convert on real Keras 3 models trained in the tests."""
+"""popfit.convert (popfit.conversion) on real Keras 3 models trained in the tests."""
 
 import os
 import sys
@@ -143,7 +143,7 @@ def test_unbuilt_model_and_wrong_features(tanh_regressor):
 
 
 def test_missing_keras_gives_install_hint(monkeypatch):
-    from popfit.convert.keras import import_keras
+    from popfit.conversion.keras import import_keras
 
     monkeypatch.setitem(sys.modules, "keras", None)  # `import keras` now fails
     with pytest.raises(ImportError, match=r"pip install popfit\[keras\]"):

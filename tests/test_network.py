@@ -5,6 +5,9 @@ formulas (LIF: ``1 / (tau_ref - tau_rc * log(1 - 1/J))`` for ``J > 1``; ReLU:
 ``max(J, 0)``), not with popfit's or nengo's ``rates``.
 """
 
+import os
+import warnings
+
 import nengo
 import numpy as np
 import pytest
@@ -238,3 +241,37 @@ def test_network_errors(fit_lif):
                 l1.connect_to(l1, synapse=bad)
         with pytest.raises(PopfitTypeError, match="post must be"):
             l1.connect_to("layer")
+
+
+def test_max_rates_warnings_are_nengo_build_only_and_filterable(fit_lif):
+    """nengo's informational max_rates warn for a threshold just beyond x = 1; the
+    narrow filter silences exactly those, and the simulation is unaffected."""
+    from popfit.network import ignore_max_rates_warnings
+
+    fit = fit_lif
+    # shift unit 0 so neuron 0 has gain + bias = 0.5 (fires only beyond x = 1)
+    b0 = (0.5 - fit.gain[0] - fit.bias[0]) / (fit.gain[0] * fit.encoders[0])
+    with nengo.Network(seed=1) as model:
+        layer = PopulationLayer(fit, 2, spiking=False, input_bias=[b0, 0.0])
+        stim = nengo.Node([2.0, 0.5])
+        nengo.Connection(stim, layer.input, synapse=None)
+        p_y = nengo.Probe(layer.output)
+    assert layer.ensemble.gain[0] + layer.ensemble.bias[0] == pytest.approx(0.5)
+    with warnings.catch_warnings(record=True) as raw:
+        warnings.simplefilter("always")
+        nengo.Simulator(model, dt=DT, progress_bar=False).close()
+    assert {(w.category, str(w.message).split(";")[0]) for w in raw} == {
+        (RuntimeWarning, "invalid value encountered in log1p"),
+        (UserWarning, "Non-finite values detected in `max_rates`")}
+    assert all(w.filename.endswith(os.path.join("nengo", "neurons.py")) for w in raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # anything not filtered would raise
+        with ignore_max_rates_warnings():
+            sim = nengo.Simulator(model, dt=DT, progress_bar=False)
+    assert np.isnan(sim.data[layer.ensemble].max_rates[0])
+    with sim:
+        sim.run_steps(5)
+    ref = reference(fit, np.array([2.0 + b0, 0.5]))
+    np.testing.assert_allclose(sim.data[p_y][-1], ref, rtol=1e-6, atol=1e-9)
+    with pytest.warns(UserWarning, match="unrelated"), ignore_max_rates_warnings():
+        warnings.warn("unrelated")  # other warnings still get through

@@ -99,9 +99,11 @@ def from_keras(model, where="convert"):
                 raise ConversionError(
                     f"{where}: Keras layer {layer.name!r} (Dense) has activation {act!r}, "
                     f"which is not supported; {_SUPPORTED_TEXT}")
-            w = keras.ops.convert_to_numpy(layer.kernel).astype(float)
+            # `.value` (the backend tensor), not the Variable itself: numpy 2 warns
+            # (DeprecationWarning) about the Variable's __array__, which lacks `copy`
+            w = keras.ops.convert_to_numpy(layer.kernel.value).astype(float)
             b = (np.zeros(w.shape[1]) if layer.bias is None
-                 else keras.ops.convert_to_numpy(layer.bias).astype(float))
+                 else keras.ops.convert_to_numpy(layer.bias.value).astype(float))
             ops.append([w, b, act, layer.name])
         elif isinstance(layer, keras.layers.Activation):
             act = _activation_name(layer.activation)

@@ -1,8 +1,8 @@
 """The source-independent part of model conversion.
 
 A trained model is first read into a `ModelSpec` (a chain of `DenseSpec`
-layers, ``y = activation(x @ weights + bias)``) by `popfit.convert.sklearn`
-or `popfit.convert.keras`. `convert` then
+layers, ``y = activation(x @ weights + bias)``) by `popfit.conversion.sklearn`
+or `popfit.conversion.keras`. `convert` then
 
 1. picks each hidden layer's input domain: symmetric ``(-m, m)`` with ``m``
    the 99th percentile of ``|pre-activation|`` over ``calibration_data``
@@ -459,6 +459,8 @@ class ConvertedModel:
         """
         import nengo
 
+        from ..network import ignore_max_rates_warnings
+
         where = "ConvertedModel.predict"
         X = check_samples(X, self.n_features_in_, "X", where)
         steps = self._check_presentation_time(presentation_time, where)
@@ -473,8 +475,12 @@ class ConvertedModel:
                               label="samples")
             nengo.Connection(stim, self.network.input, synapse=None)
             probe = nengo.Probe(self.network.output, synapse=None)
-        with nengo.Simulator(wrapper, dt=DT, progress_bar=progress_bar,
-                             seed=self.seed) as sim:
+        # The build can raise nengo's spurious `max_rates` warnings for neurons
+        # whose threshold (with the folded-in layer bias) lies beyond x = 1; only
+        # the build is wrapped, with a filter for exactly those messages.
+        with ignore_max_rates_warnings():
+            sim = nengo.Simulator(wrapper, dt=DT, progress_bar=progress_bar, seed=self.seed)
+        with sim:
             sim.run_steps(n * steps)
         y = sim.data[probe].reshape(n, steps, -1)
         return y[:, steps // 2:, :].mean(axis=1)
