@@ -37,9 +37,9 @@ _C_BOUNDS = (-5.0, 0.95)  # intercepts, in units where the faced domain edge is 
 _RHO_MIN = 0.02  # lowest max rate, as a fraction of max_rate
 _RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
 _N_SCREEN = 512  # Sobol points screened per encoder-sign pattern
-_N_SHORT = 160  # screened points that get a short local fit, over all sign patterns
-_MIN_SHORT_PER_PATTERN = 4
-_HALVING = ((8, 32), (20, 12), (40, 4))  # (max_nfev, survivors) rounds on the coarse grid
+_N_SHORT = 64  # screened points that get a short local fit, over all sign patterns
+_MIN_SHORT_PER_PATTERN = 3
+_HALVING = ((8, 24), (20, 8), (40, 3))  # (max_nfev, survivors) rounds on the coarse grid
 _N_POLISH = 3
 _POLISH_NFEV = 200
 
@@ -60,6 +60,7 @@ class _Problem:
         self.t = np.concatenate([y / scale, np.zeros(len(encoders))])
         self.sqrt_m = np.sqrt(self.m)
         self.scale = scale
+        self._key = self._last = None
 
     def unpack(self, theta):
         n = len(self.encoders)
@@ -99,13 +100,20 @@ class _Problem:
         resid = b @ d - self.t
         return d, resid, b, q, rr, lam, dnoise
 
+    def _evaluate(self, theta):
+        """Rates, their derivatives and the solve at ``theta``; the last one is
+        kept, since least_squares asks for the Jacobian where it just evaluated."""
+        key = theta.tobytes()
+        if key != self._key:
+            a, da_dc, da_drho = self.rates(theta, derivatives=True)
+            self._key, self._last = key, (a, da_dc, da_drho, self.solve(a))
+        return self._last
+
     def residual(self, theta):
-        a = self.rates(theta)
-        return self.solve(a)[1] / self.sqrt_m
+        return self._evaluate(theta)[3][1] / self.sqrt_m
 
     def jacobian(self, theta):
-        a, da_dc, da_drho = self.rates(theta, derivatives=True)
-        d, resid, b, q, rr, lam, dnoise = self.solve(a)
+        a, da_dc, da_drho, (d, resid, b, q, rr, lam, dnoise) = self._evaluate(theta)
         m, n = a.shape
         # columns of dB/dtheta_k: the upper block is d a_i / d theta_k, the lower
         # block has d lam_i / d theta_k at row m + i
@@ -126,6 +134,27 @@ class _Problem:
 
     def cost(self, theta):
         return float(np.sum(self.residual(theta) ** 2))
+
+    def batch_cost(self, thetas):
+        """`cost` of many parameter vectors at once (normal equations, for screening)."""
+        n = len(self.encoders)
+        c = thetas[:, None, :n]
+        r = thetas[:, n:] * self.max_rate
+        k = self.model.k_and_dk(r)[0][:, None, :]
+        a = self.model.rate_and_slope(self.model.j0 + k * (self.s - c) / (1.0 - c))[0]
+        if self.synapse is None:
+            noise = np.full((len(thetas), n), _RATE_ONLY_RIDGE * self.max_rate**2 * self.m)
+        else:
+            noise = spike_noise_variance(a, self.synapse)[0].sum(axis=1)
+        t = self.t[:self.m]
+        gram = np.einsum("bmi,bmj->bij", a, a)
+        gram[:, np.arange(n), np.arange(n)] += noise + 1e-300
+        rhs = np.einsum("bmi,m->bi", a, t)
+        with np.errstate(all="ignore"):
+            d = np.linalg.solve(gram, rhs[..., None])[..., 0]
+            resid = np.einsum("bmi,bi->bm", a, d) - t
+            cost = (np.sum(resid**2, axis=1) + np.sum(noise * d**2, axis=1)) / self.m
+        return np.where(np.isfinite(cost), cost, np.inf)
 
 
 def _structured_starts(n, encoders_plus):
@@ -234,8 +263,8 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
         per_pattern = max(_MIN_SHORT_PER_PATTERN, -(-_N_SHORT // (n_neurons + 1)))
         for plus in _sign_patterns(n_neurons):
             problem = problem_for(np.where(plus, 1.0, -1.0), N_SEARCH_POINTS)
-            screened = sorted(((problem.cost(t), i) for i, t in enumerate(sobol)))
-            starts += [(problem, sobol[i]) for _, i in screened[:per_pattern]]
+            screened = np.argsort(problem.batch_cost(sobol), kind="stable")
+            starts += [(problem, sobol[i]) for i in screened[:per_pattern]]
             starts += [(problem, t) for t in _structured_starts(n_neurons, plus)]
         # 2. successive halving of short local fits on the coarse grid
         candidates = [(problem, theta0) for problem, theta0 in starts]

@@ -158,21 +158,19 @@ def spike_noise_variance(rates, synapse):
     """
     r = np.asarray(rates, dtype=float)
     on = r > 0
-    rs = np.where(on, r, 1.0)
-    u = 1.0 / (2.0 * synapse) / rs
-    small = u < 0.3
-    # f(u) = coth(u) - 1/u and g(u) = f(u) - u f'(u); series for small u
-    us = np.where(small, u, 0.3)
-    u2 = us * us
-    f_small = us * (1 / 3 - u2 * (1 / 45 - u2 * (2 / 945 - u2 / 4725)))
-    g_small = us * u2 * (2 / 45 - u2 * (8 / 945 - u2 * (6 / 4725)))
-    ub = np.where(small, 1.0, u)
-    coth = 1.0 / np.tanh(ub)
-    inv = 1.0 / ub
-    f_big = coth - inv
-    g_big = f_big - inv + ub * (coth * coth - 1.0)  # csch**2 = coth**2 - 1
-    f = np.where(small, f_small, f_big)
-    g = np.where(small, g_small, g_big)
-    var = np.where(on, rs * (0.5 / synapse) * f, 0.0)
-    dvar = np.where(on, g * (0.5 / synapse), 0.0)
+    u = (0.5 / synapse) / np.where(on, r, 1.0)
+    # f(u) = coth(u) - 1/u and g(u) = f(u) - u f'(u) (csch**2 = coth**2 - 1);
+    # below u = 0.15 the difference cancels, so use the series there
+    coth = 1.0 / np.tanh(u)
+    inv = 1.0 / u
+    f = coth - inv
+    g = f - inv + u * (coth * coth - 1.0)
+    small = u < 0.15
+    if small.any():
+        us = u[small]
+        u2 = us * us
+        f[small] = us * (1 / 3 - u2 * (1 / 45 - u2 * (2 / 945 - u2 / 4725)))
+        g[small] = us * u2 * (2 / 45 - u2 * (8 / 945 - u2 * (6 / 4725)))
+    var = np.where(on, (0.5 / synapse) * r * f, 0.0)
+    dvar = np.where(on, (0.5 / synapse) * g, 0.0)
     return var, dvar
