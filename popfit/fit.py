@@ -23,6 +23,7 @@ import scipy.optimize
 import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
+from .exceptions import PopfitValueError
 from ._validation import check_int, check_positive, check_synapse
 from .neurons import RateModel, max_firing_rate, resolve_neuron_type, spike_noise_variance
 from .targets import evaluate_target, resolve_target
@@ -41,13 +42,14 @@ _N_SHORT = 64  # screened points that get a short local fit, over all sign patte
 _MIN_SHORT_PER_PATTERN = 3
 _HALVING = ((8, 24), (20, 8), (40, 3))  # (max_nfev, survivors) rounds on the coarse grid
 _N_POLISH = 3
+_UNIFORM_SHARE = 0.1  # share of the uniform distribution when eval_points are given
 _POLISH_NFEV = 200
 
 
 class _Problem:
     """The variable-projection least-squares problem for one encoder-sign pattern."""
 
-    def __init__(self, model, x, y, lo, hi, encoders, max_rate, synapse, scale):
+    def __init__(self, model, x, y, lo, hi, encoders, max_rate, synapse, scale, weights=None):
         self.model = model
         self.encoders = encoders
         self.max_rate = max_rate
@@ -57,8 +59,10 @@ class _Problem:
         # s: input projected on each encoder, scaled so the faced edge is s = 1
         self.ds = (x[1] - x[0]) / half
         self.s = (x[:, None] * encoders[None, :] - mid * encoders[None, :]) / half
-        self.t = np.concatenate([y / scale, np.zeros(len(encoders))])
-        self.sqrt_m = np.sqrt(self.m)
+        # weights of the grid points (sum 1): uniform, or the eval_points density
+        self.w = np.full(self.m, 1.0 / self.m) if weights is None else weights
+        self.sqrt_w = np.sqrt(self.w)
+        self.t = np.concatenate([self.sqrt_w * y / scale, np.zeros(len(encoders))])
         self.scale = scale
         self._key = self._last = None
 
@@ -87,14 +91,14 @@ class _Problem:
         """Decoders (in units of the scaled target), residual, and the QR of B."""
         n = a.shape[1]
         if self.synapse is None:
-            noise = np.full(n, _RATE_ONLY_RIDGE * self.max_rate**2 * self.m)
+            noise = np.full(n, _RATE_ONLY_RIDGE * self.max_rate**2)
             dnoise = None
         else:
             var, dvar = spike_noise_variance(a, self.synapse)
-            noise = var.sum(axis=0)
-            dnoise = dvar
+            noise = self.w @ var
+            dnoise = dvar * self.w[:, None]
         lam = np.sqrt(noise + 1e-300)
-        b = np.vstack([a, np.diag(lam)])
+        b = np.vstack([self.sqrt_w[:, None] * a, np.diag(lam)])
         q, rr = scipy.linalg.qr(b, mode="economic", check_finite=False)
         d = scipy.linalg.solve_triangular(rr, q.T @ self.t, check_finite=False)
         resid = b @ d - self.t
@@ -110,7 +114,7 @@ class _Problem:
         return self._last
 
     def residual(self, theta):
-        return self._evaluate(theta)[3][1] / self.sqrt_m
+        return self._evaluate(theta)[3][1]
 
     def jacobian(self, theta):
         a, da_dc, da_drho, (d, resid, b, q, rr, lam, dnoise) = self._evaluate(theta)
@@ -118,8 +122,8 @@ class _Problem:
         # columns of dB/dtheta_k: the upper block is d a_i / d theta_k, the lower
         # block has d lam_i / d theta_k at row m + i
         bk = np.zeros((m + n, 2 * n))
-        bk[:m, :n] = da_dc
-        bk[:m, n:] = da_drho
+        bk[:m, :n] = self.sqrt_w[:, None] * da_dc
+        bk[:m, n:] = self.sqrt_w[:, None] * da_drho
         if dnoise is not None:
             idx = np.arange(n)
             bk[m + idx, idx] = (dnoise * da_dc).sum(axis=0) / (2 * lam)
@@ -130,7 +134,7 @@ class _Problem:
         w = bk.T @ resid
         rinv_t = scipy.linalg.solve_triangular(rr, np.eye(n), trans="T", check_finite=False)
         t2 = q @ (rinv_t[:, owner] * w)
-        return (t1 - t2) / self.sqrt_m
+        return t1 - t2
 
     def cost(self, theta):
         return float(np.sum(self.residual(theta) ** 2))
@@ -143,9 +147,10 @@ class _Problem:
         k = self.model.k_and_dk(r)[0][:, None, :]
         a = self.model.rate_and_slope(self.model.j0 + k * (self.s - c) / (1.0 - c))[0]
         if self.synapse is None:
-            noise = np.full((len(thetas), n), _RATE_ONLY_RIDGE * self.max_rate**2 * self.m)
+            noise = np.full((len(thetas), n), _RATE_ONLY_RIDGE * self.max_rate**2)
         else:
-            noise = spike_noise_variance(a, self.synapse)[0].sum(axis=1)
+            noise = np.einsum("m,bmi->bi", self.w, spike_noise_variance(a, self.synapse)[0])
+        a = a * self.sqrt_w[:, None]
         t = self.t[:self.m]
         gram = np.einsum("bmi,bmj->bij", a, a)
         gram[:, np.arange(n), np.arange(n)] += noise + 1e-300
@@ -153,7 +158,7 @@ class _Problem:
         with np.errstate(all="ignore"):
             d = np.linalg.solve(gram, rhs[..., None])[..., 0]
             resid = np.einsum("bmi,bi->bm", a, d) - t
-            cost = (np.sum(resid**2, axis=1) + np.sum(noise * d**2, axis=1)) / self.m
+            cost = np.sum(resid**2, axis=1) + np.sum(noise * d**2, axis=1)
         return np.where(np.isfinite(cost), cost, np.inf)
 
 
@@ -194,8 +199,37 @@ def _local_fit(problem, theta0, max_nfev):
     )
 
 
+def _grid_weights(eval_points, lo, hi, n_points):
+    """Weights of an ``n_points`` grid over (lo, hi): the share of ``eval_points``
+    nearest each grid point, mixed with a uniform share `_UNIFORM_SHARE`."""
+    if eval_points is None:
+        return None
+    idx = np.rint((eval_points - lo) / (hi - lo) * (n_points - 1)).astype(int)
+    density = np.bincount(idx, minlength=n_points) / len(eval_points)
+    return (1.0 - _UNIFORM_SHARE) * density + _UNIFORM_SHARE / n_points
+
+
+def _check_eval_points(eval_points, lo, hi, where):
+    x = np.asarray(eval_points, dtype=float)
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1 or x.size == 0:
+        raise PopfitValueError(
+            f"{where}: eval_points must be a non-empty 1-d array of inputs (got shape "
+            f"{np.shape(eval_points)})"
+        )
+    bad = ~np.isfinite(x) | (x < lo) | (x > hi)
+    if bad.any():
+        raise PopfitValueError(
+            f"{where}: eval_points must be finite and inside the domain [{lo!r}, {hi!r}] "
+            f"(got {int(bad.sum())} of {x.size} outside, e.g. {float(x[bad][0])!r}); "
+            "widen the domain or drop those points"
+        )
+    return x
+
+
 def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
-                   max_rate=400.0, synapse=0.005, seed=None):
+                   max_rate=400.0, synapse=0.005, eval_points=None, seed=None):
     """Fit a small population of positive-only neurons to a signed curve.
 
     Parameters
@@ -219,6 +253,13 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
         Time constant (s) of the lowpass synapse that will filter the spikes.
         The fit minimises rate error plus the spike noise passed on by the
         decoders at that synapse; ``None`` fits rates only.
+    eval_points : array_like, shape (n_samples,), optional
+        Samples of the inputs the unit will see (as nengo's ``eval_points``:
+        where the error is measured). The objective is then averaged over
+        their distribution (90%) plus the uniform one over ``domain`` (10%,
+        so the curve stays right where samples are sparse) instead of
+        uniformly over ``domain``. All must lie inside ``domain``. The reported
+        ``nrmse`` stays uniform over the domain.
     seed : int, optional
         Seed for the extra random starts; the same seed gives an identical fit.
 
@@ -242,6 +283,8 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     target, (lo, hi) = resolve_target(target, domain, where)
     if seed is not None:
         seed = check_int(seed, "seed", where, low=0)
+    if eval_points is not None:
+        eval_points = _check_eval_points(eval_points, lo, hi, where)
 
     model = RateModel(neuron_type)
     grids = {}
@@ -251,7 +294,8 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
             xg = np.linspace(lo, hi, n_points)
             grids[n_points] = (xg, evaluate_target(target, xg, where))
         xg, yg = grids[n_points]
-        return _Problem(model, xg, yg, lo, hi, encoders, max_rate, synapse, scale)
+        return _Problem(model, xg, yg, lo, hi, encoders, max_rate, synapse, scale,
+                        _grid_weights(eval_points, lo, hi, n_points))
 
     y = evaluate_target(target, np.linspace(lo, hi, N_FIT_POINTS), where)
     scale = float(np.ptp(y)) or 1.0

@@ -8,8 +8,11 @@ or `popfit.conversion.keras`. `convert` then
    the 99th percentile of ``|pre-activation|`` over ``calibration_data``
    (floored at a quarter of the activation's default half-width), or the
    activation's default domain without calibration data;
-2. fits one population per distinct (activation, domain) with
-   `popfit.fit_activation`, shared by every unit that uses it;
+2. fits one population per hidden layer with `popfit.fit_activation`,
+   shared by all its units, with the layer's calibration pre-activations as
+   ``eval_points`` (the fit's error is weighted by where the inputs fall);
+   without calibration data, one fit per distinct (activation, domain),
+   shared by every unit that uses it;
 3. builds a `nengo.Network`: an input Node, one `popfit.PopulationLayer` per
    hidden layer (biases folded into the neurons' bias currents), layers
    connected neuron to neuron with the decoders folded into the weights, and
@@ -280,7 +283,8 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         Typical inputs (e.g. the training set). Each hidden layer's domain is
         then ``(-m, m)`` with ``m`` the 99th percentile of its units'
         ``|pre-activation|`` over these samples (at least a quarter of the
-        activation's default half-width). Without it, each activation's
+        activation's default half-width), and the pre-activations inside
+        it are the fit's ``eval_points``. Without it, each activation's
         default domain is used (tanh (-3, 3), sigmoid (-6, 6), linear and
         relu (-1, 1)).
     seed : int, optional
@@ -325,11 +329,14 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     for i, layer in enumerate(spec.hidden):
         z = None if pre is None else pre[i]
         domain, outside = choose_domain(layer.activation, z)
-        key = (layer.activation, domain)
+        if z is None:  # one fit per (activation, domain), shared
+            key, eval_points = (layer.activation, domain), None
+        else:  # fitted to this layer's pre-activations inside its domain
+            key, eval_points = (layer.activation, domain, i), z[np.abs(z) <= domain[1]]
         if key not in cache:
             cache[key] = fit_activation(
                 layer.activation, n_neurons, neuron_type=neuron_type, domain=domain,
-                max_rate=max_rate, synapse=synapse, seed=seed)
+                max_rate=max_rate, synapse=synapse, eval_points=eval_points, seed=seed)
         fit = cache[key]
         if z is None:
             x, basis = np.linspace(domain[0], domain[1], 1001), "domain"
