@@ -304,7 +304,8 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
         # 1. screen, on a coarse grid: structured starts and Sobol points, one
         #    linear solve each, for every split of the neurons into the two signs
         starts = []
-        per_pattern = max(_MIN_SHORT_PER_PATTERN, -(-_N_SHORT // (n_neurons + 1)))
+        n_short = min(_N_SHORT, 16 * n_neurons)  # small populations need fewer starts
+        per_pattern = max(_MIN_SHORT_PER_PATTERN, -(-n_short // (n_neurons + 1)))
         for plus in _sign_patterns(n_neurons):
             problem = problem_for(np.where(plus, 1.0, -1.0), N_SEARCH_POINTS)
             screened = np.argsort(problem.batch_cost(sobol), kind="stable")
