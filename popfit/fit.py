@@ -42,6 +42,8 @@ _N_SHORT = 64  # screened points that get a short local fit, over all sign patte
 _MIN_SHORT_PER_PATTERN = 3
 _HALVING = ((8, 24), (20, 8), (40, 3))  # (max_nfev, survivors) rounds on the coarse grid
 _N_POLISH = 3
+_STALL_NFEV = 20  # extra evaluations that test whether a polish out of budget has stalled
+_STALL_RTOL = 2e-3  # relative cost, i.e. the error moves by < 0.1%
 _UNIFORM_SHARE = 0.1  # share of the uniform distribution when eval_points are given
 _POLISH_NFEV = 200
 
@@ -327,7 +329,19 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
             res = _local_fit(problem, theta, max_nfev=_POLISH_NFEV)
             if best is None or res.cost < best[0].cost:
                 best = (res, problem)
-    res, problem = best
+        res, problem = best
+        if res.status == 0:  # out of evaluations: stalled, or still descending?
+            more = _local_fit(problem, res.x, max_nfev=_STALL_NFEV)
+            gain = (res.cost - more.cost) / max(res.cost, 1e-300)
+            if more.cost < res.cost:
+                more.nfev += res.nfev
+                res = more
+            if gain < _STALL_RTOL:
+                res.success = True
+                res.message = (f"stalled: {_STALL_NFEV} more evaluations lowered the squared "
+                               f"error by {max(gain, 0.0):.1e} relative (< {_STALL_RTOL:g}); "
+                               "steep LIF onsets on the grid keep the optimizer taking "
+                               "tiny steps")
     c, r = problem.unpack(res.x)
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     gain_s, bias_s = neuron_type.gain_bias(r, c)
