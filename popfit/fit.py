@@ -154,12 +154,13 @@ class _Problem:
             noise = np.einsum("m,bmi->bi", self.w, spike_noise_variance(a, self.synapse)[0])
         a = a * self.sqrt_w[:, None]
         t = self.t[:self.m]
-        gram = np.einsum("bmi,bmj->bij", a, a)
+        at = a.transpose(0, 2, 1)
+        gram = at @ a
         gram[:, np.arange(n), np.arange(n)] += noise + 1e-300
-        rhs = np.einsum("bmi,m->bi", a, t)
+        rhs = at @ t
         with np.errstate(all="ignore"):
             d = np.linalg.solve(gram, rhs[..., None])[..., 0]
-            resid = np.einsum("bmi,bi->bm", a, d) - t
+            resid = (a @ d[..., None])[..., 0] - t
             cost = np.sum(resid**2, axis=1) + np.sum(noise * d**2, axis=1)
         return np.where(np.isfinite(cost), cost, np.inf)
 
