@@ -246,8 +246,9 @@ class PopulationLayer(nengo.Network):
         input_bias = np.asarray(input_bias, dtype=float)
         if input_bias.shape != (self.n_units,) or not np.all(np.isfinite(input_bias)):
             raise PopfitValueError(
-                f"{where}: input_bias must be a finite array of shape ({self.n_units},) "
-                f"(n_units,) (got shape {input_bias.shape})"
+                f"{where}: input_bias must be a finite array of shape (n_units,) = "
+                f"({self.n_units},) (got shape {input_bias.shape}"
+                f"{'' if input_bias.shape != (self.n_units,) else ' with non-finite values'})"
             )
         self.input_bias = input_bias
         gain = np.tile(fit.gain, self.n_units)
@@ -305,7 +306,7 @@ class PopulationLayer(nengo.Network):
 
         Parameters
         ----------
-        post : PopulationLayer, nengo.Node, nengo.Ensemble or nengo.base.ObjView
+        post : PopulationLayer, nengo.Node, nengo.Ensemble, ensemble.neurons or a slice
             A following layer (neuron-to-neuron weights
             ``post.encoders_block() @ transform @ self.decoders_block()``; nengo
             applies the post gain), or any object with ``size_in == k`` (decoded
@@ -334,8 +335,9 @@ class PopulationLayer(nengo.Network):
             k, target = post.size_in, post
         else:
             raise PopfitTypeError(
-                f"{where}: post must be a PopulationLayer, nengo.Node, nengo.Ensemble "
-                f"or a slice of one (got {post!r} of type {type(post).__name__})"
+                f"{where}: post must be a PopulationLayer, nengo.Node, nengo.Ensemble, "
+                f"ensemble.neurons or a slice of one (got {post!r} of type "
+                f"{type(post).__name__})"
             )
         if transform is None:
             if k != self.n_units:

@@ -214,6 +214,9 @@ def test_network_errors(fit_lif):
         PopulationLayer(fit_lif, 2.5)
     with pytest.raises(PopfitValueError, match=r"input_bias .*\(3,\).*got shape \(2,\)"):
         PopulationLayer(fit_lif, 3, input_bias=[0.0, 1.0])
+    with pytest.raises(PopfitValueError, match=r"shape \(n_units,\) = \(3,\) \(got shape "
+                                               r"\(3,\) with non-finite values\)"):
+        PopulationLayer(fit_lif, 3, input_bias=[0.0, np.inf, 1.0])
     with pytest.raises(PopfitTypeError, match="PopulationFit"):
         PopulationNeuron("tanh")
     # a fit of a signed rate type has no positive-only spiking twin
