@@ -4,7 +4,8 @@ All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S]):
 
 - the ANN's own test accuracy (reference);
 - popfit.convert with 2, 4 and 8 LIF neurons per hidden unit (max 400 Hz,
-  synapse 5 ms, domain calibrated on the training set);
+  synapse 5 ms, fits optimized for spike noise at convert's default
+  noise_synapse of 20 ms, domain calibrated on the training set);
 - the signed baseline: one nengo.RegularSpiking(nengo.Tanh(tau_ref=1/400))
   neuron per hidden unit (negative spikes allowed), built directly with nengo;
 - nengo's default random populations with the same neuron counts: one

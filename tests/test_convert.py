@@ -224,6 +224,8 @@ def test_bad_arguments(digits, digits_mlp):
         popfit.convert(digits_mlp, max_rate=600.0)
     with pytest.raises(PopfitValueError, match="synapse must be finite and > 0"):
         popfit.convert(digits_mlp, synapse=0.0)
+    with pytest.raises(PopfitValueError, match=r"noise_synapse must be .*> 0 \(got -0.01"):
+        popfit.convert(digits_mlp, noise_synapse=-0.01)
     with pytest.raises(PopfitValueError, match="calibration_data has 10 features but the model "
                                                "expects 64"):
         popfit.convert(digits_mlp, calibration_data=X[:, :10])
@@ -249,3 +251,26 @@ def test_bad_predict_input(digits, digits_converted):
         model.predict(X[:2], presentation_time="0.1")
     with pytest.raises(PopfitValueError, match="y has 3 samples but X has 2"):
         model.score(X[:2], [1, 2, 3], presentation_time=0.03, progress_bar=False)
+
+
+def test_noise_synapse_sets_the_fits_noise_model(digits, digits_mlp, digits_converted):
+    """The connections use ``synapse``; the fits are optimized for spike noise at
+    ``noise_synapse`` (default 0.02 s), or for rates alone with None."""
+    default = digits_converted
+    assert default.synapse == 0.005 and default.fits[0].synapse == 0.02
+    assert "spike noise at 0.02 s" in default.report()
+    same = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=0.005, seed=1)
+    rates = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=None, seed=1)
+    assert same.fits[0].synapse == 0.005 and rates.fits[0].synapse is None
+    assert "no synapse (rates only)" in rates.report()
+    # less assumed noise: smaller rate error where the pre-activations fall
+    z = (digits[0] @ digits_mlp.coefs_[0] + digits_mlp.intercepts_[0]).ravel()
+    lo, hi = default.fits[0].domain
+    zin = z[np.abs(z) <= hi]
+    errs = [np.sqrt(np.mean((m.fits[0].predict(zin) - np.tanh(zin)) ** 2))
+            for m in (same, default, rates)]
+    assert errs[0] > errs[1] > errs[2]
+    # the same fit as fit_activation with those arguments, on the layer's pre-activations
+    direct = popfit.fit_activation("tanh", 4, domain=(lo, hi), synapse=0.02,
+                                   eval_points=z[np.abs(z) <= hi], seed=1)
+    np.testing.assert_array_equal(direct.decoders, default.fits[0].decoders)
