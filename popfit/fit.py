@@ -303,17 +303,24 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     y = evaluate_target(target, np.linspace(lo, hi, N_FIT_POINTS), where)
     scale = float(np.ptp(y)) or 1.0
     sobol = _screen_starts(n_neurons, _N_SCREEN, np.random.default_rng(seed))
+    n_short = min(_N_SHORT, 16 * n_neurons)  # small populations need fewer starts
     with threadpool_limits(limits=1, user_api="blas"):
         # 1. screen, on a coarse grid: structured starts and Sobol points, one
         #    linear solve each, for every split of the neurons into the two signs
-        starts = []
-        n_short = min(_N_SHORT, 16 * n_neurons)  # small populations need fewer starts
-        per_pattern = max(_MIN_SHORT_PER_PATTERN, -(-n_short // (n_neurons + 1)))
+        #    Every pattern gets its structured starts and its best few Sobol
+        #    points; the rest of the budget goes to the best points overall
+        starts, pool = [], []
         for plus in _sign_patterns(n_neurons):
             problem = problem_for(np.where(plus, 1.0, -1.0), N_SEARCH_POINTS)
-            screened = np.argsort(problem.batch_cost(sobol), kind="stable")
-            starts += [(problem, sobol[i]) for i in screened[:per_pattern]]
+            costs = problem.batch_cost(sobol)
+            screened = np.argsort(costs, kind="stable")
             starts += [(problem, t) for t in _structured_starts(n_neurons, plus)]
+            starts += [(problem, sobol[i]) for i in screened[:_MIN_SHORT_PER_PATTERN]]
+            pool += [(costs[i], len(pool) + k, problem, sobol[i])
+                     for k, i in enumerate(screened[_MIN_SHORT_PER_PATTERN:n_short])]
+        pool.sort(key=lambda item: item[:2])
+        n_extra = n_short - _MIN_SHORT_PER_PATTERN * (n_neurons + 1)
+        starts += [(problem, theta) for _, _, problem, theta in pool[:max(n_extra, 0)]]
         # 2. successive halving of short local fits on the coarse grid
         candidates = [(problem, theta0) for problem, theta0 in starts]
         for nfev, keep in _HALVING:
