@@ -13,9 +13,9 @@ paying for a simulator build per seed.
 
 import numpy as np
 
-from ._validation import check_int, check_positive
+from ._validation import check_int
 from .exceptions import PopfitValueError
-from .neurons import max_firing_rate, resolve_neuron_type
+from .neurons import check_max_rate, resolve_neuron_type
 from .targets import evaluate_target, resolve_target
 
 __all__ = ["nengo_default_nrmse", "nengo_default_median", "nengo_default_tuning"]
@@ -31,15 +31,6 @@ def _check_seeds(seeds, where):
     if not seeds:
         raise PopfitValueError(f"{where}: seeds must hold at least one seed (got {seeds!r})")
     return [check_int(s, "seeds[i]", where, low=0) for s in seeds]
-
-
-def _check_max_rate(max_rate, neuron_type, where):
-    limit = max_firing_rate(neuron_type)
-    return check_positive(
-        max_rate, "max_rate", where, upper=limit if np.isfinite(limit) else None,
-        upper_why=f" Hz, the highest rate {type(neuron_type).__name__} with "
-        f"tau_ref={getattr(neuron_type, 'tau_ref', 0)} s can reach (1/tau_ref)",
-    )
 
 
 def nengo_default_tuning(n_neurons, *, neuron_type="LIF", max_rate=400.0, seed=0):
@@ -70,7 +61,7 @@ def nengo_default_tuning(n_neurons, *, neuron_type="LIF", max_rate=400.0, seed=0
     where = "nengo_default_tuning"
     n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
     neuron_type = resolve_neuron_type(neuron_type, where)
-    max_rate = _check_max_rate(max_rate, neuron_type, where)
+    max_rate = check_max_rate(max_rate, neuron_type, where)
     seed = check_int(seed, "seed", where, low=0)
     return _tuning(n_neurons, neuron_type, max_rate, seed)
 
@@ -139,7 +130,7 @@ def nengo_default_nrmse(target, n_neurons, *, neuron_type="LIF", domain=None,
     where = "nengo_default_nrmse"
     n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
     neuron_type = resolve_neuron_type(neuron_type, where)
-    max_rate = _check_max_rate(max_rate, neuron_type, where)
+    max_rate = check_max_rate(max_rate, neuron_type, where)
     target, (lo, hi) = resolve_target(target, domain, where)
     n_points = check_int(n_points, "n_points", where, low=2)
     seeds = _check_seeds(seeds, where)

@@ -24,8 +24,8 @@ import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
 from .exceptions import PopfitValueError
-from ._validation import check_int, check_positive, check_synapse
-from .neurons import RateModel, max_firing_rate, resolve_neuron_type, spike_noise_variance
+from ._validation import check_int, check_synapse
+from .neurons import RateModel, check_max_rate, resolve_neuron_type, spike_noise_variance
 from .targets import evaluate_target, resolve_target
 
 N_FIT_POINTS = 2001  # grid the final fit is polished on
@@ -65,7 +65,6 @@ class _Problem:
         self.w = np.full(self.m, 1.0 / self.m) if weights is None else weights
         self.sqrt_w = np.sqrt(self.w)
         self.t = np.concatenate([self.sqrt_w * y / scale, np.zeros(len(encoders))])
-        self.scale = scale
         self._key = self._last = None
 
     def unpack(self, theta):
@@ -138,11 +137,9 @@ class _Problem:
         t2 = q @ (rinv_t[:, owner] * w)
         return t1 - t2
 
-    def cost(self, theta):
-        return float(np.sum(self.residual(theta) ** 2))
-
     def batch_cost(self, thetas):
-        """`cost` of many parameter vectors at once (normal equations, for screening)."""
+        """Squared residual norm for many parameter vectors at once (normal
+        equations; for screening)."""
         n = len(self.encoders)
         c = thetas[:, None, :n]
         r = thetas[:, n:] * self.max_rate
@@ -276,12 +273,7 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     start_time = time.perf_counter()
     n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
     neuron_type = resolve_neuron_type(neuron_type, where)
-    limit = max_firing_rate(neuron_type)
-    max_rate = check_positive(
-        max_rate, "max_rate", where, upper=limit if np.isfinite(limit) else None,
-        upper_why=f" Hz, the highest rate {type(neuron_type).__name__} with "
-        f"tau_ref={getattr(neuron_type, 'tau_ref', 0)} s can reach (1/tau_ref)",
-    )
+    max_rate = check_max_rate(max_rate, neuron_type, where)
     synapse = check_synapse(synapse, "synapse", where)
     target, (lo, hi) = resolve_target(target, domain, where)
     if seed is not None:

@@ -10,6 +10,7 @@ needs for an exact Jacobian (checked against nengo's ``rates`` in the tests).
 import numpy as np
 import nengo
 
+from ._validation import check_positive
 from .exceptions import PopfitTypeError, PopfitValueError
 
 _NAMES = {
@@ -174,3 +175,13 @@ def spike_noise_variance(rates, synapse):
     var = np.where(on, (0.5 / synapse) * r * f, 0.0)
     dvar = np.where(on, (0.5 / synapse) * g, 0.0)
     return var, dvar
+
+
+def check_max_rate(max_rate, neuron_type, where):
+    """Return ``max_rate`` (Hz) as a float, > 0 and below what ``neuron_type`` can reach."""
+    limit = max_firing_rate(neuron_type)
+    return check_positive(
+        max_rate, "max_rate", where, upper=limit if np.isfinite(limit) else None,
+        upper_why=f" Hz, the highest rate {type(neuron_type).__name__} with "
+        f"tau_ref={getattr(neuron_type, 'tau_ref', 0)} s can reach (1/tau_ref)",
+    )

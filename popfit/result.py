@@ -145,7 +145,7 @@ class PopulationFit:
             f"neurons on [{self.domain[0]:g}, {self.domain[1]:g}]",
             f"    neuron type   : {nt!r}",
             f"    max_rate      : {self.max_rate:g} Hz",
-            f"    synapse       : "
+            "    synapse       : "
             + ("None (rates only)" if self.synapse is None else f"{self.synapse:g} s"),
             f"    success       : {self.success} ({self.message})",
             f"    evaluations   : {self.nfev}    fit time: {self.fit_time:.3f} s",

@@ -38,6 +38,16 @@ def _activation_name(fn):
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
+def _supported_activation(layer, verb, where):
+    """The layer's activation name, or a ConversionError naming layer and activation."""
+    act = _activation_name(layer.activation)
+    if act not in OUTPUT:
+        raise ConversionError(
+            f"{where}: Keras layer {layer.name!r} ({type(layer).__name__}) {verb} {act!r}, "
+            f"which is not supported; {_SUPPORTED_TEXT}")
+    return act
+
+
 def _layers_in_order(keras, model, where):
     """The model's layers, checking that a functional model is a single chain."""
     layers = [layer for layer in model.layers
@@ -94,11 +104,7 @@ def from_keras(model, where="convert"):
     for layer in _layers_in_order(keras, model, where):
         cls = type(layer).__name__
         if isinstance(layer, keras.layers.Dense):
-            act = _activation_name(layer.activation)
-            if act not in OUTPUT:
-                raise ConversionError(
-                    f"{where}: Keras layer {layer.name!r} (Dense) has activation {act!r}, "
-                    f"which is not supported; {_SUPPORTED_TEXT}")
+            act = _supported_activation(layer, "has activation", where)
             # `.value` (the backend tensor), not the Variable itself: numpy 2 warns
             # (DeprecationWarning) about the Variable's __array__, which lacks `copy`
             w = keras.ops.convert_to_numpy(layer.kernel.value).astype(float)
@@ -106,11 +112,7 @@ def from_keras(model, where="convert"):
                  else keras.ops.convert_to_numpy(layer.bias.value).astype(float))
             ops.append([w, b, act, layer.name])
         elif isinstance(layer, keras.layers.Activation):
-            act = _activation_name(layer.activation)
-            if act not in OUTPUT:
-                raise ConversionError(
-                    f"{where}: Keras layer {layer.name!r} (Activation) applies {act!r}, "
-                    f"which is not supported; {_SUPPORTED_TEXT}")
+            act = _supported_activation(layer, "applies", where)
             if act == "linear":  # the identity: nothing to convert
                 continue
             if not ops:

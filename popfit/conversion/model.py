@@ -30,7 +30,7 @@ import numpy as np
 
 from .._validation import check_int, check_positive, check_synapse
 from ..exceptions import PopfitTypeError, PopfitValueError
-from ..neurons import max_firing_rate, resolve_neuron_type
+from ..neurons import check_max_rate, resolve_neuron_type
 
 #: Hidden activations a population can replace (popfit target names).
 HIDDEN_ACTIVATIONS = ("tanh", "sigmoid", "linear", "relu")
@@ -322,11 +322,7 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     start = time.perf_counter()
     n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
     neuron_type = resolve_neuron_type(neuron_type, where)
-    limit = max_firing_rate(neuron_type)
-    max_rate = check_positive(
-        max_rate, "max_rate", where, upper=limit if np.isfinite(limit) else None,
-        upper_why=f" Hz, the highest rate {type(neuron_type).__name__} can reach (1/tau_ref)",
-    )
+    max_rate = check_max_rate(max_rate, neuron_type, where)
     synapse = check_positive(synapse, "synapse", where)
     noise_synapse = check_synapse(noise_synapse, "noise_synapse", where)
     if seed is not None:
@@ -649,7 +645,7 @@ class ConvertedModel:
             "    noise model   : fits optimized for spike noise at "
             + ("no synapse (rates only)" if s["noise_synapse"] is None
                else f"{s['noise_synapse']:g} s"),
-            f"    domains       : "
+            "    domains       : "
             + ("from calibration data (99th percentile of |pre-activation|)"
                if s["calibrated"] else "activation defaults (no calibration data)"),
             f"    fits          : {s['n_fits']} distinct, converted in {s['convert_time']:.2f} s",
