@@ -346,8 +346,10 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     gain_s, bias_s = neuron_type.gain_bias(r, c)
     encoders = problem.encoders
+    # J = gain_s * s + bias_s with s = encoder * (x - mid) / half, so in
+    # nengo's convention J = gain * (encoder * x) + bias:
     gain = gain_s / half
-    bias = bias_s - gain_s * mid / half
+    bias = bias_s - gain_s * encoders * mid / half
     decoders = problem.solve(problem.rates(res.x))[0] * scale
     order = np.lexsort((c * encoders, -encoders))  # + neurons first, then by intercept
     fit = PopulationFit.from_parameters(
