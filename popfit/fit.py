@@ -524,10 +524,11 @@ def _sign_patterns(n, max_patterns):
 
 
 def _structured_starts(encoders):
-    """Three starts per sign pattern: intercepts spread evenly within each sign
-    group at 80% of max_rate (two spreads), and all onsets at the domain centre
-    with max rates spread from 20% to 100% (tanh-like fits combine LIF curves
-    of one onset and different gains)."""
+    """Six starts per sign pattern: intercepts spread evenly within each sign
+    group at 80% of max_rate (two spreads); onsets at or near the domain
+    centre with max rates spread from 20% to 100% (tanh-like fits combine LIF
+    curves of one onset and different gains); the same with one neuron per
+    group firing over the whole domain (two ways)."""
     n = len(encoders)
     out = []
     groups = [np.flatnonzero(encoders > 0), np.flatnonzero(encoders < 0)]
@@ -540,6 +541,18 @@ def _structured_starts(encoders):
     for g in groups:
         rho[g] = np.linspace(0.2, 1.0, len(g)) if len(g) > 1 else 0.8
     out.append(np.concatenate([np.full(n, -0.01), rho]))
+    c = np.zeros(n)
+    for g in groups:
+        c[g] = np.linspace(-0.15, 0.15, len(g)) if len(g) > 1 else 0.0
+    out.append(np.concatenate([c, rho]))
+    # the same with the first neuron of each group firing over the whole
+    # domain: a saturating offset (sigmoid-like fits use it)
+    for c_off, rho_off in ((-1.5, 0.3), (-3.0, 0.6)):
+        c, r = np.full(n, -0.01), rho.copy()
+        for g in groups:
+            if len(g) > 1:
+                c[g[0]], r[g[0]] = c_off, rho_off
+        out.append(np.concatenate([c, r]))
     return out
 
 
