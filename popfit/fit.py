@@ -65,7 +65,8 @@ _UNIFORM_SHARE = 0.1  # share of the uniform distribution when eval_points are g
 _MU0 = 1e-3  # initial Levenberg-Marquardt damping, relative to diag(J^T J)
 _MAX_STEP = 0.2  # largest change of any parameter in one step (intercepts: units of the
 # half domain; max rates: fractions of max_rate)
-_MU_MAX = 1e12  # damping at which no step lowers the cost: a (numerical) minimum
+_MU_MAX = 1e12
+_MU_SMOOTH = 1.0  # below this damping, steps follow the capped-slope gradient  # damping at which no step lowers the cost: a (numerical) minimum
 
 
 # --------------------------------------------------------------------------- options
@@ -122,7 +123,7 @@ class SearchOptions:
     halving: Tuple[Tuple[int, int], ...] = ((8, 12), (16, 4), (24, 2))
     n_polish: int = 2
     n_extend: int = 2
-    polish_iterations: int = 200
+    polish_iterations: int = 400
     rtol: float = 2e-4
     window: int = 10
     search_points: int = 201
@@ -443,7 +444,10 @@ def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
     """Run bounded Levenberg-Marquardt on every start of ``batch`` at once.
 
     Each start keeps its own damping (Nielsen's update); a step is accepted
-    only if it lowers that start's cost, so costs never increase. Variables at
+    only if it lowers that start's cost, so costs never increase. The
+    curvature model is ``J^T J`` with onset slopes capped; the gradient is
+    the capped ``J^T r`` while the damping is below `_MU_SMOOTH` and the
+    exact one above (so a start that stalls on grid ripples still descends). Variables at
     a bound whose gradient points outward are held there (an active set);
     the rest of the step is projected into the box. With ``rtol``, a start
     stops once its cost fell by less than ``rtol`` relative over the last
@@ -469,6 +473,11 @@ def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
         if len(live) == 0:
             break
         th, jac, g = batch.thetas[live], batch.jacobian[live], batch.gradient[live]
+        # while the damping is small, step along the capped-slope gradient J^T r
+        # (it ignores the grid-scale ripples LIF onsets put in the cost and
+        # finds the basin); once that stops lowering the cost, the exact one
+        g = np.where((batch.mu[live] < _MU_SMOOTH)[:, None],
+                     np.einsum("bkp,bk->bp", jac, batch.residual[live]), g)
         h = jac.transpose(0, 2, 1) @ jac
         diag = np.diagonal(h, axis1=1, axis2=2)
         scale = np.maximum(diag, 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300))
@@ -524,19 +533,20 @@ def _sign_patterns(n, max_patterns):
 
 
 def _structured_starts(encoders):
-    """Six starts per sign pattern: intercepts spread evenly within each sign
-    group at 80% of max_rate (two spreads); onsets at or near the domain
+    """Seven starts per sign pattern: intercepts spread evenly within each sign
+    group at 80% of max_rate (two spreads) or at max_rate (noise-aware fits
+    favour high rates); onsets at or near the domain
     centre with max rates spread from 20% to 100% (tanh-like fits combine LIF
     curves of one onset and different gains); the same with one neuron per
     group firing over the whole domain (two ways)."""
     n = len(encoders)
     out = []
     groups = [np.flatnonzero(encoders > 0), np.flatnonzero(encoders < 0)]
-    for lo_c, hi_c in ((-0.7, 0.5), (-0.9, 0.2)):
+    for lo_c, hi_c, rho_all in ((-0.7, 0.5, 0.8), (-0.9, 0.2, 0.8), (-0.45, 0.02, 1.0)):
         c = np.zeros(n)
         for g in groups:
             c[g] = np.linspace(lo_c, hi_c, len(g)) if len(g) > 1 else 0.5 * (lo_c + hi_c)
-        out.append(np.concatenate([c, np.full(n, 0.8)]))
+        out.append(np.concatenate([c, np.full(n, rho_all)]))
     rho = np.zeros(n)
     for g in groups:
         rho[g] = np.linspace(0.2, 1.0, len(g)) if len(g) > 1 else 0.8
