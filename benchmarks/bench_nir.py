@@ -16,9 +16,9 @@ the training set), the first ``--n-test`` test digits, each presented for 0.1 s:
 - the same fits in nengo (the converted network, dt 0.1 ms and popfit's 1 ms);
 - nengo's default LIF (tau_ref = 2 ms) fits: in nengo, and exported with
   ``drop_tau_ref=True`` to snnTorch (the mismatch `to_nir` refuses by default);
-- a fit with ``tau_ref = dt / 2`` (the mean step lost by snnTorch's
-  whole-step reset), exported with ``drop_tau_ref=True``: does the
-  discrete-time correction help?
+- a fit with ``tau_ref = dt / 2`` (``popfit.nir.nir_neuron_type("snntorch")``:
+  the mean step lost by snnTorch's whole-step reset), which ``to_nir`` accepts
+  for that consumer: does the discrete-time correction help?
 
 The decoded output (logits, before softmax) is averaged over the last half of
 each presentation and compared with the ANN's logits: accuracy, and NRMSE =
@@ -46,7 +46,7 @@ from sklearn.neural_network import MLPClassifier
 
 import popfit
 from popfit.network import ignore_max_rates_warnings
-from popfit.nir import SNNTORCH_DT, graphs_equal
+from popfit.nir import SNNTORCH_DT, graphs_equal, nir_neuron_type
 
 N_NEURONS = 4
 MAX_RATE = 400.0
@@ -122,7 +122,7 @@ def main():
     fits = [
         ("NIR fit: LIF(tau_ref=0)", nengo.LIF(tau_ref=0), False),
         ("nengo default LIF(tau_ref=2ms)", nengo.LIF(), True),
-        ("step fit: LIF(tau_ref=dt/2)", nengo.LIF(tau_ref=SNNTORCH_DT / 2), True),
+        ("step fit: LIF(tau_ref=dt/2)", nir_neuron_type("snntorch"), False),
     ]
     print(f"popfit -> NIR -> snnTorch benchmark: load_digits (X/16), {len(X_test)} test "
           f"digits, {N_NEURONS} LIF per unit, max {MAX_RATE:g} Hz, synapse "
@@ -134,7 +134,7 @@ def main():
     for hidden in ((32,), (32, 32)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning
-            mlp = MLPClassifier(hidden, activation="tanh", max_iter=1000,
+            mlp = MLPClassifier(hidden_layer_sizes=hidden, activation="tanh", max_iter=1000,
                                 random_state=0).fit(X_train, y_train)
         ref = ann_logits(mlp, X_test)
         ann_acc = float(np.mean(mlp.predict(X_test) == y_test))

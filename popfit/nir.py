@@ -141,21 +141,55 @@ def _read_object(obj, transforms, where):
         f"type {type(obj).__name__})")
 
 
-def _check_neuron_type(fit, k, drop_tau_ref, where):
+def nir_neuron_type(consumer=None, tau_rc=0.02):
+    """The nengo LIF type to fit populations meant for a NIR graph.
+
+    NIR's LIF has no refractory period: in continuous time it is
+    ``nengo.LIF(tau_rc, tau_ref=0)``. A consumer that steps the graph at a
+    fixed ``dt`` and resets the membrane to 0 on the step it crosses threshold
+    (snnTorch) loses the rest of that step: a neuron with constant input fires
+    every ``ceil(T / dt)`` steps instead of every ``T`` seconds, on average
+    half a step later, which is a refractory period of ``dt / 2``. For such a
+    consumer this returns ``nengo.LIF(tau_rc, tau_ref=dt / 2)``, which
+    `to_nir` accepts for that consumer (digits MLP in snnTorch, logits RMSE/std
+    0.031 -> 0.027; see benchmarks/bench_nir.py).
+
+    Parameters
+    ----------
+    consumer : {"snntorch"}, optional
+        As in `to_nir`; None gives ``tau_ref = 0``.
+    tau_rc : float
+        Membrane time constant (s).
+
+    Returns
+    -------
+    nengo.LIF
+    """
+    import nengo
+
+    _check_choice(consumer, "consumer", tuple(CONSUMERS), "nir_neuron_type")
+    tau_ref = 0.0 if consumer is None else CONSUMERS[consumer] / 2
+    return nengo.LIF(tau_rc=tau_rc, tau_ref=tau_ref)
+
+
+def _check_neuron_type(fit, k, drop_tau_ref, consumer, where):
     """``"LIF"`` or ``"IF"`` for the NIR node of this fit; refuses what NIR cannot express."""
     import nengo
 
     nt = fit.neuron_type
     if isinstance(nt, nengo.LIFRate):  # nengo.LIF too
-        if nt.tau_ref > 0 and not drop_tau_ref:
+        step = consumer is not None and np.isclose(nt.tau_ref, CONSUMERS[consumer] / 2,
+                                                   rtol=1e-9, atol=0)
+        if nt.tau_ref > 0 and not drop_tau_ref and not step:
             raise PopfitValueError(
                 f"{where}: layer {k}'s fit uses {nt!r}, whose refractory period tau_ref = "
                 f"{nt.tau_ref:g} s NIR cannot express (NIR's LIF has no refractory "
                 "period): the graph's neurons would fire faster than the fit assumes "
-                "(digits MLP: logits 40x further from the ANN's). Fit for NIR with "
-                "neuron_type=nengo.LIF(tau_ref=0), e.g. popfit.convert(model, "
-                "neuron_type=nengo.LIF(tau_ref=0)), or pass drop_tau_ref=True to export "
-                "this fit anyway (tau_ref is kept in the node's metadata only)")
+                "(digits MLP in snnTorch: logits 60x further from the ANN's). Fit for NIR "
+                "with neuron_type=nengo.LIF(tau_ref=0) (or popfit.nir.nir_neuron_type("
+                "consumer)), e.g. popfit.convert(model, neuron_type=nengo.LIF(tau_ref=0)), "
+                "or pass drop_tau_ref=True to export this fit anyway (tau_ref is kept in "
+                "the node's metadata only)")
         return "LIF"
     if isinstance(nt, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)):
         return "IF"
@@ -224,7 +258,9 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
     NIR's neurons have no refractory period, so fits meant for NIR must be
     made for that neuron model: ``neuron_type=nengo.LIF(tau_ref=0)`` in
     `popfit.fit_activation` or `popfit.convert` (any ``max_rate`` then works:
-    there is no ``1 / tau_ref`` cap). A fit with ``tau_ref > 0`` is refused.
+    there is no ``1 / tau_ref`` cap). A fit with ``tau_ref > 0`` is refused,
+    except ``tau_ref = dt / 2`` for a ``consumer`` stepping at ``dt`` (the
+    whole-step correction of `nir_neuron_type`).
 
     Parameters
     ----------
@@ -295,7 +331,7 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
     if synapse is None:
         synapse = DEFAULT_SYNAPSE if default_synapse is None else default_synapse
     synapse = _check_synapse(synapse, where)
-    kinds = [_check_neuron_type(stage.fit, k, drop_tau_ref, where)
+    kinds = [_check_neuron_type(stage.fit, k, drop_tau_ref, consumer, where)
              for k, stage in enumerate(stages)]
     dt = None
     if consumer is not None:
