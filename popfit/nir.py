@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from ._validation import public
 from .exceptions import PopfitTypeError, PopfitValueError
 
 #: Time step (s) that snnTorch 1.0's NIR importer hard-codes.
@@ -73,7 +74,7 @@ def _layer_stage(layer):
                   layer.decoders_block())
 
 
-def _read_object(obj, transforms, where):
+def _read_object(obj, transforms):
     """``(stages, transforms, out_transform, out_bias, synapse, label)`` for ``obj``.
 
     ``transforms[0]`` maps the graph input to the first stage's units,
@@ -85,7 +86,7 @@ def _read_object(obj, transforms, where):
     if isinstance(obj, ConvertedModel):
         if transforms is not None:
             raise PopfitValueError(
-                f"{where}: transforms is only for a chain of PopulationLayers; a "
+                "transforms is only for a chain of PopulationLayers; a "
                 "ConvertedModel carries its own weights (got transforms as well)")
         spec = obj.spec
         stages = [_layer_stage(layer) for layer in obj.network.layers]
@@ -96,7 +97,7 @@ def _read_object(obj, transforms, where):
     if isinstance(obj, PopulationNeuron):
         if transforms is not None:
             raise PopfitValueError(
-                f"{where}: transforms is only for a chain of PopulationLayers (got "
+                "transforms is only for a chain of PopulationLayers (got "
                 "transforms with a PopulationNeuron)")
         fit = obj.fit
         stage = _Stage(fit, 1, fit.gain, fit.bias, fit.encoders[:, None],
@@ -112,8 +113,8 @@ def _read_object(obj, transforms, where):
             transforms = [None] * n_links
         if not isinstance(transforms, (list, tuple)) or len(transforms) != n_links:
             raise PopfitValueError(
-                f"{where}: transforms must be a list of {n_links} matrices (or None "
-                f"entries for identity), one per link between consecutive layers "
+                f"transforms must be a list of {n_links} matrices (or None "
+                "entries for identity), one per link between consecutive layers "
                 f"(got {transforms!r:.100})")
         ts = [np.eye(layers[0].n_units)]
         for k, (pre, post, t) in enumerate(zip(layers[:-1], layers[1:], transforms)):
@@ -121,14 +122,14 @@ def _read_object(obj, transforms, where):
             if t is None:
                 if shape[0] != shape[1]:
                     raise PopfitValueError(
-                        f"{where}: transforms[{k}] is None (identity) but layer {k} has "
+                        f"transforms[{k}] is None (identity) but layer {k} has "
                         f"{pre.n_units} units and layer {k + 1} has {post.n_units}; pass "
                         f"a matrix of shape {shape}")
                 t = np.eye(shape[0])
             t = _dense(t)
             if t.shape != shape:
                 raise PopfitValueError(
-                    f"{where}: transforms[{k}] must have shape {shape} (layer {k + 1} "
+                    f"transforms[{k}] must have shape {shape} (layer {k + 1} "
                     f"units, layer {k} units) (got shape {t.shape})")
             ts.append(t)
         last = layers[-1]
@@ -136,11 +137,12 @@ def _read_object(obj, transforms, where):
         return ([_layer_stage(layer) for layer in layers], ts, np.eye(last.n_units),
                 np.zeros(last.n_units), None, label)
     raise PopfitTypeError(
-        f"{where}: obj must be a popfit.ConvertedModel, a PopulationNeuron, a "
+        "obj must be a popfit.ConvertedModel, a PopulationNeuron, a "
         f"PopulationLayer or a non-empty list of PopulationLayers (got {obj!r:.100} of "
         f"type {type(obj).__name__})")
 
 
+@public("nir_neuron_type")
 def nir_neuron_type(consumer=None, tau_rc=0.02):
     """The nengo LIF type to fit populations meant for a NIR graph.
 
@@ -172,7 +174,7 @@ def nir_neuron_type(consumer=None, tau_rc=0.02):
     return nengo.LIF(tau_rc=tau_rc, tau_ref=tau_ref)
 
 
-def _check_neuron_type(fit, k, drop_tau_ref, consumer, where):
+def _check_neuron_type(fit, k, drop_tau_ref, consumer):
     """``"LIF"`` or ``"IF"`` for the NIR node of this fit; refuses what NIR cannot express."""
     import nengo
 
@@ -182,7 +184,7 @@ def _check_neuron_type(fit, k, drop_tau_ref, consumer, where):
                                                    rtol=1e-9, atol=0)
         if nt.tau_ref > 0 and not drop_tau_ref and not step:
             raise PopfitValueError(
-                f"{where}: layer {k}'s fit uses {nt!r}, whose refractory period tau_ref = "
+                f"layer {k}'s fit uses {nt!r}, whose refractory period tau_ref = "
                 f"{nt.tau_ref:g} s NIR cannot express (NIR's LIF has no refractory "
                 "period): the graph's neurons would fire faster than the fit assumes "
                 "(digits MLP in snnTorch: logits 60x further from the ANN's). Fit for NIR "
@@ -194,26 +196,27 @@ def _check_neuron_type(fit, k, drop_tau_ref, consumer, where):
     if isinstance(nt, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)):
         return "IF"
     raise PopfitValueError(  # pragma: no cover - fits only hold the types above
-        f"{where}: layer {k}'s fit uses {nt!r}, which has no NIR node; export supports "
+        f"layer {k}'s fit uses {nt!r}, which has no NIR node; export supports "
         "LIF, LIFRate, RectifiedLinear and SpikingRectifiedLinear fits")
 
 
-def _check_choice(value, name, choices, where):
+def _check_choice(value, name, choices):
     if value is not None and value not in choices:
         raise PopfitValueError(
-            f"{where}: {name} must be None or one of {', '.join(map(repr, choices))} "
+            f"{name} must be None or one of {', '.join(map(repr, choices))} "
             f"(got {value!r})")
     return value
 
 
-def _check_synapse(synapse, where):
+def _check_synapse(synapse):
     if isinstance(synapse, bool) or not isinstance(synapse, numbers.Real) \
             or not np.isfinite(synapse) or synapse <= 0:
         raise PopfitValueError(
-            f"{where}: synapse must be a time constant > 0 s (got {synapse!r})")
+            f"synapse must be a time constant > 0 s (got {synapse!r})")
     return float(synapse)
 
 
+@public("to_nir")
 def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
            drop_tau_ref=False):
     """A popfit network as a NIR graph (`nir.NIRGraph`).
@@ -320,30 +323,29 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
     popfit.PopfitTypeError
         ``obj`` is not an exportable popfit object.
     """
-    where = "to_nir"
-    nir = import_nir(where)
-    _check_choice(readout, "readout", READOUTS, where)
-    _check_choice(consumer, "consumer", tuple(CONSUMERS), where)
+    nir = import_nir("to_nir")
+    _check_choice(readout, "readout", READOUTS)
+    _check_choice(consumer, "consumer", tuple(CONSUMERS))
     if not isinstance(drop_tau_ref, bool):
-        raise PopfitTypeError(f"{where}: drop_tau_ref must be True or False (got "
+        raise PopfitTypeError("drop_tau_ref must be True or False (got "
                               f"{drop_tau_ref!r})")
-    stages, ts, out_t, out_bias, default_synapse, label = _read_object(obj, transforms, where)
+    stages, ts, out_t, out_bias, default_synapse, label = _read_object(obj, transforms)
     if synapse is None:
         synapse = DEFAULT_SYNAPSE if default_synapse is None else default_synapse
-    synapse = _check_synapse(synapse, where)
-    kinds = [_check_neuron_type(stage.fit, k, drop_tau_ref, consumer, where)
+    synapse = _check_synapse(synapse)
+    kinds = [_check_neuron_type(stage.fit, k, drop_tau_ref, consumer)
              for k, stage in enumerate(stages)]
     dt = None
     if consumer is not None:
         dt = CONSUMERS[consumer]
         if readout == "LI":
             raise PopfitValueError(
-                f"{where}: readout='LI' with consumer={consumer!r}: snnTorch 1.0 has no LI "
+                f"readout='LI' with consumer={consumer!r}: snnTorch 1.0 has no LI "
                 "node; use readout='affine' (the default for this consumer) and average "
                 "or filter the output in snnTorch")
         if "IF" in kinds:
             raise PopfitValueError(
-                f"{where}: consumer={consumer!r} cannot run RectifiedLinear fits: snnTorch "
+                f"consumer={consumer!r} cannot run RectifiedLinear fits: snnTorch "
                 "1.0 imports NIR's IF node as a leaky neuron (beta = 0.9). Fit with "
                 "neuron_type=nengo.LIF(tau_ref=0) instead, or export without consumer")
         readout = "affine"
