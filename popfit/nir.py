@@ -169,7 +169,7 @@ def nir_neuron_type(consumer=None, tau_rc=0.02):
     """
     import nengo
 
-    _check_choice(consumer, "consumer", tuple(CONSUMERS), "nir_neuron_type")
+    _check_choice(consumer, "consumer", tuple(CONSUMERS))
     tau_ref = 0.0 if consumer is None else CONSUMERS[consumer] / 2
     return nengo.LIF(tau_rc=tau_rc, tau_ref=tau_ref)
 
