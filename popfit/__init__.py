@@ -30,11 +30,13 @@ _LAZY = {
     "plot_spiking": "plotting",
     "plot_accuracy": "plotting",
     "nengo_default_nrmse": "baseline",
+    "to_nir": "nir",
 }
 
 __all__ = [
     "ConversionError", "FitFileError", "PopfitError", "PopfitTypeError", "PopfitValueError",
-    "PopulationFit", "SearchDiagnostics", "SearchOptions", "TARGETS", "Target", "fit_activation", "load_fit", *_LAZY,
+    "PopulationFit", "SearchDiagnostics", "SearchOptions", "TARGETS", "Target",
+    "fit_activation", "load_fit", *_LAZY,
 ]
 
 

@@ -48,8 +48,8 @@ import numpy as np
 import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
-from .exceptions import PopfitTypeError, PopfitValueError
-from ._validation import check_int, check_synapse
+from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
+from ._validation import check_int, check_synapse, public
 from .neurons import RateModel, check_max_rate, resolve_neuron_type, spike_noise_variance
 from .targets import evaluate_target, resolve_target
 
@@ -130,7 +130,13 @@ class SearchOptions:
     fit_points: int = 2001
 
     def __post_init__(self):
-        where = "SearchOptions"
+        try:
+            self._check()
+        except PopfitError as err:
+            err.where = err.where or "SearchOptions"
+            raise
+
+    def _check(self):
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "halving":
@@ -140,16 +146,15 @@ class SearchOptions:
                     for r in value))
                 if not ok:
                     raise PopfitValueError(
-                        f"{where}: halving must be a non-empty tuple of (iterations, kept) "
-                        f"pairs of integers >= 1 (got {value!r})")
+                        "halving must be a non-empty tuple of (iterations, kept) pairs of "
+                        f"integers >= 1 (got {value!r})")
             elif f.name == "rtol":
                 if not (isinstance(value, float) and 0 < value < 1):
-                    raise PopfitValueError(f"{where}: rtol must be a float in (0, 1) "
-                                           f"(got {value!r})")
+                    raise PopfitValueError(f"rtol must be a float in (0, 1) (got {value!r})")
             else:
                 low = {"n_extend": 0, "starts_per_pattern": 0, "search_points": 11,
                        "fit_points": 11}.get(f.name, 1)
-                check_int(value, f.name, where, low=low)
+                check_int(value, f.name, low=low)
 
     @classmethod
     def quick(cls):
@@ -673,31 +678,31 @@ def _grid_weights(eval_points, lo, hi, n_points):
     return (1.0 - _UNIFORM_SHARE) * density + _UNIFORM_SHARE / n_points
 
 
-def _check_eval_points(eval_points, lo, hi, where):
+def _check_eval_points(eval_points, lo, hi):
     x = np.asarray(eval_points, dtype=float)
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
     if x.ndim != 1 or x.size == 0:
         raise PopfitValueError(
-            f"{where}: eval_points must be a non-empty 1-d array of inputs (got shape "
+            "eval_points must be a non-empty 1-d array of inputs (got shape "
             f"{np.shape(eval_points)})"
         )
     bad = ~np.isfinite(x) | (x < lo) | (x > hi)
     if bad.any():
         raise PopfitValueError(
-            f"{where}: eval_points must be finite and inside the domain [{lo!r}, {hi!r}] "
+            f"eval_points must be finite and inside the domain [{lo!r}, {hi!r}] "
             f"(got {int(bad.sum())} of {x.size} outside, e.g. {float(x[bad][0])!r}); "
             "widen the domain or drop those points"
         )
     return x
 
 
-def _check_search(search, where):
+def _check_search(search):
     if search is None:
         return SearchOptions()
     if not isinstance(search, SearchOptions):
         raise PopfitTypeError(
-            f"{where}: search must be a popfit.SearchOptions (got {search!r} of type "
+            f"search must be a popfit.SearchOptions (got {search!r} of type "
             f"{type(search).__name__}); use SearchOptions(), SearchOptions.quick() or "
             "SearchOptions.thorough()")
     return search
@@ -738,6 +743,7 @@ def _fit_level(n, coarse, fine, previous, rng, options, times):
                   len(starts.thetas) + len(candidates.thetas) - options.n_polish)
 
 
+@public("fit_activation")
 def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
                    max_rate=400.0, synapse=0.005, eval_points=None, seed=None, search=None):
     """Fit a small population of positive-only neurons to a signed curve.
@@ -790,27 +796,26 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     """
     from .result import PopulationFit
 
-    where = "fit_activation"
     start_time = time.perf_counter()
-    n_neurons = check_int(n_neurons, "n_neurons", where, low=1, high=MAX_NEURONS)
-    neuron_type = resolve_neuron_type(neuron_type, where)
-    max_rate = check_max_rate(max_rate, neuron_type, where)
-    synapse = check_synapse(synapse, "synapse", where)
-    target, (lo, hi) = resolve_target(target, domain, where)
+    n_neurons = check_int(n_neurons, "n_neurons", low=1, high=MAX_NEURONS)
+    neuron_type = resolve_neuron_type(neuron_type)
+    max_rate = check_max_rate(max_rate, neuron_type)
+    synapse = check_synapse(synapse, "synapse")
+    target, (lo, hi) = resolve_target(target, domain)
     if seed is not None:
-        seed = check_int(seed, "seed", where, low=0)
+        seed = check_int(seed, "seed", low=0)
     if eval_points is not None:
-        eval_points = _check_eval_points(eval_points, lo, hi, where)
-    options = _check_search(search, where)
+        eval_points = _check_eval_points(eval_points, lo, hi)
+    options = _check_search(search)
 
     model = RateModel(neuron_type)
     x_fine = np.linspace(lo, hi, options.fit_points)
-    y_fine = evaluate_target(target, x_fine, where)
+    y_fine = evaluate_target(target, x_fine)
     scale = float(np.ptp(y_fine)) or 1.0
 
     def problem(n_points):
         x = np.linspace(lo, hi, n_points)
-        y = y_fine if n_points == options.fit_points else evaluate_target(target, x, where)
+        y = y_fine if n_points == options.fit_points else evaluate_target(target, x)
         return _Problem(model, x, y, lo, hi, max_rate, synapse, scale,
                         _grid_weights(eval_points, lo, hi, n_points))
 

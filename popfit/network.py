@@ -25,7 +25,7 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import check_int, check_synapse
+from ._validation import check_int, check_synapse, public
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import SUPPORTED, rate_twin, spiking_twin
 
@@ -61,18 +61,18 @@ def ignore_max_rates_warnings():
         yield
 
 
-def _check_fit(fit, where):
+def _check_fit(fit):
     from .result import PopulationFit
 
     if not isinstance(fit, PopulationFit):
         raise PopfitTypeError(
-            f"{where}: fit must be a popfit.PopulationFit (got {fit!r} of type "
+            f"fit must be a popfit.PopulationFit (got {fit!r} of type "
             f"{type(fit).__name__}); make one with popfit.fit_activation"
         )
     return fit
 
 
-def export_neuron_type(fit, spiking, where):
+def export_neuron_type(fit, spiking):
     """The positive-only neuron type that runs ``fit`` (spiking or rate).
 
     Raises `PopfitValueError` when the fit's neuron type has no positive-only
@@ -83,7 +83,7 @@ def export_neuron_type(fit, spiking, where):
     if type(nt) not in SUPPORTED or (spiking and twin is None):
         mode = "spiking=True" if spiking else "spiking=False"
         raise PopfitValueError(
-            f"{where}: fit.neuron_type {nt!r} has no positive-only "
+            f"fit.neuron_type {nt!r} has no positive-only "
             f"{'spiking' if spiking else 'rate'} twin ({mode}); export supports fits of "
             "LIF, LIFRate, RectifiedLinear and SpikingRectifiedLinear"
         )
@@ -137,11 +137,11 @@ class PopulationNeuron(nengo.Network):
     the harmless warnings described in `PopulationLayer`.
     """
 
+    @public("PopulationNeuron")
     def __init__(self, fit, label=None, spiking=True, **kwargs):
-        where = "PopulationNeuron"
-        self.fit = _check_fit(fit, where)
+        self.fit = _check_fit(fit)
         self.spiking = bool(spiking)
-        neuron_type = export_neuron_type(fit, self.spiking, where)
+        neuron_type = export_neuron_type(fit, self.spiking)
         if label is None:
             label = f"PopulationNeuron({fit.target.name})"
         super().__init__(label=label, **kwargs)
@@ -234,19 +234,19 @@ class PopulationLayer(nengo.Network):
             sim = nengo.Simulator(model)
     """
 
+    @public("PopulationLayer")
     def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None, **kwargs):
-        where = "PopulationLayer"
-        self.fit = _check_fit(fit, where)
-        self.n_units = check_int(n_units, "n_units", where, low=1)
+        self.fit = _check_fit(fit)
+        self.n_units = check_int(n_units, "n_units", low=1)
         self.spiking = bool(spiking)
-        neuron_type = export_neuron_type(fit, self.spiking, where)
+        neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
         if input_bias is None:
             input_bias = np.zeros(self.n_units)
         input_bias = np.asarray(input_bias, dtype=float)
         if input_bias.shape != (self.n_units,) or not np.all(np.isfinite(input_bias)):
             raise PopfitValueError(
-                f"{where}: input_bias must be a finite array of shape (n_units,) = "
+                f"input_bias must be a finite array of shape (n_units,) = "
                 f"({self.n_units},) (got shape {input_bias.shape}"
                 f"{'' if input_bias.shape != (self.n_units,) else ' with non-finite values'})"
             )
@@ -301,6 +301,7 @@ class PopulationLayer(nengo.Network):
         return scipy.sparse.csr_matrix((vals, (rows, cols)),
                                        shape=(self.n_units, self.n_neurons))
 
+    @public("PopulationLayer.connect_to")
     def connect_to(self, post, transform=None, synapse=0.005):
         """Connect this layer's neurons to ``post`` with the decoders folded in.
 
@@ -326,8 +327,7 @@ class PopulationLayer(nengo.Network):
             Created in the current ``with network:`` context (as any
             `nengo.Connection`), which must contain both this layer and ``post``.
         """
-        where = "PopulationLayer.connect_to"
-        synapse = check_synapse(synapse, "synapse", where)
+        synapse = check_synapse(synapse, "synapse")
         if isinstance(post, PopulationLayer):
             k, target = post.n_units, post.ensemble.neurons
         elif isinstance(post, (nengo.Node, nengo.Ensemble, nengo.base.ObjView,
@@ -335,14 +335,14 @@ class PopulationLayer(nengo.Network):
             k, target = post.size_in, post
         else:
             raise PopfitTypeError(
-                f"{where}: post must be a PopulationLayer, nengo.Node, nengo.Ensemble, "
+                f"post must be a PopulationLayer, nengo.Node, nengo.Ensemble, "
                 f"ensemble.neurons or a slice of one (got {post!r} of type "
                 f"{type(post).__name__})"
             )
         if transform is None:
             if k != self.n_units:
                 raise PopfitValueError(
-                    f"{where}: without a transform post must have size {self.n_units} "
+                    f"without a transform post must have size {self.n_units} "
                     f"(this layer's n_units) (got size {k}); pass transform of shape "
                     f"({k}, {self.n_units})"
                 )
@@ -351,7 +351,7 @@ class PopulationLayer(nengo.Network):
             t = np.asarray(transform, dtype=float)
             if t.shape != (k, self.n_units):
                 raise PopfitValueError(
-                    f"{where}: transform must have shape ({k}, {self.n_units}) "
+                    f"transform must have shape ({k}, {self.n_units}) "
                     f"(post size, n_units) (got shape {t.shape})"
                 )
         weights = t @ self.decoders_block()

@@ -138,7 +138,7 @@ def test_neuron_type_instances_accepted():
     (dict(target="tanhh"), PopfitValueError, r"unknown target 'tanhh'; known names are .*sigmoid"),
     (dict(n_neurons=0), PopfitValueError, r"n_neurons must be an integer in \[1, 64\] \(got 0\)"),
     (dict(n_neurons=65), PopfitValueError, r"n_neurons must be an integer in \[1, 64\] \(got 65\)"),
-    (dict(n_neurons=2.5), PopfitTypeError, r"n_neurons must be an integer >= 1 \(got 2.5"),
+    (dict(n_neurons=2.5), PopfitTypeError, r"n_neurons must be an integer in \[1, 64\] \(got 2.5"),
     (dict(n_neurons=True), PopfitTypeError, r"n_neurons must be an integer"),
     (dict(domain=(1.0, -1.0)), PopfitValueError, r"lo < hi \(got lo=1.0, hi=-1.0\)"),
     (dict(domain=(0.0, np.inf)), PopfitValueError, r"domain ends must be finite"),
