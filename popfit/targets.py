@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
 import numpy as np
+import scipy.special
 
 from ._validation import check_domain, check_real_array
 from .exceptions import PopfitTypeError, PopfitValueError
 
 
 def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+    return scipy.special.expit(x)  # overflow-free, accurate in both tails
 
 
 def _softplus(x):

@@ -144,8 +144,8 @@ def test_neuron_type_instances_accepted():
 
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(target="tanhh"), PopfitValueError, r"unknown target 'tanhh'; known names are .*sigmoid"),
-    (dict(n_neurons=0), PopfitValueError, r"n_neurons must be an integer >= 1 \(got 0\)"),
-    (dict(n_neurons=2.5), PopfitTypeError, r"n_neurons must be an integer >= 1 \(got 2.5"),
+    (dict(n_neurons=0), PopfitValueError, r"n_neurons must be an integer in \[1, 32\] \(got 0\)"),
+    (dict(n_neurons=2.5), PopfitTypeError, r"n_neurons must be an integer in \[1, 32\] \(got 2.5"),
     (dict(n_neurons=True), PopfitTypeError, r"n_neurons must be an integer"),
     (dict(domain=(1.0, -1.0)), PopfitValueError, r"lo < hi \(got lo=1.0, hi=-1.0\)"),
     (dict(domain=(0.0, np.inf)), PopfitValueError, r"domain ends must be finite"),
@@ -165,7 +165,7 @@ def test_neuron_type_instances_accepted():
      r"non-finite value inf at x=0.0"),
     (dict(target=lambda x: np.log(x), domain=(-1, 1)), PopfitValueError,
      r"non-finite value nan at x=-1.0"),
-    (dict(seed=-1), PopfitValueError, r"seed must be an integer >= 0"),
+    (dict(seed=-1), PopfitValueError, r"seed must be an integer in \[0, 4294967295\]"),
 ])
 def test_bad_input(kwargs, exc, match):
     args = dict(target="tanh", n_neurons=2)
