@@ -30,6 +30,7 @@ allocated (`MAX_FILE_BYTES`, `MAX_FILE_NEURONS`, `MAX_TARGET_SAMPLES`). Saving
 checks the same rules first, so a fit that saves also loads.
 """
 
+import errno
 import glob
 import json
 import math
@@ -372,13 +373,7 @@ def atomic_write_text(path, text):
             mode = stat.S_IMODE(os.stat(real).st_mode)
         except FileNotFoundError:
             mode = None
-        for _ in range(100):
-            tmp = os.path.join(folder, f".{name}{_TMP_INFIX}{secrets.token_hex(_TMP_RANDOM // 2)}")
-            try:  # the umask applies to 0o666, exactly as for open(path, "w")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                break
-            except FileExistsError:
-                continue
+        fd, tmp = _create_temporary(folder, name)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             if mode is not None:
                 os.chmod(tmp, mode)
@@ -395,6 +390,17 @@ def atomic_write_text(path, text):
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     _remove_stale_temporaries(folder, name)
+
+
+def _create_temporary(folder, name):
+    """Create ``folder/.name.popfit-tmp-<hex>``; return its descriptor and path."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}{_TMP_INFIX}{secrets.token_hex(_TMP_RANDOM // 2)}")
+        try:  # the umask applies to 0o666, exactly as for open(path, "w")
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name beside it", name)
 
 
 def _remove_stale_temporaries(folder, name):
