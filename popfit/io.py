@@ -156,7 +156,8 @@ def _checked(check, key, source, *args, **kwargs):
 
 def _neuron_type(v, source):
     classes = {cls.__name__: cls for cls in SUPPORTED}
-    if not isinstance(v, dict) or v.get("type") not in classes:
+    name = v.get("type") if isinstance(v, dict) else None
+    if not isinstance(name, str) or name not in classes:
         _fail(source, f"field 'neuron_type' must be an object whose 'type' is one of "
                       f"{sorted(classes)} (got {_describe(v)}): unknown neuron type")
     allowed = set(neuron_type_to_dict(classes[v["type"]]()))  # "type" and its parameters

@@ -12,6 +12,8 @@ import tracemalloc
 import nengo
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import popfit
 import popfit.io
@@ -323,3 +325,49 @@ def test_save_and_load_refuse_a_non_path(fit, path, error):
         fit.save(path)
     with pytest.raises(error, match="load_fit: path must be a non-empty file name"):
         popfit.load_fit(path)
+
+
+# --- property: any one-field corruption is a FitFileError or a fit that saves -------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**500, 10**500) | st.floats()
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                               max_size=3),
+    max_leaves=8)
+_PLACES = ["format", "format_version", "target", "domain", "neuron_type", "gain", "bias",
+           "encoders", "decoders", "max_rate", "synapse", "seed", "success", "message", "nfev",
+           "fit_time", "metrics", "extra", "domain.0", "domain.1", "gain.1", "bias.0",
+           "encoders.2", "decoders.1", "neuron_type.type", "neuron_type.tau_rc",
+           "neuron_type.tau_ref", "neuron_type.min_voltage", "target.name", "target.named",
+           "target.x", "target.y"]
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(place=st.sampled_from(_PLACES), value=_JSON | st.just("<delete>"))
+def test_any_corrupted_field_is_a_file_error_or_a_fit_that_saves_again(fit, tmp_path, place,
+                                                                        value):
+    d = fit.to_dict()
+    *parents, key = place.split(".")
+    box = d
+    for p in parents:
+        box = box[p]
+    if isinstance(box, list):
+        key = int(key)
+    if value == "<delete>":
+        if isinstance(box, list):
+            del box[key]
+        else:
+            box.pop(key, None)
+    else:
+        box[key] = value
+    path = tmp_path / "fuzz.json"
+    path.write_text(json.dumps(d))
+    try:
+        loaded = popfit.load_fit(path)
+    except FitFileError:
+        return
+    loaded.save(tmp_path / "a.json")  # what loads must save ...
+    popfit.load_fit(tmp_path / "a.json").save(tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
