@@ -60,7 +60,7 @@ def test_file_with_200000_neurons_is_refused_before_allocating(fit, tmp_path):
     path.write_text(json.dumps(d))
     tracemalloc.start()
     try:
-        with pytest.raises(FitFileError, match=r"'gain' must be a list of 1 to 1024 numbers.*"
+        with pytest.raises(FitFileError, match=r"'gain' must be a list of 1 to 256 numbers.*"
                                                r"\(got 200000 numbers\)"):
             popfit.load_fit(path)
         peak = tracemalloc.get_traced_memory()[1]
@@ -72,7 +72,7 @@ def test_file_with_200000_neurons_is_refused_before_allocating(fit, tmp_path):
 def test_file_neuron_cap_admits_every_fit_the_library_makes():
     cap = getattr(popfit.fit, "MAX_N_NEURONS", None)  # set by the fit's own limit
     assert popfit.io.MAX_FILE_NEURONS >= (cap or 0)
-    assert popfit.io.MAX_FILE_NEURONS <= 4096  # 20,001-point grid x n floats stays < 1 GB
+    assert popfit.io.MAX_FILE_NEURONS <= 256  # a 20,001 x n grid of rates stays < 50 MB
 
 
 def test_file_larger_than_the_byte_cap_is_refused(fit, tmp_path, monkeypatch):
