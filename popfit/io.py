@@ -243,10 +243,7 @@ def fit_from_dict(d, source=None):
         _fail(source, "field 'domain' must be [lo, hi] of finite numbers with lo < hi "
                       f"(got {_describe(dom)})")
     lo, hi = (_finite(e, "domain", source, "[lo, hi] of finite numbers with lo < hi") for e in dom)
-    lo, hi = _checked(check_domain, "domain", source, (lo, hi))
-    if not math.isfinite(hi - lo):
-        _fail(source, f"field 'domain' must have a width hi - lo within the range of a float "
-                      f"(got [{lo!r}, {hi!r}])")
+    lo, hi = _checked(check_domain, "domain", source, (lo, hi))  # fit_activation's bounds
 
     gain = d["gain"]
     if not isinstance(gain, list) or not 1 <= len(gain) <= MAX_FILE_NEURONS:
