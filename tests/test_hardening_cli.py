@@ -22,8 +22,8 @@ def _one_line_error(capsys, argv, status=2):
     return err, out.getvalue()
 
 
-# The first three need fit_activation to refuse these inputs with a popfit error
-# (the core helper's limits); before that merge they exit 1 with one line.
+# The first three rely on fit_activation refusing these inputs with a popfit error
+# (its n_neurons, max_rate and domain bounds); the CLI turns any popfit error into status 2.
 @pytest.mark.parametrize("argv,match", [
     (["--neurons", "100000"], "n_neurons"),
     (["--max-rate", "1e-9"], "max_rate"),
