@@ -8,11 +8,8 @@ import numpy as np
 
 from ._validation import check_real_array, public
 from .metrics import population_metrics
-from .neurons import RateModel, neuron_type_to_dict
-from .targets import Target, evaluate_target
-
-FORMAT = "popfit.PopulationFit"
-FORMAT_VERSION = 1
+from .neurons import RateModel
+from .targets import Target
 
 
 def _frozen(a):
@@ -197,44 +194,40 @@ class PopulationFit:
                 f"neuron_type={self.neuron_type!r}, domain={self.domain}, "
                 f"nrmse={self.nrmse:.3g})")
 
+    # The file format lives in popfit/io.py; these convenience methods import it
+    # on use (the one documented exception to "io imports result, never back").
     def to_dict(self):
-        """JSON-safe description; `from_dict` (and `popfit.load_fit`) rebuild it."""
-        lo, hi = self.domain
-        d = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "target": {"name": self.target.name, "named": self.target.named},
-            "domain": [lo, hi],
-            "neuron_type": neuron_type_to_dict(self.neuron_type),
-            "gain": self.gain.tolist(),
-            "bias": self.bias.tolist(),
-            "encoders": self.encoders.tolist(),
-            "decoders": self.decoders.tolist(),
-            "max_rate": self.max_rate,
-            "synapse": self.synapse,
-            "seed": self.seed,
-            "success": self.success,
-            "message": self.message,
-            "nfev": self.nfev,
-            "fit_time": self.fit_time,
-            "metrics": {"nrmse": self.nrmse, "max_error": self.max_error,
-                        "spiking_nrmse": self.spiking_nrmse},
-        }
-        if not self.target.named:
-            xs = np.linspace(lo, hi, 2001)
-            d["target"]["x"] = xs.tolist()
-            d["target"]["y"] = evaluate_target(self.target, xs).tolist()
-        return d
+        """JSON-safe dictionary of the fit's parameters: the content of its file.
+
+        See `popfit.io` for the format; `from_dict` and `popfit.load_fit` invert it.
+        """
+        from .io import fit_to_dict
+
+        return fit_to_dict(self)
 
     @classmethod
+    @public("PopulationFit.from_dict")
     def from_dict(cls, d):
-        """Rebuild a fit from `to_dict` output, validating every field."""
+        """Rebuild a fit from `to_dict` output, validating every field.
+
+        Raises
+        ------
+        popfit.FitFileError
+            Naming the field that is missing, mistyped or out of bounds.
+        """
         from .io import fit_from_dict
 
         return fit_from_dict(d)
 
+    @public("PopulationFit.save")
     def save(self, path):
-        """Write the fit to ``path`` as JSON (atomically: temp file, then rename)."""
+        """Write the fit to ``path`` as JSON, atomically; see `popfit.io.atomic_write_text`.
+
+        An existing file keeps its permissions and a symbolic link is written
+        through to its target. Raises `popfit.PopfitValueError` (before
+        writing) if `popfit.load_fit` would refuse the file, and ``OSError``
+        naming ``path`` if it cannot be written.
+        """
         from .io import save_fit
 
         save_fit(self, path)
