@@ -49,17 +49,24 @@ import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
 from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
-from ._validation import check_int, check_synapse, public
-from .neurons import RateModel, check_max_rate, resolve_neuron_type, spike_noise_variance
+from ._validation import check_eval_points, check_int, check_seed, check_synapse, public
+from .metrics import error_scale
+from .neurons import (LOWEST_RATE_FRACTION, RateModel, check_max_rate, gain_bias,
+                      resolve_neuron_type, spike_noise_variance)
 from .targets import evaluate_target, resolve_target
 
-N_EVAL_POINTS = 1001  # grid NRMSE is reported on (as DESIGN.md defines it)
-N_FINE_POINTS = 20001  # grid max_error is reported on (steep LIF onsets)
-MAX_NEURONS = 64  # hard upper limit on n_neurons (the search time grows about as N**2.5)
+#: Largest population `fit_activation` accepts. The fit of N neurons climbs
+#: through the fits of 1..N-1 (continuation), so its cost grows about as N**2
+#: (measured: see the README's table of fit times).
+MAX_N_NEURONS = 32
+#: Largest gap (as a fraction of max_rate) tolerated between a neuron's fitted
+#: rate curve and nengo's rates of the exported gain and bias (float64 rounding
+#: of nengo's current J = gain * x + bias for very slow LIF neurons)
+_EXPORT_RATE_RTOL = 1e-3
 
 _C_BOUNDS = (-5.0, 0.95)  # intercepts, in units where the faced domain edge is 1 (below -1:
 # the neuron fires over the whole domain, a saturating offset that tanh-like fits use)
-_RHO_MIN = 0.02  # lowest max rate, as a fraction of max_rate
+_RHO_MIN = LOWEST_RATE_FRACTION  # lowest max rate, as a fraction of max_rate
 _RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
 _UNIFORM_SHARE = 0.1  # share of the uniform distribution when eval_points are given
 _MU0 = 1e-3  # initial Levenberg-Marquardt damping, relative to diag(J^T J)
@@ -678,25 +685,6 @@ def _grid_weights(eval_points, lo, hi, n_points):
     return (1.0 - _UNIFORM_SHARE) * density + _UNIFORM_SHARE / n_points
 
 
-def _check_eval_points(eval_points, lo, hi):
-    x = np.asarray(eval_points, dtype=float)
-    if x.ndim == 2 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim != 1 or x.size == 0:
-        raise PopfitValueError(
-            "eval_points must be a non-empty 1-d array of inputs (got shape "
-            f"{np.shape(eval_points)})"
-        )
-    bad = ~np.isfinite(x) | (x < lo) | (x > hi)
-    if bad.any():
-        raise PopfitValueError(
-            f"eval_points must be finite and inside the domain [{lo!r}, {hi!r}] "
-            f"(got {int(bad.sum())} of {x.size} outside, e.g. {float(x[bad][0])!r}); "
-            "widen the domain or drop those points"
-        )
-    return x
-
-
 def _check_search(search):
     if search is None:
         return SearchOptions()
@@ -753,10 +741,12 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     target : str or callable
         ``"tanh"``, ``"sigmoid"`` (``"logistic"``), ``"linear"`` (``"identity"``),
         ``"relu"``, ``"softplus"``, or a vectorized ``f(x: ndarray) -> ndarray``
-        (which then needs ``domain``).
+        (which then needs ``domain``) returning real values of at most 1e300
+        in magnitude.
     n_neurons : int
-        Number of neurons in the population, 1 to `MAX_NEURONS` (64). The
-        search time grows quickly with it: about 0.3 s at N=4, 3 s at N=16.
+        Number of neurons in the population, in [1, `MAX_N_NEURONS`] (32).
+        The fit of N climbs through the fits of 1..N-1, so the time grows
+        about as N**2 (see the README's table of fit times).
     neuron_type : str or nengo.neurons.NeuronType
         ``"LIF"`` (nengo's LIF, tau_rc=0.02 s, tau_ref=0.002 s),
         ``"RectifiedLinear"`` (``"relu"``), or an instance of `nengo.LIF`,
@@ -764,8 +754,13 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     domain : (float, float), optional
         Input interval to fit on. Named targets have defaults: tanh (-3, 3),
         sigmoid (-6, 6), linear (-1, 1), relu (-1, 1), softplus (-4, 4).
+        Its width must be in [1.5e-154, 1.3e154] and at least 1e-8 times
+        ``max(|lo|, |hi|)`` (`popfit._validation.check_domain`).
     max_rate : float
-        No neuron fires above this rate (Hz) anywhere in the domain.
+        No neuron fires above this rate (Hz) anywhere in the domain. Bounds
+        (`popfit.neurons.max_rate_bounds`): below ``1/tau_ref`` and at least
+        about 7.8 Hz for LIF types (nengo's defaults), in [1e-3, 1e6) Hz for
+        rectified-linear types.
     synapse : float or None
         Time constant (s) of the lowpass synapse that will filter the spikes.
         The fit minimises rate error plus the spike noise passed on by the
@@ -778,7 +773,8 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
         uniformly over ``domain``. All must lie inside ``domain``. The reported
         ``nrmse`` stays uniform over the domain.
     seed : int, optional
-        Seed for the random starts; the same seed gives an identical fit.
+        Seed in [0, 2**32 - 1] for the random starts; the same seed gives an
+        identical fit.
     search : SearchOptions, optional
         Budget of the search (default ``SearchOptions()``); ``SearchOptions.quick()``
         when any good fit will do, ``SearchOptions.thorough()`` for the best.
@@ -787,6 +783,10 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     -------
     PopulationFit
         With ``diagnostics`` (a `SearchDiagnostics`): how the fit was found.
+        Its decoders are solved for nengo's own rates of the exported gains
+        and biases. If some of those rates differ from the fitted curves (LIF
+        neurons so slow that nengo's float64 current cannot resolve them),
+        ``success`` is False and a warning says so.
 
     Notes
     -----
@@ -797,21 +797,20 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     from .result import PopulationFit
 
     start_time = time.perf_counter()
-    n_neurons = check_int(n_neurons, "n_neurons", low=1, high=MAX_NEURONS)
+    n_neurons = check_int(n_neurons, "n_neurons", low=1, high=MAX_N_NEURONS)
     neuron_type = resolve_neuron_type(neuron_type)
     max_rate = check_max_rate(max_rate, neuron_type)
     synapse = check_synapse(synapse, "synapse")
     target, (lo, hi) = resolve_target(target, domain)
-    if seed is not None:
-        seed = check_int(seed, "seed", low=0)
+    seed = check_seed(seed, allow_none=True)
     if eval_points is not None:
-        eval_points = _check_eval_points(eval_points, lo, hi)
+        eval_points = check_eval_points(eval_points, (lo, hi))
     options = _check_search(search)
 
     model = RateModel(neuron_type)
     x_fine = np.linspace(lo, hi, options.fit_points)
     y_fine = evaluate_target(target, x_fine)
-    scale = float(np.ptp(y_fine)) or 1.0
+    scale = error_scale(y_fine)
 
     def problem(n_points):
         x = np.linspace(lo, hi, n_points)
@@ -832,13 +831,19 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     theta, encoders = level.theta, level.encoders
     c, r = theta[:n_neurons], theta[n_neurons:] * max_rate
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    gain_s, bias_s = neuron_type.gain_bias(r, c)
+    gain_s, bias_s = gain_bias(neuron_type, r, c)
     # J = gain_s * s + bias_s with s = encoder * (x - mid) / half, so in
     # nengo's convention J = gain * (encoder * x) + bias:
     gain = gain_s / half
     bias = bias_s - gain_s * encoders * mid / half
+    # decoders for the rates nengo computes from the exported gain and bias;
+    # for very slow LIF neurons these differ from the fitted curves (J - 1
+    # below float64's resolution of J), which is reported, not hidden
+    exported = neuron_type.rates(x_fine[:, None] * encoders, gain, bias)
     with np.errstate(all="ignore"):
-        decoders = fine.solve(fine.rates(theta[None], encoders[None])).decoders[0] * scale
+        decoders = fine.solve(exported[None]).decoders[0] * scale
+        gap = np.max(np.abs(exported - fine.rates(theta[None], encoders[None])[0]), axis=0)
+    off = gap > _EXPORT_RATE_RTOL * max_rate
     order = np.lexsort((c * encoders, -encoders))  # + neurons first, then by intercept
     if level.converged:
         message = (f"converged: the objective fell by less than {options.rtol:g} relative "
@@ -846,6 +851,16 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     else:
         message = (f"not converged after {level.iterations} iterations (polish_iterations="
                    f"{options.polish_iterations}); the objective was still falling")
+    success = level.converged
+    if off.any():
+        success = False
+        message = (
+            f"{int(off.sum())} of {n_neurons} neurons fire differently in nengo than fitted "
+            f"(by up to {gap.max():.3g} Hz): their rates, down to {r[off].min():.3g} Hz, "
+            "are too slow for nengo's float64 current J = gain * x + bias to resolve; "
+            "the decoders were solved for nengo's rates; raise max_rate or fit fewer "
+            f"neurons (optimizer: {message})"
+        )
     diagnostics = SearchDiagnostics(
         objective=objectives[-1], objectives=tuple(objectives), origin=level.origin,
         sign_pattern=(int(np.sum(encoders > 0)), int(np.sum(encoders < 0))),
@@ -856,7 +871,7 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
         target=target, domain=(lo, hi), neuron_type=neuron_type,
         gain=gain[order], bias=bias[order], encoders=encoders[order],
         decoders=decoders[order], max_rate=max_rate, synapse=synapse, seed=seed,
-        success=level.converged, message=message, nfev=level.iterations + 1,
+        success=success, message=message, nfev=level.iterations + 1,
         fit_time=time.perf_counter() - start_time, diagnostics=diagnostics,
     )
     if not fit.success:
