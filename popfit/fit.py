@@ -94,6 +94,19 @@ class SearchOptions:
         Encoder-sign patterns searched afresh: all N+1 splits up to this many,
         beyond it the ones nearest balanced (the continuation still reaches
         any split).
+    narrow_from : int
+        From this many neurons on, the fresh search is narrow: only the
+        structured starts of the ``narrow_patterns`` sign patterns nearest
+        balanced, no Sobol points (the continuation of the fit of one neuron
+        fewer carries the quality there; measured, see bench_fit.py).
+    narrow_patterns : int
+        See ``narrow_from``.
+    centre_screen : int
+        Random members of the centre family (onsets at the domain centre,
+        optional whole-domain offset neurons) costed on the fine grid per
+        sign pattern ...
+    n_centre : int
+        ... and the best this many polished directly (0: none).
     starts_per_neuron : int
         Short local fits per neuron in the population ...
     max_starts : int
@@ -124,6 +137,10 @@ class SearchOptions:
 
     n_screen: int = 128
     max_patterns: int = 9
+    narrow_from: int = 9
+    narrow_patterns: int = 3
+    centre_screen: int = 32
+    n_centre: int = 2
     starts_per_neuron: int = 10
     max_starts: int = 40
     starts_per_pattern: int = 1
@@ -159,7 +176,7 @@ class SearchOptions:
                 if not (isinstance(value, float) and 0 < value < 1):
                     raise PopfitValueError(f"rtol must be a float in (0, 1) (got {value!r})")
             else:
-                low = {"n_extend": 0, "starts_per_pattern": 0, "search_points": 11,
+                low = {"n_extend": 0, "n_centre": 0, "starts_per_pattern": 0, "search_points": 11,
                        "fit_points": 11}.get(f.name, 1)
                 check_int(value, f.name, low=low)
 
@@ -462,8 +479,9 @@ def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
     exact one above (so a start that stalls on grid ripples still descends). Variables at
     a bound whose gradient points outward are held there (an active set);
     the rest of the step is projected into the box. With ``rtol``, a start
-    stops once its cost fell by less than ``rtol`` relative over the last
-    ``window`` iterations (converged), or when no step can lower it.
+    stops once its objective (the root of the cost, an NRMSE) fell by less
+    than ``rtol`` relative over the last ``window`` iterations (converged),
+    or when no step can lower it.
     """
     n2 = batch.thetas.shape[1]
     lower, upper = problem.bounds(n2 // 2)
@@ -528,8 +546,9 @@ def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
         stuck = live[mu > _MU_MAX]
         batch.done[stuck] = batch.converged[stuck] = True
         if rtol is not None and len(batch.history) > window:
+            # the objective (the root of the cost) fell by less than rtol relative
             old = batch.history[-1 - window]
-            flat = (old - batch.cost) <= rtol * batch.cost
+            flat = np.sqrt(old) - np.sqrt(batch.cost) <= rtol * np.sqrt(batch.cost)
             newly = flat & ~batch.done
             batch.done[newly] = batch.converged[newly] = True
     return batch
@@ -545,12 +564,12 @@ def _sign_patterns(n, max_patterns):
 
 
 def _structured_starts(encoders):
-    """Seven starts per sign pattern: intercepts spread evenly within each sign
+    """Six starts per sign pattern: intercepts spread evenly within each sign
     group at 80% of max_rate (two spreads) or at max_rate (noise-aware fits
-    favour high rates); onsets at or near the domain
-    centre with max rates spread from 20% to 100% (tanh-like fits combine LIF
-    curves of one onset and different gains); the same with one neuron per
-    group firing over the whole domain (two ways)."""
+    favour high rates); onsets at the domain centre with max rates spread
+    from 20% to 100% (tanh-like fits combine LIF curves of one onset and
+    different gains); the same with one neuron per group firing over the
+    whole domain (two ways). `_centre_starts` samples around the centre ones."""
     n = len(encoders)
     out = []
     groups = [np.flatnonzero(encoders > 0), np.flatnonzero(encoders < 0)]
@@ -563,10 +582,6 @@ def _structured_starts(encoders):
     for g in groups:
         rho[g] = np.linspace(0.2, 1.0, len(g)) if len(g) > 1 else 0.8
     out.append(np.concatenate([np.full(n, -0.01), rho]))
-    c = np.zeros(n)
-    for g in groups:
-        c[g] = np.linspace(-0.15, 0.15, len(g)) if len(g) > 1 else 0.0
-    out.append(np.concatenate([c, rho]))
     # the same with the first neuron of each group firing over the whole
     # domain: a saturating offset (sigmoid-like fits use it)
     for c_off, rho_off in ((-1.5, 0.3), (-3.0, 0.6)):
@@ -606,9 +621,14 @@ def _screen(problem, n, rng, options):
     ``starts_per_pattern`` points; the rest of the budget goes to the best
     screened points overall.
     """
+    n_starts = min(options.max_starts, options.starts_per_neuron * n)
+    if n >= options.narrow_from:
+        patterns = _sign_patterns(n, options.narrow_patterns)
+        kept = [(t, enc) for enc in patterns for t in _structured_starts(enc)]
+        return _Batch(np.array([t for t, _ in kept]), np.array([e for _, e in kept]),
+                      np.full(len(kept), "search", dtype=object))
     patterns = _sign_patterns(n, options.max_patterns)
     sobol = _sobol_points(n, options.n_screen, rng)
-    n_starts = min(options.max_starts, options.starts_per_neuron * n)
     kept, pool = [], []
     for p, enc in enumerate(patterns):
         points = sobol
@@ -625,6 +645,40 @@ def _screen(problem, n, rng, options):
         kept.append((theta, patterns[p]))
     return _Batch(np.array([t for t, _ in kept]), np.array([e for _, e in kept]),
                   np.full(len(kept), "search", dtype=object))
+
+
+def _centre_starts(problem, n, rng, options):
+    """Stage 1b: the centre family, screened on the fine grid.
+
+    Good LIF fits of tanh- and sigmoid-like targets put most onsets at the
+    domain centre (overlapping, touching or with a narrow dead zone between
+    the two sides) with max rates spread, and a sigmoid-like offset uses a
+    neuron or two firing over the whole domain (intercepts about -1 to -2 in
+    edge units). These basins are narrower than a grid step of the coarse
+    grid, where short fits lose them, so ``centre_screen`` random members per
+    sign pattern (the three nearest balanced) are costed on the fine grid
+    and the best ``n_centre`` go straight to the polish.
+    """
+    if options.n_centre == 0 or n < 2:
+        return None
+    m = options.centre_screen
+    thetas, encoders = [], []
+    for enc in _sign_patterns(n, 3):
+        c = np.repeat(rng.choice([-0.01, 0.0, 0.01], size=(m, 1)), n, axis=1)
+        rho = rng.uniform(0.5, 1.0, (m, n))
+        mode = rng.integers(0, 4, m)  # offset neurons: none, + side, - side, both
+        for bit, group in ((1, np.flatnonzero(enc > 0)), (2, np.flatnonzero(enc < 0))):
+            if len(group):
+                rows = np.flatnonzero(mode & bit)
+                c[rows, group[0]] = rng.uniform(-2.2, -1.0, len(rows))
+                rho[rows, group[0]] = rng.uniform(0.02, 1.0, len(rows))
+        thetas.append(np.column_stack([c, rho]))
+        encoders.append(np.tile(enc, (m, 1)))
+    thetas, encoders = np.concatenate(thetas), np.concatenate(encoders)
+    costs = np.concatenate([problem.batch_cost(thetas[i:i + m], encoders[i])
+                            for i in range(0, len(thetas), m)])
+    best = np.argsort(costs, kind="stable")[:options.n_centre]
+    return _Batch(thetas[best], encoders[best], np.full(len(best), "search", dtype=object))
 
 
 def _short_fits(problem, batch, options):
@@ -716,6 +770,7 @@ def _fit_level(n, coarse, fine, previous, rng, options, times):
     t1 = time.perf_counter()
     candidates = _short_fits(coarse, starts, options)
     t2 = time.perf_counter()
+    candidates = _Batch.concat([candidates, _centre_starts(fine, n, rng, options)])
     if previous is not None and options.n_extend > 0:
         candidates = _Batch.concat([candidates, _extend(coarse, previous, options)])
     t3 = time.perf_counter()
