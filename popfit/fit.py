@@ -135,7 +135,7 @@ class SearchOptions:
         objective that is minimised and reported as ``diagnostics.objective``).
     """
 
-    n_screen: int = 128
+    n_screen: int = 64
     max_patterns: int = 9
     narrow_from: int = 9
     narrow_patterns: int = 3
@@ -182,17 +182,19 @@ class SearchOptions:
 
     @classmethod
     def quick(cls):
-        """A small search, about 3x faster: for code that needs *a* good fit, not the best."""
-        return cls(n_screen=64, starts_per_neuron=4, max_starts=16, starts_per_pattern=0,
-                   halving=((10, 3), (20, 1)), n_polish=1, n_extend=1, polish_iterations=100,
-                   rtol=1e-5)
+        """A small search, several times faster: for code that needs *a* good fit, not the best."""
+        return cls(n_screen=32, max_patterns=3, narrow_from=4, narrow_patterns=3,
+                   centre_screen=16, n_centre=1, starts_per_neuron=3, max_starts=12,
+                   starts_per_pattern=0, halving=((10, 3), (20, 1)), n_polish=1, n_extend=1,
+                   polish_iterations=200, rtol=1e-3)
 
     @classmethod
     def thorough(cls):
         """A wider search, several times slower than the default."""
-        return cls(n_screen=1024, starts_per_neuron=24, max_starts=128, starts_per_pattern=3,
+        return cls(n_screen=1024, narrow_from=13, narrow_patterns=5, centre_screen=128,
+                   n_centre=6, starts_per_neuron=24, max_starts=128, starts_per_pattern=3,
                    halving=((10, 32), (20, 12), (40, 4)), n_polish=4, n_extend=4,
-                   polish_iterations=400, rtol=1e-7)
+                   polish_iterations=1000, rtol=2e-5)
 
 
 @dataclass(frozen=True)
@@ -648,18 +650,19 @@ def _screen(problem, n, rng, options):
 
 
 def _centre_starts(problem, n, rng, options):
-    """Stage 1b: the centre family, screened on the fine grid.
+    """Stage 1b: the centre family, screened on the coarse grid, fitted on the fine one.
 
     Good LIF fits of tanh- and sigmoid-like targets put most onsets at the
     domain centre (overlapping, touching or with a narrow dead zone between
     the two sides) with max rates spread, and a sigmoid-like offset uses a
     neuron or two firing over the whole domain (intercepts about -1 to -2 in
-    edge units). These basins are narrower than a grid step of the coarse
-    grid, where short fits lose them, so ``centre_screen`` random members per
-    sign pattern (the three nearest balanced) are costed on the fine grid
-    and the best ``n_centre`` go straight to the polish.
+    edge units). These basins are narrower than a step of the coarse grid,
+    where short fits lose them, so of ``centre_screen`` random members per
+    sign pattern (the three nearest balanced) the best ``n_centre`` go
+    straight to the polish on the fine grid. From ``narrow_from`` neurons on
+    there are none (the continuation carries these fits).
     """
-    if options.n_centre == 0 or n < 2:
+    if options.n_centre == 0 or n < 2 or n >= options.narrow_from:
         return None
     m = options.centre_screen
     thetas, encoders = [], []
@@ -770,7 +773,7 @@ def _fit_level(n, coarse, fine, previous, rng, options, times):
     t1 = time.perf_counter()
     candidates = _short_fits(coarse, starts, options)
     t2 = time.perf_counter()
-    candidates = _Batch.concat([candidates, _centre_starts(fine, n, rng, options)])
+    candidates = _Batch.concat([candidates, _centre_starts(coarse, n, rng, options)])
     if previous is not None and options.n_extend > 0:
         candidates = _Batch.concat([candidates, _extend(coarse, previous, options)])
     t3 = time.perf_counter()
