@@ -147,8 +147,8 @@ class SearchOptions:
     halving: Tuple[Tuple[int, int], ...] = ((8, 12), (16, 4), (24, 2))
     n_polish: int = 2
     n_extend: int = 2
-    polish_iterations: int = 400
-    rtol: float = 2e-4
+    polish_iterations: int = 1000
+    rtol: float = 1e-4
     window: int = 10
     search_points: int = 201
     fit_points: int = 2001
