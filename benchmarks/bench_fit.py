@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import popfit
-from popfit.baseline import nengo_default_nrmse
+from popfit.baseline import compute_accuracy, format_accuracy, nengo_default_nrmse
 
 BEST_KNOWN = {("tanh", "LIF", 4): 0.0045, ("sigmoid", "LIF", 4): 0.0048}
 
@@ -33,20 +33,16 @@ def main():
     bars = []
 
     print("1. Rate-level NRMSE (synapse=None, max_rate 400 Hz, 1001 points)")
-    print(f"{'target':>8} {'neuron':>15} {'N':>2} {'popfit':>10} {'nengo med':>10} "
-          f"{'ratio':>7} {'fit s':>6}")
     table_time = 0.0
     results = {}
     for neuron in ("LIF", "RectifiedLinear"):
-        for target in ("tanh", "sigmoid", "linear"):
-            for n in range(1, 9):
-                fit = popfit.fit_activation(target, n, neuron_type=neuron, synapse=None, seed=0)
-                table_time += fit.fit_time
-                base = float(np.median(nengo_default_nrmse(target, n, neuron_type=neuron,
-                                                           seeds=seeds)))
-                results[target, neuron, n] = (fit.nrmse, base)
-                print(f"{target:>8} {neuron:>15} {n:>2} {fit.nrmse:>10.5f} {base:>10.5f} "
-                      f"{fit.nrmse / base:>7.4f} {fit.fit_time:>6.2f}", flush=True)
+        table = compute_accuracy(("tanh", "sigmoid", "linear"), range(1, 9), neuron_type=neuron,
+                                 synapse=None, seeds=seeds)
+        print(format_accuracy(table), flush=True)
+        for target, r in table.items():
+            table_time += sum(r["fit_time"])
+            for k, n in enumerate(r["n_neurons"]):
+                results[target, neuron, n] = (r["popfit"][k], float(np.median(r["nengo"][k])))
 
     print("\n2. Callable targets, 6 LIF neurons, rate level")
     for name, f, domain in (("sin", np.sin, (-np.pi, np.pi)), ("abs", np.abs, (-1.0, 1.0))):

@@ -109,3 +109,45 @@ def check_synapse(synapse, name, allow_none=True):
             return None
         raise PopfitValueError(f"{name} must be a time constant > 0 s (got None)")
     return check_positive(synapse, name)
+
+
+def check_fit(fit, name="fit"):
+    """Return ``fit``, checking that it is a `popfit.PopulationFit`."""
+    # imported here: result.py imports neurons.py and targets.py, which import this module
+    from .result import PopulationFit
+
+    if not isinstance(fit, PopulationFit):
+        raise PopfitTypeError(
+            f"{name} must be a popfit.PopulationFit (got {type(fit).__name__}); "
+            "make one with popfit.fit_activation or popfit.load_fit"
+        )
+    return fit
+
+
+def check_real_array(value, name, shape=None, shape_name=None):
+    """Return ``value`` as a finite float ndarray (of ``shape``), or raise naming it.
+
+    Strings, complex numbers, objects and ragged nesting are a
+    `PopfitTypeError` (numpy would raise its own error, or drop the imaginary
+    part); a wrong shape or a NaN/inf a `PopfitValueError`. ``shape_name``
+    describes the shape in words, e.g. ``"(n_units,)"``.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nesting
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
+        text = repr(value)
+        text = text if len(text) <= 60 else text[:57] + "..."
+        kind = "ragged nesting" if arr is None else f"dtype {arr.dtype}"
+        raise PopfitTypeError(f"{name} must be an array of real numbers (got {text}, {kind})")
+    want = ""
+    if shape is not None:
+        want = f" of shape {shape_name + ' = ' if shape_name else ''}{tuple(shape)}"
+        if arr.shape != tuple(shape):
+            raise PopfitValueError(f"{name} must be a finite array{want} (got shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise PopfitValueError(
+            f"{name} must be a finite array{want} (got shape {arr.shape} with non-finite values)"
+        )
+    return arr.astype(float)
