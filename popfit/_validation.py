@@ -137,7 +137,7 @@ def check_real_array(value, name, shape=None, shape_name=None):
     except (TypeError, ValueError):  # ragged nesting
         arr = None
     if arr is None or arr.dtype.kind not in "biuf":
-        text = repr(value)
+        text = " ".join(repr(value).split())  # one line
         text = text if len(text) <= 60 else text[:57] + "..."
         kind = "ragged nesting" if arr is None else f"dtype {arr.dtype}"
         raise PopfitTypeError(f"{name} must be an array of real numbers (got {text}, {kind})")

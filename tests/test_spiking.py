@@ -47,6 +47,7 @@ def lowpass(u, tau, dt):
     return scipy.signal.lfilter([0.0, 1.0 - a], [1.0, -a], u)
 
 
+@pytest.mark.slow  # shares the `reports` fixture: four 6 s simulations
 def test_report_traces_against_independent_references(reports):
     rep = reports[("tanh", 4)]
     fit = rep.fit
@@ -82,6 +83,7 @@ def test_report_traces_against_independent_references(reports):
     assert 0.015 < rep.nrmse < 0.05
 
 
+@pytest.mark.slow  # shares the `reports` fixture: four 6 s simulations
 @pytest.mark.parametrize("target", ["tanh", "sigmoid", "linear"])
 def test_signed_baseline_matches_spike_noise_physics(reports, target):
     """The baseline's error is its regular-train noise: predicted within 5%."""
@@ -105,12 +107,14 @@ def test_signed_baseline_matches_spike_noise_physics(reports, target):
         assert rep.baseline_mean_rate == pytest.approx(308, rel=0.03)
 
 
+@pytest.mark.slow  # shares the `reports` fixture: four 6 s simulations
 @pytest.mark.parametrize("case", [("tanh", 4), ("tanh", 8), ("sigmoid", 4), ("linear", 4)])
 def test_fit_noise_model_predicts_measured_error(reports, case):
     rep = reports[case]
     assert rep.nrmse == pytest.approx(rep.fit.spiking_nrmse, rel=0.08)
 
 
+@pytest.mark.slow  # shares the `reports` fixture: four 6 s simulations
 @pytest.mark.parametrize("case, bar", [
     (("tanh", 4), 0.85),
     (("tanh", 8), 0.62),
@@ -122,6 +126,7 @@ def test_spiking_accuracy_beats_signed_baseline(reports, case, bar):
     assert rep.ratio <= bar, rep.report()
 
 
+@pytest.mark.slow  # shares the `reports` fixture: four 6 s simulations
 def test_report_and_to_dict(reports):
     rep = reports[("linear", 4)]
     text = rep.report()
@@ -147,8 +152,8 @@ def test_no_baseline_for_relu_target_and_determinism():
     np.testing.assert_array_equal(again.output, rep.output)
 
 
-def test_evaluate_spiking_errors(reports):
-    fit = reports[("tanh", 4)].fit
+def test_evaluate_spiking_errors():
+    fit = popfit.fit_activation("tanh", 2, max_rate=MAX_RATE, synapse=None, seed=0)
     for bad in (0, -0.01):
         with pytest.raises(PopfitValueError,
                            match=rf"evaluate_spiking: synapse must be .*> 0 \(got {bad}"):
