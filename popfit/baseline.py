@@ -29,9 +29,10 @@ from collections import namedtuple
 import numpy as np
 import nengo
 
-from ._validation import check_int, check_real_array, check_seed, public
+from ._validation import check_int, check_finite_array, check_seed, public
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import check_max_rate, resolve_neuron_type
+from .metrics import N_EVAL_POINTS, error_scale, nrmse
+from .neurons import LinearRate, check_max_rate, resolve_neuron_type
 from .targets import evaluate_target, resolve_target
 
 __all__ = ["nengo_default_nrmse", "nengo_default_median", "nengo_default_tuning",
@@ -107,7 +108,7 @@ def _tuning(ens, seed):
 
 @public("nengo_default_nrmse")
 def nengo_default_nrmse(target, n_neurons, *, neuron_type="LIF", domain=None,
-                        max_rate=400.0, seeds=range(20), n_points=1001):
+                        max_rate=400.0, seeds=range(20), n_points=N_EVAL_POINTS):
     """NRMSE of Nengo's default random tuning, one value per seed.
 
     For each seed, a default ``nengo.Ensemble(n_neurons, 1, seed=seed)`` (see
@@ -151,7 +152,7 @@ def nengo_default_nrmse(target, n_neurons, *, neuron_type="LIF", domain=None,
 
     x = np.linspace(lo, hi, n_points)
     y = evaluate_target(target, x)
-    scale = float(np.ptp(y)) or 1.0
+    scale = error_scale(y)
     v = (x - 0.5 * (lo + hi)) / (0.5 * (hi - lo))  # the represented value, in [-1, 1]
     solver = nengo.solvers.LstsqL2(reg=0.1)
     ens = _default_ensemble(n_neurons, neuron_type, max_rate)
@@ -160,7 +161,7 @@ def nengo_default_nrmse(target, n_neurons, *, neuron_type="LIF", domain=None,
         encoders, gain, bias = _tuning(ens, seed)
         a = neuron_type.rates(v[:, None] * encoders, gain, bias)
         d, _ = solver(a, y[:, None])
-        out[k] = np.sqrt(np.mean((a @ d[:, 0] - y) ** 2)) / scale
+        out[k] = nrmse(a @ d[:, 0], y, scale)
     return out
 
 
@@ -220,9 +221,6 @@ def signed_baseline_neuron(target, max_rate, domain=None):
         return SignedBaseline(f"RegularSpiking({type(base).__name__}(tau_ref={1.0 / rate:g}))",
                               base, 1.0, 1.0 / rate)
     if target.name == "linear":
-        # LinearRate moves to popfit.neurons (issue 9 item 8); imported here until then
-        from .spiking import LinearRate
-
         gain = rate / max(abs(lo), abs(hi))
         return SignedBaseline("RegularSpiking(LinearRate())", LinearRate(), gain, 1.0 / gain)
     return None
@@ -286,7 +284,7 @@ class SignedBaselineLayer(nengo.Network):
                 f"target {target!r} has no signed baseline neuron; "
                 "use 'tanh', 'sigmoid' or 'linear'"
             )
-        bias = np.zeros(n_units) if input_bias is None else check_real_array(
+        bias = np.zeros(n_units) if input_bias is None else check_finite_array(
             input_bias, "input_bias", shape=(n_units,), shape_name="(n_units,)")
         self.baseline = base
         if label is None:
@@ -389,7 +387,7 @@ def format_accuracy(results):
     n_seeds = np.shape(first["nengo"])[1]
     spiking = first.get("popfit_spiking") is not None
     lines = [
-        f"NRMSE over the domain (RMSE / range of the target, 1001 points), "
+        f"NRMSE over the domain (RMSE / range of the target, {N_EVAL_POINTS} points), "
         f"max_rate {first.get('max_rate', 400.0):g} Hz, synapse {first.get('synapse')}; "
         f"nengo = Nengo default tuning, median over {n_seeds} seeds (LstsqL2 reg 0.1)",
         f"{'target':>9} {'neuron':>15} {'N':>3} {'popfit':>10}"

@@ -18,47 +18,14 @@ gain, so the transforms into neurons built here carry only the encoder signs
 on the Ensemble.
 """
 
-import contextlib
-import warnings
 
 import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import check_fit, check_int, check_real_array, check_synapse, public
+from ._validation import check_fit, check_int, check_finite_array, check_synapse, public
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import SUPPORTED, rate_twin, spiking_twin
-
-
-@contextlib.contextmanager
-def ignore_max_rates_warnings():
-    """Silence nengo's spurious ``max_rates`` warnings while building popfit ensembles.
-
-    Given an Ensemble's ``gain`` and ``bias``, the nengo builder computes the
-    informational ``max_rates`` and ``intercepts`` of each neuron at the
-    encoded input ``x = 1`` (``LIFRate.max_rates_intercepts``, called from
-    ``nengo.builder.ensemble.get_gain_bias``). popfit neurons may legitimately
-    reach threshold only beyond ``x = 1`` (wide domains, or a `PopulationLayer`
-    ``input_bias`` folded into the bias). For an LIF neuron with
-    ``0 < gain + bias <= 1``, nengo then warns (from ``nengo/neurons.py``)::
-
-        RuntimeWarning: invalid value encountered in log1p
-        UserWarning: Non-finite values detected in `max_rates`; ...
-
-    The simulation uses only gain and bias and is unaffected. This context
-    manager ignores exactly those messages, raised from ``nengo.neurons``; wrap
-    only the ``nengo.Simulator(...)`` construction (the build) in it. popfit
-    uses it around the simulators it builds itself (`ConvertedModel`
-    predictions, `evaluate_spiking`); it never installs a global filter.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"Non-finite values detected in `max_rates`",
-            category=UserWarning, module=r"nengo\.neurons\Z")
-        warnings.filterwarnings(
-            "ignore", message=r"(invalid value|divide by zero) encountered in log1p",
-            category=RuntimeWarning, module=r"nengo\.neurons\Z")
-        yield
+from .neurons import SUPPORTED, ignore_max_rates_warnings, rate_twin, spiking_twin  # noqa: F401
 
 
 def export_neuron_type(fit, spiking):
@@ -232,7 +199,7 @@ class PopulationLayer(nengo.Network):
         n = fit.n_neurons
         if input_bias is None:
             input_bias = np.zeros(self.n_units)
-        input_bias = check_real_array(input_bias, "input_bias", shape=(self.n_units,),
+        input_bias = check_finite_array(input_bias, "input_bias", shape=(self.n_units,),
                                       shape_name="(n_units,)")
         self.input_bias = input_bias
         gain = np.tile(fit.gain, self.n_units)
@@ -383,7 +350,7 @@ def _transform_matrix(transform):
                 "build time; connect_to folds the transform into the weights now: "
                 "sample it yourself and pass nengo.Dense(shape, init=array) or the array"
             )
-        init = check_real_array(init, "transform (nengo.Dense init)")
+        init = check_finite_array(init, "transform (nengo.Dense init)")
         if init.ndim < 2:  # nengo: a scalar or a vector is a diagonal
             t = np.zeros(transform.shape)
             np.fill_diagonal(t, init)
@@ -409,14 +376,14 @@ def _transform_matrix(transform):
     elif scipy.sparse.issparse(transform):
         t = _real_sparse(transform, "transform")
     else:
-        t = check_real_array(transform, "transform")
+        t = check_finite_array(transform, "transform")
     return t
 
 
 def _real_sparse(matrix, name):
     """A scipy sparse matrix of finite real numbers as a float CSR matrix (stays sparse)."""
     matrix = scipy.sparse.csr_matrix(matrix)
-    check_real_array(matrix.data, f"{name} (sparse data)")
+    check_finite_array(matrix.data, f"{name} (sparse data)")
     return matrix.astype(float)
 
 

@@ -19,7 +19,9 @@ import nengo
 from ._validation import check_fit, check_positive, check_seed, check_synapse, public
 from .baseline import SignedBaselineLayer, signed_baseline
 from .exceptions import PopfitValueError
-from .network import PopulationNeuron, ignore_max_rates_warnings
+from .metrics import error_scale, grid
+from .network import PopulationNeuron
+from .neurons import LinearRate, ignore_max_rates_warnings  # noqa: F401 (LinearRate: old home)
 from .targets import evaluate_target
 
 __all__ = ["evaluate_spiking", "SpikingReport", "LinearRate", "signed_baseline", "MAX_STEPS"]
@@ -30,28 +32,6 @@ __all__ = ["evaluate_spiking", "SpikingReport", "LinearRate", "signed_baseline",
 # (measured: 60,000 steps in 11 s on a shared 2-core machine), so 10**6 steps
 # is a few minutes of simulation.
 MAX_STEPS = 1_000_000
-
-
-class LinearRate(nengo.neurons.NeuronType):
-    """A signed rate neuron whose rate (Hz) equals its input current: ``rate = J``.
-
-    nengo has no linear rate type; wrapped in `nengo.RegularSpiking` it gives the
-    signed baseline for a linear unit (negative spikes for negative ``J``).
-    """
-
-    negative = True
-
-    def gain_bias(self, max_rates, intercepts):
-        max_rates = np.asarray(np.atleast_1d(max_rates), dtype=float)
-        intercepts = np.asarray(np.atleast_1d(intercepts), dtype=float)
-        gain = max_rates / (1.0 - intercepts)
-        return gain, -gain * intercepts
-
-    def max_rates_intercepts(self, gain, bias):
-        return gain + bias, -bias / gain
-
-    def step(self, dt, J, output):
-        output[...] = J
 
 
 def _scalar(v):
@@ -260,8 +240,7 @@ def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
     with sim:
         sim.run(duration)
 
-    grid = np.linspace(lo, hi, 1001)
-    scale = float(np.ptp(evaluate_target(target, grid))) or 1.0
+    scale = error_scale(evaluate_target(target, grid(fit.domain)))
     t = sim.trange()
     ideal_trace = sim.data[p_ideal][:, 0]
 
