@@ -18,7 +18,9 @@ by the previous *converted* layer (its re-solved weights and rates), so
 errors do not compound. ``c`` becomes the next layer's input bias.
 
 A share of the calibration data is held out: each layer keeps its
-re-solved weights only if they lower the held-out objective, and
+re-solved weights only if they lower the held-out error (the objective above
+for a hidden layer's successor; the squared error of the outputs after the
+output nonlinearity for the last layer), and
 `RefitReport` gives the rate-level output error on it before and after.
 """
 
@@ -101,7 +103,7 @@ class RefitReport:
         Synapse (s) of the spike-noise model used as the per-neuron penalty.
     kept : tuple of bool
         Per hidden layer: True if its re-solved outgoing weights were kept
-        (they lowered the held-out objective), False if the standard folded
+        (they lowered the held-out error), False if the standard folded
         weights were kept.
     layer_rms_before, layer_rms_after : tuple of float
         Per hidden layer: held-out RMS error of the next layer's
@@ -183,9 +185,15 @@ def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
         a_fit, a_hold = layer_rates(fit, z_fit), layer_rates(fit, z_hold)
         penalty = noise_penalty(a_fit, noise_synapse)
         w, b = solve_weights(a_fit, pre_fit[i + 1], penalty)
-        hold_penalty = noise_penalty(a_hold, noise_synapse)
-        better = (objective(a_hold, pre_hold[i + 1], w, b, hold_penalty)
-                  < objective(a_hold, pre_hold[i + 1], std_w[i], std_b[i], hold_penalty))
+        if i + 1 < len(fits):  # expected error of the next pre-activations, noise included
+            hold_penalty = noise_penalty(a_hold, noise_synapse)
+            better = (objective(a_hold, pre_hold[i + 1], w, b, hold_penalty)
+                      < objective(a_hold, pre_hold[i + 1], std_w[i], std_b[i], hold_penalty))
+        else:  # the outputs, after the output nonlinearity (what predictions are)
+            act = spec.output.activation
+            better = (np.mean((apply_activation(act, a_hold @ w.T + b) - out_hold) ** 2)
+                      < np.mean((apply_activation(act, a_hold @ std_w[i].T + std_b[i])
+                                 - out_hold) ** 2))
         if not better:
             w, b = std_w[i], std_b[i]
         weights.append(w)
