@@ -22,7 +22,6 @@ import popfit
 from popfit.conversion import present, read_model
 from popfit.conversion.convert import round_up
 from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError
-from popfit.targets import TARGETS
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -289,23 +288,7 @@ def test_presentation_time_still_refused(converted, data, T, err, match):
 
 
 # ---------------------------------------------------------------- pickling
-def _picklable(obj):
-    try:
-        pickle.dumps(obj)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        return False
-    return True
-
-
-@pytest.mark.parametrize("activation", [
-    "tanh", "logistic",
-    pytest.param("identity", marks=pytest.mark.xfail(
-        not _picklable(TARGETS["linear"].function), strict=True,
-        reason="popfit.targets 'linear' is a lambda until the core helper's fix is merged")),
-    pytest.param("relu", marks=pytest.mark.xfail(
-        not _picklable(TARGETS["relu"].function), strict=True,
-        reason="popfit.targets 'relu' is a lambda until the core helper's fix is merged")),
-])
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "identity", "relu"])
 def test_converted_model_pickles(data, activation):
     """Defect: converted models with identity or ReLU layers did not pickle."""
     X, y = data
