@@ -164,3 +164,11 @@ def test_connect_to_weights():
             a.connect_to(out, transform=np.ones((2, 3)), weights=w)
         with pytest.raises(PopfitValueError, match=r"shape \(2, 6\)"):
             a.connect_to(out, weights=np.ones((2, 3)))
+
+
+def test_refit_default_needs_enough_calibration(regressor):
+    mlp, X = regressor
+    few = popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], seed=0)
+    assert few.refit_report is None and few.weights is None  # 12 + 3 samples: not enough
+    with pytest.raises(PopfitValueError, match="at least 10 calibration samples"):
+        popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], seed=0, refit=True)

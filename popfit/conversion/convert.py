@@ -33,7 +33,7 @@ from ..neurons import check_max_rate, resolve_neuron_type
 from ..targets import get_named_target
 from .model import ConvertedModel, LayerInfo
 from .readers import read_model
-from .refit import refit_weights
+from .refit import enough_for_refit, refit_weights
 from .spec import check_samples
 
 CALIBRATION_PERCENTILE = 99.0
@@ -167,8 +167,9 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         model's. The penalty of each neuron's weights is its spike-noise
         variance at ``noise_synapse`` (at ``synapse`` if that is None). The
         network then connects each layer's neurons with these dense weights.
-        Default: True when ``calibration_data`` is given (False otherwise;
-        True without calibration data is an error).
+        Default: True when ``calibration_data`` has enough samples (at
+        least 10 to solve on and 10 held out), else False; True without
+        enough calibration data is an error.
     refit_holdout : float
         Share of ``calibration_data`` in (0, 1) held out from the re-solve:
         a layer keeps its re-solved weights only if they lower the held-out
@@ -200,6 +201,7 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     seed = check_seed(seed, allow_none=True)
     tolerance = check_positive(tolerance, "tolerance")
     refit_holdout = check_positive(refit_holdout, "refit_holdout", upper=1.0)
+    refit_default = refit is None
     if refit is None:
         refit = calibration_data is not None
     elif not isinstance(refit, (bool, np.bool_)):
@@ -210,6 +212,9 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
             "calibration_data (e.g. the training inputs) or refit=False")
     spec = read_model(model)
     counts = check_n_neurons(n_neurons, len(spec.hidden))
+    if refit and calibration_data is not None and refit_default and \
+            not enough_for_refit(len(np.asarray(calibration_data)), refit_holdout):
+        refit = False  # the default only: too few samples to solve on and hold out
     pre = None
     if calibration_data is not None:
         X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")

@@ -132,11 +132,17 @@ class RefitReport:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
+def enough_for_refit(n, holdout):
+    """True if ``n`` calibration samples leave `MIN_SAMPLES` to solve on and to hold out."""
+    n_hold = int(round(holdout * n))
+    return n - n_hold >= MIN_SAMPLES and n_hold >= MIN_SAMPLES
+
+
 def split_calibration(X, holdout, seed):
     """Random (solve, held-out) split of the calibration samples."""
     n = len(X)
     n_hold = int(round(holdout * n))
-    if n - n_hold < MIN_SAMPLES or n_hold < MIN_SAMPLES:
+    if not enough_for_refit(n, holdout):
         raise PopfitValueError(
             f"refit needs at least {MIN_SAMPLES} calibration samples to solve on and "
             f"{MIN_SAMPLES} to hold out (refit_holdout={holdout:g} of {n} samples gives "
