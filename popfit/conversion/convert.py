@@ -29,6 +29,7 @@ import numpy as np
 
 from .._validation import check_int, check_positive, check_seed, check_synapse, public
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
+from ..metrics import grid
 from ..neurons import check_max_rate, resolve_neuron_type
 from ..targets import get_named_target
 from .model import ConvertedModel, LayerInfo
@@ -41,8 +42,6 @@ CALIBRATION_PERCENTILE = 99.0
 DOMAIN_FLOOR_FRACTION = 0.25
 #: Significant digits of a calibrated half-width (readable, and equal domains share a fit).
 DOMAIN_DIGITS = 3
-#: Points of the grid over the domain on which mean rates are computed without calibration.
-RATE_GRID_POINTS = 1001
 
 
 def round_up(m, digits=DOMAIN_DIGITS):
@@ -247,7 +246,7 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
             if fit_error(fit) <= tolerance:
                 break
         if z is None:
-            x, basis = np.linspace(domain[0], domain[1], RATE_GRID_POINTS), "domain"
+            x, basis = grid(domain), "domain"  # mean rates without calibration
         else:
             x, basis = z.ravel(), "calibration"
         mean_rate = float(np.mean(fit.rates(x)))
