@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 
 from .exceptions import PopfitValueError
 from ._validation import check_int, check_synapse
-from .neurons import RateModel, check_max_rate, resolve_neuron_type, spike_noise_variance
+from .neurons import (RateModel, check_max_rate, is_loihi_type, resolve_neuron_type,
+                      spike_noise_variance)
 from .targets import evaluate_target, resolve_target
 
 N_FIT_POINTS = 2001  # grid the final fit is polished on
@@ -273,6 +274,12 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     start_time = time.perf_counter()
     n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
     neuron_type = resolve_neuron_type(neuron_type, where)
+    if is_loihi_type(neuron_type):  # whole-step spiking: smooth surrogate, see popfit.loihi
+        from .loihi import fit_loihi
+
+        return fit_loihi(target, n_neurons, neuron_type=neuron_type, domain=domain,
+                         max_rate=max_rate, synapse=synapse, eval_points=eval_points,
+                         seed=seed)
     max_rate = check_max_rate(max_rate, neuron_type, where)
     synapse = check_synapse(synapse, "synapse", where)
     target, (lo, hi) = resolve_target(target, domain, where)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .._validation import check_int, check_positive, check_synapse
 from ..exceptions import PopfitTypeError, PopfitValueError
+from ..network import check_hardware
 from ..neurons import check_max_rate, resolve_neuron_type
 
 #: Hidden activations a population can replace (popfit target names).
@@ -253,7 +254,7 @@ def choose_domain(activation, z):
 
 def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
             noise_synapse=0.02,
-            calibration_data=None, seed=None):
+            calibration_data=None, seed=None, hardware=None, weight_bits=None):
     """Convert a trained model into a spiking Nengo network of positive-only neurons.
 
     Every hidden unit becomes a small population fitted by
@@ -302,6 +303,22 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     seed : int, optional
         Seed for the fits and for the simulator (initial neuron states): the
         same seed gives identical predictions.
+    hardware : None or "loihi"
+        None (default): the network nengo's reference simulator runs fastest
+        (block-sparse transforms). ``"loihi"``: the network also builds and
+        runs unmodified on ``nengo_loihi.Simulator(model.network)``: Dense
+        transforms where values cross between host and chip, the first
+        layer's input scaled into nengo-loihi's [-1, 1] encoding range, the
+        output decoded on the host (see `popfit.PopulationLayer` and
+        docs/loihi.md); `report` then says how the model maps onto the chip.
+        For fits of Loihi's whole-step rate curve also pass
+        ``neuron_type="LoihiLIF"`` (needs ``popfit[loihi]``).
+    weight_bits : int, optional
+        Round the weights into every layer's neurons (those that run on chip)
+        to ``weight_bits`` magnitude bits with one shared step per connection,
+        as Loihi stores them (``weight_bits=8``); the network then computes
+        what the chip computes. With ``calibration_data``, `report` states the
+        rate-level cost (`popfit.loihi.quantization_cost`).
 
     Returns
     -------
@@ -325,10 +342,13 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     max_rate = check_max_rate(max_rate, neuron_type, where)
     synapse = check_positive(synapse, "synapse", where)
     noise_synapse = check_synapse(noise_synapse, "noise_synapse", where)
+    hardware = check_hardware(hardware, where)
+    if weight_bits is not None:
+        weight_bits = check_int(weight_bits, "weight_bits", where, low=2, high=16)
     if seed is not None:
         seed = check_int(seed, "seed", where, low=0)
     spec = read_model(model, where)
-    pre = None
+    pre = X_cal = None
     if calibration_data is not None:
         X_cal = check_samples(calibration_data, spec.n_features, "calibration_data", where)
         pre = spec.forward(X_cal)[0]
@@ -358,10 +378,12 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
                                mean_rate, basis))
     return ConvertedModel(spec, fits, infos, neuron_type=neuron_type, n_neurons=n_neurons,
                           max_rate=max_rate, synapse=synapse, seed=seed,
-                          convert_time=time.perf_counter() - start)
+                          convert_time=time.perf_counter() - start, hardware=hardware,
+                          weight_bits=weight_bits,
+                          quantization_data=None if X_cal is None else X_cal[:500])
 
 
-def build_network(spec, fits, synapse, seed=None):
+def build_network(spec, fits, synapse, seed=None, hardware=None):
     """The `nengo.Network` of a converted model (see `ConvertedModel.network`)."""
     import nengo
 
@@ -374,7 +396,7 @@ def build_network(spec, fits, synapse, seed=None):
         for i, (layer, fit) in enumerate(zip(spec.hidden, fits)):
             net.layers.append(PopulationLayer(
                 fit, layer.n_out, label=f"hidden {i}: {layer.label} ({layer.activation})",
-                input_bias=layer.bias))
+                input_bias=layer.bias, hardware=hardware))
         first = spec.hidden[0]
         nengo.Connection(net.input, net.layers[0].input, transform=first.weights.T,
                          synapse=None)
@@ -411,12 +433,17 @@ class ConvertedModel:
     is_classifier : bool
     classes_ : ndarray or None
     n_features_in_ : int
-    neuron_type, n_neurons, max_rate, synapse, seed
+    neuron_type, n_neurons, max_rate, synapse, seed, hardware, weight_bits
         The conversion settings (``n_neurons`` per hidden unit).
+    quantization : dict or None
+        With ``weight_bits``: each quantized connection (``"connections"``)
+        and the rate-level cost on up to 500 calibration samples (``"cost"``,
+        None without calibration data; `popfit.loihi.quantization_cost`).
     """
 
     def __init__(self, spec, fits, layers, *, neuron_type, n_neurons, max_rate, synapse,
-                 seed=None, convert_time=0.0):
+                 seed=None, convert_time=0.0, hardware=None, weight_bits=None,
+                 quantization_data=None):
         self.spec = spec
         self.fits = tuple(fits)
         self.layers = tuple(layers)
@@ -429,7 +456,16 @@ class ConvertedModel:
         self.is_classifier = spec.is_classifier
         self.classes_ = spec.classes
         self.n_features_in_ = spec.n_features
-        self.network = build_network(spec, self.fits, synapse, seed)
+        self.hardware = hardware
+        self.weight_bits = weight_bits
+        self.network = build_network(spec, self.fits, synapse, seed, hardware)
+        self.quantization = None
+        if weight_bits is not None:  # round the on-chip weights (popfit.loihi)
+            from ..loihi import quantization_cost, quantize_network
+
+            self.quantization = {"connections": quantize_network(self.network, weight_bits)}
+            self.quantization["cost"] = (None if quantization_data is None else
+                                         quantization_cost(self, quantization_data))
 
     # ----------------------------------------------------------------- running
     @property
@@ -632,6 +668,10 @@ class ConvertedModel:
             "expected_spikes_per_second": float(sum(h["spikes_per_second"] for h in hidden)),
             "min_presentation_time": self.min_presentation_time,
             "convert_time": self.convert_time,
+            "hardware": self.hardware,
+            "weight_bits": self.weight_bits,
+            "quantization_cost": None if self.quantization is None
+            else self.quantization["cost"],
         }
 
     def report(self):
@@ -671,6 +711,10 @@ class ConvertedModel:
             f"{s['expected_spikes_per_second']:.0f} spikes/s "
             f"(mean rates over the {s['hidden_layers'][0]['mean_rate_basis']})")
         lines.append(f"    min presentation_time: {s['min_presentation_time']:g} s")
+        if self.hardware == "loihi" or self.weight_bits is not None:
+            from ..loihi import report_lines
+
+            lines += report_lines(self)
         return "\n".join(lines)
 
     def __repr__(self):
