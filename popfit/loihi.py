@@ -358,6 +358,24 @@ def quantize(weights, bits):
     return np.round(w / step) * step
 
 
+def _into(conn, ensemble):
+    """True if ``conn`` ends at ``ensemble.neurons`` (nengo makes a new Neurons
+    object at every access, so ``is`` does not work)."""
+    post = conn.post_obj
+    return isinstance(post, nengo.ensemble.Neurons) and post.ensemble is ensemble
+
+
+def _from(conn, ensemble):
+    pre = conn.pre_obj
+    return isinstance(pre, nengo.ensemble.Neurons) and pre.ensemble is ensemble
+
+
+def _base(obj):
+    """The Ensemble or Node behind a Neurons object or a slice."""
+    obj = getattr(obj, "obj", obj)  # ObjView
+    return obj.ensemble if isinstance(obj, nengo.ensemble.Neurons) else obj
+
+
 def _layers(network):
     from .network import PopulationLayer
 
@@ -389,7 +407,7 @@ def quantize_network(network, bits):
     for layer in _layers(network):
         gain = np.asarray(layer.ensemble.gain, dtype=float)
         for conn in network.all_connections:
-            if conn.post_obj is not layer.ensemble.neurons:
+            if not _into(conn, layer.ensemble):
                 continue
             t = conn.transform
             sparse = isinstance(t, nengo.transforms.Sparse)
@@ -443,7 +461,7 @@ def rate_forward(model, X):
     spec = model.spec
     a = None
     for i, (layer, dense) in enumerate(zip(net.layers, spec.hidden)):
-        conns = [c for c in net.all_connections if c.post_obj is layer.ensemble.neurons]
+        conns = [c for c in net.all_connections if _into(c, layer.ensemble)]
         if len(conns) != 1:
             raise PopfitValueError(
                 f"rate_forward: layer {i} has {len(conns)} incoming connections (expected 1): "
@@ -460,7 +478,7 @@ def rate_forward(model, X):
         nt = layer.ensemble.neuron_type
         a = nt.rates(j, np.ones(j.shape[1]), np.zeros(j.shape[1]))
     out = [c for c in net.all_connections
-           if c.pre_obj is net.layers[-1].ensemble.neurons and c.post_obj is net.output]
+           if _from(c, net.layers[-1].ensemble) and c.post_obj is net.output]
     return (_matrix(out[0]) @ a.T).T + spec.output.bias
 
 
@@ -523,23 +541,25 @@ def chip_mapping(network):
         pops.append(network)
     ensembles += [(pop.label, pop.ensemble) for pop in pops]
     chip = {id(ens) for _, ens in ensembles}
-    chip |= {id(ens.neurons) for _, ens in ensembles}
     rows, host_in, host_out = [], 0, 0
     conns = network.all_connections
     for label, ens in ensembles:
         axons = 0
         for c in conns:
-            if c.post_obj is ens or c.post_obj is ens.neurons:
-                if id(c.pre_obj) in chip:
-                    axons += c.pre_obj.size_out
-                else:  # host value: an on/off pair per dimension
-                    axons += 2 * (c.size_mid if c.post_obj is ens.neurons else c.size_out)
-                    host_in += c.size_mid if c.post_obj is ens.neurons else c.size_out
+            if _base(c.post_obj) is not ens:
+                continue
+            if id(_base(c.pre_obj)) in chip:  # spikes from chip neurons
+                axons += c.pre_obj.size_out
+            else:  # a host value: one on/off encoding pair per dimension
+                dims = c.size_mid if isinstance(c.post_obj, nengo.ensemble.Neurons) \
+                    else c.size_out
+                axons += 2 * dims
+                host_in += dims
         blocks = max(-(-ens.n_neurons // MAX_COMPARTMENTS), -(-axons // MAX_IN_AXONS), 1)
         rows.append({"label": label, "neurons": ens.n_neurons, "blocks": blocks,
                      "input_axons": axons})
     for c in conns:
-        if id(c.pre_obj) in chip and id(c.post_obj) not in chip:
+        if id(_base(c.pre_obj)) in chip and id(_base(c.post_obj)) not in chip:
             host_out += c.size_out
     return {"ensembles": rows, "neurons": sum(r["neurons"] for r in rows),
             "blocks": sum(r["blocks"] for r in rows), "host_inputs": host_in,
