@@ -1,73 +1,111 @@
-"""Small argument checks shared by the public functions.
+"""Argument checks shared by the public functions, and their error context.
 
-Each check raises an error that names the function, the argument, the bound
-and the value received.
+A check raises a popfit error that names the argument, the bound and the
+value received; it does not know who called it. Public functions and methods
+are wrapped in `public`, which records their name on any popfit error raised
+inside (the outermost public call wins), so the message starts with the
+function the user called::
+
+    fit_activation: n_neurons must be an integer >= 1 (got 0)
 """
 
+import contextvars
+import functools
 import numbers
 
 import numpy as np
 
-from .exceptions import PopfitTypeError, PopfitValueError
+from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
+
+_CALLER = contextvars.ContextVar("popfit_public_caller", default=None)
+
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (used by nengo) takes seeds < 2**32
 
 
-def check_int(value, name, where, low=1, high=None):
+def public(name):
+    """Decorate a public function or method: errors raised inside name it.
+
+    Only the outermost decorated call sets the name, so a function used by
+    another public function (``fit_activation`` inside
+    ``PopulationRegressor.fit``) reports the one the user called.
+    """
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            if _CALLER.get() is not None:
+                return func(*args, **kwargs)
+            token = _CALLER.set(name)
+            try:
+                return func(*args, **kwargs)
+            except PopfitError as err:
+                if err.where is None:
+                    err.where = name
+                raise
+            finally:
+                _CALLER.reset(token)
+        return wrapper
+    return decorate
+
+
+def check_int(value, name, low=1, high=None):
     """Return ``value`` as an int, checking ``low <= value <= high``."""
+    bound = f">= {low}" if high is None else f"in [{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise PopfitTypeError(
-            f"{where}: {name} must be an integer >= {low} "
-            f"(got {value!r} of type {type(value).__name__})"
+            f"{name} must be an integer {bound} (got {value!r} of type {type(value).__name__})"
         )
     value = int(value)
     if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise PopfitValueError(f"{where}: {name} must be an integer {bound} (got {value})")
+        raise PopfitValueError(f"{name} must be an integer {bound} (got {value})")
     return value
 
 
-def check_positive(value, name, where, upper=None, upper_why="", allow_none=False):
+def check_seed(seed, name="seed", allow_none=False):
+    """Return ``seed`` as an int in [0, 2**32 - 1] (what numpy and nengo accept)."""
+    if seed is None and allow_none:
+        return None
+    return check_int(seed, name, low=0, high=SEED_MAX)
+
+
+def check_positive(value, name, upper=None, upper_why="", allow_none=False):
     """Return ``value`` as a float, checking ``0 < value`` (and ``< upper``)."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise PopfitTypeError(
-            f"{where}: {name} must be a positive number (got {value!r} of type "
+            f"{name} must be a positive number (got {value!r} of type "
             f"{type(value).__name__})"
         )
     value = float(value)
     if not np.isfinite(value) or value <= 0:
-        raise PopfitValueError(f"{where}: {name} must be finite and > 0 (got {value!r})")
+        raise PopfitValueError(f"{name} must be finite and > 0 (got {value!r})")
     if upper is not None and value >= upper:
-        raise PopfitValueError(
-            f"{where}: {name} must be < {upper:g}{upper_why} (got {value:g})"
-        )
+        raise PopfitValueError(f"{name} must be < {upper:g}{upper_why} (got {value:g})")
     return value
 
 
-def check_domain(domain, where):
+def check_domain(domain):
     """Return ``domain`` as a ``(lo, hi)`` tuple of finite floats with lo < hi."""
     try:
         lo, hi = (float(v) for v in domain)
     except (TypeError, ValueError):
         raise PopfitValueError(
-            f"{where}: domain must be a pair (lo, hi) of finite numbers (got {domain!r})"
+            f"domain must be a pair (lo, hi) of finite numbers (got {domain!r})"
         ) from None
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise PopfitValueError(
-            f"{where}: domain ends must be finite (got lo={lo!r}, hi={hi!r})"
-        )
+        raise PopfitValueError(f"domain ends must be finite (got lo={lo!r}, hi={hi!r})")
     if lo >= hi:
         raise PopfitValueError(
-            f"{where}: domain must have lo < hi (got lo={lo!r}, hi={hi!r}); "
+            f"domain must have lo < hi (got lo={lo!r}, hi={hi!r}); "
             "swap the ends or widen the interval"
         )
     return lo, hi
 
 
-def check_synapse(synapse, name, where, allow_none=True):
+def check_synapse(synapse, name, allow_none=True):
     """Return a synapse time constant in seconds (or None if allowed)."""
     if synapse is None:
         if allow_none:
             return None
-        raise PopfitValueError(f"{where}: {name} must be a time constant > 0 s (got None)")
-    return check_positive(synapse, name, where)
+        raise PopfitValueError(f"{name} must be a time constant > 0 s (got None)")
+    return check_positive(synapse, name)

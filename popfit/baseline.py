@@ -13,7 +13,7 @@ paying for a simulator build per seed.
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, public
 from .exceptions import PopfitValueError
 from .neurons import check_max_rate, resolve_neuron_type
 from .targets import evaluate_target, resolve_target
@@ -21,18 +21,19 @@ from .targets import evaluate_target, resolve_target
 __all__ = ["nengo_default_nrmse", "nengo_default_median", "nengo_default_tuning"]
 
 
-def _check_seeds(seeds, where):
+def _check_seeds(seeds):
     try:
         seeds = list(seeds)
     except TypeError:
         raise PopfitValueError(
-            f"{where}: seeds must be an iterable of integers >= 0 (got {seeds!r})"
+            f"seeds must be an iterable of integers >= 0 (got {seeds!r})"
         ) from None
     if not seeds:
-        raise PopfitValueError(f"{where}: seeds must hold at least one seed (got {seeds!r})")
-    return [check_int(s, "seeds[i]", where, low=0) for s in seeds]
+        raise PopfitValueError(f"seeds must hold at least one seed (got {seeds!r})")
+    return [check_int(s, "seeds[i]", low=0) for s in seeds]
 
 
+@public("nengo_default_tuning")
 def nengo_default_tuning(n_neurons, *, neuron_type="LIF", max_rate=400.0, seed=0):
     """Encoders, gains and biases nengo builds for a default 1-D Ensemble.
 
@@ -58,11 +59,10 @@ def nengo_default_tuning(n_neurons, *, neuron_type="LIF", max_rate=400.0, seed=0
         Encoder signs (+1/-1), gains and bias currents, for the represented
         value in [-1, 1] (radius 1).
     """
-    where = "nengo_default_tuning"
-    n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
-    neuron_type = resolve_neuron_type(neuron_type, where)
-    max_rate = check_max_rate(max_rate, neuron_type, where)
-    seed = check_int(seed, "seed", where, low=0)
+    n_neurons = check_int(n_neurons, "n_neurons", low=1)
+    neuron_type = resolve_neuron_type(neuron_type)
+    max_rate = check_max_rate(max_rate, neuron_type)
+    seed = check_int(seed, "seed", low=0)
     return _tuning(n_neurons, neuron_type, max_rate, seed)
 
 
@@ -89,6 +89,7 @@ def _tuning(n_neurons, neuron_type, max_rate, seed, _cache={}):
     return encoders[:, 0].astype(float), gain.astype(float), bias.astype(float)
 
 
+@public("nengo_default_nrmse")
 def nengo_default_nrmse(target, n_neurons, *, neuron_type="LIF", domain=None,
                         max_rate=400.0, seeds=range(20), n_points=1001):
     """NRMSE of Nengo's default random tuning, one value per seed.
@@ -127,16 +128,15 @@ def nengo_default_nrmse(target, n_neurons, *, neuron_type="LIF", domain=None,
     """
     import nengo
 
-    where = "nengo_default_nrmse"
-    n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
-    neuron_type = resolve_neuron_type(neuron_type, where)
-    max_rate = check_max_rate(max_rate, neuron_type, where)
-    target, (lo, hi) = resolve_target(target, domain, where)
-    n_points = check_int(n_points, "n_points", where, low=2)
-    seeds = _check_seeds(seeds, where)
+    n_neurons = check_int(n_neurons, "n_neurons", low=1)
+    neuron_type = resolve_neuron_type(neuron_type)
+    max_rate = check_max_rate(max_rate, neuron_type)
+    target, (lo, hi) = resolve_target(target, domain)
+    n_points = check_int(n_points, "n_points", low=2)
+    seeds = _check_seeds(seeds)
 
     x = np.linspace(lo, hi, n_points)
-    y = evaluate_target(target, x, where)
+    y = evaluate_target(target, x)
     scale = float(np.ptp(y)) or 1.0
     v = (x - 0.5 * (lo + hi)) / (0.5 * (hi - lo))  # the represented value, in [-1, 1]
     solver = nengo.solvers.LstsqL2(reg=0.1)

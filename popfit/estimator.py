@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .exceptions import PopfitValueError
 from .fit import fit_activation
 from .targets import tabulated_target
+from ._validation import public
 
 __all__ = ["PopulationRegressor"]
 
@@ -83,6 +84,7 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         self.synapse = synapse
         self.random_state = random_state
 
+    @public("PopulationRegressor.fit")
     def fit(self, X, y):
         """Fit the population to samples.
 
@@ -97,12 +99,11 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         -------
         self : PopulationRegressor
         """
-        where = "PopulationRegressor.fit"
         X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=2,
                              dtype=np.float64)
         if X.shape[1] != 1:
             raise PopfitValueError(
-                f"{where}: X must have exactly 1 feature (the unit's input), got "
+                f"X must have exactly 1 feature (the unit's input), got "
                 f"{X.shape[1]} features (X.shape={X.shape}); a population approximates a "
                 "function of one variable: fit one regressor per input"
             )
@@ -110,7 +111,7 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         xu, yu = _interpolant(x, np.asarray(y, dtype=float))
         if len(xu) < 2:
             raise PopfitValueError(
-                f"{where}: X must hold at least 2 distinct values to define the domain "
+                f"X must hold at least 2 distinct values to define the domain "
                 f"(got {len(x)} samples, all at x={float(xu[0])!r})"
             )
         rng = check_random_state(self.random_state)

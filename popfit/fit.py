@@ -24,7 +24,7 @@ import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
 from .exceptions import PopfitValueError
-from ._validation import check_int, check_synapse
+from ._validation import check_int, check_synapse, public
 from .neurons import (RateModel, check_max_rate, is_loihi_type, resolve_neuron_type,
                       spike_noise_variance)
 from .targets import evaluate_target, resolve_target
@@ -210,25 +210,26 @@ def _grid_weights(eval_points, lo, hi, n_points):
     return (1.0 - _UNIFORM_SHARE) * density + _UNIFORM_SHARE / n_points
 
 
-def _check_eval_points(eval_points, lo, hi, where):
+def _check_eval_points(eval_points, lo, hi):
     x = np.asarray(eval_points, dtype=float)
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
     if x.ndim != 1 or x.size == 0:
         raise PopfitValueError(
-            f"{where}: eval_points must be a non-empty 1-d array of inputs (got shape "
+            f"eval_points must be a non-empty 1-d array of inputs (got shape "
             f"{np.shape(eval_points)})"
         )
     bad = ~np.isfinite(x) | (x < lo) | (x > hi)
     if bad.any():
         raise PopfitValueError(
-            f"{where}: eval_points must be finite and inside the domain [{lo!r}, {hi!r}] "
+            f"eval_points must be finite and inside the domain [{lo!r}, {hi!r}] "
             f"(got {int(bad.sum())} of {x.size} outside, e.g. {float(x[bad][0])!r}); "
             "widen the domain or drop those points"
         )
     return x
 
 
+@public("fit_activation")
 def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
                    max_rate=400.0, synapse=0.005, eval_points=None, seed=None):
     """Fit a small population of positive-only neurons to a signed curve.
@@ -270,23 +271,22 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     """
     from .result import PopulationFit
 
-    where = "fit_activation"
     start_time = time.perf_counter()
-    n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
-    neuron_type = resolve_neuron_type(neuron_type, where)
+    n_neurons = check_int(n_neurons, "n_neurons", low=1)
+    neuron_type = resolve_neuron_type(neuron_type)
     if is_loihi_type(neuron_type):  # whole-step spiking: smooth surrogate, see popfit.loihi
         from .loihi import fit_loihi
 
         return fit_loihi(target, n_neurons, neuron_type=neuron_type, domain=domain,
                          max_rate=max_rate, synapse=synapse, eval_points=eval_points,
                          seed=seed)
-    max_rate = check_max_rate(max_rate, neuron_type, where)
-    synapse = check_synapse(synapse, "synapse", where)
-    target, (lo, hi) = resolve_target(target, domain, where)
+    max_rate = check_max_rate(max_rate, neuron_type)
+    synapse = check_synapse(synapse, "synapse")
+    target, (lo, hi) = resolve_target(target, domain)
     if seed is not None:
-        seed = check_int(seed, "seed", where, low=0)
+        seed = check_int(seed, "seed", low=0)
     if eval_points is not None:
-        eval_points = _check_eval_points(eval_points, lo, hi, where)
+        eval_points = _check_eval_points(eval_points, lo, hi)
 
     model = RateModel(neuron_type)
     grids = {}
@@ -294,12 +294,12 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     def problem_for(encoders, n_points):
         if n_points not in grids:
             xg = np.linspace(lo, hi, n_points)
-            grids[n_points] = (xg, evaluate_target(target, xg, where))
+            grids[n_points] = (xg, evaluate_target(target, xg))
         xg, yg = grids[n_points]
         return _Problem(model, xg, yg, lo, hi, encoders, max_rate, synapse, scale,
                         _grid_weights(eval_points, lo, hi, n_points))
 
-    y = evaluate_target(target, np.linspace(lo, hi, N_FIT_POINTS), where)
+    y = evaluate_target(target, np.linspace(lo, hi, N_FIT_POINTS))
     scale = float(np.ptp(y)) or 1.0
     sobol = _screen_starts(n_neurons, _N_SCREEN, np.random.default_rng(seed))
     n_short = min(_N_SHORT, 16 * n_neurons)  # small populations need fewer starts

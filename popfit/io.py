@@ -35,30 +35,30 @@ def save_fit(fit, path):
     atomic_write_text(path, json.dumps(fit.to_dict(), indent=1, allow_nan=False) + "\n")
 
 
-def _fail(where, msg):
-    raise FitFileError(f"load_fit: {where}: {msg}")
+def _fail(source, msg):
+    raise FitFileError(f"load_fit: {source}: {msg}")
 
 
-def _array(d, key, n, where):
+def _array(d, key, n, source):
     v = d.get(key)
     if not isinstance(v, list) or len(v) != n or not all(
             isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
-        _fail(where, f"field {key!r} must be a list of {n} numbers (got {str(v)[:80]})")
+        _fail(source, f"field {key!r} must be a list of {n} numbers (got {str(v)[:80]})")
     a = np.array(v, dtype=float)
     if not np.all(np.isfinite(a)):
-        _fail(where, f"field {key!r} holds non-finite values")
+        _fail(source, f"field {key!r} holds non-finite values")
     return a
 
 
-def fit_from_dict(d, where="dict"):
+def fit_from_dict(d, source="dict"):
     """Validate a `PopulationFit.to_dict` dictionary and rebuild the fit."""
     from .result import PopulationFit
 
     if not isinstance(d, dict) or d.get("format") != FORMAT:
-        _fail(where, f"not a popfit fit (expected format {FORMAT!r}, got "
+        _fail(source, f"not a popfit fit (expected format {FORMAT!r}, got "
                      f"{d.get('format') if isinstance(d, dict) else type(d).__name__!r})")
     if d.get("format_version") != FORMAT_VERSION:
-        _fail(where, f"unsupported format_version {d.get('format_version')!r}; this popfit "
+        _fail(source, f"unsupported format_version {d.get('format_version')!r}; this popfit "
                      f"reads version {FORMAT_VERSION}")
     try:
         dom = d["domain"]
@@ -66,44 +66,44 @@ def fit_from_dict(d, where="dict"):
         if len(dom) != 2 or not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError
     except (KeyError, TypeError, ValueError, IndexError):
-        _fail(where, f"field 'domain' must be [lo, hi] with lo < hi (got {d.get('domain')!r})")
+        _fail(source, f"field 'domain' must be [lo, hi] with lo < hi (got {d.get('domain')!r})")
     gain = d.get("gain")
     if not isinstance(gain, list) or len(gain) < 1:
-        _fail(where, "field 'gain' must be a non-empty list")
+        _fail(source, "field 'gain' must be a non-empty list")
     n = len(gain)
     gain, bias, encoders, decoders = (
-        _array(d, k, n, where) for k in ("gain", "bias", "encoders", "decoders"))
+        _array(d, k, n, source) for k in ("gain", "bias", "encoders", "decoders"))
     if not np.all(np.abs(encoders) == 1):
-        _fail(where, "field 'encoders' must hold only +1 and -1")
+        _fail(source, "field 'encoders' must hold only +1 and -1")
     if not np.all(gain > 0):
-        _fail(where, "field 'gain' must be positive")
+        _fail(source, "field 'gain' must be positive")
     try:
         neuron_type = neuron_type_from_dict(d.get("neuron_type"))
     except (ValueError, TypeError) as err:
-        _fail(where, f"field 'neuron_type': {err}")
+        _fail(source, f"field 'neuron_type': {err}")
     t = d.get("target")
     if not isinstance(t, dict) or not isinstance(t.get("name"), str):
-        _fail(where, f"field 'target' must be an object with a name (got {str(t)[:80]})")
+        _fail(source, f"field 'target' must be an object with a name (got {str(t)[:80]})")
     if t.get("named"):
         try:
-            target = get_named_target(t["name"], "load_fit")
+            target = get_named_target(t["name"])
         except ValueError as err:
-            _fail(where, str(err))
+            _fail(source, str(err))
     else:
         xs = t.get("x")
         m = len(xs) if isinstance(xs, list) else 0
         if m < 2:
-            _fail(where, "a callable target needs its samples 'x' and 'y'")
-        xs, ys = _array(t, "x", m, where), _array(t, "y", m, where)
+            _fail(source, "a callable target needs its samples 'x' and 'y'")
+        xs, ys = _array(t, "x", m, source), _array(t, "y", m, source)
         if np.any(np.diff(xs) <= 0):
-            _fail(where, "target samples 'x' must increase")
+            _fail(source, "target samples 'x' must increase")
         target = tabulated_target(t["name"], xs, ys)
     max_rate = d.get("max_rate")
     synapse = d.get("synapse")
     if not isinstance(max_rate, (int, float)) or not max_rate > 0:
-        _fail(where, f"field 'max_rate' must be a number > 0 (got {max_rate!r})")
+        _fail(source, f"field 'max_rate' must be a number > 0 (got {max_rate!r})")
     if synapse is not None and (not isinstance(synapse, (int, float)) or not synapse > 0):
-        _fail(where, f"field 'synapse' must be null or a number > 0 (got {synapse!r})")
+        _fail(source, f"field 'synapse' must be null or a number > 0 (got {synapse!r})")
     seed = d.get("seed")
     return PopulationFit.from_parameters(
         target=target, domain=(lo, hi), neuron_type=neuron_type, gain=gain, bias=bias,
@@ -134,4 +134,4 @@ def load_fit(path):
     except json.JSONDecodeError as err:
         _fail(path, f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
                     "the file may be truncated or not a popfit fit")
-    return fit_from_dict(d, where=path)
+    return fit_from_dict(d, source=path)

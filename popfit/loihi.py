@@ -27,7 +27,7 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import check_positive
+from ._validation import _CALLER, check_positive, public
 from .exceptions import PopfitTypeError, PopfitValueError
 
 #: Time step (s) of the staircase curves (nengo-loihi's ``rates`` default and
@@ -46,21 +46,26 @@ _UNIFORM_SHARE = 0.1  # as popfit.fit: uniform share of the eval_points weightin
 _RATE_ONLY_RIDGE = 1e-14
 
 
-def import_nengo_loihi(where="popfit.loihi"):
+def import_nengo_loihi():
     """Import and return ``nengo_loihi``, or raise an ImportError that says how to get it."""
     try:
         import nengo_loihi
     except ImportError as err:
         raise ImportError(
-            f"{where}: this needs nengo-loihi, which is not installed ({err}); install "
+            f"{_caller()}: this needs nengo-loihi, which is not installed ({err}); install "
             "popfit's Loihi extra: pip install 'popfit[loihi]' (nengo-loihi 1.1 needs "
             "numpy < 2, so use a separate environment: see docs/loihi.md)") from None
     return nengo_loihi
 
 
-def loihi_neuron_type(name, where, **kwargs):
+def _caller():
+    """The public popfit function being called (for messages outside PopfitError)."""
+    return _CALLER.get() or "popfit"
+
+
+def loihi_neuron_type(name, **kwargs):
     """nengo-loihi's ``LoihiLIF`` or ``LoihiSpikingRectifiedLinear`` by class name."""
-    neurons = import_nengo_loihi(where).neurons
+    neurons = import_nengo_loihi().neurons
     if name == "LoihiSpikingRectifiedLinear":
         return neurons.LoihiSpikingRectifiedLinear()
     return neurons.LoihiLIF(min_voltage=0, **kwargs)
@@ -72,28 +77,28 @@ def _kind(neuron_type):
     return {"LoihiLIF": "lif", "LoihiSpikingRectifiedLinear": "relu"}.get(name)
 
 
-def check_loihi_neuron_type(neuron_type, where):
+def check_loihi_neuron_type(neuron_type):
     """Return a supported nengo-loihi neuron type instance, or raise."""
     if _kind(neuron_type) is None:
         raise PopfitTypeError(
-            f"{where}: unsupported nengo-loihi neuron_type {neuron_type!r}; popfit fits "
+            f"unsupported nengo-loihi neuron_type {neuron_type!r}; popfit fits "
             "nengo_loihi.neurons.LoihiLIF and LoihiSpikingRectifiedLinear")
     if neuron_type.amplitude != 1:
         raise PopfitValueError(
-            f"{where}: neuron_type.amplitude must be 1 (got {neuron_type.amplitude!r}); "
+            f"neuron_type.amplitude must be 1 (got {neuron_type.amplitude!r}); "
             "the decoders already scale each neuron's output")
     if _kind(neuron_type) == "lif" and neuron_type.min_voltage != 0:
         raise PopfitValueError(
-            f"{where}: LoihiLIF min_voltage must be 0 (got {neuron_type.min_voltage!r}), "
+            f"LoihiLIF min_voltage must be 0 (got {neuron_type.min_voltage!r}), "
             "as Loihi's and popfit's LIF neurons")
     return neuron_type
 
 
-def loihi_export_neuron_type(neuron_type, spiking, where):
+def loihi_export_neuron_type(neuron_type, spiking):
     """The neuron type a popfit network uses for a fit of a nengo-loihi type."""
     if not spiking:
         raise PopfitValueError(
-            f"{where}: fit.neuron_type {neuron_type!r} spikes on whole time steps and has "
+            f"fit.neuron_type {neuron_type!r} spikes on whole time steps and has "
             "no rate twin; export it with spiking=True (or fit nengo.LIFRate for a rate "
             "network)")
     return neuron_type
@@ -206,6 +211,7 @@ class _Staircase:
         return float(cost)
 
 
+@public("staircase_decoders")
 def staircase_decoders(fit, neuron_type=None, eval_points=None):
     """``fit`` with its decoders solved again against Loihi's whole-step rate curve.
 
@@ -225,17 +231,16 @@ def staircase_decoders(fit, neuron_type=None, eval_points=None):
     from .result import PopulationFit
     from .targets import evaluate_target
 
-    where = "staircase_decoders"
     if neuron_type is None:
         nt = fit.neuron_type
-        neuron_type = (loihi_neuron_type("LoihiLIF", where, tau_rc=nt.tau_rc,
+        neuron_type = (loihi_neuron_type("LoihiLIF", tau_rc=nt.tau_rc,
                                          tau_ref=nt.tau_ref) if is_lif(nt)
-                       else loihi_neuron_type("LoihiSpikingRectifiedLinear", where))
-    neuron_type = check_loihi_neuron_type(neuron_type, where)
+                       else loihi_neuron_type("LoihiSpikingRectifiedLinear"))
+    neuron_type = check_loihi_neuron_type(neuron_type)
     lo, hi = fit.domain
     x = np.linspace(lo, hi, _N_SOLVE_POINTS)
     points = None if eval_points is None else np.asarray(eval_points, dtype=float).ravel()
-    stair = _Staircase(neuron_type, x, evaluate_target(fit.target, x, where),
+    stair = _Staircase(neuron_type, x, evaluate_target(fit.target, x),
                        _grid_weights(points, x), fit.encoders, fit.synapse, np.inf)
     return PopulationFit.from_parameters(
         target=fit.target, domain=fit.domain, neuron_type=neuron_type, gain=fit.gain,
@@ -287,13 +292,12 @@ def fit_loihi(target, n_neurons=4, *, neuron_type, domain=None, max_rate=400.0,
     from .result import PopulationFit
     from .targets import evaluate_target, resolve_target
 
-    where = "fit_activation"
     start = time.perf_counter()
-    neuron_type = check_loihi_neuron_type(neuron_type, where)
+    neuron_type = check_loihi_neuron_type(neuron_type)
     tau_ref = discretized_taus(neuron_type)[1]
     limit = 1.0 / tau_ref if tau_ref > 0 else None
     max_rate = check_positive(
-        max_rate, "max_rate", where, upper=limit,
+        max_rate, "max_rate", upper=limit,
         upper_why=f" Hz (1/tau_ref: {type(neuron_type).__name__} with tau_ref = "
         f"{tau_ref:g} s after Loihi's rounding to whole steps)")
     surrogate = surrogate_neuron_type(neuron_type)
@@ -301,10 +305,10 @@ def fit_loihi(target, n_neurons=4, *, neuron_type, domain=None, max_rate=400.0,
                             max_rate=1.0 / (1.0 / max_rate + 0.5 * DT), synapse=synapse,
                             eval_points=eval_points, seed=seed)
     gain, bias = surrogate_to_currents(neuron_type, smooth.gain, smooth.bias)
-    target, (lo, hi) = resolve_target(target, domain, where)
+    target, (lo, hi) = resolve_target(target, domain)
     x = np.linspace(lo, hi, _N_SOLVE_POINTS)
     points = None if eval_points is None else np.asarray(eval_points, dtype=float).ravel()
-    stair = _Staircase(neuron_type, x, evaluate_target(target, x, where),
+    stair = _Staircase(neuron_type, x, evaluate_target(target, x),
                        _grid_weights(points, x), smooth.encoders, smooth.synapse, max_rate)
     n = n_neurons
     # polish in (log gain, bias / gain): scale-free steps for every neuron
@@ -383,6 +387,7 @@ def _layers(network):
         [network] if isinstance(network, PopulationLayer) else [])
 
 
+@public("quantize_network")
 def quantize_network(network, bits):
     """Quantize, in place, the weights into every `popfit.PopulationLayer` of ``network``.
 
@@ -401,7 +406,7 @@ def quantize_network(network, bits):
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) \
             or not 2 <= bits <= 16:
         raise PopfitValueError(
-            f"quantize_network: weight_bits must be an integer in [2, 16] (got {bits!r}); "
+            f"weight_bits must be an integer in [2, 16] (got {bits!r}); "
             "Loihi stores 8-bit weight magnitudes (weight_bits=8)")
     info = []
     for layer in _layers(network):
@@ -443,6 +448,7 @@ def _matrix(conn):
         else np.asarray(t.init, dtype=float)
 
 
+@public("rate_forward")
 def rate_forward(model, X):
     """Decoded output of a `popfit.ConvertedModel`'s network at rate level.
 
@@ -464,7 +470,7 @@ def rate_forward(model, X):
         conns = [c for c in net.all_connections if _into(c, layer.ensemble)]
         if len(conns) != 1:
             raise PopfitValueError(
-                f"rate_forward: layer {i} has {len(conns)} incoming connections (expected 1): "
+                f"layer {i} has {len(conns)} incoming connections (expected 1): "
                 "the network was changed after convert")
         w = _matrix(conns[0])
         if i == 0:

@@ -25,7 +25,7 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import check_int, check_synapse
+from ._validation import _CALLER, check_int, check_synapse, public
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import SUPPORTED, is_loihi_type, rate_twin, spiking_twin
 
@@ -35,16 +35,16 @@ HARDWARE = (None, "loihi")
 NENGO_DT = 0.001
 
 
-def check_hardware(hardware, where):
+def check_hardware(hardware):
     """Return ``hardware`` (None or ``"loihi"``) or raise `PopfitValueError`."""
     if hardware is not None and not (isinstance(hardware, str) and hardware in HARDWARE):
         raise PopfitValueError(
-            f"{where}: hardware must be None (nengo's reference simulator: block-sparse "
+            "hardware must be None (nengo's reference simulator: block-sparse "
             f"transforms) or 'loihi' (builds on nengo_loihi.Simulator) (got {hardware!r})")
     return hardware
 
 
-def warn_tau_ref_below_dt(neuron_type, where, dt=NENGO_DT):
+def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
     """Warn when a spiking nengo LIF has ``tau_ref < dt``.
 
     nengo's spiking `nengo.LIF` does not reach its rate model then: with
@@ -54,11 +54,23 @@ def warn_tau_ref_below_dt(neuron_type, where, dt=NENGO_DT):
     """
     if isinstance(neuron_type, nengo.LIF) and neuron_type.tau_ref < dt:
         warnings.warn(
-            f"{where}: spiking {neuron_type!r} has tau_ref = {neuron_type.tau_ref:g} s < "
+            f"{_CALLER.get() or 'popfit'}: spiking {neuron_type!r} has tau_ref = {neuron_type.tau_ref:g} s < "
             f"dt = {dt:g} s: nengo's spiking LIF then fires below its rate model (tau_ref=0, "
             f"J=10: 333 Hz instead of 475 Hz), so the fitted decoders are wrong in "
             f"nengo.Simulator; fit with tau_ref >= {dt:g} s, or export with spiking=False",
-            UserWarning, stacklevel=4)
+            UserWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel():
+    """``warnings.warn`` stacklevel of the first frame outside popfit (the user's call)."""
+    import inspect
+    import os
+
+    root = os.path.dirname(os.path.abspath(__file__))
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @contextlib.contextmanager
@@ -92,18 +104,18 @@ def ignore_max_rates_warnings():
         yield
 
 
-def _check_fit(fit, where):
+def _check_fit(fit):
     from .result import PopulationFit
 
     if not isinstance(fit, PopulationFit):
         raise PopfitTypeError(
-            f"{where}: fit must be a popfit.PopulationFit (got {fit!r} of type "
+            f"fit must be a popfit.PopulationFit (got {fit!r} of type "
             f"{type(fit).__name__}); make one with popfit.fit_activation"
         )
     return fit
 
 
-def export_neuron_type(fit, spiking, where):
+def export_neuron_type(fit, spiking):
     """The positive-only neuron type that runs ``fit`` (spiking or rate).
 
     Raises `PopfitValueError` when the fit's neuron type has no positive-only
@@ -113,14 +125,14 @@ def export_neuron_type(fit, spiking, where):
     if is_loihi_type(nt):  # nengo-loihi's whole-step types (popfit.loihi)
         from .loihi import loihi_export_neuron_type
 
-        return loihi_export_neuron_type(nt, spiking, where)
+        return loihi_export_neuron_type(nt, spiking)
     twin = spiking_twin(nt) if spiking else None
     if spiking and twin is not None:
-        warn_tau_ref_below_dt(twin, where)
+        warn_tau_ref_below_dt(twin)
     if type(nt) not in SUPPORTED or (spiking and twin is None):
         mode = "spiking=True" if spiking else "spiking=False"
         raise PopfitValueError(
-            f"{where}: fit.neuron_type {nt!r} has no positive-only "
+            f"fit.neuron_type {nt!r} has no positive-only "
             f"{'spiking' if spiking else 'rate'} twin ({mode}); export supports fits of "
             "LIF, LIFRate, RectifiedLinear and SpikingRectifiedLinear"
         )
@@ -180,11 +192,11 @@ class PopulationNeuron(nengo.Network):
     the harmless warnings described in `PopulationLayer`.
     """
 
+    @public("PopulationNeuron")
     def __init__(self, fit, label=None, spiking=True, **kwargs):
-        where = "PopulationNeuron"
-        self.fit = _check_fit(fit, where)
+        self.fit = _check_fit(fit)
         self.spiking = bool(spiking)
-        neuron_type = export_neuron_type(fit, self.spiking, where)
+        neuron_type = export_neuron_type(fit, self.spiking)
         if label is None:
             label = f"PopulationNeuron({fit.target.name})"
         super().__init__(label=label, **kwargs)
@@ -295,21 +307,21 @@ class PopulationLayer(nengo.Network):
             sim = nengo.Simulator(model)
     """
 
+    @public("PopulationLayer")
     def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None,
                  hardware=None, **kwargs):
-        where = "PopulationLayer"
-        self.fit = _check_fit(fit, where)
-        self.n_units = check_int(n_units, "n_units", where, low=1)
+        self.fit = _check_fit(fit)
+        self.n_units = check_int(n_units, "n_units", low=1)
         self.spiking = bool(spiking)
-        self.hardware = check_hardware(hardware, where)
-        neuron_type = export_neuron_type(fit, self.spiking, where)
+        self.hardware = check_hardware(hardware)
+        neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
         if input_bias is None:
             input_bias = np.zeros(self.n_units)
         input_bias = np.asarray(input_bias, dtype=float)
         if input_bias.shape != (self.n_units,) or not np.all(np.isfinite(input_bias)):
             raise PopfitValueError(
-                f"{where}: input_bias must be a finite array of shape (n_units,) = "
+                f"input_bias must be a finite array of shape (n_units,) = "
                 f"({self.n_units},) (got shape {input_bias.shape}"
                 f"{'' if input_bias.shape != (self.n_units,) else ' with non-finite values'})"
             )
@@ -415,6 +427,7 @@ class PopulationLayer(nengo.Network):
         return scipy.sparse.csr_matrix((vals, (rows, cols)),
                                        shape=(self.n_units, self.n_neurons))
 
+    @public("PopulationLayer.connect_to")
     def connect_to(self, post, transform=None, synapse=0.005):
         """Connect this layer's neurons to ``post`` with the decoders folded in.
 
@@ -440,8 +453,7 @@ class PopulationLayer(nengo.Network):
             Created in the current ``with network:`` context (as any
             `nengo.Connection`), which must contain both this layer and ``post``.
         """
-        where = "PopulationLayer.connect_to"
-        synapse = check_synapse(synapse, "synapse", where)
+        synapse = check_synapse(synapse, "synapse")
         if isinstance(post, PopulationLayer):
             k, target = post.n_units, post.ensemble.neurons
         elif isinstance(post, (nengo.Node, nengo.Ensemble, nengo.base.ObjView,
@@ -449,14 +461,14 @@ class PopulationLayer(nengo.Network):
             k, target = post.size_in, post
         else:
             raise PopfitTypeError(
-                f"{where}: post must be a PopulationLayer, nengo.Node, nengo.Ensemble, "
+                f"post must be a PopulationLayer, nengo.Node, nengo.Ensemble, "
                 f"ensemble.neurons or a slice of one (got {post!r} of type "
                 f"{type(post).__name__})"
             )
         if transform is None:
             if k != self.n_units:
                 raise PopfitValueError(
-                    f"{where}: without a transform post must have size {self.n_units} "
+                    f"without a transform post must have size {self.n_units} "
                     f"(this layer's n_units) (got size {k}); pass transform of shape "
                     f"({k}, {self.n_units})"
                 )
@@ -465,7 +477,7 @@ class PopulationLayer(nengo.Network):
             t = np.asarray(transform, dtype=float)
             if t.shape != (k, self.n_units):
                 raise PopfitValueError(
-                    f"{where}: transform must have shape ({k}, {self.n_units}) "
+                    f"transform must have shape ({k}, {self.n_units}) "
                     f"(post size, n_units) (got shape {t.shape})"
                 )
         weights = t @ self.decoders_block()

@@ -24,7 +24,7 @@ SUPPORTED = (nengo.LIF, nengo.LIFRate, nengo.RectifiedLinear, nengo.SpikingRecti
 SUPPORTED_NAMES = "'LIF', 'LIFRate', 'RectifiedLinear' (or 'relu'), 'SpikingRectifiedLinear'"
 
 
-def resolve_neuron_type(neuron_type, where="fit_activation"):
+def resolve_neuron_type(neuron_type):
     """Return a nengo neuron type instance from a name or an instance.
 
     Supported: `nengo.LIF`, `nengo.LIFRate`, `nengo.RectifiedLinear` and
@@ -36,30 +36,30 @@ def resolve_neuron_type(neuron_type, where="fit_activation"):
         if key in LOIHI_NAMES:  # imports nengo_loihi (popfit[loihi])
             from .loihi import loihi_neuron_type
 
-            return loihi_neuron_type(LOIHI_NAMES[key], where)
+            return loihi_neuron_type(LOIHI_NAMES[key])
         if key not in _NAMES:
             raise PopfitValueError(
-                f"{where}: unknown neuron_type {neuron_type!r}; use one of "
+                f"unknown neuron_type {neuron_type!r}; use one of "
                 f"{SUPPORTED_NAMES} or a nengo neuron type instance"
             )
         return _NAMES[key]()
     if isinstance(neuron_type, type) and issubclass(neuron_type, nengo.neurons.NeuronType):
         raise PopfitTypeError(
-            f"{where}: neuron_type must be an instance, not the class "
+            f"neuron_type must be an instance, not the class "
             f"{neuron_type.__name__}; write {neuron_type.__name__}()"
         )
     if is_loihi_type(neuron_type):
         from .loihi import check_loihi_neuron_type
 
-        return check_loihi_neuron_type(neuron_type, where)
+        return check_loihi_neuron_type(neuron_type)
     if type(neuron_type) not in SUPPORTED:
         raise PopfitTypeError(
-            f"{where}: unsupported neuron_type {neuron_type!r}; popfit fits {SUPPORTED_NAMES} "
+            f"unsupported neuron_type {neuron_type!r}; popfit fits {SUPPORTED_NAMES} "
             "(positive-only neurons whose rate curve it can differentiate)"
         )
     if neuron_type.amplitude != 1:
         raise PopfitValueError(
-            f"{where}: neuron_type.amplitude must be 1 (got {neuron_type.amplitude!r}); "
+            f"neuron_type.amplitude must be 1 (got {neuron_type.amplitude!r}); "
             "the decoders already scale each neuron's output"
         )
     return neuron_type
@@ -125,7 +125,7 @@ def neuron_type_from_dict(d):
     if name in LOIHI_NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
         from .loihi import loihi_neuron_type
 
-        return loihi_neuron_type(name, "load_fit", **{
+        return loihi_neuron_type(name, **{
             k: float(v) for k, v in d.items() if k in ("tau_rc", "tau_ref")})
     if name not in classes:
         raise PopfitValueError(f"unknown neuron type entry {d!r}; expected one of {sorted(classes)}")
@@ -202,11 +202,11 @@ def spike_noise_variance(rates, synapse):
     return var, dvar
 
 
-def check_max_rate(max_rate, neuron_type, where):
+def check_max_rate(max_rate, neuron_type):
     """Return ``max_rate`` (Hz) as a float, > 0 and below what ``neuron_type`` can reach."""
     limit = max_firing_rate(neuron_type)
     return check_positive(
-        max_rate, "max_rate", where, upper=limit if np.isfinite(limit) else None,
+        max_rate, "max_rate", upper=limit if np.isfinite(limit) else None,
         upper_why=f" Hz, the highest rate {type(neuron_type).__name__} with "
         f"tau_ref={getattr(neuron_type, 'tau_ref', 0)} s can reach (1/tau_ref)",
     )

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, public
 from .exceptions import PopfitTypeError, PopfitValueError
 
 __all__ = ["plot_fit", "plot_spiking", "plot_accuracy", "compute_accuracy"]
@@ -21,46 +21,46 @@ _POSITIVE = "C0"  # spikes (always positive for a popfit population)
 _NEGATIVE = "C3"  # negative spikes of the signed baseline
 
 
-def _pyplot(where):
+def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as err:
         raise ImportError(
-            f"{where} needs matplotlib, which is not installed; "
+            "popfit's plotting needs matplotlib, which is not installed; "
             "install it with: pip install matplotlib"
         ) from err
     return plt
 
 
-def _check_fit(fit, where):
+def _check_fit(fit):
     from .result import PopulationFit
 
     if not isinstance(fit, PopulationFit):
         raise PopfitTypeError(
-            f"{where}: fit must be a popfit.PopulationFit (got {type(fit).__name__}); "
+            f"fit must be a popfit.PopulationFit (got {type(fit).__name__}); "
             "make one with popfit.fit_activation"
         )
     return fit
 
 
-def _check_margin(margin, where):
+def _check_margin(margin):
     if isinstance(margin, bool) or not isinstance(margin, numbers.Real) \
             or not np.isfinite(margin) or margin < 0:
         raise PopfitValueError(
-            f"{where}: margin must be a finite number >= 0, a fraction of the domain "
+            f"margin must be a finite number >= 0, a fraction of the domain "
             f"width (got {margin!r})"
         )
     return float(margin)
 
 
-def _target_curve(fit, x, where):
+def _target_curve(fit, x):
     """Target values on ``x``: NaN beyond the domain where the target is undefined."""
     from .targets import evaluate_target
 
     lo, hi = fit.domain
     inside = (x >= lo) & (x <= hi)
     y = np.full_like(x, np.nan)
-    y[inside] = evaluate_target(fit.target, x[inside], where)
+    y[inside] = evaluate_target(fit.target, x[inside])
     if not inside.all():
         try:
             with np.errstate(all="ignore"):
@@ -77,6 +77,7 @@ def _mark_domain(ax, domain):
         ax.axvline(edge, color="0.6", lw=0.8, ls=":", zorder=0)
 
 
+@public("plot_fit")
 def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kws=None):
     """Plot a fit: target vs. approximation, tuning curves and error.
 
@@ -107,16 +108,15 @@ def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kw
     matplotlib.figure.Figure or matplotlib.axes.Axes
         The new Figure (``ax=None``; its axes are ``fig.axes[:3]``) or ``ax``.
     """
-    where = "plot_fit"
-    fit = _check_fit(fit, where)
-    n_points = check_int(n_points, "n_points", where, low=2)
-    margin = _check_margin(margin, where)
-    plt = _pyplot(where)
+    fit = _check_fit(fit)
+    n_points = check_int(n_points, "n_points", low=2)
+    margin = _check_margin(margin)
+    plt = _pyplot()
 
     lo, hi = fit.domain
     width = hi - lo
     x = np.linspace(lo - margin * width, hi + margin * width, n_points)
-    y_target = _target_curve(fit, x, where)
+    y_target = _target_curve(fit, x)
     y_fit = fit.predict(x)
     rates = fit.rates(x)
     label_fit = f"popfit ({fit.n_neurons} {type(fit.neuron_type).__name__})"
@@ -175,6 +175,7 @@ def _raster(ax, t, spikes, color_pos, color_neg=None):
     ax.set_ylabel("neuron")
 
 
+@public("plot_spiking")
 def plot_spiking(report, ax=None):
     """Plot a spiking run: raster, filtered output vs. ideal, and the signed baseline.
 
@@ -194,15 +195,14 @@ def plot_spiking(report, ax=None):
     -------
     matplotlib.figure.Figure or matplotlib.axes.Axes
     """
-    where = "plot_spiking"
     needed = ("fit", "t", "ideal", "output", "spikes", "nrmse", "synapse")
     missing = [name for name in needed if not hasattr(report, name)]
     if missing:
         raise PopfitTypeError(
-            f"{where}: report must be a popfit.SpikingReport (got {type(report).__name__}, "
+            f"report must be a popfit.SpikingReport (got {type(report).__name__}, "
             f"missing {', '.join(missing)}); make one with popfit.evaluate_spiking"
         )
-    plt = _pyplot(where)
+    plt = _pyplot()
     t = np.asarray(report.t, dtype=float)
     fit = report.fit
     has_base = getattr(report, "baseline_output", None) is not None
@@ -253,6 +253,7 @@ def plot_spiking(report, ax=None):
     return fig
 
 
+@public("compute_accuracy")
 def compute_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 6, 8), *,
                      neuron_type="LIF", max_rate=400.0, synapse=None, seeds=range(10)):
     """The numbers `plot_accuracy` draws: popfit and Nengo-default NRMSE per size.
@@ -279,12 +280,11 @@ def compute_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 
     from .baseline import nengo_default_nrmse
     from .fit import fit_activation
 
-    where = "compute_accuracy"
     if isinstance(targets, str):
         targets = (targets,)
-    sizes = [check_int(n, "n_neurons[i]", where, low=1) for n in n_neurons]
+    sizes = [check_int(n, "n_neurons[i]", low=1) for n in n_neurons]
     if not sizes:
-        raise PopfitValueError(f"{where}: n_neurons must hold at least one size (got {n_neurons!r})")
+        raise PopfitValueError(f"n_neurons must hold at least one size (got {n_neurons!r})")
     seeds = list(seeds)
     results = {}
     for target in targets:
@@ -301,6 +301,7 @@ def compute_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 
     return results
 
 
+@public("plot_accuracy")
 def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 6, 8), *,
                   neuron_type="LIF", max_rate=400.0, synapse=None, seeds=range(10), ax=None,
                   results=None):
@@ -324,14 +325,13 @@ def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 
     -------
     matplotlib.axes.Axes
     """
-    where = "plot_accuracy"
-    plt = _pyplot(where)
+    plt = _pyplot()
     if results is None:
         results = compute_accuracy(targets, n_neurons, neuron_type=neuron_type,
                                    max_rate=max_rate, synapse=synapse, seeds=seeds)
     elif not isinstance(results, dict) or not results:
         raise PopfitTypeError(
-            f"{where}: results must be a non-empty dict from popfit.plotting.compute_accuracy "
+            f"results must be a non-empty dict from popfit.plotting.compute_accuracy "
             f"(got {type(results).__name__})"
         )
     if ax is None:

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import nengo
 
-from ._validation import check_int, check_positive, check_synapse
+from ._validation import check_int, check_positive, check_synapse, public
 from .network import PopulationNeuron, _check_fit, ignore_max_rates_warnings
 from .targets import evaluate_target
 
@@ -199,6 +199,7 @@ class SpikingReport:
         }
 
 
+@public("evaluate_spiking")
 def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
     """Simulate the fit as spiking neurons in `nengo.Simulator`, beside a signed baseline.
 
@@ -224,12 +225,11 @@ def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
     -------
     SpikingReport
     """
-    where = "evaluate_spiking"
-    fit = _check_fit(fit, where)
-    synapse = check_synapse(synapse, "synapse", where, allow_none=False)
-    duration = check_positive(duration, "duration", where)
-    dt = check_positive(dt, "dt", where, upper=duration, upper_why=" s (the duration)")
-    seed = check_int(seed, "seed", where, low=0)
+    fit = _check_fit(fit)
+    synapse = check_synapse(synapse, "synapse", allow_none=False)
+    duration = check_positive(duration, "duration")
+    dt = check_positive(dt, "dt", upper=duration, upper_why=" s (the duration)")
+    seed = check_int(seed, "seed", low=0)
     lo, hi = fit.domain
     target = fit.target
 
@@ -237,7 +237,7 @@ def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
         return lo + (hi - lo) * min(t / duration, 1.0)
 
     def ideal(t):
-        return evaluate_target(target, np.array([sweep(t)]), where)
+        return evaluate_target(target, np.array([sweep(t)]))
 
     baseline = signed_baseline(fit)
     with nengo.Network(label="evaluate_spiking", seed=seed) as model:
@@ -268,7 +268,7 @@ def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
         sim.run(duration)
 
     grid = np.linspace(lo, hi, 1001)
-    scale = float(np.ptp(evaluate_target(target, grid, where))) or 1.0
+    scale = float(np.ptp(evaluate_target(target, grid))) or 1.0
     t = sim.trange()
     ideal_trace = sim.data[p_ideal][:, 0]
 

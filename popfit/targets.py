@@ -62,12 +62,12 @@ def known_target_names():
     return sorted(list(TARGETS) + list(ALIASES))
 
 
-def get_named_target(name, where="fit_activation"):
+def get_named_target(name):
     """Return the registered `Target` called ``name`` (or an alias of it)."""
     key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in TARGETS:
         raise PopfitValueError(
-            f"{where}: unknown target {name!r}; known names are "
+            f"unknown target {name!r}; known names are "
             f"{', '.join(known_target_names())}, or pass a callable f(x) with a domain"
         )
     return TARGETS[key]
@@ -93,7 +93,7 @@ def tabulated_target(name, x, y):
     return Target(name, f, (float(f.x[0]), float(f.x[-1])), False)
 
 
-def resolve_target(target, domain, where="fit_activation"):
+def resolve_target(target, domain):
     """Turn ``target`` (name, `Target` or callable) and ``domain`` into both, checked.
 
     Returns
@@ -102,7 +102,7 @@ def resolve_target(target, domain, where="fit_activation"):
     domain : (float, float)
     """
     if isinstance(target, str):
-        target = get_named_target(target, where)
+        target = get_named_target(target)
     elif isinstance(target, Target):
         pass
     elif callable(target):
@@ -110,33 +110,33 @@ def resolve_target(target, domain, where="fit_activation"):
         target = Target(f"callable {name}", target, None, False)
     else:
         raise PopfitTypeError(
-            f"{where}: target must be a name ({', '.join(known_target_names())}) "
+            f"target must be a name ({', '.join(known_target_names())}) "
             f"or a callable f(x) (got {target!r} of type {type(target).__name__})"
         )
     if domain is None:
         if target.default_domain is None:
             raise PopfitValueError(
-                f"{where}: domain is required for a callable target {target.name!r} "
+                f"domain is required for a callable target {target.name!r} "
                 "(got None); pass domain=(lo, hi)"
             )
         domain = target.default_domain
-    return target, check_domain(domain, where)
+    return target, check_domain(domain)
 
 
-def evaluate_target(target, x, where="fit_activation"):
+def evaluate_target(target, x):
     """Evaluate ``target`` at ``x`` and check shape and finiteness."""
     x = np.asarray(x, dtype=float)
     try:
         y = target(x)
     except Exception as err:
         raise PopfitValueError(
-            f"{where}: target {target.name!r} raised {type(err).__name__}: {err} "
+            f"target {target.name!r} raised {type(err).__name__}: {err} "
             f"when called on an array of shape {x.shape}; it must accept a numpy array"
         ) from err
     y = np.asarray(y, dtype=float) if not np.iscomplexobj(y) else y
     if np.iscomplexobj(y) or y.shape != x.shape:
         raise PopfitValueError(
-            f"{where}: target {target.name!r} must return a real array of the input's "
+            f"target {target.name!r} must return a real array of the input's "
             f"shape {x.shape} (got {getattr(y, 'dtype', type(y))} of shape "
             f"{np.shape(y)}); vectorize it, e.g. with np.vectorize"
         )
@@ -144,7 +144,7 @@ def evaluate_target(target, x, where="fit_activation"):
     if bad.any():
         i = int(np.argmax(bad))
         raise PopfitValueError(
-            f"{where}: target {target.name!r} returned a non-finite value "
+            f"target {target.name!r} returned a non-finite value "
             f"{float(y[i])!r} at x={float(x[i])!r}; it must be finite over the whole domain"
         )
     return y

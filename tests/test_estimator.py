@@ -120,7 +120,7 @@ def test_errors():
         PopulationRegressor().fit(np.ones((5, 1)), np.arange(5.0))
     with pytest.raises(ValueError, match="1 sample"):
         PopulationRegressor().fit([[1.0]], [1.0])
-    with pytest.raises(PopfitValueError, match="fit_activation: n_neurons must be an integer "
+    with pytest.raises(PopfitValueError, match="PopulationRegressor.fit: n_neurons must be an integer "
                                                r">= 1 \(got 0\)"):
         PopulationRegressor(0).fit([[0.0], [1.0]], [0.0, 1.0])
 

@@ -38,17 +38,17 @@ def _activation_name(fn):
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
-def _supported_activation(layer, verb, where):
+def _supported_activation(layer, verb):
     """The layer's activation name, or a ConversionError naming layer and activation."""
     act = _activation_name(layer.activation)
     if act not in OUTPUT:
         raise ConversionError(
-            f"{where}: Keras layer {layer.name!r} ({type(layer).__name__}) {verb} {act!r}, "
+            f"Keras layer {layer.name!r} ({type(layer).__name__}) {verb} {act!r}, "
             f"which is not supported; {_SUPPORTED_TEXT}")
     return act
 
 
-def _layers_in_order(keras, model, where):
+def _layers_in_order(keras, model):
     """The model's layers, checking that a functional model is a single chain."""
     layers = [layer for layer in model.layers
               if not isinstance(layer, keras.layers.InputLayer)]
@@ -56,7 +56,7 @@ def _layers_in_order(keras, model, where):
         return layers
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConversionError(
-            f"{where}: Keras model {model.name!r} has {len(model.inputs)} inputs and "
+            f"Keras model {model.name!r} has {len(model.inputs)} inputs and "
             f"{len(model.outputs)} outputs; only single-input, single-output chains of "
             f"layers are supported ({SUPPORTED_LAYERS})")
     previous = model.inputs[0]
@@ -67,28 +67,28 @@ def _layers_in_order(keras, model, where):
             inp = None
         if inp is not previous:
             raise ConversionError(
-                f"{where}: Keras layer {layer.name!r} ({type(layer).__name__}) is not fed "
+                f"Keras layer {layer.name!r} ({type(layer).__name__}) is not fed "
                 "by the previous layer alone; only chains (each layer feeding the next) "
                 f"are supported ({SUPPORTED_LAYERS})")
         previous = layer.output
     if layers and layers[-1].output is not model.outputs[0]:
         raise ConversionError(
-            f"{where}: Keras model {model.name!r} is not a single chain of layers ending "
+            f"Keras model {model.name!r} is not a single chain of layers ending "
             "at its output")
     return layers
 
 
-def from_keras(model, where="convert"):
+def from_keras(model):
     """Read a built Keras 3 model: Dense layers (with their activations) and Activation layers."""
     keras = import_keras()
     if not isinstance(model, keras.Model):
         raise PopfitTypeError(
-            f"{where}: a Keras model must be a Keras 3 keras.Model (Sequential or "
+            f"a Keras model must be a Keras 3 keras.Model (Sequential or "
             f"functional) (got {type(model).__module__}.{type(model).__name__}); Keras 2 / "
             "tf.keras models and single layers are not supported")
     if not model.built:
         raise PopfitValueError(
-            f"{where}: Keras model {model.name!r} is not built (its weights do not exist "
+            f"Keras model {model.name!r} is not built (its weights do not exist "
             "yet); start it with keras.Input(shape=(n_features,)), or call or fit it first")
     try:
         rank = len(model.inputs[0].shape)
@@ -96,15 +96,15 @@ def from_keras(model, where="convert"):
         rank = 2
     if rank != 2:
         raise ConversionError(
-            f"{where}: Keras model {model.name!r} takes inputs of shape "
+            f"Keras model {model.name!r} takes inputs of shape "
             f"{tuple(model.inputs[0].shape)}; only flat inputs (batch, n_features) are "
             "supported")
 
     ops = []  # [weights, bias, activation, label]
-    for layer in _layers_in_order(keras, model, where):
+    for layer in _layers_in_order(keras, model):
         cls = type(layer).__name__
         if isinstance(layer, keras.layers.Dense):
-            act = _supported_activation(layer, "has activation", where)
+            act = _supported_activation(layer, "has activation")
             # `.value` (the backend tensor), not the Variable itself: numpy 2 warns
             # (DeprecationWarning) about the Variable's __array__, which lacks `copy`
             w = keras.ops.convert_to_numpy(layer.kernel.value).astype(float)
@@ -112,33 +112,33 @@ def from_keras(model, where="convert"):
                  else keras.ops.convert_to_numpy(layer.bias.value).astype(float))
             ops.append([w, b, act, layer.name])
         elif isinstance(layer, keras.layers.Activation):
-            act = _supported_activation(layer, "applies", where)
+            act = _supported_activation(layer, "applies")
             if act == "linear":  # the identity: nothing to convert
                 continue
             if not ops:
                 raise ConversionError(
-                    f"{where}: Keras layer {layer.name!r} (Activation {act!r}) comes before "
+                    f"Keras layer {layer.name!r} (Activation {act!r}) comes before "
                     "any Dense layer; the model input must go into a Dense layer first")
             if ops[-1][2] != "linear":
                 raise ConversionError(
-                    f"{where}: Keras layer {layer.name!r} applies {act!r} after "
+                    f"Keras layer {layer.name!r} applies {act!r} after "
                     f"{ops[-1][3]!r} already applied {ops[-1][2]!r}; only one nonlinearity "
                     "per Dense layer is supported")
             ops[-1][2] = act
             ops[-1][3] = f"{ops[-1][3]}+{layer.name}"
         else:
             raise ConversionError(
-                f"{where}: Keras layer {layer.name!r} of type {cls} is not supported; "
+                f"Keras layer {layer.name!r} of type {cls} is not supported; "
                 f"{_SUPPORTED_TEXT}")
     if len(ops) < 2:
         raise ConversionError(
-            f"{where}: Keras model {model.name!r} has {len(ops)} Dense layer(s); at least "
+            f"Keras model {model.name!r} has {len(ops)} Dense layer(s); at least "
             "two are needed (a hidden layer whose units become neurons, and an output "
             "layer)")
     for w, b, act, label in ops[:-1]:
         if act not in HIDDEN_ACTIVATIONS:
             raise ConversionError(
-                f"{where}: Keras layer {label!r} has activation {act!r}, which is only "
+                f"Keras layer {label!r} has activation {act!r}, which is only "
                 f"supported on the output layer; hidden activations supported are "
                 f"{', '.join(HIDDEN_ACTIVATIONS)}")
     layers = tuple(

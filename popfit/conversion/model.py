@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .._validation import check_int, check_positive, check_synapse
+from .._validation import check_int, check_positive, check_synapse, public
 from ..exceptions import PopfitTypeError, PopfitValueError
 from ..network import check_hardware
 from ..neurons import check_max_rate, resolve_neuron_type
@@ -183,52 +183,52 @@ def _model_kind(model):
     return None
 
 
-def read_model(model, where="convert"):
+def read_model(model):
     """Read a supported trained model into a `ModelSpec`."""
     kind = _model_kind(model)
     if kind == "sklearn":
         from .sklearn import from_sklearn
 
-        return from_sklearn(model, where)
+        return from_sklearn(model)
     if kind == "keras":
         from .keras import from_keras
 
-        return from_keras(model, where)
+        return from_keras(model)
     raise PopfitTypeError(
-        f"{where}: model must be a fitted scikit-learn MLPClassifier or MLPRegressor, "
+        f"model must be a fitted scikit-learn MLPClassifier or MLPRegressor, "
         f"or a Keras 3 model (Sequential or functional chain of Dense and Activation "
         f"layers) (got {type(model).__name__}: {model!r:.200})"
     )
 
 
-def check_samples(X, n_features, name, where):
+def check_samples(X, n_features, name):
     """Return ``X`` as a finite float array of shape ``(n_samples, n_features)``."""
     if isinstance(X, (str, bytes)) or X is None:
         raise PopfitTypeError(
-            f"{where}: {name} must be an array of shape (n_samples, {n_features}) "
+            f"{name} must be an array of shape (n_samples, {n_features}) "
             f"(got {type(X).__name__})"
         )
     try:
         X = np.asarray(X, dtype=float)
     except (TypeError, ValueError) as err:
         raise PopfitValueError(
-            f"{where}: {name} must be a numeric array of shape (n_samples, {n_features}) "
+            f"{name} must be a numeric array of shape (n_samples, {n_features}) "
             f"({err})"
         ) from None
     if X.ndim != 2:
         raise PopfitValueError(
-            f"{where}: {name} must be 2-D, shape (n_samples, {n_features}) (got shape "
+            f"{name} must be 2-D, shape (n_samples, {n_features}) (got shape "
             f"{X.shape}); reshape one sample with X.reshape(1, -1)"
         )
     if X.shape[1] != n_features:
         raise PopfitValueError(
-            f"{where}: {name} has {X.shape[1]} features but the model expects "
+            f"{name} has {X.shape[1]} features but the model expects "
             f"{n_features} (got shape {X.shape})"
         )
     if X.shape[0] == 0:
-        raise PopfitValueError(f"{where}: {name} must have at least one sample (got 0)")
+        raise PopfitValueError(f"{name} must have at least one sample (got 0)")
     if not np.all(np.isfinite(X)):
-        raise PopfitValueError(f"{where}: {name} contains NaN or infinite values")
+        raise PopfitValueError(f"{name} contains NaN or infinite values")
     return X
 
 
@@ -252,6 +252,7 @@ def choose_domain(activation, z):
     return (-m, m), float(np.mean(np.abs(z) > m))
 
 
+@public("convert")
 def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
             noise_synapse=0.02,
             calibration_data=None, seed=None, hardware=None, weight_bits=None):
@@ -335,22 +336,21 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     """
     from ..fit import fit_activation
 
-    where = "convert"
     start = time.perf_counter()
-    n_neurons = check_int(n_neurons, "n_neurons", where, low=1)
-    neuron_type = resolve_neuron_type(neuron_type, where)
-    max_rate = check_max_rate(max_rate, neuron_type, where)
-    synapse = check_positive(synapse, "synapse", where)
-    noise_synapse = check_synapse(noise_synapse, "noise_synapse", where)
-    hardware = check_hardware(hardware, where)
+    n_neurons = check_int(n_neurons, "n_neurons", low=1)
+    neuron_type = resolve_neuron_type(neuron_type)
+    max_rate = check_max_rate(max_rate, neuron_type)
+    synapse = check_positive(synapse, "synapse")
+    noise_synapse = check_synapse(noise_synapse, "noise_synapse")
+    hardware = check_hardware(hardware)
     if weight_bits is not None:
-        weight_bits = check_int(weight_bits, "weight_bits", where, low=2, high=16)
+        weight_bits = check_int(weight_bits, "weight_bits", low=2, high=16)
     if seed is not None:
-        seed = check_int(seed, "seed", where, low=0)
-    spec = read_model(model, where)
+        seed = check_int(seed, "seed", low=0)
+    spec = read_model(model)
     pre = X_cal = None
     if calibration_data is not None:
-        X_cal = check_samples(calibration_data, spec.n_features, "calibration_data", where)
+        X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
         pre = spec.forward(X_cal)[0]
 
     cache = {}
@@ -473,22 +473,23 @@ class ConvertedModel:
         """Shortest allowed ``presentation_time`` (s): 5 synapses per hidden layer."""
         return MIN_SYNAPSES_PER_PRESENTATION * self.synapse * len(self.spec.hidden)
 
-    def _check_presentation_time(self, presentation_time, where):
+    def _check_presentation_time(self, presentation_time):
         if isinstance(presentation_time, bool) or not isinstance(presentation_time,
                                                                  numbers.Real):
             raise PopfitTypeError(
-                f"{where}: presentation_time must be a number of seconds (got "
+                f"presentation_time must be a number of seconds (got "
                 f"{presentation_time!r} of type {type(presentation_time).__name__})")
         t = float(presentation_time)
         low = max(self.min_presentation_time, 10 * DT)
         if not np.isfinite(t) or t < low - 1e-12:
             raise PopfitValueError(
-                f"{where}: presentation_time must be >= {low:g} s (got {t:g}): at least "
+                f"presentation_time must be >= {low:g} s (got {t:g}): at least "
                 f"{MIN_SYNAPSES_PER_PRESENTATION} x synapse ({self.synapse:g} s) per hidden "
                 f"layer ({len(self.spec.hidden)}) and 10 time steps, so the output settles "
                 "before it is read over the last half of each presentation")
         return max(int(round(t / DT)), 10)
 
+    @public("ConvertedModel.decoded_output")
     def decoded_output(self, X, presentation_time=0.1, progress_bar=None):
         """Simulate the network on each sample; the decoded output before the nonlinearity.
 
@@ -514,9 +515,8 @@ class ConvertedModel:
 
         from ..network import ignore_max_rates_warnings
 
-        where = "ConvertedModel.predict"
-        X = check_samples(X, self.n_features_in_, "X", where)
-        steps = self._check_presentation_time(presentation_time, where)
+        X = check_samples(X, self.n_features_in_, "X")
+        steps = self._check_presentation_time(presentation_time)
         n = len(X)
         if progress_bar is None:
             progress_bar = n * steps * DT >= LONG_BATCH_SECONDS
@@ -554,6 +554,7 @@ class ConvertedModel:
             return self.classes_[(out[:, 0] > 0.5).astype(int)]
         return self.classes_[np.argmax(out, axis=1)]
 
+    @public("ConvertedModel.predict")
     def predict(self, X, presentation_time=0.1, progress_bar=None):
         """Predictions of the spiking network.
 
@@ -580,12 +581,14 @@ class ConvertedModel:
                 f"predict_proba is only available for classifiers; this model converted "
                 f"from {self.spec.source} is a regressor (use predict)")
 
+        @public("ConvertedModel.predict_proba")
         def predict_proba(X, presentation_time=0.1, progress_bar=None):
             return self._proba(self._outputs(
                 self.decoded_output(X, presentation_time, progress_bar)))
 
         return predict_proba
 
+    @public("ConvertedModel.score")
     def score(self, X, y, presentation_time=0.1, progress_bar=None):
         """Accuracy (classifiers; subset accuracy for multi-label) or R^2 (regressors).
 
@@ -595,7 +598,7 @@ class ConvertedModel:
         y = np.asarray(y)
         if len(y) != len(pred):
             raise PopfitValueError(
-                f"ConvertedModel.score: y has {len(y)} samples but X has {len(pred)}")
+                f"y has {len(y)} samples but X has {len(pred)}")
         if self.is_classifier:
             if self.spec.multilabel:
                 return float(np.mean(np.all(pred == y.reshape(pred.shape), axis=1)))
@@ -604,13 +607,14 @@ class ConvertedModel:
         p = pred.reshape(len(pred), -1)
         if y.shape != p.shape:
             raise PopfitValueError(
-                f"ConvertedModel.score: y must have shape {pred.shape} (got {np.shape(y)})")
+                f"y must have shape {pred.shape} (got {np.shape(y)})")
         ss_res = ((y - p) ** 2).sum(axis=0)
         ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
         r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
                       np.where(ss_res == 0, 1.0, 0.0))
         return float(np.mean(r2))
 
+    @public("ConvertedModel.rate_output")
     def rate_output(self, X):
         """What the network computes without spike noise (rate level, numpy, no simulation).
 
@@ -618,7 +622,7 @@ class ConvertedModel:
         (`PopulationFit.predict`); the output nonlinearity is applied.
         Shape ``(n_samples, n_outputs)``.
         """
-        a = check_samples(X, self.n_features_in_, "X", "ConvertedModel.rate_output")
+        a = check_samples(X, self.n_features_in_, "X")
         for layer, fit in zip(self.spec.hidden, self.fits):
             a = fit.predict(a @ layer.weights + layer.bias)
         out = self.spec.output

@@ -11,32 +11,32 @@ HIDDEN = {"tanh": "tanh", "logistic": "sigmoid", "identity": "linear", "relu": "
 OUTPUT = {"identity": "linear", "logistic": "sigmoid", "softmax": "softmax", "exp": "exp"}
 
 
-def from_sklearn(model, where="convert"):
+def from_sklearn(model):
     """Read a fitted `MLPClassifier` or `MLPRegressor` (weights ``coefs_``, ``intercepts_``)."""
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     if not isinstance(model, (MLPClassifier, MLPRegressor)):
         raise PopfitTypeError(
-            f"{where}: scikit-learn models must be MLPClassifier or MLPRegressor "
+            f"scikit-learn models must be MLPClassifier or MLPRegressor "
             f"(got {type(model).__name__})")
     name = type(model).__name__
     if not hasattr(model, "coefs_"):
         raise PopfitValueError(
-            f"{where}: this {name} instance is not fitted yet; call its fit(X, y) "
+            f"this {name} instance is not fitted yet; call its fit(X, y) "
             "before converting it")
     if model.activation not in HIDDEN:
         raise ConversionError(
-            f"{where}: {name} activation {model.activation!r} is not supported; "
+            f"{name} activation {model.activation!r} is not supported; "
             f"supported hidden activations are {', '.join(map(repr, HIDDEN))}")
     out_act = getattr(model, "out_activation_", None)
     if out_act not in OUTPUT:
         raise ConversionError(
-            f"{where}: {name} output activation (out_activation_) {out_act!r} is not "
+            f"{name} output activation (out_activation_) {out_act!r} is not "
             f"supported; supported are {', '.join(map(repr, OUTPUT))}")
     n = len(model.coefs_)
     if n < 2:
         raise ConversionError(
-            f"{where}: {name} has no hidden layer (hidden_layer_sizes=()); there are no "
+            f"{name} has no hidden layer (hidden_layer_sizes=()); there are no "
             "units to replace with neurons")
     layers = []
     for i, (w, b) in enumerate(zip(model.coefs_, model.intercepts_)):
