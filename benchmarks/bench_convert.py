@@ -7,13 +7,14 @@ All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S]):
   synapse 5 ms, fits optimized for spike noise at convert's default
   noise_synapse of 20 ms, domain calibrated on the training set);
 - the signed baseline: one nengo.RegularSpiking(nengo.Tanh(tau_ref=1/400))
-  neuron per hidden unit (negative spikes allowed), built directly with nengo;
+  neuron per hidden unit (negative spikes allowed; popfit.spiking.signed_baseline);
 - nengo's default random populations with the same neuron counts: one
   nengo.networks.EnsembleArray(n, 64) with default tuning, radius = the
   layer's calibrated domain, decoding tanh (LstsqL2);
 
 each at presentation times 0.05, 0.1 and 0.2 s, reading the decoded output
-averaged over the last half of each presentation, with wall seconds per sample
+averaged over the last half of each presentation (popfit.conversion.present,
+which ConvertedModel.predict_proba uses too), with wall seconds per sample
 (build + simulation). Every spiking network uses the same 5 ms synapse on its
 hidden-to-output connection and the same readout.
 """
@@ -23,37 +24,26 @@ import time
 
 import numpy as np
 import nengo
+from scipy.special import softmax
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
 import popfit
+from popfit.conversion import present
+from popfit.spiking import signed_baseline
 
 MAX_RATE = 400.0
 SYNAPSE = 0.005
-DT = 0.001
 PRESENTATION_TIMES = (0.05, 0.1, 0.2)
 NEURON_COUNTS = (2, 4, 8)
 
 
 def run_readout(net, X, presentation_time, seed):
-    """Present each sample; decoded output averaged over the last half. Returns (out, wall s)."""
+    """popfit.conversion.present on ``net``, timed. Returns (decoded output, wall s)."""
     start = time.perf_counter()
-    steps = int(round(presentation_time / DT))
-    with nengo.Network(seed=seed) as wrapper:
-        wrapper.networks.append(net)
-        stim = nengo.Node(nengo.processes.PresentInput(X, steps * DT))
-        nengo.Connection(stim, net.input, synapse=None)
-        probe = nengo.Probe(net.output, synapse=None)
-    with nengo.Simulator(wrapper, dt=DT, progress_bar=False, seed=seed) as sim:
-        sim.run_steps(len(X) * steps)
-    y = sim.data[probe].reshape(len(X), steps, -1)[:, steps // 2:].mean(axis=1)
-    return y, time.perf_counter() - start
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    out = present(net, X, presentation_time, seed=seed, progress_bar=False)
+    return out, time.perf_counter() - start
 
 
 def score(mlp, proba, X, y, seconds_per_sample):
@@ -62,21 +52,22 @@ def score(mlp, proba, X, y, seconds_per_sample):
     return acc, float(np.mean(np.abs(proba - mlp.predict_proba(X)))), seconds_per_sample
 
 
-def signed_baseline(mlp):
-    """One signed RegularSpiking(Tanh) neuron per hidden unit, at MAX_RATE."""
+def signed_layer(mlp, fit):
+    """popfit's signed one-neuron baseline (`popfit.spiking.signed_baseline` of the
+    layer's fit) for every hidden unit: negative spikes allowed."""
     w1, w2 = mlp.coefs_
     b1, b2 = mlp.intercepts_
-    tau_ref = 1.0 / MAX_RATE
+    _, neuron_type, gain, decoder = signed_baseline(fit)  # J = gain * x, out = decoder * spikes
     n_units = w1.shape[1]
     with nengo.Network(label="signed baseline") as net:
         net.input = nengo.Node(size_in=w1.shape[0])
-        ens = nengo.Ensemble(n_units, 1, neuron_type=nengo.RegularSpiking(
-            nengo.Tanh(tau_ref=tau_ref)), gain=np.ones(n_units), bias=b1,
-            encoders=np.ones((n_units, 1)))
+        ens = nengo.Ensemble(n_units, 1, neuron_type=nengo.RegularSpiking(neuron_type),
+                             gain=np.full(n_units, gain), bias=gain * b1,
+                             encoders=np.ones((n_units, 1)))
         net.output = nengo.Node(size_in=w2.shape[1])
+        # connections into neurons are scaled by the ensemble's gain
         nengo.Connection(net.input, ens.neurons, transform=w1.T, synapse=None)
-        # Tanh fires tanh(J) / tau_ref Hz: scale spikes by tau_ref to decode tanh
-        nengo.Connection(ens.neurons, net.output, transform=w2.T * tau_ref, synapse=SYNAPSE)
+        nengo.Connection(ens.neurons, net.output, transform=w2.T * decoder, synapse=SYNAPSE)
         nengo.Connection(nengo.Node(b2), net.output, synapse=None)
     return net
 
@@ -131,13 +122,13 @@ def main():
             res[T] = score(mlp, proba, X_test, y_test, (time.perf_counter() - t) / n)
         rows.append((f"popfit LIF (convert {convert_s:.1f} s)", n_neurons, res))
         if n_neurons == 4:
-            summary = model.report()
+            summary, fit4 = model.report(), model.fits[0]
 
-    net = signed_baseline(mlp)
+    net = signed_layer(mlp, fit4)
     res = {}
     for T in PRESENTATION_TIMES:
         out, wall = run_readout(net, X_test, T, args.seed)
-        res[T] = score(mlp, softmax(out), X_test, y_test, wall / n)
+        res[T] = score(mlp, softmax(out, axis=1), X_test, y_test, wall / n)
     rows.insert(0, ("signed RegularSpiking(Tanh)", 1, res))
 
     for n_neurons in NEURON_COUNTS:
@@ -145,7 +136,7 @@ def main():
         res = {}
         for T in PRESENTATION_TIMES:
             out, wall = run_readout(net, X_test, T, args.seed)
-            res[T] = score(mlp, softmax(out), X_test, y_test, wall / n)
+            res[T] = score(mlp, softmax(out, axis=1), X_test, y_test, wall / n)
         rows.append(("nengo default EnsembleArray", n_neurons, res))
 
     print("popfit.convert benchmark: MLPClassifier(hidden_layer_sizes=(64,), "

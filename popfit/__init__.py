@@ -30,6 +30,7 @@ _LAZY = {
     "plot_spiking": "plotting",
     "plot_accuracy": "plotting",
     "nengo_default_nrmse": "baseline",
+    "to_nir": "nir",
 }
 
 __all__ = [

@@ -84,8 +84,21 @@ def check_positive(value, name, upper=None, upper_why="", allow_none=False):
     return value
 
 
+#: Domain widths allowed: squares of the width (and of gains scaled by it)
+#: stay finite and normal in float64.
+DOMAIN_WIDTH_BOUNDS = (float(np.sqrt(np.finfo(float).tiny)), float(np.sqrt(np.finfo(float).max)))
+#: A domain must be at least this wide relative to its largest |end|: below
+#: that, nengo's current ``J = gain * x + bias`` loses the input's variation
+#: to float64 rounding (about 2e-16 relative); shift the input instead.
+MIN_RELATIVE_WIDTH = 1e-8
+
+
 def check_domain(domain):
-    """Return ``domain`` as a ``(lo, hi)`` tuple of finite floats with lo < hi."""
+    """Return ``domain`` as a ``(lo, hi)`` tuple of finite floats with lo < hi.
+
+    The width ``hi - lo`` must lie within `DOMAIN_WIDTH_BOUNDS` and be at
+    least `MIN_RELATIVE_WIDTH` times ``max(|lo|, |hi|)``.
+    """
     try:
         lo, hi = (float(v) for v in domain)
     except (TypeError, ValueError):
@@ -99,7 +112,64 @@ def check_domain(domain):
             f"domain must have lo < hi (got lo={lo!r}, hi={hi!r}); "
             "swap the ends or widen the interval"
         )
+    with np.errstate(over="ignore"):
+        width = hi - lo
+    low, high = DOMAIN_WIDTH_BOUNDS
+    if not low <= width <= high:
+        raise PopfitValueError(
+            f"domain width hi - lo must be in [{low:.3g}, {high:.3g}] (got lo={lo!r}, "
+            f"hi={hi!r}, width {width:.3g}); rescale the input"
+        )
+    if width < MIN_RELATIVE_WIDTH * max(abs(lo), abs(hi)):
+        raise PopfitValueError(
+            f"domain width hi - lo must be at least {MIN_RELATIVE_WIDTH:g} times "
+            f"max(|lo|, |hi|) (got lo={lo!r}, hi={hi!r}, width {width:.3g}); float64 "
+            "cannot resolve inputs that close together; subtract a constant from the input"
+        )
     return lo, hi
+
+
+def check_real_array(value, name):
+    """Return ``value`` as a float ndarray, refusing strings, objects, dicts and complex.
+
+    Shape and finiteness are left to the caller.
+    """
+    what = type(value).__name__
+    arr = None
+    if not isinstance(value, (dict, set, str, bytes)):
+        try:
+            arr = np.asarray(value)
+            what = f"an array of dtype {arr.dtype}"
+        except (TypeError, ValueError):  # ragged sequences
+            pass
+    if arr is None or arr.dtype.kind not in "biuf":
+        fix = ("; take the real part explicitly if the imaginary part is zero"
+               if arr is not None and arr.dtype.kind == "c" else "")
+        raise PopfitTypeError(f"{name} must be an array of real numbers (got {what}){fix}")
+    return np.asarray(arr, dtype=float)
+
+
+def check_eval_points(eval_points, domain, name="eval_points"):
+    """Return ``eval_points`` as a 1-d float array of finite inputs inside ``domain``.
+
+    Shapes ``(n,)`` and ``(n, 1)`` are accepted; ``n`` must be >= 1.
+    """
+    lo, hi = domain
+    x = check_real_array(eval_points, name)
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1 or x.size == 0:
+        raise PopfitValueError(
+            f"{name} must be a non-empty 1-d array of inputs (got shape {x.shape})"
+        )
+    bad = ~np.isfinite(x) | (x < lo) | (x > hi)
+    if bad.any():
+        raise PopfitValueError(
+            f"{name} must be finite and inside the domain [{lo!r}, {hi!r}] "
+            f"(got {int(bad.sum())} of {x.size} outside, e.g. {float(x[bad][0])!r}); "
+            "widen the domain or drop those points"
+        )
+    return x
 
 
 def check_synapse(synapse, name, allow_none=True):

@@ -23,20 +23,26 @@ import scipy.optimize
 import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
-from .exceptions import PopfitValueError
-from ._validation import check_int, check_synapse, public
-from .neurons import (RateModel, check_max_rate, is_loihi_type, resolve_neuron_type,
-                      spike_noise_variance)
+from ._validation import check_eval_points, check_int, check_seed, check_synapse, public
+from .metrics import error_scale
+from .neurons import (LOWEST_RATE_FRACTION, RateModel, check_max_rate, gain_bias,
+                      is_loihi_type, resolve_neuron_type, spike_noise_variance)
 from .targets import evaluate_target, resolve_target
 
+#: Largest population `fit_activation` accepts. The search covers every split
+#: of the neurons into the two encoder signs, so its cost grows quickly with N
+#: (measured on one core: see the README's table of fit times).
+MAX_N_NEURONS = 32
 N_FIT_POINTS = 2001  # grid the final fit is polished on
 N_SEARCH_POINTS = 201  # coarse grid of the global search
-N_EVAL_POINTS = 1001  # grid NRMSE is reported on (as DESIGN.md defines it)
-N_FINE_POINTS = 20001  # grid max_error is reported on (steep LIF onsets)
+#: Largest gap (as a fraction of max_rate) tolerated between a neuron's fitted
+#: rate curve and nengo's rates of the exported gain and bias (float64 rounding
+#: of nengo's current J = gain * x + bias for very slow LIF neurons)
+_EXPORT_RATE_RTOL = 1e-3
 
 _C_BOUNDS = (-5.0, 0.95)  # intercepts, in units where the faced domain edge is 1 (below -1:
 # the neuron fires over the whole domain, a saturating offset that tanh-like fits use)
-_RHO_MIN = 0.02  # lowest max rate, as a fraction of max_rate
+_RHO_MIN = LOWEST_RATE_FRACTION  # lowest max rate, as a fraction of max_rate
 _RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
 _N_SCREEN = 512  # Sobol points screened per encoder-sign pattern
 _N_SHORT = 64  # screened points that get a short local fit, over all sign patterns
@@ -210,25 +216,6 @@ def _grid_weights(eval_points, lo, hi, n_points):
     return (1.0 - _UNIFORM_SHARE) * density + _UNIFORM_SHARE / n_points
 
 
-def _check_eval_points(eval_points, lo, hi):
-    x = np.asarray(eval_points, dtype=float)
-    if x.ndim == 2 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim != 1 or x.size == 0:
-        raise PopfitValueError(
-            f"eval_points must be a non-empty 1-d array of inputs (got shape "
-            f"{np.shape(eval_points)})"
-        )
-    bad = ~np.isfinite(x) | (x < lo) | (x > hi)
-    if bad.any():
-        raise PopfitValueError(
-            f"eval_points must be finite and inside the domain [{lo!r}, {hi!r}] "
-            f"(got {int(bad.sum())} of {x.size} outside, e.g. {float(x[bad][0])!r}); "
-            "widen the domain or drop those points"
-        )
-    return x
-
-
 @public("fit_activation")
 def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
                    max_rate=400.0, synapse=0.005, eval_points=None, seed=None):
@@ -239,9 +226,10 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     target : str or callable
         ``"tanh"``, ``"sigmoid"`` (``"logistic"``), ``"linear"`` (``"identity"``),
         ``"relu"``, ``"softplus"``, or a vectorized ``f(x: ndarray) -> ndarray``
-        (which then needs ``domain``).
+        (which then needs ``domain``) returning real values of at most 1e300
+        in magnitude.
     n_neurons : int
-        Number of neurons in the population (>= 1).
+        Number of neurons in the population, in [1, `MAX_N_NEURONS`] (32).
     neuron_type : str or nengo.neurons.NeuronType
         ``"LIF"`` (nengo's LIF, tau_rc=0.02 s, tau_ref=0.002 s),
         ``"RectifiedLinear"`` (``"relu"``), or an instance of `nengo.LIF`,
@@ -249,8 +237,13 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     domain : (float, float), optional
         Input interval to fit on. Named targets have defaults: tanh (-3, 3),
         sigmoid (-6, 6), linear (-1, 1), relu (-1, 1), softplus (-4, 4).
+        Its width must be in [1.5e-154, 1.3e154] and at least 1e-8 times
+        ``max(|lo|, |hi|)`` (`popfit._validation.check_domain`).
     max_rate : float
-        No neuron fires above this rate (Hz) anywhere in the domain.
+        No neuron fires above this rate (Hz) anywhere in the domain. Bounds
+        (`popfit.neurons.max_rate_bounds`): below ``1/tau_ref`` and at least
+        about 7.8 Hz for LIF types (nengo's defaults), in [1e-3, 1e6) Hz for
+        rectified-linear types.
     synapse : float or None
         Time constant (s) of the lowpass synapse that will filter the spikes.
         The fit minimises rate error plus the spike noise passed on by the
@@ -263,16 +256,21 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
         uniformly over ``domain``. All must lie inside ``domain``. The reported
         ``nrmse`` stays uniform over the domain.
     seed : int, optional
-        Seed for the extra random starts; the same seed gives an identical fit.
+        Seed in [0, 2**32 - 1] for the extra random starts; the same seed
+        gives an identical fit.
 
     Returns
     -------
     PopulationFit
+        Its decoders are solved for nengo's own rates of the exported gains
+        and biases. If some of those rates differ from the fitted curves (LIF
+        neurons so slow that nengo's float64 current cannot resolve them),
+        ``success`` is False and a warning says so.
     """
     from .result import PopulationFit
 
     start_time = time.perf_counter()
-    n_neurons = check_int(n_neurons, "n_neurons", low=1)
+    n_neurons = check_int(n_neurons, "n_neurons", low=1, high=MAX_N_NEURONS)
     neuron_type = resolve_neuron_type(neuron_type)
     if is_loihi_type(neuron_type):  # whole-step spiking: smooth surrogate, see popfit.loihi
         from .loihi import fit_loihi
@@ -283,10 +281,9 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     max_rate = check_max_rate(max_rate, neuron_type)
     synapse = check_synapse(synapse, "synapse")
     target, (lo, hi) = resolve_target(target, domain)
-    if seed is not None:
-        seed = check_int(seed, "seed", low=0)
+    seed = check_seed(seed, allow_none=True)
     if eval_points is not None:
-        eval_points = _check_eval_points(eval_points, lo, hi)
+        eval_points = check_eval_points(eval_points, (lo, hi))
 
     model = RateModel(neuron_type)
     grids = {}
@@ -300,7 +297,7 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
                         _grid_weights(eval_points, lo, hi, n_points))
 
     y = evaluate_target(target, np.linspace(lo, hi, N_FIT_POINTS))
-    scale = float(np.ptp(y)) or 1.0
+    scale = error_scale(y)
     sobol = _screen_starts(n_neurons, _N_SCREEN, np.random.default_rng(seed))
     n_short = min(_N_SHORT, 16 * n_neurons)  # small populations need fewer starts
     with threadpool_limits(limits=1, user_api="blas"):
@@ -351,13 +348,29 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
                                "tiny steps")
     c, r = problem.unpack(res.x)
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    gain_s, bias_s = neuron_type.gain_bias(r, c)
+    gain_s, bias_s = gain_bias(neuron_type, r, c)
     encoders = problem.encoders
     # J = gain_s * s + bias_s with s = encoder * (x - mid) / half, so in
     # nengo's convention J = gain * (encoder * x) + bias:
     gain = gain_s / half
     bias = bias_s - gain_s * encoders * mid / half
-    decoders = problem.solve(problem.rates(res.x))[0] * scale
+    # decoders for the rates nengo computes from the exported gain and bias;
+    # for very slow LIF neurons these differ from the fitted curves (J - 1
+    # below float64's resolution of J), which is reported, not hidden
+    x_fit = np.linspace(lo, hi, N_FIT_POINTS)
+    exported = neuron_type.rates(x_fit[:, None] * encoders, gain, bias)
+    decoders = problem.solve(exported)[0] * scale
+    gap = np.max(np.abs(exported - problem.rates(res.x)), axis=0)
+    off = gap > _EXPORT_RATE_RTOL * max_rate
+    if off.any():
+        res.success = False
+        res.message = (
+            f"{int(off.sum())} of {n_neurons} neurons fire differently in nengo than fitted "
+            f"(by up to {gap.max():.3g} Hz): their rates, down to {r[off].min():.3g} Hz, "
+            "are too slow for nengo's float64 current J = gain * x + bias to resolve; "
+            "the decoders were solved for nengo's rates; raise max_rate or fit fewer "
+            f"neurons (optimizer: {res.message})"
+        )
     order = np.lexsort((c * encoders, -encoders))  # + neurons first, then by intercept
     fit = PopulationFit.from_parameters(
         target=target, domain=(lo, hi), neuron_type=neuron_type,

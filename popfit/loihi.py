@@ -502,7 +502,7 @@ def quantization_cost(model, X, bits=None):
         samples whose predicted class changes (classifiers; else None),
         ``n_samples``.
     """
-    from .conversion.model import apply_activation
+    from .conversion.spec import apply_activation
 
     X = np.asarray(X, dtype=float)
     q = rate_forward(model, X)

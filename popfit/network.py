@@ -18,7 +18,7 @@ gain, so the transforms into neurons built here carry only the encoder signs
 on the Ensemble.
 """
 
-import contextlib
+
 import warnings
 
 import numpy as np
@@ -27,7 +27,8 @@ import scipy.sparse
 
 from ._validation import _CALLER, check_int, check_synapse, public
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import SUPPORTED, is_loihi_type, rate_twin, spiking_twin
+from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
+                      rate_twin, spiking_twin)
 
 #: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
 HARDWARE = (None, "loihi")
@@ -71,37 +72,6 @@ def _user_stacklevel():
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
         frame, level = frame.f_back, level + 1
     return level
-
-
-@contextlib.contextmanager
-def ignore_max_rates_warnings():
-    """Silence nengo's spurious ``max_rates`` warnings while building popfit ensembles.
-
-    Given an Ensemble's ``gain`` and ``bias``, the nengo builder computes the
-    informational ``max_rates`` and ``intercepts`` of each neuron at the
-    encoded input ``x = 1`` (``LIFRate.max_rates_intercepts``, called from
-    ``nengo.builder.ensemble.get_gain_bias``). popfit neurons may legitimately
-    reach threshold only beyond ``x = 1`` (wide domains, or a `PopulationLayer`
-    ``input_bias`` folded into the bias). For an LIF neuron with
-    ``0 < gain + bias <= 1``, nengo then warns (from ``nengo/neurons.py``)::
-
-        RuntimeWarning: invalid value encountered in log1p
-        UserWarning: Non-finite values detected in `max_rates`; ...
-
-    The simulation uses only gain and bias and is unaffected. This context
-    manager ignores exactly those messages, raised from ``nengo.neurons``; wrap
-    only the ``nengo.Simulator(...)`` construction (the build) in it. popfit
-    uses it around the simulators it builds itself (`ConvertedModel`
-    predictions, `evaluate_spiking`); it never installs a global filter.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"Non-finite values detected in `max_rates`",
-            category=UserWarning, module=r"nengo\.neurons\Z")
-        warnings.filterwarnings(
-            "ignore", message=r"(invalid value|divide by zero) encountered in log1p",
-            category=RuntimeWarning, module=r"nengo\.neurons\Z")
-        yield
 
 
 def _check_fit(fit):

@@ -1,11 +1,23 @@
-"""The bridge to nengo neuron types.
+"""The bridge to nengo neuron types: everything popfit knows about them is here.
 
 popfit uses real nengo neuron types: their ``rates``, ``gain_bias`` and
 ``max_rates_intercepts`` methods define what a fitted population computes.
-This module resolves user input to a neuron type, pairs each supported type
-with its spiking and rate twins, and gives the optimizer the closed forms it
-needs for an exact Jacobian (checked against nengo's ``rates`` in the tests).
+This module
+
+* resolves user input to a supported neuron type (positive-only types with a
+  closed-form rate curve: nengo's ``negative`` is False for them), and pairs
+  each with its spiking and rate twin (picked by nengo's ``spiking`` property);
+* bounds ``max_rate`` (`check_max_rate`) and converts (max rate, intercept)
+  to gain and bias without cancellation (`gain_bias`);
+* gives the optimizer the closed forms it needs for its Jacobian
+  (`RateModel`, checked against nengo's ``rates`` in the tests) and the
+  spike-noise model (`spike_noise_variance`);
+* holds `LinearRate` (the signed linear rate neuron of the baselines) and
+  `ignore_max_rates_warnings` (the filter for nengo's spurious build warnings).
 """
+
+import contextlib
+import warnings
 
 import numpy as np
 import nengo
@@ -20,7 +32,10 @@ _NAMES = {
     "relu": nengo.RectifiedLinear,
     "spikingrectifiedlinear": nengo.SpikingRectifiedLinear,
 }
-SUPPORTED = (nengo.LIF, nengo.LIFRate, nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)
+#: Types popfit fits: positive-only (``negative`` False) with closed-form rate
+#: curves. Each rate type (``spiking`` False) comes first, then its spiking twin.
+SUPPORTED = (nengo.LIFRate, nengo.LIF, nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)
+assert not any(cls.negative for cls in SUPPORTED)
 SUPPORTED_NAMES = "'LIF', 'LIFRate', 'RectifiedLinear' (or 'relu'), 'SpikingRectifiedLinear'"
 
 
@@ -53,9 +68,11 @@ def resolve_neuron_type(neuron_type):
 
         return check_loihi_neuron_type(neuron_type)
     if type(neuron_type) not in SUPPORTED:
+        why = ("it can emit negative output (nengo's `negative` is True), and popfit "
+               "puts the sign in encoders and decoders" if getattr(neuron_type, "negative", 0)
+               else "popfit needs a positive-only neuron with a closed-form rate curve")
         raise PopfitTypeError(
-            f"unsupported neuron_type {neuron_type!r}; popfit fits {SUPPORTED_NAMES} "
-            "(positive-only neurons whose rate curve it can differentiate)"
+            f"unsupported neuron_type {neuron_type!r}: {why}; popfit fits {SUPPORTED_NAMES}"
         )
     if neuron_type.amplitude != 1:
         raise PopfitValueError(
@@ -88,23 +105,39 @@ def max_firing_rate(neuron_type):
     return np.inf
 
 
+def _rate_class(cls):
+    """The supported rate (non-spiking) class that ``cls`` is, or derives from."""
+    return next(base for base in SUPPORTED if not base.spiking and issubclass(cls, base))
+
+
+def _twin_kwargs(neuron_type):
+    if is_lif(neuron_type):
+        return {"tau_rc": neuron_type.tau_rc, "tau_ref": neuron_type.tau_ref}
+    return {}
+
+
 def spiking_twin(neuron_type):
-    """The spiking version of ``neuron_type`` (itself if it already spikes), or None."""
-    if isinstance(neuron_type, nengo.LIF) or isinstance(neuron_type, nengo.SpikingRectifiedLinear):
+    """The spiking version of ``neuron_type`` (itself if it already spikes), or None.
+
+    Picked by nengo's ``spiking`` property among `SUPPORTED`: the spiking class
+    derived from the same rate class (nengo.LIF for nengo.LIFRate, with
+    ``min_voltage=0``; nengo.SpikingRectifiedLinear for nengo.RectifiedLinear).
+    """
+    if type(neuron_type) not in SUPPORTED:
+        return None
+    if neuron_type.spiking:
         return neuron_type
-    if isinstance(neuron_type, nengo.LIFRate):
-        return nengo.LIF(tau_rc=neuron_type.tau_rc, tau_ref=neuron_type.tau_ref,
-                         min_voltage=0)
-    if isinstance(neuron_type, nengo.RectifiedLinear):
-        return nengo.SpikingRectifiedLinear()
-    return None
+    rate_cls = _rate_class(type(neuron_type))
+    cls = next(c for c in SUPPORTED if c.spiking and issubclass(c, rate_cls))
+    kwargs = _twin_kwargs(neuron_type)
+    if issubclass(cls, nengo.LIF):
+        kwargs["min_voltage"] = 0
+    return cls(**kwargs)
 
 
 def rate_twin(neuron_type):
-    """The rate (non-spiking) version of ``neuron_type``."""
-    if isinstance(neuron_type, nengo.LIFRate):
-        return nengo.LIFRate(tau_rc=neuron_type.tau_rc, tau_ref=neuron_type.tau_ref)
-    return nengo.RectifiedLinear()
+    """The rate (non-spiking) version of a supported ``neuron_type``."""
+    return _rate_class(type(neuron_type))(**_twin_kwargs(neuron_type))
 
 
 def neuron_type_to_dict(neuron_type):
@@ -202,11 +235,142 @@ def spike_noise_variance(rates, synapse):
     return var, dvar
 
 
+#: Bounds (Hz) on ``max_rate`` for every type (LIF types have tighter ones,
+#: see `max_rate_bounds`): rates, decoders and their squares stay far from
+#: float64's limits.
+MAX_RATE_BOUNDS = (1e-3, 1e6)
+#: The lowest rate a fitted neuron may take at the edge of the domain it
+#: faces, as a fraction of ``max_rate`` (the optimizer's lower bound).
+LOWEST_RATE_FRACTION = 0.02
+#: Smallest LIF current above threshold, ``J - 1``, at the faced domain edge
+#: that `check_max_rate` admits for the lowest-rate neuron. Above it gain and
+#: bias stay positive and finite for every admitted domain; a neuron near it is
+#: silent in nengo (``J`` rounds to 1 in float64), which `fit_activation`
+#: detects and reports.
+LIF_MIN_CURRENT_ABOVE_THRESHOLD = 1e-140
+
+
+def lif_rate(neuron_type, j_above):
+    """LIF rate (Hz) at current ``J = 1 + j_above`` (``j_above > 0``), as nengo's LIFRate."""
+    return 1.0 / (neuron_type.tau_ref + neuron_type.tau_rc * np.log1p(1.0 / j_above))
+
+
+def max_rate_bounds(neuron_type):
+    """``(low, high)``: the ``max_rate`` (Hz) range `check_max_rate` admits, ``low < max_rate < high``.
+
+    For LIF types ``high = 1 / tau_ref`` and ``low`` is at least the rate
+    whose `LOWEST_RATE_FRACTION` gives ``J - 1 = LIF_MIN_CURRENT_ABOVE_THRESHOLD``
+    (about 7.8 Hz for nengo's default LIF, tau_rc = 0.02 s, tau_ref = 0.002 s).
+    """
+    low, high = MAX_RATE_BOUNDS
+    if is_lif(neuron_type):
+        floor = lif_rate(neuron_type, LIF_MIN_CURRENT_ABOVE_THRESHOLD) / LOWEST_RATE_FRACTION
+        low = max(low, float(floor))
+        high = min(high, max_firing_rate(neuron_type))
+    return low, high
+
+
 def check_max_rate(max_rate, neuron_type):
-    """Return ``max_rate`` (Hz) as a float, > 0 and below what ``neuron_type`` can reach."""
-    limit = max_firing_rate(neuron_type)
-    return check_positive(
-        max_rate, "max_rate", upper=limit if np.isfinite(limit) else None,
-        upper_why=f" Hz, the highest rate {type(neuron_type).__name__} with "
-        f"tau_ref={getattr(neuron_type, 'tau_ref', 0)} s can reach (1/tau_ref)",
-    )
+    """Return ``max_rate`` (Hz) as a float inside `max_rate_bounds` of ``neuron_type``."""
+    low, high = max_rate_bounds(neuron_type)
+    name = type(neuron_type).__name__
+    if is_lif(neuron_type) and low >= high:
+        raise PopfitValueError(
+            f"{neuron_type!r} cannot be fitted: max_rate would have to be >= {low:.4g} Hz "
+            f"for its slowest neurons ({LOWEST_RATE_FRACTION:g} of max_rate) to have a "
+            f"current J - 1 >= {LIF_MIN_CURRENT_ABOVE_THRESHOLD:g} that float64 can hold, "
+            f"but the type cannot fire above 1/tau_ref = {high:.4g} Hz; use a larger "
+            "tau_rc or a smaller tau_ref"
+        )
+    if is_lif(neuron_type) and high == max_firing_rate(neuron_type):
+        why = (f" Hz, the highest rate {name} with tau_ref={neuron_type.tau_ref} s "
+               "can reach (1/tau_ref)")
+    else:
+        why = " Hz"
+    value = check_positive(max_rate, "max_rate", upper=high, upper_why=why)
+    if value < low:
+        if is_lif(neuron_type) and low > MAX_RATE_BOUNDS[0]:
+            why = (f"; below it the slowest fitted neurons ({LOWEST_RATE_FRACTION:g} of "
+                   f"max_rate) of {neuron_type!r} would need a current J - 1 below "
+                   f"{LIF_MIN_CURRENT_ABOVE_THRESHOLD:g}, which float64 cannot hold "
+                   "(their gain would round to 0)")
+        else:
+            why = "; rates, decoders and their squares must stay far from float64's limits"
+        raise PopfitValueError(f"max_rate must be >= {low:.4g} Hz (got {value:g}){why}")
+    return value
+
+
+def gain_bias(neuron_type, max_rates, intercepts):
+    """Gain and bias of neurons with the given max rates (Hz) and intercepts.
+
+    Equal to ``neuron_type.gain_bias(max_rates, intercepts)`` (nengo's
+    convention: the rate is ``max_rates`` at input 1 and 0 up to
+    ``intercepts``), but for LIF types computed without nengo's cancellation:
+    nengo forms ``1 - 1 / (1 - q)`` with ``q = exp((tau_ref - 1/r) / tau_rc)``,
+    which rounds to 0 (a dead neuron) below about 1.4 Hz at tau_rc = 0.02 s
+    (where ``q`` falls below float64's epsilon). Here
+    ``J(1) - 1 = q / (1 - q) = exp(-a) / -expm1(-a)`` with
+    ``a = (1/r - tau_ref) / tau_rc``, exact to rounding at every rate above
+    the underflow of ``exp(-a)`` (about 0.07 Hz at tau_rc = 0.02 s).
+    """
+    max_rates = np.asarray(np.atleast_1d(max_rates), dtype=float)
+    intercepts = np.asarray(np.atleast_1d(intercepts), dtype=float)
+    if not is_lif(neuron_type):
+        return neuron_type.gain_bias(max_rates, intercepts)
+    a = (1.0 / max_rates - neuron_type.tau_ref) / neuron_type.tau_rc
+    j_above = np.exp(-a) / -np.expm1(-a)  # = q / (1 - q), no overflow for large a
+    gain = j_above / (1.0 - intercepts)
+    return gain, 1.0 - gain * intercepts
+
+
+class LinearRate(nengo.neurons.NeuronType):
+    """A signed rate neuron whose rate (Hz) equals its input current: ``rate = J``.
+
+    nengo has no linear rate type; wrapped in `nengo.RegularSpiking` it gives the
+    signed baseline for a linear unit (negative spikes for negative ``J``).
+    """
+
+    negative = True
+
+    def gain_bias(self, max_rates, intercepts):
+        max_rates = np.asarray(np.atleast_1d(max_rates), dtype=float)
+        intercepts = np.asarray(np.atleast_1d(intercepts), dtype=float)
+        gain = max_rates / (1.0 - intercepts)
+        return gain, -gain * intercepts
+
+    def max_rates_intercepts(self, gain, bias):
+        return gain + bias, -bias / gain
+
+    def step(self, dt, J, output):
+        output[...] = J
+
+
+@contextlib.contextmanager
+def ignore_max_rates_warnings():
+    """Silence nengo's spurious ``max_rates`` warnings while building popfit ensembles.
+
+    Given an Ensemble's ``gain`` and ``bias``, the nengo builder computes the
+    informational ``max_rates`` and ``intercepts`` of each neuron at the
+    encoded input ``x = 1`` (``LIFRate.max_rates_intercepts``, called from
+    ``nengo.builder.ensemble.get_gain_bias``). popfit neurons may legitimately
+    reach threshold only beyond ``x = 1`` (wide domains, or a `PopulationLayer`
+    ``input_bias`` folded into the bias). For an LIF neuron with
+    ``0 < gain + bias <= 1``, nengo then warns (from ``nengo/neurons.py``)::
+
+        RuntimeWarning: invalid value encountered in log1p
+        UserWarning: Non-finite values detected in `max_rates`; ...
+
+    The simulation uses only gain and bias and is unaffected. This context
+    manager ignores exactly those messages, raised from ``nengo.neurons``; wrap
+    only the ``nengo.Simulator(...)`` construction (the build) in it. popfit
+    uses it around the simulators it builds itself (`ConvertedModel`
+    predictions, `evaluate_spiking`); it never installs a global filter.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Non-finite values detected in `max_rates`",
+            category=UserWarning, module=r"nengo\.neurons\Z")
+        warnings.filterwarnings(
+            "ignore", message=r"(invalid value|divide by zero) encountered in log1p",
+            category=RuntimeWarning, module=r"nengo\.neurons\Z")
+        yield

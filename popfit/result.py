@@ -6,11 +6,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .neurons import RateModel, neuron_type_to_dict, spike_noise_variance
-from .targets import Target, evaluate_target
-
-FORMAT = "popfit.PopulationFit"
-FORMAT_VERSION = 1
+from ._validation import check_real_array, public
+from .metrics import population_metrics
+from .neurons import RateModel
+from .targets import Target
 
 
 def _frozen(a):
@@ -52,7 +51,9 @@ class PopulationFit:
         Synapse time constant (s) the fit was optimized for (None: rates only).
     nrmse : float
         Rate-level RMSE over 1001 points of the domain, divided by the target's
-        range there.
+        range there (floored at 1% of the target's largest magnitude, so a
+        near-constant target is not judged against its tiny variation; see
+        `popfit.metrics`).
     max_error : float
         Largest rate-level error over 20001 points, on the same scale.
     spiking_nrmse : float or None
@@ -96,26 +97,16 @@ class PopulationFit:
         max_rates = neuron_type.rates(edge[None, :], gain, bias)[0]
         intercepts = (RateModel(neuron_type).j0 - bias) / gain
 
-        x = np.linspace(lo, hi, 1001)
-        y = evaluate_target(target, x)
-        scale = float(np.ptp(y)) or 1.0
-        a = neuron_type.rates(x[:, None] * encoders, gain, bias)
-        err = a @ decoders - y
-        nrmse = float(np.sqrt(np.mean(err**2)) / scale)
-        xf = np.linspace(lo, hi, 20001)
-        af = neuron_type.rates(xf[:, None] * encoders, gain, bias)
-        max_error = float(np.max(np.abs(af @ decoders - evaluate_target(target, xf))) / scale)
-        spiking = None
-        if synapse is not None:
-            var = spike_noise_variance(a, synapse)[0]
-            spiking = float(np.sqrt(np.mean(err**2) + np.mean(var @ decoders**2)) / scale)
+        metrics = population_metrics(target, (lo, hi), neuron_type, gain, bias, encoders,
+                                     decoders, synapse)
         return cls(
             target=target, domain=(lo, hi), neuron_type=neuron_type,
             gain=_frozen(gain), bias=_frozen(bias), encoders=_frozen(encoders),
             decoders=_frozen(decoders), max_rates=_frozen(max_rates),
             intercepts=_frozen(intercepts), max_rate=float(max_rate),
-            synapse=None if synapse is None else float(synapse), nrmse=nrmse,
-            max_error=max_error, spiking_nrmse=spiking, success=bool(success),
+            synapse=None if synapse is None else float(synapse), nrmse=metrics.nrmse,
+            max_error=metrics.max_error, spiking_nrmse=metrics.spiking_nrmse,
+            success=bool(success),
             message=str(message), nfev=int(nfev), fit_time=float(fit_time),
             seed=None if seed is None else int(seed),
         )
@@ -125,14 +116,24 @@ class PopulationFit:
         """Number of neurons in the population."""
         return len(self.gain)
 
+    @public("PopulationFit.rates")
     def rates(self, x):
-        """Firing rates (Hz), shape ``(len(x), n_neurons)``, at inputs ``x``."""
-        x = np.asarray(x, dtype=float).reshape(-1)
-        return self.neuron_type.rates(x[:, None] * self.encoders, self.gain, self.bias)
+        """Firing rates (Hz), shape ``(x.size, n_neurons)``, at inputs ``x`` (flattened).
 
+        NaN inputs give NaN rates (nengo's own ``rates`` would give 0).
+        """
+        x = check_real_array(x, "x").reshape(-1)
+        a = self.neuron_type.rates(x[:, None] * self.encoders, self.gain, self.bias)
+        a[np.isnan(x)] = np.nan
+        return a
+
+    @public("PopulationFit.predict")
     def predict(self, x):
-        """Rate-level approximation of the target at ``x`` (same shape as ``x``)."""
-        x = np.asarray(x, dtype=float)
+        """Rate-level approximation of the target at ``x`` (same shape as ``x``).
+
+        NaN inputs give NaN outputs.
+        """
+        x = check_real_array(x, "x")
         return (self.rates(x) @ self.decoders).reshape(x.shape)
 
     __call__ = predict
@@ -193,44 +194,40 @@ class PopulationFit:
                 f"neuron_type={self.neuron_type!r}, domain={self.domain}, "
                 f"nrmse={self.nrmse:.3g})")
 
+    # The file format lives in popfit/io.py; these convenience methods import it
+    # on use (the one documented exception to "io imports result, never back").
     def to_dict(self):
-        """JSON-safe description; `from_dict` (and `popfit.load_fit`) rebuild it."""
-        lo, hi = self.domain
-        d = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "target": {"name": self.target.name, "named": self.target.named},
-            "domain": [lo, hi],
-            "neuron_type": neuron_type_to_dict(self.neuron_type),
-            "gain": self.gain.tolist(),
-            "bias": self.bias.tolist(),
-            "encoders": self.encoders.tolist(),
-            "decoders": self.decoders.tolist(),
-            "max_rate": self.max_rate,
-            "synapse": self.synapse,
-            "seed": self.seed,
-            "success": self.success,
-            "message": self.message,
-            "nfev": self.nfev,
-            "fit_time": self.fit_time,
-            "metrics": {"nrmse": self.nrmse, "max_error": self.max_error,
-                        "spiking_nrmse": self.spiking_nrmse},
-        }
-        if not self.target.named:
-            xs = np.linspace(lo, hi, 2001)
-            d["target"]["x"] = xs.tolist()
-            d["target"]["y"] = evaluate_target(self.target, xs).tolist()
-        return d
+        """JSON-safe dictionary of the fit's parameters: the content of its file.
+
+        See `popfit.io` for the format; `from_dict` and `popfit.load_fit` invert it.
+        """
+        from .io import fit_to_dict
+
+        return fit_to_dict(self)
 
     @classmethod
+    @public("PopulationFit.from_dict")
     def from_dict(cls, d):
-        """Rebuild a fit from `to_dict` output, validating every field."""
+        """Rebuild a fit from `to_dict` output, validating every field.
+
+        Raises
+        ------
+        popfit.FitFileError
+            Naming the field that is missing, mistyped or out of bounds.
+        """
         from .io import fit_from_dict
 
         return fit_from_dict(d)
 
+    @public("PopulationFit.save")
     def save(self, path):
-        """Write the fit to ``path`` as JSON (atomically: temp file, then rename)."""
+        """Write the fit to ``path`` as JSON, atomically; see `popfit.io.atomic_write_text`.
+
+        An existing file keeps its permissions and a symbolic link is written
+        through to its target. Raises `popfit.PopfitValueError` (before
+        writing) if `popfit.load_fit` would refuse the file, and ``OSError``
+        naming ``path`` if it cannot be written.
+        """
         from .io import save_fit
 
         save_fit(self, path)

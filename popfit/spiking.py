@@ -18,29 +18,8 @@ import nengo
 
 from ._validation import check_int, check_positive, check_synapse, public
 from .network import PopulationNeuron, _check_fit, ignore_max_rates_warnings
+from .neurons import LinearRate
 from .targets import evaluate_target
-
-
-class LinearRate(nengo.neurons.NeuronType):
-    """A signed rate neuron whose rate (Hz) equals its input current: ``rate = J``.
-
-    nengo has no linear rate type; wrapped in `nengo.RegularSpiking` it gives the
-    signed baseline for a linear unit (negative spikes for negative ``J``).
-    """
-
-    negative = True
-
-    def gain_bias(self, max_rates, intercepts):
-        max_rates = np.asarray(np.atleast_1d(max_rates), dtype=float)
-        intercepts = np.asarray(np.atleast_1d(intercepts), dtype=float)
-        gain = max_rates / (1.0 - intercepts)
-        return gain, -gain * intercepts
-
-    def max_rates_intercepts(self, gain, bias):
-        return gain + bias, -bias / gain
-
-    def step(self, dt, J, output):
-        output[...] = J
 
 
 def signed_baseline(fit):

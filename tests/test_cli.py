@@ -29,7 +29,7 @@ def test_fit_relu_with_domain():
 
 @pytest.mark.parametrize("argv,match", [
     (["fit", "tanhh"], "unknown target 'tanhh'"),
-    (["fit", "tanh", "--neurons", "0"], "n_neurons must be an integer >= 1 (got 0)"),
+    (["fit", "tanh", "--neurons", "0"], "n_neurons must be an integer in [1, 32] (got 0)"),
     (["fit", "tanh", "--neurons", "x"], "invalid int value: 'x'"),
     (["fit", "tanh", "--domain", "1", "-1"], "lo < hi"),
     (["fit", "tanh", "--max-rate", "900"], "max_rate must be < 500 Hz"),

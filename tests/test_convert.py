@@ -120,8 +120,9 @@ def test_regressor_matches_ann(sine):
     rmse = np.sqrt(np.mean((pred - ref) ** 2))
     assert rmse < 0.05 * np.ptp(ref), rmse
     assert model.score(X_test, y[:40], progress_bar=False) > mlp.score(X_test, y[:40]) - 0.05
-    with pytest.raises(AttributeError, match="only available for classifiers"):
+    with pytest.raises(AttributeError, match="has no attribute 'predict_proba'") as err:
         model.predict_proba(X_test)
+    assert "only available for classifiers" in str(err.value.__cause__)
     assert not hasattr(model, "predict_proba")
 
 
@@ -244,9 +245,12 @@ def test_bad_predict_input(digits, digits_converted):
         model.predict(X[0])
     with pytest.raises(PopfitValueError, match="at least one sample"):
         model.predict(X[:0])
-    with pytest.raises(PopfitValueError,
-                       match=r"presentation_time must be >= 0.025 s \(got 0.01\).*5 x synapse"):
-        model.predict(X[:2], presentation_time=0.01)
+    with pytest.warns(UserWarning,
+                      match=r"presentation_time 0.01 s is below 0.025 s.*5 x synapse"):
+        model.predict(X[:2], presentation_time=0.01, progress_bar=False)
+    with pytest.raises(PopfitValueError, match=r"presentation_time must be at least 2 time "
+                                               r"steps \(0.002 s at dt=0.001 s\) \(got 0.001"):
+        model.predict(X[:2], presentation_time=0.001)
     with pytest.raises(PopfitTypeError, match="presentation_time must be a number"):
         model.predict(X[:2], presentation_time="0.1")
     with pytest.raises(PopfitValueError, match="y has 3 samples but X has 2"):

@@ -138,8 +138,8 @@ def test_unbuilt_model_and_wrong_features(tanh_regressor):
     conv = popfit.convert(tanh_regressor, seed=0)
     with pytest.raises(PopfitValueError, match="X has 2 features but the model expects 1"):
         conv.predict(np.zeros((3, 2)))
-    with pytest.raises(PopfitValueError, match=r"presentation_time must be >= 0.025 s"):
-        conv.predict(np.zeros((3, 1)), presentation_time=0.02)
+    with pytest.warns(UserWarning, match=r"presentation_time 0.02 s is below 0.025 s"):
+        conv.predict(np.zeros((3, 1)), presentation_time=0.02, progress_bar=False)
 
 
 def test_missing_keras_gives_install_hint(monkeypatch):

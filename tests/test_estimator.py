@@ -121,7 +121,7 @@ def test_errors():
     with pytest.raises(ValueError, match="1 sample"):
         PopulationRegressor().fit([[1.0]], [1.0])
     with pytest.raises(PopfitValueError, match="PopulationRegressor.fit: n_neurons must be an integer "
-                                               r">= 1 \(got 0\)"):
+                                               r"in \[1, 32\] \(got 0\)"):
         PopulationRegressor(0).fit([[0.0], [1.0]], [0.0, 1.0])
 
 

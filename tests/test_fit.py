@@ -1,3 +1,5 @@
+import dataclasses
+
 import nengo
 import numpy as np
 import pytest
@@ -59,9 +61,9 @@ def test_fit_fields_and_nengo_semantics(tanh4):
         below = fit.neuron_type.rates(np.array([[c - 1e-6]]), fit.gain[i:i + 1], fit.bias[i:i + 1])
         above = fit.neuron_type.rates(np.array([[c + 1e-3]]), fit.gain[i:i + 1], fit.bias[i:i + 1])
         assert below[0, 0] == 0 and above[0, 0] > 0
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="read-only"):
         fit.gain[0] = 1.0  # immutable
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         fit.nrmse = 0.0
 
 
@@ -77,9 +79,15 @@ def test_max_rate_is_respected_exactly(target, neuron_type, synapse):
 
 
 def test_much_better_than_nengo_default(tanh4):
-    """Rate-level accuracy against Nengo's default random tuning, built by nengo itself."""
+    """Rate-level accuracy against Nengo's default random tuning, built by nengo itself.
+
+    Expected baseline: 0.082, the median NRMSE over 50 seeds of nengo.Ensemble's
+    default tuning (LIF, N=4, LstsqL2 reg 0.1, 1001 points on (-3, 3)), measured
+    for the project's design notes when popfit was started; 20 seeds here give
+    a median within (0.05, 0.12).
+    """
     base = _nengo_default_median(np.tanh, (-3, 3), 4, nengo.LIF())
-    assert 0.05 < base < 0.12  # DESIGN.md measured 0.082
+    assert 0.05 < base < 0.12
     assert tanh4.nrmse < base / 8, (tanh4.nrmse, base)
     assert tanh4.nrmse < 0.009
 
@@ -136,8 +144,8 @@ def test_neuron_type_instances_accepted():
 
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(target="tanhh"), PopfitValueError, r"unknown target 'tanhh'; known names are .*sigmoid"),
-    (dict(n_neurons=0), PopfitValueError, r"n_neurons must be an integer >= 1 \(got 0\)"),
-    (dict(n_neurons=2.5), PopfitTypeError, r"n_neurons must be an integer >= 1 \(got 2.5"),
+    (dict(n_neurons=0), PopfitValueError, r"n_neurons must be an integer in \[1, 32\] \(got 0\)"),
+    (dict(n_neurons=2.5), PopfitTypeError, r"n_neurons must be an integer in \[1, 32\] \(got 2.5"),
     (dict(n_neurons=True), PopfitTypeError, r"n_neurons must be an integer"),
     (dict(domain=(1.0, -1.0)), PopfitValueError, r"lo < hi \(got lo=1.0, hi=-1.0\)"),
     (dict(domain=(0.0, np.inf)), PopfitValueError, r"domain ends must be finite"),
@@ -157,7 +165,7 @@ def test_neuron_type_instances_accepted():
      r"non-finite value inf at x=0.0"),
     (dict(target=lambda x: np.log(x), domain=(-1, 1)), PopfitValueError,
      r"non-finite value nan at x=-1.0"),
-    (dict(seed=-1), PopfitValueError, r"seed must be an integer >= 0"),
+    (dict(seed=-1), PopfitValueError, r"seed must be an integer in \[0, 4294967295\]"),
 ])
 def test_bad_input(kwargs, exc, match):
     args = dict(target="tanh", n_neurons=2)

@@ -1,7 +1,7 @@
 """The optional toolchains' suites, each run in its own environment.
 
 nengo-loihi needs numpy < 2 and the NIR consumer (snnTorch) needs torch, so
-their tests live in ``tests/loihi`` and ``tests/nir`` and run in separate
+their tests live in ``tests/loihi`` and ``tests/nir_export`` and run in separate
 virtual environments that ``.ci/run`` creates (``.ci/make_loihi_venv``,
 ``.ci/make_nir_venv``) and names in ``POPFIT_LOIHI_PYTHON`` and
 ``POPFIT_NIR_PYTHON``. This file runs those suites from the main test
@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SUITES = [
     ("POPFIT_LOIHI_PYTHON", "tests/loihi", ".ci/make_loihi_venv"),
-    ("POPFIT_NIR_PYTHON", "tests/nir", ".ci/make_nir_venv"),
+    ("POPFIT_NIR_PYTHON", "tests/nir_export", ".ci/make_nir_venv"),
 ]
 
 

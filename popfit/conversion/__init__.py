@@ -3,17 +3,26 @@
 `convert` (exported at the top level as `popfit.convert`) reads the weights of
 a trained model, fits one population of positive-only neurons per distinct
 (activation, domain), and wires the layers as `popfit.PopulationLayer`
-networks connected neuron to neuron. The result,
-a `ConvertedModel`, predicts by running `nengo.Simulator`.
+networks connected neuron to neuron. The result, a `ConvertedModel`,
+predicts by running `nengo.Simulator` through `present`.
 
-Supported sources
------------------
-- scikit-learn `MLPClassifier` and `MLPRegressor` (`popfit.conversion.sklearn`).
-- Keras 3 Sequential or functional chains of ``Dense`` and ``Activation``
-  layers (`popfit.conversion.keras`; needs ``pip install popfit[keras]``).
+Modules
+-------
+- `spec`: the dense-chain description (`ModelSpec`, `DenseSpec`) and the
+  activation names of each source library.
+- `readers`: the registry of model readers (`register_reader`, `read_model`).
+- `sklearn`, `keras`: the readers of scikit-learn ``MLPClassifier`` /
+  ``MLPRegressor`` and of Keras 3 Sequential or functional chains of
+  ``Dense`` and ``Activation`` layers (needs ``pip install popfit[keras]``).
+- `convert`: calibrate, fit and build (`convert`, `build_network`).
+- `model`: `ConvertedModel` and `present` (run a network on samples).
 """
 
-from .model import ConvertedModel, ModelSpec, DenseSpec, convert
+from . import keras, sklearn  # noqa: F401  (import registers their readers)
+from .convert import build_network, convert
+from .model import ConvertedModel, LayerInfo, present
+from .readers import read_model, register_reader
+from .spec import DenseSpec, ModelSpec
 
-__all__ = ["ConvertedModel", "DenseSpec", "ModelSpec", "convert"]
-
+__all__ = ["ConvertedModel", "DenseSpec", "LayerInfo", "ModelSpec", "build_network", "convert",
+           "present", "read_model", "register_reader"]

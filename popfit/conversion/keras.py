@@ -7,11 +7,9 @@ Keras is imported only here, when a Keras model is converted; install it with
 import numpy as np
 
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
-from .model import HIDDEN_ACTIVATIONS, DenseSpec, ModelSpec
+from .readers import register_reader
+from .spec import HIDDEN_ACTIVATIONS, KERAS_ACTIVATIONS, DenseSpec, ModelSpec
 
-#: Keras activation name -> numpy output activation (output layer only)
-OUTPUT = {"linear": "linear", "sigmoid": "sigmoid", "softmax": "softmax", "tanh": "tanh",
-          "relu": "relu"}
 SUPPORTED_LAYERS = "Dense and Activation (plus the InputLayer)"
 _SUPPORTED_TEXT = (
     f"supported layers are {SUPPORTED_LAYERS}; supported activations are "
@@ -41,11 +39,11 @@ def _activation_name(fn):
 def _supported_activation(layer, verb):
     """The layer's activation name, or a ConversionError naming layer and activation."""
     act = _activation_name(layer.activation)
-    if act not in OUTPUT:
+    if act not in KERAS_ACTIVATIONS:
         raise ConversionError(
             f"Keras layer {layer.name!r} ({type(layer).__name__}) {verb} {act!r}, "
             f"which is not supported; {_SUPPORTED_TEXT}")
-    return act
+    return KERAS_ACTIVATIONS[act]
 
 
 def _layers_in_order(keras, model):
@@ -78,6 +76,7 @@ def _layers_in_order(keras, model):
     return layers
 
 
+@register_reader("keras", "tf_keras", "tensorflow.python.keras")
 def from_keras(model):
     """Read a built Keras 3 model: Dense layers (with their activations) and Activation layers."""
     keras = import_keras()
@@ -90,6 +89,13 @@ def from_keras(model):
         raise PopfitValueError(
             f"Keras model {model.name!r} is not built (its weights do not exist "
             "yet); start it with keras.Input(shape=(n_features,)), or call or fit it first")
+    if not isinstance(model, keras.Sequential) and not hasattr(model, "inputs"):
+        raise ConversionError(
+            f"Keras model {model.name!r} is a subclassed model ({type(model).__name__} "
+            "defines its own call()), whose layer graph cannot be read; supported are "
+            "keras.Sequential models and functional models (keras.Model(inputs, outputs)) "
+            f"that chain {SUPPORTED_LAYERS}; rebuild it as one of those with the same "
+            "layers and copy the weights over (layer.set_weights)")
     try:
         rank = len(model.inputs[0].shape)
     except (AttributeError, IndexError, TypeError, ValueError):
@@ -141,10 +147,8 @@ def from_keras(model):
                 f"Keras layer {label!r} has activation {act!r}, which is only "
                 f"supported on the output layer; hidden activations supported are "
                 f"{', '.join(HIDDEN_ACTIVATIONS)}")
-    layers = tuple(
-        DenseSpec(weights=w, bias=b,
-                  activation=OUTPUT[act] if i == len(ops) - 1 else act, label=label)
-        for i, (w, b, act, label) in enumerate(ops))
+    layers = tuple(DenseSpec(weights=w, bias=b, activation=act, label=label)
+                   for w, b, act, label in ops)
     out = layers[-1]
     is_classifier = out.activation == "softmax"
     return ModelSpec(source=type(model).__name__, layers=layers, is_classifier=is_classifier,

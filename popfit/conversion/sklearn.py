@@ -1,16 +1,20 @@
-"""Read scikit-learn `MLPClassifier` / `MLPRegressor` models into a `ModelSpec`."""
+"""Read scikit-learn `MLPClassifier` / `MLPRegressor` models into a `ModelSpec`.
+
+Only public fitted attributes are read: ``coefs_``, ``intercepts_``,
+``activation``, ``out_activation_``, ``n_outputs_`` and ``classes_``.
+"""
 
 import numpy as np
 
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
-from .model import DenseSpec, ModelSpec
+from .readers import register_reader
+from .spec import SKLEARN_ACTIVATIONS, DenseSpec, ModelSpec, source_names
 
-#: scikit-learn hidden activation -> popfit target name
-HIDDEN = {"tanh": "tanh", "logistic": "sigmoid", "identity": "linear", "relu": "relu"}
-#: scikit-learn ``out_activation_`` -> numpy output activation
-OUTPUT = {"identity": "linear", "logistic": "sigmoid", "softmax": "softmax", "exp": "exp"}
+HIDDEN = source_names(SKLEARN_ACTIVATIONS, hidden=True)
+OUTPUT = source_names(SKLEARN_ACTIVATIONS)
 
 
+@register_reader("sklearn")
 def from_sklearn(model):
     """Read a fitted `MLPClassifier` or `MLPRegressor` (weights ``coefs_``, ``intercepts_``)."""
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -43,10 +47,12 @@ def from_sklearn(model):
         last = i == n - 1
         layers.append(DenseSpec(
             weights=np.array(w, dtype=float), bias=np.array(b, dtype=float),
-            activation=OUTPUT[out_act] if last else HIDDEN[model.activation],
+            activation=SKLEARN_ACTIVATIONS[out_act if last else model.activation],
             label=f"output (coefs_[{i}])" if last else f"coefs_[{i}]"))
     if isinstance(model, MLPClassifier):
-        multilabel = getattr(model._label_binarizer, "y_type_", "") == "multilabel-indicator"
+        # several logistic outputs: one per label of a multi-label (indicator) target;
+        # a binary problem has one logistic output, a multi-class one softmax
+        multilabel = out_act == "logistic" and model.n_outputs_ > 1
         return ModelSpec(source=name, layers=tuple(layers), is_classifier=True,
                          classes=np.asarray(model.classes_), multilabel=multilabel)
     return ModelSpec(source=name, layers=tuple(layers), is_classifier=False,

@@ -1,0 +1,196 @@
+"""Benchmark: popfit models exported to NIR and run by snnTorch, beside nengo.
+
+Run in the NIR venv (bash .ci/make_nir_venv /work/venvs/nir):
+
+    /work/venvs/nir/bin/python benchmarks/bench_nir.py [--n-test 100] [--seed 0]
+
+For a scikit-learn ``MLPClassifier((32,), tanh)`` and a 2-hidden-layer
+``MLPClassifier((32, 32), tanh)`` on load_digits (X / 16, 25% held out), with
+4 LIF neurons per hidden unit (max 400 Hz, synapse 5 ms, domains calibrated on
+the training set), the first ``--n-test`` test digits, each presented for 0.1 s:
+
+- fits for NIR's neuron model (``nengo.LIF(tau_ref=0)``), exported with
+  ``popfit.to_nir(model, consumer="snntorch")``, written and read back with
+  ``nir.write`` / ``nir.read`` (checked identical), imported by snnTorch's own
+  ``snntorch.import_nir.import_from_nir`` and run at snnTorch's dt = 0.1 ms;
+- the same fits in nengo (the converted network, dt 0.1 ms and popfit's 1 ms);
+- nengo's default LIF (tau_ref = 2 ms) fits: in nengo, and exported with
+  ``drop_tau_ref=True`` to snnTorch (the mismatch `to_nir` refuses by default);
+- a fit with ``tau_ref = dt / 2`` (``popfit.nir.nir_neuron_type("snntorch")``:
+  the mean step lost by snnTorch's whole-step reset), which ``to_nir`` accepts
+  for that consumer: does the discrete-time correction help?
+
+The decoded output (logits, before softmax) is averaged over the last half of
+each presentation and compared with the ANN's logits: accuracy, and NRMSE =
+RMSE / (max - min) of the ANN's logits (popfit's NRMSE) and RMSE / std of the
+ANN's logits (a stricter scale, about 5x larger here).
+"""
+
+import argparse
+import contextlib
+import io
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import nengo
+import nir
+import snntorch.utils
+import torch
+from snntorch.import_nir import import_from_nir
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+
+import popfit
+from popfit.network import ignore_max_rates_warnings
+from popfit.nir import SNNTORCH_DT, graphs_equal, nir_neuron_type
+
+N_NEURONS = 4
+MAX_RATE = 400.0
+SYNAPSE = 0.005
+PRESENTATION_TIME = 0.1
+
+
+def ann_logits(mlp, X):
+    a = X
+    for w, b in zip(mlp.coefs_[:-1], mlp.intercepts_[:-1]):
+        a = np.tanh(a @ w + b)
+    return a @ mlp.coefs_[-1] + mlp.intercepts_[-1]
+
+
+def round_trip(graph):
+    """``nir.read(nir.write(graph))``: the graph read back, and the file size (bytes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.nir")
+        nir.write(path, graph)
+        return nir.read(path), os.path.getsize(path)
+
+
+def run_snntorch(graph, X, presentation_time=PRESENTATION_TIME, dt=SNNTORCH_DT):
+    """Import ``graph`` with snnTorch and run every sample in parallel (a batch) for
+    ``presentation_time``; output averaged over the last half. Returns (out, wall s)."""
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the importer prints progress
+        net = import_from_nir(graph)
+    snntorch.utils.reset(net)
+    steps = int(round(presentation_time / dt))
+    x = torch.tensor(X, dtype=torch.float32)
+    total, state = 0.0, None
+    with torch.no_grad():
+        for step in range(steps):
+            out, state = net(x, state)
+            if step >= steps // 2:
+                total = total + out.numpy().astype(float)
+    return total / (steps - steps // 2), time.perf_counter() - start
+
+
+def run_nengo(model, X, dt, seed, presentation_time=PRESENTATION_TIME):
+    """The converted nengo network at time step ``dt`` (s); output averaged over the
+    last half of each presentation. Returns (out, wall s)."""
+    start = time.perf_counter()
+    steps = int(round(presentation_time / dt))
+    with nengo.Network(seed=seed) as wrapper:
+        wrapper.networks.append(model.network)
+        stim = nengo.Node(nengo.processes.PresentInput(X, steps * dt))
+        nengo.Connection(stim, model.network.input, synapse=None)
+        probe = nengo.Probe(model.network.output, synapse=None)
+    with ignore_max_rates_warnings():
+        sim = nengo.Simulator(wrapper, dt=dt, progress_bar=False, seed=seed)
+    with sim:
+        sim.run_steps(len(X) * steps)
+    y = sim.data[probe].reshape(len(X), steps, -1)[:, steps // 2:].mean(axis=1)
+    wrapper.networks.remove(model.network)
+    return y, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    torch.set_num_threads(1)
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    X_test, y_test = X_test[:args.n_test], y_test[:args.n_test]
+
+    fits = [
+        ("NIR fit: LIF(tau_ref=0)", nengo.LIF(tau_ref=0), False),
+        ("nengo default LIF(tau_ref=2ms)", nengo.LIF(), True),
+        ("step fit: LIF(tau_ref=dt/2)", nir_neuron_type("snntorch"), False),
+    ]
+    print(f"popfit -> NIR -> snnTorch benchmark: load_digits (X/16), {len(X_test)} test "
+          f"digits, {N_NEURONS} LIF per unit, max {MAX_RATE:g} Hz, synapse "
+          f"{SYNAPSE * 1e3:g} ms, {PRESENTATION_TIME:g} s per digit (output averaged over "
+          f"the last half), seed {args.seed}")
+    print("torch", torch.__version__, "| snntorch", snntorch.__version__, "| nir",
+          getattr(nir, "__version__", "1.0.x"), "| nengo", nengo.__version__)
+    summary = []
+    for hidden in ((32,), (32, 32)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning
+            mlp = MLPClassifier(hidden_layer_sizes=hidden, activation="tanh", max_iter=1000,
+                                random_state=0).fit(X_train, y_train)
+        ref = ann_logits(mlp, X_test)
+        ann_acc = float(np.mean(mlp.predict(X_test) == y_test))
+        scale_range, scale_std = float(np.ptp(ref)), float(np.std(ref))
+
+        def row(fit_name, runner, out, wall):
+            acc = float(np.mean(mlp.classes_[out.argmax(axis=1)] == y_test))
+            rmse = float(np.sqrt(np.mean((out - ref) ** 2)))
+            r = (fit_name, runner, acc, acc - ann_acc, rmse / scale_range, rmse / scale_std,
+                 wall)
+            print(f"{r[0]:<31} {r[1]:<24} {100 * r[2]:6.1f}% {100 * r[3]:+6.1f}pp "
+                  f"{r[4]:9.4f} {r[5]:9.4f} {r[6]:7.1f}", flush=True)
+            return r
+
+        print()
+        print(f"MLPClassifier({hidden}, tanh): ANN accuracy {100 * ann_acc:.1f}% on these "
+              f"digits; logits range {scale_range:.2f}, std {scale_std:.2f}")
+        print(f"{'fit':<31} {'run by':<24} {'acc':>7} {'vs ANN':>8} {'NRMSE':>9} "
+              f"{'RMSE/std':>9} {'wall s':>7}")
+        for name, neuron_type, drop in fits:
+            t = time.perf_counter()
+            model = popfit.convert(mlp, n_neurons=N_NEURONS, neuron_type=neuron_type,
+                                   max_rate=MAX_RATE, synapse=SYNAPSE,
+                                   calibration_data=X_train, seed=args.seed)
+            convert_s = time.perf_counter() - t
+            graph = popfit.to_nir(model, consumer="snntorch", drop_tau_ref=drop)
+            back, size = round_trip(graph)
+            assert graphs_equal(graph, back), "nir.read(nir.write(g)) differs from g"
+            out, wall = run_snntorch(back, X_test)
+            r = row(name, f"snnTorch dt={SNNTORCH_DT * 1e3:g}ms", out, wall)
+            if neuron_type.tau_ref == 0:
+                nir_model = model
+                summary.append((hidden, r, size, convert_s))
+                out, wall = run_nengo(model, X_test, SNNTORCH_DT, args.seed)
+                row(name, f"nengo dt={SNNTORCH_DT * 1e3:g}ms", out, wall)
+            if neuron_type.tau_ref != SNNTORCH_DT / 2:
+                out, wall = run_nengo(model, X_test, 1e-3, args.seed)
+                row(name, "nengo dt=1ms", out, wall)
+        faithful = popfit.to_nir(nir_model)
+        back, size = round_trip(faithful)
+        print(f"spec-faithful graph (readout LI, no consumer adapter): "
+              f"{len(faithful.nodes)} nodes, {size / 1024:.0f} kB, round trip identical: "
+              f"{graphs_equal(faithful, back)}")
+
+    print()
+    print("NRMSE: RMSE of the decoded logits from the ANN's / (max - min) of the ANN's "
+          "logits; RMSE/std: the same over their standard deviation; wall s: import or "
+          "build + run of all digits (snnTorch runs the digits as one batch)")
+    for hidden, r, size, convert_s in summary:
+        goal = "goal <= 0.035" if len(hidden) == 1 else \
+            "no bar; the issue's trial: 0.167 with tau_ref honoured from metadata"
+        print(f"{hidden}: snnTorch {100 * r[2]:.1f}% ({100 * r[3]:+.1f} pp vs ANN, goal "
+              f">= -1 pp), NRMSE {r[4]:.4f} / RMSE/std {r[5]:.4f} ({goal}); graph "
+              f"{size / 1024:.0f} kB, convert {convert_s:.1f} s")
+    print(f"total wall time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""`convert`: calibrate each hidden layer's domain, fit its population, build the network.
+
+A trained model is first read into a `ModelSpec` (`popfit.conversion.readers`).
+`convert` then
+
+1. picks each hidden layer's input domain: symmetric ``(-m, m)`` with ``m``
+   the 99th percentile of ``|pre-activation|`` over ``calibration_data``
+   (rounded up to 3 significant digits, floored at a quarter of the
+   activation's default half-width), or the activation's default domain
+   without calibration data;
+2. fits one population per hidden layer with `popfit.fit_activation`,
+   shared by all its units, with the layer's calibration pre-activations as
+   ``eval_points`` (the fit's error is weighted by where the inputs fall);
+   without calibration data, one fit per distinct (activation, domain),
+   shared by every unit that uses it;
+3. builds a `nengo.Network` (`build_network`): an input Node, one
+   `popfit.PopulationLayer` per hidden layer (biases folded into the
+   neurons' bias currents), layers connected neuron to neuron with the
+   decoders folded into the weights, and the last layer decoded into an
+   output Node (plus a constant Node for the output bias). The output
+   nonlinearity (softmax, logistic, ...) is applied in numpy after simulation.
+"""
+
+import math
+import time
+
+import numpy as np
+
+from .._validation import check_int, check_positive, check_seed, check_synapse, public
+from ..exceptions import ConversionError
+from ..network import check_hardware
+from ..neurons import check_max_rate, resolve_neuron_type
+from ..targets import get_named_target
+from .model import ConvertedModel, LayerInfo
+from .readers import read_model
+from .spec import check_samples
+
+CALIBRATION_PERCENTILE = 99.0
+#: The calibrated half-width is at least this fraction of the default half-width.
+DOMAIN_FLOOR_FRACTION = 0.25
+#: Significant digits of a calibrated half-width (readable, and equal domains share a fit).
+DOMAIN_DIGITS = 3
+#: Points of the grid over the domain on which mean rates are computed without calibration.
+RATE_GRID_POINTS = 1001
+
+
+def round_up(m, digits=DOMAIN_DIGITS):
+    """The smallest number with ``digits`` significant digits that is >= ``m`` > 0."""
+    r = float(f"{m:.{digits}g}")
+    if r < m:  # rounded down: go up by one unit in the last digit
+        r = float(f"{r + 10.0 ** (math.floor(math.log10(r)) - digits + 1):.{digits}g}")
+    return r
+
+
+def choose_domain(activation, z):
+    """Symmetric domain ``(-m, m)`` from pre-activations ``z`` (or the default).
+
+    ``m`` is rounded outward, so the domain always contains the calibration
+    pre-activations at or below the percentile (at least one).
+
+    Returns the domain and the fraction of ``z`` outside it (None without ``z``).
+    """
+    lo, hi = get_named_target(activation).default_domain
+    if z is None:
+        return (float(lo), float(hi)), None
+    floor = DOMAIN_FLOOR_FRACTION * 0.5 * (hi - lo)
+    m = float(np.percentile(np.abs(z), CALIBRATION_PERCENTILE))
+    m = round_up(m) if m > floor else floor
+    return (-m, m), float(np.mean(np.abs(z) > m))
+
+
+@public("convert")
+def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
+            noise_synapse=0.02,
+            calibration_data=None, seed=None, hardware=None, weight_bits=None):
+    """Convert a trained model into a spiking Nengo network of positive-only neurons.
+
+    Every hidden unit becomes a small population fitted by
+    `popfit.fit_activation`; one fit is made per distinct (activation, domain)
+    and shared by all units that use it. Layers are `popfit.PopulationLayer`
+    networks connected neuron to neuron (decoders folded into the weights,
+    biases into the neurons' bias currents); the last hidden layer is decoded
+    into an output Node, and the output nonlinearity is applied in numpy by
+    `ConvertedModel.predict`.
+
+    Parameters
+    ----------
+    model : sklearn MLPClassifier or MLPRegressor, or keras.Model
+        A trained model. Hidden activations: tanh, logistic/sigmoid,
+        identity/linear, relu. Keras models must be a Sequential or functional
+        chain of ``Dense`` and ``Activation`` layers (not a subclassed model); a
+        softmax output makes the converted model a classifier (class labels
+        ``0 .. k-1``), any other output a regressor. Weights and biases must
+        be finite.
+    n_neurons : int
+        Neurons per hidden unit (>= 1).
+    neuron_type : str or nengo.neurons.NeuronType
+        As in `popfit.fit_activation` (default ``"LIF"``).
+    max_rate : float
+        Highest firing rate (Hz) of any neuron over its layer's domain.
+    synapse : float
+        Lowpass time constant (s) of every neuron-to-neuron and output
+        connection.
+    noise_synapse : float or None
+        Time constant (s) of the spike-noise model the fits are optimized for
+        (`popfit.fit_activation`'s ``synapse``). Spike noise reaching the
+        output is filtered by more than the connection synapse: by the next
+        layer's membranes (``tau_rc`` = 20 ms for nengo's LIF) and by the
+        read-out average over each presentation. So the default, 0.02 s,
+        assumes more filtering than ``synapse`` and buys rate accuracy with
+        it (digits benchmark, 4 neurons per unit: 0.02 s gave 97.33% and
+        class probabilities 2.4e-4 from the ANN's; ``noise_synapse=synapse``
+        gave 97.11% and 3.8e-4). ``None`` fits rates only, whose large
+        cancelling decoders are noisy when spiking.
+    calibration_data : array_like, shape (n_samples, n_features), optional
+        Typical inputs (e.g. the training set), real and finite. Each hidden
+        layer's domain is then ``(-m, m)`` with ``m`` the 99th percentile of
+        its units' ``|pre-activation|`` over these samples, rounded up to 3
+        significant digits (at least a quarter of the activation's default
+        half-width), and the pre-activations inside it are the fit's
+        ``eval_points``. Without it, each activation's default domain is used
+        (tanh (-3, 3), sigmoid (-6, 6), linear and relu (-1, 1)).
+    seed : int, optional
+        Seed in [0, 2**32 - 1] for the fits and for the simulator (initial
+        neuron states): the same seed gives identical predictions.
+
+    hardware : None or "loihi"
+        None (default): the network nengo's reference simulator runs fastest
+        (block-sparse transforms). ``"loihi"``: the network also builds and
+        runs unmodified on ``nengo_loihi.Simulator(model.network)``: Dense
+        transforms where values cross between host and chip, the first
+        layer's input scaled into nengo-loihi's [-1, 1] encoding range, the
+        output decoded on the host (see `popfit.PopulationLayer` and
+        docs/loihi.md); `report` then says how the model maps onto the chip.
+        For fits of Loihi's whole-step rate curve also pass
+        ``neuron_type="LoihiLIF"`` (needs ``popfit[loihi]``).
+    weight_bits : int, optional
+        Round the weights into every layer's neurons (those that run on chip)
+        to ``weight_bits`` magnitude bits with one shared step per connection,
+        as Loihi stores them (``weight_bits=8``); the network then computes
+        what the chip computes. With ``calibration_data``, `report` states the
+        rate-level cost (`popfit.loihi.quantization_cost`).
+
+    Returns
+    -------
+    ConvertedModel
+
+    Raises
+    ------
+    popfit.ConversionError
+        Unsupported layer, activation or architecture, or non-finite weights.
+    popfit.PopfitValueError, popfit.PopfitTypeError
+        An unfitted model or an invalid argument.
+    ImportError
+        A Keras model without Keras 3 installed (``pip install popfit[keras]``).
+    """
+    from ..fit import fit_activation
+
+    start = time.perf_counter()
+    n_neurons = check_int(n_neurons, "n_neurons", low=1)
+    neuron_type = resolve_neuron_type(neuron_type)
+    max_rate = check_max_rate(max_rate, neuron_type)
+    synapse = check_positive(synapse, "synapse")
+    noise_synapse = check_synapse(noise_synapse, "noise_synapse")
+    seed = check_seed(seed, allow_none=True)
+    hardware = check_hardware(hardware)
+    if weight_bits is not None:
+        weight_bits = check_int(weight_bits, "weight_bits", low=2, high=16)
+    spec = read_model(model)
+    pre = X_cal = None
+    if calibration_data is not None:
+        X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
+        with np.errstate(over="ignore", invalid="ignore"):
+            pre = spec.forward(X_cal)[0]
+        for i, z in enumerate(pre[:-1]):
+            if not np.all(np.isfinite(z)):
+                raise ConversionError(
+                    f"the pre-activations of {spec.source} layer {i} "
+                    f"({spec.layers[i].label!r}) over calibration_data overflow to inf or "
+                    "NaN; its weights or the calibration inputs are too large to simulate")
+
+    cache = {}
+    fits, infos = [], []
+    for i, layer in enumerate(spec.hidden):
+        z = None if pre is None else pre[i]
+        domain, outside = choose_domain(layer.activation, z)
+        if z is None:  # one fit per (activation, domain), shared
+            key, eval_points = (layer.activation, domain), None
+        else:  # fitted to this layer's pre-activations inside its domain
+            key, eval_points = (layer.activation, domain, i), z[np.abs(z) <= domain[1]]
+        if key not in cache:
+            cache[key] = fit_activation(
+                layer.activation, n_neurons, neuron_type=neuron_type, domain=domain,
+                max_rate=max_rate, synapse=noise_synapse, eval_points=eval_points,
+                seed=seed)
+        fit = cache[key]
+        if z is None:
+            x, basis = np.linspace(domain[0], domain[1], RATE_GRID_POINTS), "domain"
+        else:
+            x, basis = z.ravel(), "calibration"
+        mean_rate = float(np.mean(fit.rates(x)))
+        fits.append(fit)
+        infos.append(LayerInfo(layer.label, layer.activation, layer.n_out, domain, outside,
+                               mean_rate, basis))
+    return ConvertedModel(spec, fits, infos, build_network(spec, fits, synapse, seed, hardware),
+                          neuron_type=neuron_type, n_neurons=n_neurons, max_rate=max_rate,
+                          synapse=synapse, seed=seed,
+                          convert_time=time.perf_counter() - start, hardware=hardware,
+                          weight_bits=weight_bits,
+                          quantization_data=None if X_cal is None else X_cal[:500])
+
+
+def build_network(spec, fits, synapse, seed=None, hardware=None):
+    """The `nengo.Network` of a converted model (see `ConvertedModel.network`).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    fits : sequence of PopulationFit
+        One per hidden layer of ``spec``.
+    synapse : float
+        Lowpass time constant (s) of the neuron-to-neuron and output connections.
+    seed : int, optional
+        The network's seed.
+    hardware : None or "loihi"
+        Passed to every `popfit.PopulationLayer` (see `convert`).
+    """
+    import nengo
+
+    from ..network import PopulationLayer
+
+    net = nengo.Network(label=f"popfit.convert({spec.source})", seed=seed)
+    with net:
+        net.input = nengo.Node(size_in=spec.n_features, label="input")
+        net.layers = []
+        for i, (layer, fit) in enumerate(zip(spec.hidden, fits)):
+            net.layers.append(PopulationLayer(
+                fit, layer.n_out, label=f"hidden {i}: {layer.label} ({layer.activation})",
+                input_bias=layer.bias, hardware=hardware))
+        first = spec.hidden[0]
+        nengo.Connection(net.input, net.layers[0].input, transform=first.weights.T,
+                         synapse=None)
+        for pre, post, layer in zip(net.layers[:-1], net.layers[1:], spec.hidden[1:]):
+            pre.connect_to(post, transform=layer.weights.T, synapse=synapse)
+        out = spec.output
+        net.output = nengo.Node(size_in=out.n_out, label="output")
+        net.layers[-1].connect_to(net.output, transform=out.weights.T, synapse=synapse)
+        if np.any(out.bias != 0):
+            bias = nengo.Node(out.bias.copy(), label="output bias")
+            nengo.Connection(bias, net.output, synapse=None)
+    return net

@@ -1,0 +1,55 @@
+"""The registry of model readers: which function reads which kind of trained model.
+
+A reader is a function ``read(model) -> ModelSpec``. It is registered for the
+top-level packages its models come from, as NengoDL's ``Converter.register``
+registers a converter per Keras layer type::
+
+    @register_reader("sklearn")
+    def from_sklearn(model): ...
+
+`read_model` picks the reader from the modules of the model's classes (its
+own and its bases), so a user subclass of a supported model is read too. The
+readers in this package register themselves when `popfit.conversion` is
+imported; neither scikit-learn nor Keras is imported until a model is read.
+"""
+
+from ..exceptions import PopfitTypeError
+
+#: (top-level package names, reader), in registration order.
+_READERS = []
+
+
+def register_reader(*packages):
+    """Register the decorated ``read(model) -> ModelSpec`` for models from ``packages``.
+
+    Parameters
+    ----------
+    *packages : str
+        Module prefixes (``"sklearn"``, ``"keras"``, ``"tensorflow.python.keras"``):
+        a model is read by this reader when its class or one of its base
+        classes is defined in one of them (or a submodule).
+    """
+    def decorate(read):
+        _READERS.append((packages, read))
+        return read
+    return decorate
+
+
+def _defined_in(model, packages):
+    for cls in type(model).__mro__:
+        module = getattr(cls, "__module__", "") or ""
+        if any(module == p or module.startswith(p + ".") for p in packages):
+            return True
+    return False
+
+
+def read_model(model):
+    """Read a supported trained model into a `popfit.conversion.spec.ModelSpec`."""
+    for packages, read in _READERS:
+        if _defined_in(model, packages):
+            return read(model)
+    raise PopfitTypeError(
+        f"model must be a fitted scikit-learn MLPClassifier or MLPRegressor, "
+        f"or a Keras 3 model (Sequential or functional chain of Dense and Activation "
+        f"layers) (got {type(model).__name__}: {model!r:.200})"
+    )

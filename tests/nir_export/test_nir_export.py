@@ -1,0 +1,210 @@
+"""`popfit.to_nir`: graph structure, round trip and refusals (needs only ``nir``).
+
+The graphs are checked against an independent reading of NIR's equations: at
+rate level (constant input, steady state) an Affine node computes ``W x + b``,
+an LIF/CubaLIF node with ``v_leak = 0``, ``v_reset = 0`` and input current
+``I`` fires ``1 / (tau * log(r I / (r I - v_threshold)))`` unit-area spikes per
+second, an IF node ``r I / v_threshold``, and an LI node passes ``r I`` (its
+DC gain). That must equal popfit's fitted rate-level model (`fit.predict`
+layer by layer), which is computed without the graph.
+"""
+
+import os
+import warnings
+
+import nengo
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.neural_network import MLPRegressor
+
+import popfit
+from popfit.exceptions import PopfitTypeError, PopfitValueError
+from popfit.network import PopulationLayer
+
+nir = pytest.importorskip("nir")
+from popfit.nir import SNNTORCH_DT, graphs_equal, nir_neuron_type, to_nir  # noqa: E402
+
+NIR_LIF = nengo.LIF(tau_ref=0)
+
+
+def graph_rates(graph, x, spike_area=1.0):
+    """Steady-state output of a chain graph for constant inputs ``x`` (n, n_in).
+
+    ``spike_area``: the weight of one spike as read by the next node (1 in NIR's
+    semantics, dt for a consumer that counts a spike as 1 for one step)."""
+    nxt = dict(graph.edges)
+    assert len(nxt) == len(graph.edges), "a chain has one edge out of each node"
+    name, v = "input", np.asarray(x, dtype=float)
+    while name != "output":
+        name = nxt[name]
+        node = graph.nodes[name]
+        if isinstance(node, nir.Affine):
+            v = v @ node.weight.T + node.bias
+        elif isinstance(node, (nir.LIF, nir.CubaLIF)):
+            tau = node.tau if isinstance(node, nir.LIF) else node.tau_mem
+            w_in = getattr(node, "w_in", 1.0)
+            assert np.all(node.v_leak == 0) and np.all(node.v_reset == 0)
+            u = node.r * w_in * v
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rate = 1.0 / (tau * np.log(u / (u - node.v_threshold)))
+            v = np.where(u > node.v_threshold, rate, 0.0) * spike_area
+        elif isinstance(node, nir.IF):
+            v = np.maximum(node.r * v / node.v_threshold, 0.0) * spike_area
+        elif isinstance(node, nir.LI):
+            v = node.r * v + node.v_leak
+        elif not isinstance(node, nir.Output):
+            raise AssertionError(f"unexpected node {name}: {type(node).__name__}")
+    return v
+
+
+def round_trip(graph, tmp_path):
+    path = os.path.join(tmp_path, "g.nir")
+    nir.write(path, graph)
+    return nir.read(path)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, _ = load_digits(return_X_y=True)
+    return X[:200] / 16.0
+
+
+@pytest.fixture(scope="module")
+def regressor(digits):
+    """A 2-hidden-layer tanh regressor (two pixels from the image), and its conversion."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=200, random_state=0).fit(
+            digits, digits[:, 20:22])
+    return popfit.convert(mlp, n_neurons=3, neuron_type=NIR_LIF, calibration_data=digits,
+                          seed=0)
+
+
+@pytest.fixture(scope="module")
+def fit_lif():
+    return popfit.fit_activation("tanh", 4, neuron_type=NIR_LIF, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fit_relu():
+    return popfit.fit_activation("sigmoid", 3, neuron_type="relu", seed=0)
+
+
+def exportables(fit_lif, fit_relu, regressor):
+    t = np.random.default_rng(0).normal(size=(3, 5))
+    return {
+        "neuron": (fit_lif.network(), {}),
+        "layer": (PopulationLayer(fit_lif, 5, input_bias=np.linspace(-1, 1, 5)), {}),
+        "chain": ([PopulationLayer(fit_lif, 5), PopulationLayer(fit_relu, 3)],
+                  dict(transforms=[t], synapse=0.01)),
+        "relu chain": ([PopulationLayer(fit_relu, 3), PopulationLayer(fit_relu, 3)], {}),
+        "converted": (regressor, {}),
+        "converted, affine read-out": (regressor, dict(readout="affine")),
+        "converted, snntorch": (regressor, dict(consumer="snntorch")),
+    }
+
+
+@pytest.mark.parametrize("which", ["neuron", "layer", "chain", "relu chain", "converted",
+                                   "converted, affine read-out", "converted, snntorch"])
+def test_round_trip_and_rate_level(which, fit_lif, fit_relu, regressor, digits, tmp_path):
+    """nir.read(nir.write(g)) is identical to g, and g's steady-state output is popfit's
+    rate-level model."""
+    obj, kwargs = exportables(fit_lif, fit_relu, regressor)[which]
+    graph = to_nir(obj, **kwargs)
+    back = round_trip(graph, tmp_path)
+    assert graphs_equal(graph, back)
+    # the comparison can fail: one changed weight is seen
+    back.nodes["affine_0"].weight[0, 0] += 1e-12
+    assert not graphs_equal(graph, back)
+
+    if which == "converted" or which.startswith("converted,"):
+        x = digits[:50]
+        expected = regressor.rate_output(x)
+    else:
+        layers = obj if isinstance(obj, list) else [obj]
+        n_in = 1 if which == "neuron" else layers[0].n_units
+        x = np.random.default_rng(1).uniform(-2, 2, size=(40, n_in))
+        a = x
+        transforms = kwargs.get("transforms", [None] * (len(layers) - 1))
+        for k, layer in enumerate(layers):
+            if k > 0:
+                a = a if transforms[k - 1] is None else a @ transforms[k - 1].T
+            bias = getattr(layer, "input_bias", 0.0)
+            a = layer.fit.predict(a + bias)
+        expected = a
+    area = SNNTORCH_DT if kwargs.get("consumer") else 1.0
+    np.testing.assert_allclose(graph_rates(graph, x, area), expected, rtol=1e-7,
+                               atol=1e-7 * np.abs(expected).max())
+
+
+def test_nodes_map_nengo_parameters(fit_lif, fit_relu):
+    """The node types and time constants follow the mapping table."""
+    chain = [PopulationLayer(fit_lif, 2), PopulationLayer(fit_lif, 2),
+             PopulationLayer(fit_relu, 2)]
+    g = to_nir(chain, synapse=0.007)
+    assert [type(g.nodes[k]).__name__ for k in ("neurons_0", "neurons_1", "synapse_2",
+                                                "neurons_2", "readout")] == \
+        ["LIF", "CubaLIF", "LI", "IF", "LI"]
+    assert np.all(g.nodes["neurons_0"].tau == 0.02) and np.all(g.nodes["neurons_0"].r == 1)
+    cuba = g.nodes["neurons_1"]
+    assert np.all(cuba.tau_syn == 0.007) and np.all(cuba.tau_mem == 0.02)
+    assert np.all(cuba.w_in == 1) and np.all(cuba.v_threshold == 1)
+    assert np.all(g.nodes["synapse_2"].tau == 0.007) and np.all(g.nodes["readout"].tau == 0.007)
+    assert g.nodes["neurons_0"].metadata["tau_ref"] == 0.0
+    assert g.nodes["neurons_2"].metadata["target"] == "sigmoid"
+    # a ConvertedModel's read-out filter is its synapse
+    assert g.nodes["affine_0"].weight.shape == (8, 2)
+
+
+def test_converted_readout_synapse(regressor):
+    g = to_nir(regressor)
+    assert np.all(g.nodes["readout"].tau == regressor.synapse)
+    assert np.all(g.nodes["neurons_1"].tau_syn == regressor.synapse)
+
+
+def test_refractory_fit_is_refused_with_the_fix(regressor):
+    fit = popfit.fit_activation("tanh", 3, neuron_type="LIF", seed=0)  # tau_ref = 2 ms
+    with pytest.raises(PopfitValueError, match=r"tau_ref = 0\.002 s.*nengo\.LIF\(tau_ref=0\)"
+                       r".*drop_tau_ref=True"):
+        to_nir(fit.network())
+    g = to_nir(fit.network(), drop_tau_ref=True)
+    assert g.nodes["neurons_0"].metadata["tau_ref"] == 0.002
+
+
+def test_whole_step_fit_only_for_its_consumer():
+    nt = nir_neuron_type("snntorch")
+    assert nt.tau_ref == SNNTORCH_DT / 2 and nir_neuron_type().tau_ref == 0
+    fit = popfit.fit_activation("tanh", 3, neuron_type=nt, seed=0)
+    to_nir(fit.network(), consumer="snntorch")
+    with pytest.raises(PopfitValueError, match="tau_ref"):
+        to_nir(fit.network())
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(readout="spikes"), PopfitValueError, r"readout must be None or one of 'LI'"),
+    (dict(consumer="norse"), PopfitValueError, r"consumer must be None or one of 'snntorch'"),
+    (dict(consumer="snntorch", readout="LI"), PopfitValueError, r"no LI node"),
+    (dict(synapse=0), PopfitValueError, r"synapse must be a time constant > 0 s \(got 0\)"),
+    (dict(transforms=[None]), PopfitValueError, r"transforms is only for a chain"),
+    (dict(drop_tau_ref="yes"), PopfitTypeError, r"drop_tau_ref must be True or False"),
+])
+def test_invalid_options(kwargs, error, match, fit_lif):
+    with pytest.raises(error, match=match):
+        to_nir(fit_lif.network(), **kwargs)
+
+
+def test_invalid_objects_and_transforms(fit_lif, fit_relu):
+    with pytest.raises(PopfitTypeError, match=r"obj must be a popfit.ConvertedModel"):
+        to_nir(fit_lif)
+    with pytest.raises(PopfitTypeError, match=r"obj must be"):
+        to_nir([])
+    layers = [PopulationLayer(fit_lif, 3), PopulationLayer(fit_lif, 2)]
+    with pytest.raises(PopfitValueError, match=r"transforms\[0\] is None \(identity\)"):
+        to_nir(layers)
+    with pytest.raises(PopfitValueError, match=r"transforms\[0\] must have shape \(2, 3\)"):
+        to_nir(layers, transforms=[np.ones((3, 2))])
+    with pytest.raises(PopfitValueError, match=r"list of 1 matrices"):
+        to_nir(layers, transforms=[None, None])
+    with pytest.raises(PopfitValueError, match=r"snnTorch 1.0 imports NIR's IF"):
+        to_nir(PopulationLayer(fit_relu, 2), consumer="snntorch")
