@@ -9,7 +9,7 @@ import importlib
 
 from .exceptions import (ConversionError, FitFileError, PopfitError, PopfitTypeError,
                          PopfitValueError)
-from .fit import fit_activation
+from .fit import SearchDiagnostics, SearchOptions, fit_activation
 from .io import load_fit
 from .result import PopulationFit
 from .targets import TARGETS, Target
@@ -35,7 +35,8 @@ _LAZY = {
 
 __all__ = [
     "ConversionError", "FitFileError", "PopfitError", "PopfitTypeError", "PopfitValueError",
-    "PopulationFit", "TARGETS", "Target", "fit_activation", "load_fit", *_LAZY,
+    "PopulationFit", "SearchDiagnostics", "SearchOptions", "TARGETS", "Target",
+    "fit_activation", "load_fit", *_LAZY,
 ]
 
 

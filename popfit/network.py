@@ -25,7 +25,8 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import _CALLER, check_int, check_synapse, public
+from ._validation import (_CALLER, check_finite_array, check_fit, check_int, check_synapse,
+                          public)
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
                       rate_twin, spiking_twin)
@@ -55,7 +56,8 @@ def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
     """
     if isinstance(neuron_type, nengo.LIF) and neuron_type.tau_ref < dt:
         warnings.warn(
-            f"{_CALLER.get() or 'popfit'}: spiking {neuron_type!r} has tau_ref = {neuron_type.tau_ref:g} s < "
+            f"{_CALLER.get() or 'popfit'}: spiking {neuron_type!r} has tau_ref = "
+            f"{neuron_type.tau_ref:g} s < "
             f"dt = {dt:g} s: nengo's spiking LIF then fires below its rate model (tau_ref=0, "
             f"J=10: 333 Hz instead of 475 Hz), so the fitted decoders are wrong in "
             f"nengo.Simulator; fit with tau_ref >= {dt:g} s, or export with spiking=False",
@@ -72,17 +74,6 @@ def _user_stacklevel():
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
         frame, level = frame.f_back, level + 1
     return level
-
-
-def _check_fit(fit):
-    from .result import PopulationFit
-
-    if not isinstance(fit, PopulationFit):
-        raise PopfitTypeError(
-            f"fit must be a popfit.PopulationFit (got {fit!r} of type "
-            f"{type(fit).__name__}); make one with popfit.fit_activation"
-        )
-    return fit
 
 
 def export_neuron_type(fit, spiking):
@@ -164,7 +155,7 @@ class PopulationNeuron(nengo.Network):
 
     @public("PopulationNeuron")
     def __init__(self, fit, label=None, spiking=True, **kwargs):
-        self.fit = _check_fit(fit)
+        self.fit = check_fit(fit)
         self.spiking = bool(spiking)
         neuron_type = export_neuron_type(fit, self.spiking)
         if label is None:
@@ -280,7 +271,7 @@ class PopulationLayer(nengo.Network):
     @public("PopulationLayer")
     def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None,
                  hardware=None, **kwargs):
-        self.fit = _check_fit(fit)
+        self.fit = check_fit(fit)
         self.n_units = check_int(n_units, "n_units", low=1)
         self.spiking = bool(spiking)
         self.hardware = check_hardware(hardware)
@@ -288,13 +279,8 @@ class PopulationLayer(nengo.Network):
         n = fit.n_neurons
         if input_bias is None:
             input_bias = np.zeros(self.n_units)
-        input_bias = np.asarray(input_bias, dtype=float)
-        if input_bias.shape != (self.n_units,) or not np.all(np.isfinite(input_bias)):
-            raise PopfitValueError(
-                f"input_bias must be a finite array of shape (n_units,) = "
-                f"({self.n_units},) (got shape {input_bias.shape}"
-                f"{'' if input_bias.shape != (self.n_units,) else ' with non-finite values'})"
-            )
+        input_bias = check_finite_array(input_bias, "input_bias", shape=(self.n_units,),
+                                      shape_name="(n_units,)")
         self.input_bias = input_bias
         gain = np.tile(fit.gain, self.n_units)
         encoders = np.tile(fit.encoders, self.n_units)
@@ -408,12 +394,18 @@ class PopulationLayer(nengo.Network):
             ``post.encoders_block() @ transform @ self.decoders_block()``; nengo
             applies the post gain), or any object with ``size_in == k`` (decoded
             weights ``transform @ self.decoders_block()``).
-        transform : array_like, shape (k, n_units), optional
-            Linear map between this layer's unit outputs and ``post``'s ``k``
-            inputs (``k = post.n_units`` for a layer). Default: identity, which
-            needs ``k == n_units``; the weights are then block-sparse
-            (`nengo.transforms.Sparse`). A dense ``transform`` gives a dense
-            weight matrix (`nengo.transforms.Dense`).
+        transform : array_like, scipy sparse matrix, nengo.Dense or nengo.Sparse, optional
+            Linear map, shape ``(k, n_units)``, between this layer's unit
+            outputs and ``post``'s ``k`` inputs (``k = post.n_units`` for a
+            layer); finite real values. Default: identity, which needs
+            ``k == n_units``. The weights are block-sparse
+            (`nengo.transforms.Sparse`) for the identity, a scipy sparse matrix
+            or a `nengo.transforms.Sparse`, and dense
+            (`nengo.transforms.Dense`) for an array or a `nengo.transforms.Dense`
+            (which take nengo's meaning: a scalar or 1-D ``init`` is a
+            diagonal). A nengo transform must hold numbers, not a
+            `nengo.dists.Distribution` (the weights are folded now, not at
+            build time); other nengo transforms (``Convolution``) are refused.
         synapse : float or None
             Lowpass time constant (s) of the connection, > 0, or None.
 
@@ -444,7 +436,7 @@ class PopulationLayer(nengo.Network):
                 )
             t = scipy.sparse.identity(self.n_units, format="csr")
         else:
-            t = np.asarray(transform, dtype=float)
+            t = _transform_matrix(transform)
             if t.shape != (k, self.n_units):
                 raise PopfitValueError(
                     f"transform must have shape ({k}, {self.n_units}) "
@@ -453,11 +445,74 @@ class PopulationLayer(nengo.Network):
         weights = t @ self.decoders_block()
         if isinstance(post, PopulationLayer):
             weights = post.encoders_block() @ weights
+        values = weights.data if scipy.sparse.issparse(weights) else weights
+        if not np.all(np.isfinite(values)):
+            raise PopfitValueError(
+                "transform times the decoders overflows to inf (largest |transform| "
+                f"entry {_largest(t):g}, largest |decoder| {np.max(np.abs(self.fit.decoders)):g}); "
+                "scale the transform down"
+            )
         transform = self._transform(weights, target)
         # added to the current network context, like any nengo.Connection: the
         # builder needs it in a network that contains both ends
         return nengo.Connection(self.ensemble.neurons, target, transform=transform,
                                 synapse=synapse)
+
+
+def _largest(matrix):
+    values = matrix.data if scipy.sparse.issparse(matrix) else matrix
+    return float(np.max(np.abs(values))) if values.size else 0.0
+
+
+def _transform_matrix(transform):
+    """A `connect_to` transform as a finite float ndarray or scipy CSR matrix.
+
+    Accepts an array, a scipy sparse matrix, `nengo.transforms.Dense` and
+    `nengo.transforms.Sparse` (with nengo's meaning of their ``init``).
+    """
+    if isinstance(transform, nengo.transforms.Dense):
+        init = transform.init
+        if isinstance(init, nengo.dists.Distribution):
+            raise PopfitTypeError(
+                f"transform nengo.Dense holds a Distribution ({init!r}), sampled only at "
+                "build time; connect_to folds the transform into the weights now: "
+                "sample it yourself and pass nengo.Dense(shape, init=array) or the array"
+            )
+        init = check_finite_array(init, "transform (nengo.Dense init)")
+        if init.ndim < 2:  # nengo: a scalar or a vector is a diagonal
+            t = np.zeros(transform.shape)
+            np.fill_diagonal(t, init)
+        else:
+            t = init
+    elif isinstance(transform, nengo.transforms.Sparse):
+        init = transform.init
+        if isinstance(init, nengo.transforms.SparseMatrix):
+            if isinstance(init.data, nengo.dists.Distribution):
+                raise PopfitTypeError(
+                    f"transform nengo.Sparse holds a Distribution ({init.data!r}), sampled "
+                    "only at build time; connect_to folds the transform into the weights "
+                    "now: pass numeric data or a scipy sparse matrix"
+                )
+            init = init.allocate()
+        t = _real_sparse(init, "transform (nengo.Sparse init)")
+    elif isinstance(transform, nengo.transforms.Transform):
+        raise PopfitTypeError(
+            f"transform must be an array, a scipy sparse matrix, nengo.Dense or "
+            f"nengo.Sparse (got {type(transform).__name__}); connect_to folds a linear "
+            "map into the neuron-to-neuron weights"
+        )
+    elif scipy.sparse.issparse(transform):
+        t = _real_sparse(transform, "transform")
+    else:
+        t = check_finite_array(transform, "transform")
+    return t
+
+
+def _real_sparse(matrix, name):
+    """A scipy sparse matrix of finite real numbers as a float CSR matrix (stays sparse)."""
+    matrix = scipy.sparse.csr_matrix(matrix)
+    check_finite_array(matrix.data, f"{name} (sparse data)")
+    return matrix.astype(float)
 
 
 def _sparse(matrix):

@@ -61,8 +61,11 @@ class PopulationFit:
         rate error plus the spike noise the decoders pass on (None if
         ``synapse`` is None).
     success, message, nfev, fit_time, seed
-        Optimizer status, its message, residual evaluations, wall time (s) and
-        the seed used.
+        Optimizer status, its message, residual evaluations of the final
+        refinement, wall time (s) and the seed used.
+    diagnostics : popfit.SearchDiagnostics or None
+        How the search found the fit (None for a fit built from parameters
+        or loaded from a file).
     """
 
     target: Target
@@ -84,11 +87,12 @@ class PopulationFit:
     nfev: int = 0
     fit_time: float = field(default=0.0)
     seed: Optional[int] = None
+    diagnostics: Optional[object] = field(default=None, repr=False)
 
     @classmethod
     def from_parameters(cls, *, target, domain, neuron_type, gain, bias, encoders,
                         decoders, max_rate, synapse, seed=None, success=True,
-                        message="", nfev=0, fit_time=0.0):
+                        message="", nfev=0, fit_time=0.0, diagnostics=None):
         """Build a fit from its parameters, computing the derived quantities."""
         lo, hi = float(domain[0]), float(domain[1])
         gain, bias, encoders, decoders = (
@@ -108,7 +112,7 @@ class PopulationFit:
             max_error=metrics.max_error, spiking_nrmse=metrics.spiking_nrmse,
             success=bool(success),
             message=str(message), nfev=int(nfev), fit_time=float(fit_time),
-            seed=None if seed is None else int(seed),
+            seed=None if seed is None else int(seed), diagnostics=diagnostics,
         )
 
     @property
