@@ -388,7 +388,7 @@ def _layers(network):
 
 
 @public("quantize_network")
-def quantize_network(network, bits):
+def quantize_network(network, bits, originals=None):
     """Quantize, in place, the weights into every `popfit.PopulationLayer` of ``network``.
 
     Each connection into a layer's ``ensemble.neurons`` gets its effective
@@ -396,6 +396,10 @@ def quantize_network(network, bits):
     `quantize` (one shared step per connection), then divided by the gain
     again (nengo multiplies it back). Connections to the host (decoded
     outputs) stay in floating point: they run off chip.
+
+    ``originals``, a dict, receives each quantized connection's float
+    weight matrix under ``id(connection)`` (for `rate_forward`'s
+    ``transforms``).
 
     Returns
     -------
@@ -419,6 +423,8 @@ def quantize_network(network, bits):
             w = t.init if sparse else np.asarray(t.init, dtype=float)
             if sparse and not scipy.sparse.issparse(w):
                 w = scipy.sparse.csr_matrix((w.data, w.indices.T), shape=t.shape)
+            if originals is not None:
+                originals[id(conn)] = _matrix(conn)
             w = scipy.sparse.diags(gain) @ w if sparse else gain[:, None] * w
             q = quantize(w, int(bits))
             if sparse:
@@ -437,7 +443,9 @@ def quantize_network(network, bits):
     return info
 
 
-def _matrix(conn):
+def _matrix(conn, transforms=None):
+    if transforms is not None and id(conn) in transforms:
+        return transforms[id(conn)]
     t = conn.transform
     if isinstance(t, nengo.transforms.Sparse):
         init = t.init
@@ -449,14 +457,16 @@ def _matrix(conn):
 
 
 @public("rate_forward")
-def rate_forward(model, X):
+def rate_forward(model, X, transforms=None):
     """Decoded output of a `popfit.ConvertedModel`'s network at rate level.
 
     Reads the weights from the network's own connections (so it includes a
     `quantize_network` rounding) and runs every neuron at its rate-model
     (``neuron_type.rates``; the staircase for nengo-loihi types), without
     spike noise. With float weights it equals ``ConvertedModel.rate_output``
-    before the output nonlinearity.
+    before the output nonlinearity. ``transforms`` maps ``id(connection)`` to
+    a weight matrix used instead of the connection's own (the float weights
+    `quantize_network` kept).
 
     Returns
     -------
@@ -472,7 +482,7 @@ def rate_forward(model, X):
             raise PopfitValueError(
                 f"layer {i} has {len(conns)} incoming connections (expected 1): "
                 "the network was changed after convert")
-        w = _matrix(conns[0])
+        w = _matrix(conns[0], transforms)
         if i == 0:
             v = np.asarray(X, dtype=float) @ dense.weights  # the host part: X -> layer.input
             if conns[0].pre_obj is not layer.input:  # hardware="loihi": the scaled Node
@@ -483,16 +493,24 @@ def rate_forward(model, X):
         j = (w @ u.T).T * layer.ensemble.gain + layer.ensemble.bias
         nt = layer.ensemble.neuron_type
         a = nt.rates(j, np.ones(j.shape[1]), np.zeros(j.shape[1]))
-    out = [c for c in net.all_connections
-           if _from(c, net.layers[-1].ensemble) and c.post_obj is net.output]
-    return (_matrix(out[0]) @ a.T).T + spec.output.bias
+    y = 0.0
+    for c in net.all_connections:
+        if c.post_obj is not net.output:
+            continue
+        if _from(c, net.layers[-1].ensemble):
+            y = y + (_matrix(c, transforms) @ a.T).T
+        elif isinstance(c.pre_obj, nengo.Node) and c.pre_obj.output is not None \
+                and not callable(c.pre_obj.output):  # the constant output bias
+            y = y + _matrix(c) @ np.asarray(c.pre_obj.output, dtype=float)
+    return y
 
 
-def quantization_cost(model, X, bits=None):
+def quantization_cost(model, X):
     """What weight quantization costs at rate level, on samples ``X``.
 
-    Compares `rate_forward` of ``model`` (quantized if it was converted with
-    ``weight_bits``) with the float weights (`ConvertedModel.rate_output`).
+    Compares `rate_forward` of ``model``'s network (quantized if it was
+    converted with ``weight_bits``) with the same network with its float
+    weights.
 
     Returns
     -------
@@ -506,17 +524,16 @@ def quantization_cost(model, X, bits=None):
 
     X = np.asarray(X, dtype=float)
     q = rate_forward(model, X)
-    f = X
-    for layer, fit in zip(model.spec.hidden, model.fits):
-        f = fit.predict(f @ layer.weights + layer.bias)
-    f = f @ model.spec.output.weights + model.spec.output.bias
+    originals = (model.quantization or {}).get("float_transforms")
+    f = rate_forward(model, X, originals) if originals else q
     scale = float(np.ptp(f)) or 1.0
     changed = None
     if model.is_classifier:
         act = model.spec.output.activation
         pq, pf = apply_activation(act, q), apply_activation(act, f)
-        changed = float(np.mean(model._labels(pq) != model._labels(pf))) if pq.ndim == 2 \
-            else None
+        changed = float(np.mean(np.any(model._labels(pq) != model._labels(pf), axis=-1)
+                                if pq.ndim == 2 and model.spec.multilabel
+                                else model._labels(pq) != model._labels(pf)))
     return {"output_nrmse": float(np.sqrt(np.mean((q - f) ** 2)) / scale),
             "class_changed": changed, "n_samples": int(len(X))}
 

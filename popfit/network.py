@@ -384,7 +384,7 @@ class PopulationLayer(nengo.Network):
                                        shape=(self.n_units, self.n_neurons))
 
     @public("PopulationLayer.connect_to")
-    def connect_to(self, post, transform=None, synapse=0.005):
+    def connect_to(self, post, transform=None, synapse=0.005, *, weights=None):
         """Connect this layer's neurons to ``post`` with the decoders folded in.
 
         Parameters
@@ -408,6 +408,13 @@ class PopulationLayer(nengo.Network):
             build time); other nengo transforms (``Convolution``) are refused.
         synapse : float or None
             Lowpass time constant (s) of the connection, > 0, or None.
+        weights : array_like, shape (k, n_neurons), optional
+            Neuron-level weights from each of this layer's neurons to ``post``'s
+            ``k`` inputs, used as given instead of ``transform @
+            self.decoders_block()`` (e.g. the weights `popfit.convert` re-solves
+            for the actual populations, ``refit=True``); not together with
+            ``transform``. A following layer still gets ``post.encoders_block()
+            @ weights``. The connection is then dense (`nengo.transforms.Dense`).
 
         Returns
         -------
@@ -427,7 +434,18 @@ class PopulationLayer(nengo.Network):
                 f"ensemble.neurons or a slice of one (got {post!r} of type "
                 f"{type(post).__name__})"
             )
-        if transform is None:
+        if weights is not None:
+            if transform is not None:
+                raise PopfitValueError(
+                    "pass either transform (unit level, decoders folded in) or weights "
+                    "(neuron level, used as given), not both")
+            weights = np.asarray(weights, dtype=float)
+            if weights.shape != (k, self.n_neurons) or not np.all(np.isfinite(weights)):
+                raise PopfitValueError(
+                    f"weights must be a finite array of shape ({k}, {self.n_neurons}) "
+                    f"(post size, this layer's n_neurons) (got shape {weights.shape}"
+                    f"{' with non-finite values' if weights.shape == (k, self.n_neurons) else ''})")
+        elif transform is None:
             if k != self.n_units:
                 raise PopfitValueError(
                     f"without a transform post must have size {self.n_units} "
@@ -442,7 +460,8 @@ class PopulationLayer(nengo.Network):
                     f"transform must have shape ({k}, {self.n_units}) "
                     f"(post size, n_units) (got shape {t.shape})"
                 )
-        weights = t @ self.decoders_block()
+        if weights is None:
+            weights = t @ self.decoders_block()
         if isinstance(post, PopulationLayer):
             weights = post.encoders_block() @ weights
         values = weights.data if scipy.sparse.issparse(weights) else weights
