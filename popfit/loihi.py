@@ -501,7 +501,7 @@ def rate_forward(model, X, transforms=None):
             y = y + (_matrix(c, transforms) @ a.T).T
         elif isinstance(c.pre_obj, nengo.Node) and c.pre_obj.output is not None \
                 and not callable(c.pre_obj.output):  # the constant output bias
-            y = y + _matrix(c) @ np.asarray(c.pre_obj.output, dtype=float)
+            y = y + np.asarray(c.pre_obj.output, dtype=float)  # identity connection
     return y
 
 
