@@ -19,13 +19,61 @@ on the Ensemble.
 """
 
 
+import warnings
+
 import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import check_fit, check_int, check_finite_array, check_synapse, public
+from ._validation import (_CALLER, check_finite_array, check_fit, check_int, check_synapse,
+                          public)
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import SUPPORTED, ignore_max_rates_warnings, rate_twin, spiking_twin  # noqa: F401
+from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
+                      rate_twin, spiking_twin)
+
+#: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
+HARDWARE = (None, "loihi")
+#: nengo's default time step (s); `warn_tau_ref_below_dt` compares tau_ref with it.
+NENGO_DT = 0.001
+
+
+def check_hardware(hardware):
+    """Return ``hardware`` (None or ``"loihi"``) or raise `PopfitValueError`."""
+    if hardware is not None and not (isinstance(hardware, str) and hardware in HARDWARE):
+        raise PopfitValueError(
+            "hardware must be None (nengo's reference simulator: block-sparse "
+            f"transforms) or 'loihi' (builds on nengo_loihi.Simulator) (got {hardware!r})")
+    return hardware
+
+
+def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
+    """Warn when a spiking nengo LIF has ``tau_ref < dt``.
+
+    nengo's spiking `nengo.LIF` does not reach its rate model then: with
+    ``tau_ref=0`` and ``J = 10`` it fires 333 Hz at ``dt = 1 ms`` where
+    ``LIF.rates`` says 475 Hz, so a fit made against the rate model is wrong in
+    ``nengo.Simulator``.
+    """
+    if isinstance(neuron_type, nengo.LIF) and neuron_type.tau_ref < dt:
+        warnings.warn(
+            f"{_CALLER.get() or 'popfit'}: spiking {neuron_type!r} has tau_ref = "
+            f"{neuron_type.tau_ref:g} s < "
+            f"dt = {dt:g} s: nengo's spiking LIF then fires below its rate model (tau_ref=0, "
+            f"J=10: 333 Hz instead of 475 Hz), so the fitted decoders are wrong in "
+            f"nengo.Simulator; fit with tau_ref >= {dt:g} s, or export with spiking=False",
+            UserWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel():
+    """``warnings.warn`` stacklevel of the first frame outside popfit (the user's call)."""
+    import inspect
+    import os
+
+    root = os.path.dirname(os.path.abspath(__file__))
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def export_neuron_type(fit, spiking):
@@ -35,7 +83,13 @@ def export_neuron_type(fit, spiking):
     spiking twin (``spiking=True``) or is not a type popfit supports.
     """
     nt = fit.neuron_type
+    if is_loihi_type(nt):  # nengo-loihi's whole-step types (popfit.loihi)
+        from .loihi import loihi_export_neuron_type
+
+        return loihi_export_neuron_type(nt, spiking)
     twin = spiking_twin(nt) if spiking else None
+    if spiking and twin is not None:
+        warn_tau_ref_below_dt(twin)
     if type(nt) not in SUPPORTED or (spiking and twin is None):
         mode = "spiking=True" if spiking else "spiking=False"
         raise PopfitValueError(
@@ -75,8 +129,10 @@ class PopulationNeuron(nengo.Network):
     fit : PopulationFit
     spiking : bool
     ensemble : nengo.Ensemble
-        ``fit.n_neurons`` neurons, 1 dimension, with the fitted gain, bias and
-        encoders.
+        ``fit.n_neurons`` neurons, 1 dimension, with the fitted bias and
+        encoders, ``radius = max |fit.domain|`` and ``gain = fit.gain * radius``
+        (nengo divides the input by the radius, so each neuron's current is
+        exactly ``fit.gain * encoder * x + fit.bias``).
     input : nengo.Node
         Size 1: the unit's input ``x``.
     output : nengo.Node
@@ -85,9 +141,13 @@ class PopulationNeuron(nengo.Network):
 
     Notes
     -----
+    The network builds unmodified on ``nengo_loihi.Simulator`` (see
+    docs/loihi.md): the radius keeps the value nengo-loihi encodes on the host
+    inside [-1, 1], and the decoded output is computed on the host.
+
     The ensemble's ``max_rates`` and ``intercepts`` that nengo reports
     (``sim.data[pop.ensemble]``) are nengo's reading of the gain and bias at
-    the encoded input ``x = 1`` and are not the fit's tuning. For a neuron that
+    the encoded input ``x = radius`` and are not the fit's tuning. For a neuron that
     reaches threshold only just beyond ``x = 1`` (possible on domains wider
     than ``[-1, 1]``), building the network in ``nengo.Simulator`` can emit
     the harmless warnings described in `PopulationLayer`.
@@ -103,10 +163,14 @@ class PopulationNeuron(nengo.Network):
         super().__init__(label=label, **kwargs)
         with self:
             self.input = nengo.Node(size_in=1, label="input")
+            # radius = max |domain|, gain multiplied back: nengo divides the input by
+            # the radius (exact), and nengo-loihi's host-to-chip encoders, which
+            # cover [-1, 1], then see only values inside [-1, 1]
+            radius = float(np.max(np.abs(fit.domain)))
             self.ensemble = nengo.Ensemble(
-                fit.n_neurons, 1, neuron_type=neuron_type, gain=fit.gain.copy(),
+                fit.n_neurons, 1, neuron_type=neuron_type, gain=fit.gain * radius,
                 bias=fit.bias.copy(), encoders=fit.encoders[:, None].copy(),
-                label="ensemble",
+                radius=radius, label="ensemble",
             )
             self.output = nengo.Node(size_in=1, label="output")
             nengo.Connection(self.input, self.ensemble, synapse=None)
@@ -140,6 +204,17 @@ class PopulationLayer(nengo.Network):
     input_bias : array_like, shape (n_units,), optional
         Added to each unit's input before the activation; folded into the
         neurons' bias currents (``bias_n + gain_n * encoder_n * b_u``).
+    hardware : None or "loihi"
+        None (default): block-sparse transforms everywhere, the fastest
+        network in nengo's reference simulator. ``"loihi"``: the network also
+        builds on ``nengo_loihi.Simulator``: the connections that cross
+        between host and chip (``input`` to the neurons, the neurons to
+        ``output`` or to any Node in `connect_to`) use Dense transforms, and
+        ``input`` is sent to the chip divided by `input_scale` (and multiplied
+        back on chip), inside nengo-loihi's [-1, 1] encoding range. Neuron to
+        neuron connections stay Sparse (nengo-loihi runs them on chip). Dense
+        transforms cost O(n_units**2 * N) per step in nengo (a 1,000-unit layer
+        runs 30-40x slower than the Sparse one), hence not the default.
     **kwargs
         Passed to `nengo.Network` (e.g. ``seed``).
 
@@ -157,10 +232,13 @@ class PopulationLayer(nengo.Network):
         encoder product every step), with a single evaluation point: drive
         the layer through `input` or `connect_to`, read ``ensemble.neurons``,
         and do not decode from the ensemble itself.
+    hardware : None or "loihi"
     input : nengo.Node
-        Size ``n_units``.
+        Size ``n_units``. Made (with its connection to the neurons) the first
+        time it is used.
     output : nengo.Node
-        Size ``n_units``: each unit's decoded activity.
+        Size ``n_units``: each unit's decoded activity. Made the first time it
+        is used: a layer read only through `connect_to` has no idle Node.
 
     Notes
     -----
@@ -191,10 +269,12 @@ class PopulationLayer(nengo.Network):
     """
 
     @public("PopulationLayer")
-    def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None, **kwargs):
+    def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None,
+                 hardware=None, **kwargs):
         self.fit = check_fit(fit)
         self.n_units = check_int(n_units, "n_units", low=1)
         self.spiking = bool(spiking)
+        self.hardware = check_hardware(hardware)
         neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
         if input_bias is None:
@@ -208,18 +288,69 @@ class PopulationLayer(nengo.Network):
         if label is None:
             label = f"PopulationLayer({fit.target.name}, {self.n_units})"
         super().__init__(label=label, **kwargs)
+        self._input = self._output = None
         with self:
-            self.input = nengo.Node(size_in=self.n_units, label="input")
             self.ensemble = nengo.Ensemble(
                 self.n_neurons, 1, neuron_type=neuron_type, gain=gain, bias=bias,
                 encoders=encoders[:, None], eval_points=np.zeros((1, 1)),
                 label="ensemble",
             )  # one eval point: the decoded dimension is unused, sampling is wasted build time
-            self.output = nengo.Node(size_in=self.n_units, label="output")
-            nengo.Connection(self.input, self.ensemble.neurons, synapse=None,
-                             transform=_sparse(self.encoders_block()))
-            nengo.Connection(self.ensemble.neurons, self.output, synapse=None,
-                             transform=_sparse(self.decoders_block()))
+
+    # `input` and `output` are made on first use, so a layer driven or read only
+    # through `connect_to` has no idle Node: no per-step work in nengo, and no
+    # encoding neurons or probes in nengo-loihi
+    @property
+    def input(self):
+        """`nengo.Node` of size ``n_units``: the units' inputs (made on first use)."""
+        if self._input is None:
+            with self:
+                self._input = nengo.Node(size_in=self.n_units, label="input")
+                if self.hardware == "loihi":
+                    # nengo-loihi encodes host values with on/off neurons covering
+                    # [-1, 1]: send x / scale, multiply the scale back on chip (Dense:
+                    # host-to-chip connections take no Sparse transform)
+                    scale = self.input_scale
+                    scaled = nengo.Node(size_in=self.n_units, label="input (scaled)")
+                    nengo.Connection(self._input, scaled, transform=1.0 / scale,
+                                     synapse=None)
+                    block = self.encoders_block().toarray() * scale[None, :]
+                    nengo.Connection(scaled, self.ensemble.neurons, synapse=None,
+                                     transform=nengo.transforms.Dense(block.shape, init=block))
+                else:
+                    nengo.Connection(self._input, self.ensemble.neurons, synapse=None,
+                                     transform=_sparse(self.encoders_block()))
+        return self._input
+
+    @property
+    def output(self):
+        """`nengo.Node` of size ``n_units``: each unit's decoded activity (made on first use)."""
+        if self._output is None:
+            with self:
+                self._output = nengo.Node(size_in=self.n_units, label="output")
+                nengo.Connection(self.ensemble.neurons, self._output, synapse=None,
+                                 transform=self._transform(self.decoders_block(),
+                                                           self._output))
+        return self._output
+
+    @property
+    def input_scale(self):
+        """Per-unit input scale (``hardware="loihi"``), shape ``(n_units,)``.
+
+        ``max |fit.domain| + |input_bias_u|``: the largest input ``x_u`` whose
+        ``x_u + input_bias_u`` lies in the domain. The value nengo-loihi encodes
+        on the host is ``x_u / input_scale_u``, inside [-1, 1].
+        """
+        return float(np.max(np.abs(self.fit.domain))) + np.abs(self.input_bias)
+
+    def _transform(self, weights, post):
+        """Sparse (fast in nengo) unless ``hardware="loihi"`` and ``post`` is a Node
+        (off chip: nengo-loihi takes only Dense transforms from chip to host)."""
+        host = isinstance(post, nengo.Node) or (
+            isinstance(post, nengo.base.ObjView) and isinstance(post.obj, nengo.Node))
+        if scipy.sparse.issparse(weights) and not (self.hardware == "loihi" and host):
+            return _sparse(weights)
+        weights = weights.toarray() if scipy.sparse.issparse(weights) else np.asarray(weights)
+        return nengo.transforms.Dense(weights.shape, init=weights)
 
     @property
     def n_neurons(self):
@@ -340,10 +471,7 @@ class PopulationLayer(nengo.Network):
                 f"entry {_largest(t):g}, largest |decoder| {np.max(np.abs(self.fit.decoders)):g}); "
                 "scale the transform down"
             )
-        if scipy.sparse.issparse(weights):
-            transform = _sparse(weights)
-        else:
-            transform = nengo.transforms.Dense(weights.shape, init=np.asarray(weights))
+        transform = self._transform(weights, target)
         # added to the current network context, like any nengo.Connection: the
         # builder needs it in a network that contains both ends
         return nengo.Connection(self.ensemble.neurons, target, transform=transform,

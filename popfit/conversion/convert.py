@@ -30,6 +30,7 @@ import numpy as np
 from .._validation import check_int, check_positive, check_seed, check_synapse, public
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from ..metrics import grid
+from ..network import check_hardware
 from ..neurons import check_max_rate, resolve_neuron_type
 from ..targets import get_named_target
 from .model import ConvertedModel, LayerInfo
@@ -101,7 +102,7 @@ def fit_error(fit):
 def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
             noise_synapse=0.02,
             calibration_data=None, seed=None, refit=None, refit_holdout=REFIT_HOLDOUT,
-            tolerance=0.02):
+            tolerance=0.02, hardware=None, weight_bits=None):
     """Convert a trained model into a spiking Nengo network of positive-only neurons.
 
     Every hidden unit becomes a small population fitted by
@@ -177,6 +178,23 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     tolerance : float
         Largest expected fit NRMSE for ``n_neurons="auto"`` (> 0).
 
+    hardware : None or "loihi"
+        None (default): the network nengo's reference simulator runs fastest
+        (block-sparse transforms). ``"loihi"``: the network also builds and
+        runs unmodified on ``nengo_loihi.Simulator(model.network)``: Dense
+        transforms where values cross between host and chip, the first
+        layer's input scaled into nengo-loihi's [-1, 1] encoding range, the
+        output decoded on the host (see `popfit.PopulationLayer` and
+        docs/loihi.md); `report` then says how the model maps onto the chip.
+        For fits of Loihi's whole-step rate curve also pass
+        ``neuron_type="LoihiLIF"`` (needs ``popfit[loihi]``).
+    weight_bits : int, optional
+        Round the weights into every layer's neurons (those that run on chip)
+        to ``weight_bits`` magnitude bits with one shared step per connection,
+        as Loihi stores them (``weight_bits=8``); the network then computes
+        what the chip computes. With ``calibration_data``, `report` states the
+        rate-level cost (`popfit.loihi.quantization_cost`).
+
     Returns
     -------
     ConvertedModel
@@ -214,7 +232,10 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     if refit and calibration_data is not None and refit_default and \
             not enough_for_refit(len(np.asarray(calibration_data)), refit_holdout):
         refit = False  # the default only: too few samples to solve on and hold out
-    pre = None
+    pre = X_cal = None
+    hardware = check_hardware(hardware)
+    if weight_bits is not None:
+        weight_bits = check_int(weight_bits, "weight_bits", low=2, high=16)
     if calibration_data is not None:
         X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
         with np.errstate(over="ignore", invalid="ignore"):
@@ -261,13 +282,17 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     if not isinstance(n_neurons, numbers.Integral):  # a list, or "auto": the counts used
         n_neurons = tuple(fit.n_neurons for fit in fits)
     return ConvertedModel(spec, fits, infos,
-                          build_network(spec, fits, synapse, seed, weights, biases),
+                          build_network(spec, fits, synapse, seed, weights, biases,
+                                        hardware),
                           neuron_type=neuron_type, n_neurons=n_neurons, max_rate=max_rate,
                           synapse=synapse, seed=seed, weights=weights, biases=biases,
-                          refit_report=report, convert_time=time.perf_counter() - start)
+                          refit_report=report, convert_time=time.perf_counter() - start,
+                          hardware=hardware, weight_bits=weight_bits,
+                          quantization_data=None if X_cal is None else X_cal[:500])
 
 
-def build_network(spec, fits, synapse, seed=None, weights=None, biases=None):
+def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,
+                  hardware=None):
     """The `nengo.Network` of a converted model (see `ConvertedModel.network`).
 
     Parameters
@@ -285,6 +310,8 @@ def build_network(spec, fits, synapse, seed=None, weights=None, biases=None):
         and the next layer's input bias (`popfit.conversion.refit`). Default:
         the source model's weights with the decoders folded in (block-sparse
         within a layer).
+    hardware : None or "loihi"
+        Passed to every `popfit.PopulationLayer` (see `convert`).
     """
     import nengo
 
@@ -300,7 +327,7 @@ def build_network(spec, fits, synapse, seed=None, weights=None, biases=None):
         for i, (layer, fit) in enumerate(zip(spec.hidden, fits)):
             net.layers.append(PopulationLayer(
                 fit, layer.n_out, label=f"hidden {i}: {layer.label} ({layer.activation})",
-                input_bias=in_bias[i]))
+                input_bias=in_bias[i], hardware=hardware))
         first = spec.hidden[0]
         nengo.Connection(net.input, net.layers[0].input, transform=first.weights.T,
                          synapse=None)

@@ -212,7 +212,7 @@ class ConvertedModel:
     is_classifier : bool
     classes_ : ndarray or None
     n_features_in_ : int
-    neuron_type, n_neurons, max_rate, synapse, seed
+    neuron_type, n_neurons, max_rate, synapse, seed, hardware, weight_bits
         The conversion settings (``n_neurons`` per hidden unit: an int, or a
         tuple with one count per hidden layer).
     weights, biases : tuple of ndarray or None
@@ -223,11 +223,16 @@ class ConvertedModel:
         with the decoders folded in).
     refit_report : popfit.conversion.refit.RefitReport or None
         Held-out rate-level errors before and after the re-solve.
+    quantization : dict or None
+        With ``weight_bits``: each quantized connection (``"connections"``)
+        and the rate-level cost on up to 500 calibration samples (``"cost"``,
+        None without calibration data; `popfit.loihi.quantization_cost`).
     """
 
     def __init__(self, spec, fits, layers, network, *, neuron_type, n_neurons, max_rate,
                  synapse, seed=None, convert_time=0.0, weights=None, biases=None,
-                 refit_report=None):
+                 refit_report=None, hardware=None, weight_bits=None,
+                 quantization_data=None):
         self.spec = spec
         self.fits = tuple(fits)
         self.layers = tuple(layers)
@@ -244,6 +249,18 @@ class ConvertedModel:
         self.is_classifier = spec.is_classifier
         self.classes_ = spec.classes
         self.n_features_in_ = spec.n_features
+        self.hardware = hardware
+        self.weight_bits = weight_bits
+        self.quantization = None
+        if weight_bits is not None:  # round the on-chip weights (popfit.loihi)
+            from ..loihi import quantization_cost, quantize_network
+
+            originals = {}
+            self.quantization = {
+                "connections": quantize_network(self.network, weight_bits, originals),
+                "float_transforms": originals}
+            self.quantization["cost"] = (None if quantization_data is None else
+                                         quantization_cost(self, quantization_data))
 
     # ----------------------------------------------------------------- running
     @property
@@ -508,6 +525,10 @@ class ConvertedModel:
             "expected_spikes_per_second": float(sum(h["spikes_per_second"] for h in hidden)),
             "min_presentation_time": self.min_presentation_time,
             "convert_time": self.convert_time,
+            "hardware": self.hardware,
+            "weight_bits": self.weight_bits,
+            "quantization_cost": None if self.quantization is None
+            else self.quantization["cost"],
         }
 
     def report(self):
@@ -561,6 +582,10 @@ class ConvertedModel:
                 f"nonlinearity, mean |error| {r['output_mae_before']:.3g} -> "
                 f"{r['output_mae_after']:.3g}",
             ]
+        if self.hardware == "loihi" or self.weight_bits is not None:
+            from ..loihi import report_lines
+
+            lines += report_lines(self)
         return "\n".join(lines)
 
     def __repr__(self):
