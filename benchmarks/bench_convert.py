@@ -1,26 +1,31 @@
-"""Benchmark: a scikit-learn tanh MLP on the digits data, converted to spiking neurons.
+"""Benchmark: trained models converted to spiking neurons, against the ANN and the signed baseline.
 
-All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S]):
+All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S] [--no-keras]):
 
-- the ANN's own test accuracy (reference);
-- popfit.convert with 2, 4 and 8 LIF neurons per hidden unit (max 400 Hz,
-  synapse 5 ms, fits optimized for spike noise at convert's default
-  noise_synapse of 20 ms, domain calibrated on the training set);
-- the signed baseline: one nengo.RegularSpiking(nengo.Tanh(tau_ref=1/400))
-  neuron per hidden unit (negative spikes allowed; popfit.spiking.signed_baseline);
-- nengo's default random populations with the same neuron counts: one
-  nengo.networks.EnsembleArray(n, 64) with default tuning, radius = the
-  layer's calibrated domain, decoding tanh (LstsqL2);
+1. Digits, MLPClassifier((64,), tanh), 450 held-out digits: the ANN (reference);
+   the signed baseline (one nengo.RegularSpiking(nengo.Tanh(tau_ref=1/400))
+   neuron per hidden unit, negative spikes allowed; popfit.spiking.signed_baseline);
+   popfit.convert with 4 LIF neurons per unit (max 400 Hz, synapse 5 ms,
+   domain calibrated on the training set) without and with refit (the
+   default), at presentation times 0.03, 0.05, 0.1 and 0.2 s, reading the
+   decoded output averaged over the last half of each presentation.
+2. Throughput: the same 450 digits at 0.1 s, today's sequential predict
+   (``sequential=True``: the converted network, samples one after another)
+   against batched predict (n_jobs=1, and n_jobs=2 cold and warm), with the
+   signed baseline network's sequential time beside them; the outputs
+   compared.
+3. A two-hidden-layer MLP, (64, 32) tanh, 4 LIF per unit, with and without refit.
+4. Notebook 03's Keras regressor (Dense(8, tanh) -> Dense(1) on 0.8 sin(3x)),
+   4 and 8 neurons per unit, with and without refit: RMS from Keras.
 
-each at presentation times 0.05, 0.1 and 0.2 s, reading the decoded output
-averaged over the last half of each presentation (popfit.conversion.present,
-which ConvertedModel.predict_proba uses too), with wall seconds per sample
-(build + simulation). Every spiking network uses the same 5 ms synapse on its
-hidden-to-output connection and the same readout.
+The signed baseline and the sequential reference run through
+popfit.conversion.present; popfit's batched rows through ConvertedModel.predict_proba.
 """
 
 import argparse
+import os
 import time
+import warnings
 
 import numpy as np
 import nengo
@@ -35,26 +40,12 @@ from popfit.spiking import signed_baseline
 
 MAX_RATE = 400.0
 SYNAPSE = 0.005
-PRESENTATION_TIMES = (0.05, 0.1, 0.2)
-NEURON_COUNTS = (2, 4, 8)
+PRESENTATION_TIMES = (0.03, 0.05, 0.1, 0.2)
 
 
-def run_readout(net, X, presentation_time, seed):
-    """popfit.conversion.present on ``net``, timed. Returns (decoded output, wall s)."""
-    start = time.perf_counter()
-    out = present(net, X, presentation_time, seed=seed, progress_bar=False)
-    return out, time.perf_counter() - start
-
-
-def score(mlp, proba, X, y, seconds_per_sample):
-    """(accuracy, mean |proba - ANN proba|, s/sample)."""
-    acc = float(np.mean(mlp.classes_[proba.argmax(axis=1)] == y))
-    return acc, float(np.mean(np.abs(proba - mlp.predict_proba(X)))), seconds_per_sample
-
-
-def signed_layer(mlp, fit):
+def signed_network(mlp, fit):
     """popfit's signed one-neuron baseline (`popfit.spiking.signed_baseline` of the
-    layer's fit) for every hidden unit: negative spikes allowed."""
+    layer's fit) for every hidden unit of a one-hidden-layer MLP: negative spikes allowed."""
     w1, w2 = mlp.coefs_
     b1, b2 = mlp.intercepts_
     _, neuron_type, gain, decoder = signed_baseline(fit)  # J = gain * x, out = decoder * spikes
@@ -72,20 +63,167 @@ def signed_layer(mlp, fit):
     return net
 
 
-def nengo_default(mlp, n_neurons, radius):
-    """nengo's default random tuning: an EnsembleArray decoding tanh."""
-    w1, w2 = mlp.coefs_
-    b1, b2 = mlp.intercepts_
-    with nengo.Network(label="nengo default") as net:
-        net.input = nengo.Node(size_in=w1.shape[0])
-        ea = nengo.networks.EnsembleArray(n_neurons, w1.shape[1], radius=radius)
-        out = ea.add_output("tanh", np.tanh)
-        net.output = nengo.Node(size_in=w2.shape[1])
-        nengo.Connection(net.input, ea.input, transform=w1.T, synapse=None)
-        nengo.Connection(nengo.Node(b1), ea.input, synapse=None)
-        nengo.Connection(out, net.output, transform=w2.T, synapse=SYNAPSE)
-        nengo.Connection(nengo.Node(b2), net.output, synapse=None)
-    return net
+def timed(f, *args, **kwargs):
+    start = time.perf_counter()
+    out = f(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def scores(proba, p_ann, y, classes):
+    """(accuracy, mean |proba - ANN proba|)."""
+    return float(np.mean(classes[proba.argmax(axis=1)] == y)), float(np.mean(np.abs(proba - p_ann)))
+
+
+def digits(seed, subset):
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    if subset:
+        X_test, y_test = X_test[:subset], y_test[:subset]
+    return X_train, X_test, y_train, y_test
+
+
+def section_digits(args, data):
+    X_train, X_test, y_train, y_test = data
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), activation="tanh", max_iter=1000,
+                        random_state=0).fit(X_train, y_train)
+    p_ann = mlp.predict_proba(X_test)
+    ann = float(np.mean(mlp.predict(X_test) == y_test))
+    n = len(X_test)
+    models = {}
+    for refit in (False, True):
+        models[refit], t = timed(popfit.convert, mlp, n_neurons=4, max_rate=MAX_RATE,
+                                 synapse=SYNAPSE, calibration_data=X_train, seed=args.seed,
+                                 refit=refit)
+        print(f"convert refit={refit}: {t:.1f} s")
+    print(models[True].report())
+    signed = signed_network(mlp, models[True].fits[0])
+
+    rows = {"signed RegularSpiking(Tanh), N=1": {}, "popfit LIF N=4, no refit": {},
+            "popfit LIF N=4, refit": {}}
+    for T in PRESENTATION_TIMES:
+        out = present(signed, X_test, T, seed=args.seed, progress_bar=False)
+        rows["signed RegularSpiking(Tanh), N=1"][T] = scores(softmax(out, axis=1), p_ann,
+                                                           y_test, mlp.classes_)
+        for refit, name in ((False, "popfit LIF N=4, no refit"), (True, "popfit LIF N=4, refit")):
+            proba = models[refit].predict_proba(X_test, T, progress_bar=False)
+            rows[name][T] = scores(proba, p_ann, y_test, mlp.classes_)
+    rate = {name: scores(models[r].rate_output(X_test), p_ann, y_test, mlp.classes_)
+            for r, name in ((False, "popfit LIF N=4, no refit"), (True, "popfit LIF N=4, refit"))}
+
+    print(f"\n== 1. digits, MLPClassifier((64,), tanh), {n} test digits; ANN accuracy "
+          f"{100 * ann:.2f}%; LIF max {MAX_RATE:g} Hz, synapse {SYNAPSE * 1e3:g} ms, dt 1 ms; "
+          f"seed {args.seed}")
+    head = "".join(f" | T={T:g} s: acc     vs ANN   |dp|  " for T in PRESENTATION_TIMES)
+    print(f"{'network':<34}{head} | rates: acc   |dp|")
+    for name, res in rows.items():
+        cells = "".join(f" | {100 * a:11.2f}% {100 * (a - ann):+6.2f}pp {dp:7.1e}"
+                        for a, dp in (res[T] for T in PRESENTATION_TIMES))
+        r = rate.get(name)
+        tail = f" | {100 * r[0]:6.2f}% {r[1]:7.1e}" if r else " |      -       -"
+        print(f"{name:<34}{cells}{tail}")
+    sg, rf = rows["signed RegularSpiking(Tanh), N=1"], rows["popfit LIF N=4, refit"]
+    nr = rows["popfit LIF N=4, no refit"]
+    print("|dp|: mean absolute difference of the class probabilities from the ANN's; "
+          "rates: the converted network at rate level (no spikes)")
+    for T in PRESENTATION_TIMES:
+        print(f"  T={T:g} s: |dp| refit / signed = {rf[T][1] / sg[T][1]:.2f}, "
+              f"no refit / signed = {nr[T][1] / sg[T][1]:.2f}; refit acc - ANN = "
+              f"{100 * (rf[T][0] - ann):+.2f} pp")
+    bars = [(f"|dp| refit <= signed at 0.05 s", rf[0.05][1] <= sg[0.05][1]),
+            (f"|dp| refit <= signed at 0.1 s", rf[0.1][1] <= sg[0.1][1]),
+            ("accuracy refit >= ANN - 0.5 pp at 0.03 s", rf[0.03][0] >= ann - 0.005)]
+    for what, ok in bars:
+        print(f"  bar: {what}: {'met' if ok else 'NOT met'}")
+    return mlp, models[True], signed
+
+
+def section_throughput(args, data, model, signed):
+    _, X_test, _, y_test = data
+    n, T = len(X_test), 0.1
+    seq, t_seq = timed(model.predict_proba, X_test, T, progress_bar=False, sequential=True)
+    _, t_signed = timed(present, signed, X_test, T, seed=args.seed, progress_bar=False)
+    b1, t_b1 = timed(model.predict_proba, X_test, T, progress_bar=False)
+    b2, t_cold = timed(model.predict_proba, X_test, T, progress_bar=False, n_jobs=2)
+    b2w, t_warm = timed(model.predict_proba, X_test, T, progress_bar=False, n_jobs=2)
+    b50, t_b50 = timed(model.predict_proba, X_test, T, progress_bar=False, batch_size=50)
+    acc = lambda p: 100 * float(np.mean(model.classes_[p.argmax(1)] == y_test))  # noqa: E731
+    print(f"\n== 2. throughput: {n} digits at {T:g} s ({n * T:g} s simulated), "
+          f"nengo.Simulator, {os.cpu_count()} CPUs")
+    print(f"{'path':<52}{'wall s':>8}{'speed-up':>10}{'acc':>9}  max |p - batched p|")
+    print(f"{'signed baseline network, sequential (present)':<52}{t_signed:8.2f}"
+          f"{t_seq / t_signed:9.2f}x{'':>9}")
+    for name, p, t in (("popfit refit, sequential=True (reference)", seq, t_seq),
+                       ("popfit refit, batched, n_jobs=1", b1, t_b1),
+                       ("popfit refit, batched, batch_size=50", b50, t_b50),
+                       ("popfit refit, batched, n_jobs=2 (first call)", b2, t_cold),
+                       ("popfit refit, batched, n_jobs=2 (warm workers)", b2w, t_warm)):
+        print(f"{name:<52}{t:8.2f}{t_seq / t:9.2f}x{acc(p):8.2f}%  {np.abs(p - b1).max():.1e}")
+    best = min(t_b1, t_warm)
+    print(f"  bar: batched >= 8x faster than sequential: {t_seq / best:.1f}x "
+          f"({'met' if t_seq / best >= 8 else 'NOT met'}); batched outputs identical for "
+          f"batch_size=50, n_jobs=2: {np.array_equal(b1, b50) and np.array_equal(b1, b2)}")
+
+
+def section_deep(args, data):
+    X_train, X_test, y_train, y_test = data
+    mlp = MLPClassifier(hidden_layer_sizes=(64, 32), activation="tanh", max_iter=1000,
+                        random_state=0).fit(X_train, y_train)
+    p_ann = mlp.predict_proba(X_test)
+    ann = float(np.mean(mlp.predict(X_test) == y_test))
+    print(f"\n== 3. digits, MLPClassifier((64, 32), tanh), 4 LIF per unit; ANN accuracy "
+          f"{100 * ann:.2f}%")
+    print(f"{'':<22}{'T=0.05 s acc':>14}{'T=0.1 s acc':>13}{'vs ANN':>9}{'|dp| 0.1 s':>12}"
+          f"{'rates acc':>11}{'rates |dp|':>12}")
+    res = {}
+    for refit in (False, True):
+        model = popfit.convert(mlp, n_neurons=4, max_rate=MAX_RATE, synapse=SYNAPSE,
+                               calibration_data=X_train, seed=args.seed, refit=refit)
+        a5 = scores(model.predict_proba(X_test, 0.05, progress_bar=False), p_ann, y_test,
+                    mlp.classes_)
+        a1 = scores(model.predict_proba(X_test, 0.1, progress_bar=False), p_ann, y_test,
+                    mlp.classes_)
+        r = scores(model.rate_output(X_test), p_ann, y_test, mlp.classes_)
+        res[refit] = a1
+        print(f"{'refit' if refit else 'no refit':<22}{100 * a5[0]:13.2f}%{100 * a1[0]:12.2f}%"
+              f"{100 * (a1[0] - ann):+8.2f}pp{a1[1]:12.1e}{100 * r[0]:10.2f}%{r[1]:12.1e}")
+        if refit:
+            print("  " + model.report().split("[[refit]]")[1].replace("\n", "\n  "))
+    print(f"  bar: refit within 1 pp of the ANN at 0.1 s: "
+          f"{'met' if res[True][0] >= ann - 0.01 else 'NOT met'}")
+
+
+def section_keras(args):
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras
+    except ImportError:
+        print("\n== 4. Keras regressor: skipped (Keras not installed)")
+        return
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_train = rng.uniform(-1, 1, size=(1000, 1))
+    y_train = 0.8 * np.sin(3 * x_train)
+    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(8, activation="tanh"),
+                            keras.layers.Dense(1)])
+    net.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    net.fit(x_train, y_train, epochs=60, batch_size=32, verbose=0)
+    x_grid = np.linspace(-1, 1, 60)[:, None]
+    y_keras = net.predict(x_grid, verbose=0)
+    rms = lambda a: float(np.sqrt(np.mean((a - y_keras) ** 2)))  # noqa: E731
+    print("\n== 4. notebook 03's Keras regressor, Dense(8, tanh) -> Dense(1), 60 points on "
+          "[-1, 1], 0.1 s each: RMS difference from Keras")
+    print(f"{'N/unit':>6}{'refit':>7}{'spiking':>10}{'rates':>9}")
+    got = {}
+    for n_neurons in (4, 8):
+        for refit in (False, True):
+            km = popfit.convert(net, n_neurons=n_neurons, calibration_data=x_train,
+                                seed=args.seed, refit=refit)
+            got[n_neurons, refit] = rms(km.predict(x_grid, 0.1, progress_bar=False))
+            print(f"{n_neurons:>6}{str(refit):>7}{got[n_neurons, refit]:10.4f}"
+                  f"{rms(km.rate_output(x_grid)):9.4f}")
+    print(f"  bar: 4 neurons per unit with refit within 0.05 RMS of Keras: "
+          f"{got[4, True]:.4f} ({'met' if got[4, True] <= 0.05 else 'NOT met'})")
 
 
 def main():
@@ -93,80 +231,17 @@ def main():
     parser.add_argument("--subset", type=int, default=None,
                         help="evaluate on the first N of the 450 test digits")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-keras", action="store_true")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=UserWarning)  # short-presentation notes
     t0 = time.perf_counter()
-
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, random_state=0)
-    mlp = MLPClassifier(hidden_layer_sizes=(64,), activation="tanh", max_iter=1000,
-                        random_state=0).fit(X_train, y_train)
-    if args.subset:
-        X_test, y_test = X_test[:args.subset], y_test[:args.subset]
-    n = len(X_test)
-    ann = mlp.score(X_test, y_test)
-
-    rows = []  # (name, neurons per unit, {T: (acc, s/sample)})
-    radius = None
-    for n_neurons in NEURON_COUNTS:
-        t = time.perf_counter()
-        model = popfit.convert(mlp, n_neurons=n_neurons, max_rate=MAX_RATE, synapse=SYNAPSE,
-                               calibration_data=X_train, seed=args.seed)
-        convert_s = time.perf_counter() - t
-        radius = model.layers[0].domain[1]
-        res = {}
-        for T in PRESENTATION_TIMES:
-            t = time.perf_counter()
-            proba = model.predict_proba(X_test, presentation_time=T, progress_bar=False)
-            res[T] = score(mlp, proba, X_test, y_test, (time.perf_counter() - t) / n)
-        rows.append((f"popfit LIF (convert {convert_s:.1f} s)", n_neurons, res))
-        if n_neurons == 4:
-            summary, fit4 = model.report(), model.fits[0]
-
-    net = signed_layer(mlp, fit4)
-    res = {}
-    for T in PRESENTATION_TIMES:
-        out, wall = run_readout(net, X_test, T, args.seed)
-        res[T] = score(mlp, softmax(out, axis=1), X_test, y_test, wall / n)
-    rows.insert(0, ("signed RegularSpiking(Tanh)", 1, res))
-
-    for n_neurons in NEURON_COUNTS:
-        net = nengo_default(mlp, n_neurons, radius)
-        res = {}
-        for T in PRESENTATION_TIMES:
-            out, wall = run_readout(net, X_test, T, args.seed)
-            res[T] = score(mlp, softmax(out, axis=1), X_test, y_test, wall / n)
-        rows.append(("nengo default EnsembleArray", n_neurons, res))
-
-    print("popfit.convert benchmark: MLPClassifier(hidden_layer_sizes=(64,), "
-          "activation='tanh') on load_digits")
-    print(f"test digits: {n}" + (" (subset of 450)" if n < 450 else " (all held-out 25%)")
-          + f"; LIF max {MAX_RATE:g} Hz, synapse {SYNAPSE * 1e3:g} ms, dt 1 ms, output "
-          "averaged over the last half of each presentation; seed", args.seed)
-    print(summary)
-    print()
-    head = "".join(f" | T={T:g} s: acc   vs ANN   |dp|   s/smp" for T in PRESENTATION_TIMES)
-    print(f"{'network':<34}{'N/unit':>6}{head}")
-    print(f"{'ANN (MLPClassifier, float)':<34}{'-':>6}"
-          + "".join(f" | {100 * ann:11.2f}%  {'':>7} {'':>7} {'-':>7}"
-                    for _ in PRESENTATION_TIMES))
-    for name, nn, res in rows:
-        cells = "".join(f" | {100 * a:11.2f}% {100 * (a - ann):+6.2f}pp {dp:7.1e} {s:7.4f}"
-                        for a, dp, s in (res[T] for T in PRESENTATION_TIMES))
-        print(f"{name:<34}{nn:>6}{cells}")
-    signed = rows[0][2]
-    pop4 = [r for r in rows if r[0].startswith("popfit") and r[1] == 4][0][2]
-    print("acc: test accuracy; vs ANN: difference in percentage points; |dp|: mean absolute "
-          "difference of the class probabilities from the ANN's; s/smp: wall seconds per "
-          "sample (build + simulation)")
-    print()
-    print(f"goal at T=0.1 s: popfit N=4 {100 * pop4[0.1][0]:.2f}% vs ANN {100 * ann:.2f}% "
-          f"(gap {100 * (ann - pop4[0.1][0]):.2f} pp, goal <= 1 pp); vs signed baseline "
-          f"{100 * signed[0.1][0]:.2f}% (ratio of errors popfit/signed: "
-          f"{(1 - pop4[0.1][0]) / max(1 - signed[0.1][0], 1e-9):.2f}; ratio of |dp|: "
-          f"{pop4[0.1][1] / max(signed[0.1][1], 1e-12):.2f})")
-    print(f"total wall time {time.perf_counter() - t0:.0f} s")
+    data = digits(args.seed, args.subset)
+    _, model, signed = section_digits(args, data)
+    section_throughput(args, data, model, signed)
+    section_deep(args, data)
+    if not args.no_keras:
+        section_keras(args)
+    print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

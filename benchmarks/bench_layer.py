@@ -4,8 +4,9 @@ Measured side by side in one run (nengo reference simulator, dt 1 ms):
 
 - popfit layer: one `popfit.PopulationLayer` (one Ensemble of 4,000 LIF
   neurons, `nengo.transforms.Sparse` block transforms in and out);
-- signed baseline: one Ensemble of 1,000 `RegularSpiking(Tanh)` neurons at
-  the same max rate, driven and decoded elementwise;
+- signed baseline: `popfit.baseline.SignedBaselineLayer`, one Ensemble of
+  1,000 `RegularSpiking(Tanh)` neurons at the same max rate, driven and
+  decoded elementwise;
 - naive: 1,000 separate `popfit.PopulationNeuron` networks (timed once, it is slow);
 - floor: the layer's LIF neurons alone (nengo's LIF step, no connections);
 - dense: the layer with `nengo.transforms.Dense` block transforms (timed once).
@@ -25,6 +26,7 @@ import numpy as np
 import nengo
 
 import popfit
+from popfit.baseline import SignedBaselineLayer
 
 MAX_RATE = 400.0
 # the floor model folds the stimulus into the bias; nengo then warns that some
@@ -58,14 +60,9 @@ def model_layer(fit, n_units, dense=False):
 def model_baseline(n_units):
     with nengo.Network(seed=0) as model:
         stim = nengo.Node(stimulus(n_units))
-        ens = nengo.Ensemble(n_units, 1,
-                             neuron_type=nengo.RegularSpiking(nengo.Tanh(tau_ref=1 / MAX_RATE)),
-                             gain=np.ones(n_units), bias=np.zeros(n_units),
-                             encoders=np.ones((n_units, 1)))
-        out = nengo.Node(size_in=n_units)
-        nengo.Connection(stim, ens.neurons, transform=1.0, synapse=None)
-        nengo.Connection(ens.neurons, out, transform=1.0 / MAX_RATE, synapse=None)
-        nengo.Probe(out, synapse=SYNAPSE)
+        base = SignedBaselineLayer("tanh", n_units, max_rate=MAX_RATE)
+        nengo.Connection(stim, base.input, synapse=None)
+        nengo.Probe(base.output, synapse=SYNAPSE)
     return model
 
 

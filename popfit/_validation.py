@@ -179,3 +179,35 @@ def check_synapse(synapse, name, allow_none=True):
             return None
         raise PopfitValueError(f"{name} must be a time constant > 0 s (got None)")
     return check_positive(synapse, name)
+
+
+def check_fit(fit, name="fit"):
+    """Return ``fit``, checking that it is a `popfit.PopulationFit`."""
+    # imported here: result.py imports neurons.py and targets.py, which import this module
+    from .result import PopulationFit
+
+    if not isinstance(fit, PopulationFit):
+        raise PopfitTypeError(
+            f"{name} must be a popfit.PopulationFit (got {type(fit).__name__}); "
+            "make one with popfit.fit_activation or popfit.load_fit"
+        )
+    return fit
+
+
+
+def check_finite_array(value, name, shape=None, shape_name=None):
+    """`check_real_array`, then ``shape`` (if given) and finiteness, as a PopfitValueError.
+
+    ``shape_name`` describes the shape in words, e.g. ``"(n_units,)"``.
+    """
+    arr = check_real_array(value, name)
+    want = ""
+    if shape is not None:
+        want = f" of shape {shape_name + ' = ' if shape_name else ''}{tuple(shape)}"
+        if arr.shape != tuple(shape):
+            raise PopfitValueError(f"{name} must be a finite array{want} (got shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise PopfitValueError(
+            f"{name} must be a finite array{want} (got shape {arr.shape} with non-finite values)"
+        )
+    return arr

@@ -10,8 +10,6 @@ import os
 import re
 import sys
 
-import numpy as np
-
 from .exceptions import PopfitError
 
 _NEURONS = {"lif": "LIF", "relu": "RectifiedLinear"}
@@ -125,22 +123,11 @@ def _cmd_fit(args, out):
 
 
 def _cmd_table(args, out):
-    from .baseline import nengo_default_nrmse
-    from .fit import fit_activation
+    from .baseline import compute_accuracy, format_accuracy
 
-    neuron_type = _NEURONS[args.neuron]
-    print(f"NRMSE over the domain, {neuron_type}, max_rate 400 Hz, synapse {args.synapse}; "
-          f"Nengo default = median over {args.seeds} seeds (LstsqL2)", file=out)
-    print(f"{'target':>9} {'N':>3} {'popfit':>10} {'nengo':>10} {'ratio':>7} {'fit s':>6}",
-          file=out)
-    for target in args.targets:
-        for n in args.neurons:
-            fit = fit_activation(target, n, neuron_type=neuron_type, synapse=args.synapse,
-                                 seed=0)
-            base = float(np.median(nengo_default_nrmse(
-                target, n, neuron_type=neuron_type, seeds=range(args.seeds))))
-            print(f"{target:>9} {n:>3} {fit.nrmse:>10.5f} {base:>10.5f} "
-                  f"{fit.nrmse / base:>7.3f} {fit.fit_time:>6.2f}", file=out)
+    print(format_accuracy(compute_accuracy(
+        args.targets, args.neurons, neuron_type=_NEURONS[args.neuron], synapse=args.synapse,
+        seeds=range(args.seeds))), file=out)
 
 
 def main(argv=None, out=None):

@@ -52,7 +52,7 @@ from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
 from ._validation import check_eval_points, check_int, check_seed, check_synapse, public
 from .metrics import error_scale
 from .neurons import (LOWEST_RATE_FRACTION, RateModel, check_max_rate, gain_bias,
-                      resolve_neuron_type, spike_noise_variance)
+                      is_loihi_type, resolve_neuron_type, spike_noise_variance)
 from .targets import evaluate_target, resolve_target
 
 #: Largest population `fit_activation` accepts. The fit of N neurons climbs
@@ -857,6 +857,12 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     start_time = time.perf_counter()
     n_neurons = check_int(n_neurons, "n_neurons", low=1, high=MAX_N_NEURONS)
     neuron_type = resolve_neuron_type(neuron_type)
+    if is_loihi_type(neuron_type):  # whole-step spiking: smooth surrogate, see popfit.loihi
+        from .loihi import fit_loihi
+
+        return fit_loihi(target, n_neurons, neuron_type=neuron_type, domain=domain,
+                         max_rate=max_rate, synapse=synapse, eval_points=eval_points,
+                         seed=seed)
     max_rate = check_max_rate(max_rate, neuron_type)
     synapse = check_synapse(synapse, "synapse")
     target, (lo, hi) = resolve_target(target, domain)

@@ -19,24 +19,61 @@ on the Ensemble.
 """
 
 
+import warnings
+
 import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import check_int, check_synapse, public
+from ._validation import (_CALLER, check_finite_array, check_fit, check_int, check_synapse,
+                          public)
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import SUPPORTED, ignore_max_rates_warnings, rate_twin, spiking_twin  # noqa: F401
+from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
+                      rate_twin, spiking_twin)
+
+#: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
+HARDWARE = (None, "loihi")
+#: nengo's default time step (s); `warn_tau_ref_below_dt` compares tau_ref with it.
+NENGO_DT = 0.001
 
 
-def _check_fit(fit):
-    from .result import PopulationFit
+def check_hardware(hardware):
+    """Return ``hardware`` (None or ``"loihi"``) or raise `PopfitValueError`."""
+    if hardware is not None and not (isinstance(hardware, str) and hardware in HARDWARE):
+        raise PopfitValueError(
+            "hardware must be None (nengo's reference simulator: block-sparse "
+            f"transforms) or 'loihi' (builds on nengo_loihi.Simulator) (got {hardware!r})")
+    return hardware
 
-    if not isinstance(fit, PopulationFit):
-        raise PopfitTypeError(
-            f"fit must be a popfit.PopulationFit (got {fit!r} of type "
-            f"{type(fit).__name__}); make one with popfit.fit_activation"
-        )
-    return fit
+
+def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
+    """Warn when a spiking nengo LIF has ``tau_ref < dt``.
+
+    nengo's spiking `nengo.LIF` does not reach its rate model then: with
+    ``tau_ref=0`` and ``J = 10`` it fires 333 Hz at ``dt = 1 ms`` where
+    ``LIF.rates`` says 475 Hz, so a fit made against the rate model is wrong in
+    ``nengo.Simulator``.
+    """
+    if isinstance(neuron_type, nengo.LIF) and neuron_type.tau_ref < dt:
+        warnings.warn(
+            f"{_CALLER.get() or 'popfit'}: spiking {neuron_type!r} has tau_ref = "
+            f"{neuron_type.tau_ref:g} s < "
+            f"dt = {dt:g} s: nengo's spiking LIF then fires below its rate model (tau_ref=0, "
+            f"J=10: 333 Hz instead of 475 Hz), so the fitted decoders are wrong in "
+            f"nengo.Simulator; fit with tau_ref >= {dt:g} s, or export with spiking=False",
+            UserWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel():
+    """``warnings.warn`` stacklevel of the first frame outside popfit (the user's call)."""
+    import inspect
+    import os
+
+    root = os.path.dirname(os.path.abspath(__file__))
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def export_neuron_type(fit, spiking):
@@ -46,7 +83,13 @@ def export_neuron_type(fit, spiking):
     spiking twin (``spiking=True``) or is not a type popfit supports.
     """
     nt = fit.neuron_type
+    if is_loihi_type(nt):  # nengo-loihi's whole-step types (popfit.loihi)
+        from .loihi import loihi_export_neuron_type
+
+        return loihi_export_neuron_type(nt, spiking)
     twin = spiking_twin(nt) if spiking else None
+    if spiking and twin is not None:
+        warn_tau_ref_below_dt(twin)
     if type(nt) not in SUPPORTED or (spiking and twin is None):
         mode = "spiking=True" if spiking else "spiking=False"
         raise PopfitValueError(
@@ -86,8 +129,10 @@ class PopulationNeuron(nengo.Network):
     fit : PopulationFit
     spiking : bool
     ensemble : nengo.Ensemble
-        ``fit.n_neurons`` neurons, 1 dimension, with the fitted gain, bias and
-        encoders.
+        ``fit.n_neurons`` neurons, 1 dimension, with the fitted bias and
+        encoders, ``radius = max |fit.domain|`` and ``gain = fit.gain * radius``
+        (nengo divides the input by the radius, so each neuron's current is
+        exactly ``fit.gain * encoder * x + fit.bias``).
     input : nengo.Node
         Size 1: the unit's input ``x``.
     output : nengo.Node
@@ -96,9 +141,13 @@ class PopulationNeuron(nengo.Network):
 
     Notes
     -----
+    The network builds unmodified on ``nengo_loihi.Simulator`` (see
+    docs/loihi.md): the radius keeps the value nengo-loihi encodes on the host
+    inside [-1, 1], and the decoded output is computed on the host.
+
     The ensemble's ``max_rates`` and ``intercepts`` that nengo reports
     (``sim.data[pop.ensemble]``) are nengo's reading of the gain and bias at
-    the encoded input ``x = 1`` and are not the fit's tuning. For a neuron that
+    the encoded input ``x = radius`` and are not the fit's tuning. For a neuron that
     reaches threshold only just beyond ``x = 1`` (possible on domains wider
     than ``[-1, 1]``), building the network in ``nengo.Simulator`` can emit
     the harmless warnings described in `PopulationLayer`.
@@ -106,7 +155,7 @@ class PopulationNeuron(nengo.Network):
 
     @public("PopulationNeuron")
     def __init__(self, fit, label=None, spiking=True, **kwargs):
-        self.fit = _check_fit(fit)
+        self.fit = check_fit(fit)
         self.spiking = bool(spiking)
         neuron_type = export_neuron_type(fit, self.spiking)
         if label is None:
@@ -114,10 +163,14 @@ class PopulationNeuron(nengo.Network):
         super().__init__(label=label, **kwargs)
         with self:
             self.input = nengo.Node(size_in=1, label="input")
+            # radius = max |domain|, gain multiplied back: nengo divides the input by
+            # the radius (exact), and nengo-loihi's host-to-chip encoders, which
+            # cover [-1, 1], then see only values inside [-1, 1]
+            radius = float(np.max(np.abs(fit.domain)))
             self.ensemble = nengo.Ensemble(
-                fit.n_neurons, 1, neuron_type=neuron_type, gain=fit.gain.copy(),
+                fit.n_neurons, 1, neuron_type=neuron_type, gain=fit.gain * radius,
                 bias=fit.bias.copy(), encoders=fit.encoders[:, None].copy(),
-                label="ensemble",
+                radius=radius, label="ensemble",
             )
             self.output = nengo.Node(size_in=1, label="output")
             nengo.Connection(self.input, self.ensemble, synapse=None)
@@ -151,6 +204,17 @@ class PopulationLayer(nengo.Network):
     input_bias : array_like, shape (n_units,), optional
         Added to each unit's input before the activation; folded into the
         neurons' bias currents (``bias_n + gain_n * encoder_n * b_u``).
+    hardware : None or "loihi"
+        None (default): block-sparse transforms everywhere, the fastest
+        network in nengo's reference simulator. ``"loihi"``: the network also
+        builds on ``nengo_loihi.Simulator``: the connections that cross
+        between host and chip (``input`` to the neurons, the neurons to
+        ``output`` or to any Node in `connect_to`) use Dense transforms, and
+        ``input`` is sent to the chip divided by `input_scale` (and multiplied
+        back on chip), inside nengo-loihi's [-1, 1] encoding range. Neuron to
+        neuron connections stay Sparse (nengo-loihi runs them on chip). Dense
+        transforms cost O(n_units**2 * N) per step in nengo (a 1,000-unit layer
+        runs 30-40x slower than the Sparse one), hence not the default.
     **kwargs
         Passed to `nengo.Network` (e.g. ``seed``).
 
@@ -168,10 +232,13 @@ class PopulationLayer(nengo.Network):
         encoder product every step), with a single evaluation point: drive
         the layer through `input` or `connect_to`, read ``ensemble.neurons``,
         and do not decode from the ensemble itself.
+    hardware : None or "loihi"
     input : nengo.Node
-        Size ``n_units``.
+        Size ``n_units``. Made (with its connection to the neurons) the first
+        time it is used.
     output : nengo.Node
-        Size ``n_units``: each unit's decoded activity.
+        Size ``n_units``: each unit's decoded activity. Made the first time it
+        is used: a layer read only through `connect_to` has no idle Node.
 
     Notes
     -----
@@ -202,21 +269,18 @@ class PopulationLayer(nengo.Network):
     """
 
     @public("PopulationLayer")
-    def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None, **kwargs):
-        self.fit = _check_fit(fit)
+    def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None,
+                 hardware=None, **kwargs):
+        self.fit = check_fit(fit)
         self.n_units = check_int(n_units, "n_units", low=1)
         self.spiking = bool(spiking)
+        self.hardware = check_hardware(hardware)
         neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
         if input_bias is None:
             input_bias = np.zeros(self.n_units)
-        input_bias = np.asarray(input_bias, dtype=float)
-        if input_bias.shape != (self.n_units,) or not np.all(np.isfinite(input_bias)):
-            raise PopfitValueError(
-                f"input_bias must be a finite array of shape (n_units,) = "
-                f"({self.n_units},) (got shape {input_bias.shape}"
-                f"{'' if input_bias.shape != (self.n_units,) else ' with non-finite values'})"
-            )
+        input_bias = check_finite_array(input_bias, "input_bias", shape=(self.n_units,),
+                                      shape_name="(n_units,)")
         self.input_bias = input_bias
         gain = np.tile(fit.gain, self.n_units)
         encoders = np.tile(fit.encoders, self.n_units)
@@ -224,18 +288,69 @@ class PopulationLayer(nengo.Network):
         if label is None:
             label = f"PopulationLayer({fit.target.name}, {self.n_units})"
         super().__init__(label=label, **kwargs)
+        self._input = self._output = None
         with self:
-            self.input = nengo.Node(size_in=self.n_units, label="input")
             self.ensemble = nengo.Ensemble(
                 self.n_neurons, 1, neuron_type=neuron_type, gain=gain, bias=bias,
                 encoders=encoders[:, None], eval_points=np.zeros((1, 1)),
                 label="ensemble",
             )  # one eval point: the decoded dimension is unused, sampling is wasted build time
-            self.output = nengo.Node(size_in=self.n_units, label="output")
-            nengo.Connection(self.input, self.ensemble.neurons, synapse=None,
-                             transform=_sparse(self.encoders_block()))
-            nengo.Connection(self.ensemble.neurons, self.output, synapse=None,
-                             transform=_sparse(self.decoders_block()))
+
+    # `input` and `output` are made on first use, so a layer driven or read only
+    # through `connect_to` has no idle Node: no per-step work in nengo, and no
+    # encoding neurons or probes in nengo-loihi
+    @property
+    def input(self):
+        """`nengo.Node` of size ``n_units``: the units' inputs (made on first use)."""
+        if self._input is None:
+            with self:
+                self._input = nengo.Node(size_in=self.n_units, label="input")
+                if self.hardware == "loihi":
+                    # nengo-loihi encodes host values with on/off neurons covering
+                    # [-1, 1]: send x / scale, multiply the scale back on chip (Dense:
+                    # host-to-chip connections take no Sparse transform)
+                    scale = self.input_scale
+                    scaled = nengo.Node(size_in=self.n_units, label="input (scaled)")
+                    nengo.Connection(self._input, scaled, transform=1.0 / scale,
+                                     synapse=None)
+                    block = self.encoders_block().toarray() * scale[None, :]
+                    nengo.Connection(scaled, self.ensemble.neurons, synapse=None,
+                                     transform=nengo.transforms.Dense(block.shape, init=block))
+                else:
+                    nengo.Connection(self._input, self.ensemble.neurons, synapse=None,
+                                     transform=_sparse(self.encoders_block()))
+        return self._input
+
+    @property
+    def output(self):
+        """`nengo.Node` of size ``n_units``: each unit's decoded activity (made on first use)."""
+        if self._output is None:
+            with self:
+                self._output = nengo.Node(size_in=self.n_units, label="output")
+                nengo.Connection(self.ensemble.neurons, self._output, synapse=None,
+                                 transform=self._transform(self.decoders_block(),
+                                                           self._output))
+        return self._output
+
+    @property
+    def input_scale(self):
+        """Per-unit input scale (``hardware="loihi"``), shape ``(n_units,)``.
+
+        ``max |fit.domain| + |input_bias_u|``: the largest input ``x_u`` whose
+        ``x_u + input_bias_u`` lies in the domain. The value nengo-loihi encodes
+        on the host is ``x_u / input_scale_u``, inside [-1, 1].
+        """
+        return float(np.max(np.abs(self.fit.domain))) + np.abs(self.input_bias)
+
+    def _transform(self, weights, post):
+        """Sparse (fast in nengo) unless ``hardware="loihi"`` and ``post`` is a Node
+        (off chip: nengo-loihi takes only Dense transforms from chip to host)."""
+        host = isinstance(post, nengo.Node) or (
+            isinstance(post, nengo.base.ObjView) and isinstance(post.obj, nengo.Node))
+        if scipy.sparse.issparse(weights) and not (self.hardware == "loihi" and host):
+            return _sparse(weights)
+        weights = weights.toarray() if scipy.sparse.issparse(weights) else np.asarray(weights)
+        return nengo.transforms.Dense(weights.shape, init=weights)
 
     @property
     def n_neurons(self):
@@ -269,7 +384,7 @@ class PopulationLayer(nengo.Network):
                                        shape=(self.n_units, self.n_neurons))
 
     @public("PopulationLayer.connect_to")
-    def connect_to(self, post, transform=None, synapse=0.005):
+    def connect_to(self, post, transform=None, synapse=0.005, *, weights=None):
         """Connect this layer's neurons to ``post`` with the decoders folded in.
 
         Parameters
@@ -279,14 +394,27 @@ class PopulationLayer(nengo.Network):
             ``post.encoders_block() @ transform @ self.decoders_block()``; nengo
             applies the post gain), or any object with ``size_in == k`` (decoded
             weights ``transform @ self.decoders_block()``).
-        transform : array_like, shape (k, n_units), optional
-            Linear map between this layer's unit outputs and ``post``'s ``k``
-            inputs (``k = post.n_units`` for a layer). Default: identity, which
-            needs ``k == n_units``; the weights are then block-sparse
-            (`nengo.transforms.Sparse`). A dense ``transform`` gives a dense
-            weight matrix (`nengo.transforms.Dense`).
+        transform : array_like, scipy sparse matrix, nengo.Dense or nengo.Sparse, optional
+            Linear map, shape ``(k, n_units)``, between this layer's unit
+            outputs and ``post``'s ``k`` inputs (``k = post.n_units`` for a
+            layer); finite real values. Default: identity, which needs
+            ``k == n_units``. The weights are block-sparse
+            (`nengo.transforms.Sparse`) for the identity, a scipy sparse matrix
+            or a `nengo.transforms.Sparse`, and dense
+            (`nengo.transforms.Dense`) for an array or a `nengo.transforms.Dense`
+            (which take nengo's meaning: a scalar or 1-D ``init`` is a
+            diagonal). A nengo transform must hold numbers, not a
+            `nengo.dists.Distribution` (the weights are folded now, not at
+            build time); other nengo transforms (``Convolution``) are refused.
         synapse : float or None
             Lowpass time constant (s) of the connection, > 0, or None.
+        weights : array_like, shape (k, n_neurons), optional
+            Neuron-level weights from each of this layer's neurons to ``post``'s
+            ``k`` inputs, used as given instead of ``transform @
+            self.decoders_block()`` (e.g. the weights `popfit.convert` re-solves
+            for the actual populations, ``refit=True``); not together with
+            ``transform``. A following layer still gets ``post.encoders_block()
+            @ weights``. The connection is then dense (`nengo.transforms.Dense`).
 
         Returns
         -------
@@ -306,7 +434,18 @@ class PopulationLayer(nengo.Network):
                 f"ensemble.neurons or a slice of one (got {post!r} of type "
                 f"{type(post).__name__})"
             )
-        if transform is None:
+        if weights is not None:
+            if transform is not None:
+                raise PopfitValueError(
+                    "pass either transform (unit level, decoders folded in) or weights "
+                    "(neuron level, used as given), not both")
+            weights = np.asarray(weights, dtype=float)
+            if weights.shape != (k, self.n_neurons) or not np.all(np.isfinite(weights)):
+                raise PopfitValueError(
+                    f"weights must be a finite array of shape ({k}, {self.n_neurons}) "
+                    f"(post size, this layer's n_neurons) (got shape {weights.shape}"
+                    f"{' with non-finite values' if weights.shape == (k, self.n_neurons) else ''})")
+        elif transform is None:
             if k != self.n_units:
                 raise PopfitValueError(
                     f"without a transform post must have size {self.n_units} "
@@ -315,23 +454,84 @@ class PopulationLayer(nengo.Network):
                 )
             t = scipy.sparse.identity(self.n_units, format="csr")
         else:
-            t = np.asarray(transform, dtype=float)
+            t = _transform_matrix(transform)
             if t.shape != (k, self.n_units):
                 raise PopfitValueError(
                     f"transform must have shape ({k}, {self.n_units}) "
                     f"(post size, n_units) (got shape {t.shape})"
                 )
-        weights = t @ self.decoders_block()
+        if weights is None:
+            weights = t @ self.decoders_block()
         if isinstance(post, PopulationLayer):
             weights = post.encoders_block() @ weights
-        if scipy.sparse.issparse(weights):
-            transform = _sparse(weights)
-        else:
-            transform = nengo.transforms.Dense(weights.shape, init=np.asarray(weights))
+        values = weights.data if scipy.sparse.issparse(weights) else weights
+        if not np.all(np.isfinite(values)):
+            raise PopfitValueError(
+                "transform times the decoders overflows to inf (largest |transform| "
+                f"entry {_largest(t):g}, largest |decoder| {np.max(np.abs(self.fit.decoders)):g}); "
+                "scale the transform down"
+            )
+        transform = self._transform(weights, target)
         # added to the current network context, like any nengo.Connection: the
         # builder needs it in a network that contains both ends
         return nengo.Connection(self.ensemble.neurons, target, transform=transform,
                                 synapse=synapse)
+
+
+def _largest(matrix):
+    values = matrix.data if scipy.sparse.issparse(matrix) else matrix
+    return float(np.max(np.abs(values))) if values.size else 0.0
+
+
+def _transform_matrix(transform):
+    """A `connect_to` transform as a finite float ndarray or scipy CSR matrix.
+
+    Accepts an array, a scipy sparse matrix, `nengo.transforms.Dense` and
+    `nengo.transforms.Sparse` (with nengo's meaning of their ``init``).
+    """
+    if isinstance(transform, nengo.transforms.Dense):
+        init = transform.init
+        if isinstance(init, nengo.dists.Distribution):
+            raise PopfitTypeError(
+                f"transform nengo.Dense holds a Distribution ({init!r}), sampled only at "
+                "build time; connect_to folds the transform into the weights now: "
+                "sample it yourself and pass nengo.Dense(shape, init=array) or the array"
+            )
+        init = check_finite_array(init, "transform (nengo.Dense init)")
+        if init.ndim < 2:  # nengo: a scalar or a vector is a diagonal
+            t = np.zeros(transform.shape)
+            np.fill_diagonal(t, init)
+        else:
+            t = init
+    elif isinstance(transform, nengo.transforms.Sparse):
+        init = transform.init
+        if isinstance(init, nengo.transforms.SparseMatrix):
+            if isinstance(init.data, nengo.dists.Distribution):
+                raise PopfitTypeError(
+                    f"transform nengo.Sparse holds a Distribution ({init.data!r}), sampled "
+                    "only at build time; connect_to folds the transform into the weights "
+                    "now: pass numeric data or a scipy sparse matrix"
+                )
+            init = init.allocate()
+        t = _real_sparse(init, "transform (nengo.Sparse init)")
+    elif isinstance(transform, nengo.transforms.Transform):
+        raise PopfitTypeError(
+            f"transform must be an array, a scipy sparse matrix, nengo.Dense or "
+            f"nengo.Sparse (got {type(transform).__name__}); connect_to folds a linear "
+            "map into the neuron-to-neuron weights"
+        )
+    elif scipy.sparse.issparse(transform):
+        t = _real_sparse(transform, "transform")
+    else:
+        t = check_finite_array(transform, "transform")
+    return t
+
+
+def _real_sparse(matrix, name):
+    """A scipy sparse matrix of finite real numbers as a float CSR matrix (stays sparse)."""
+    matrix = scipy.sparse.csr_matrix(matrix)
+    check_finite_array(matrix.data, f"{name} (sparse data)")
+    return matrix.astype(float)
 
 
 def _sparse(matrix):

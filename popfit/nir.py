@@ -74,11 +74,19 @@ def _layer_stage(layer):
                   layer.decoders_block())
 
 
-def _read_object(obj, transforms):
-    """``(stages, transforms, out_transform, out_bias, synapse, label)`` for ``obj``.
+def _fold(stages, ts):
+    """Unit-level transforms -> links: ``ts[k] @ decoders`` of stage k-1 for k >= 1."""
+    return [ts[0]] + [t @ pre.decoders_block for pre, t in zip(stages[:-1], ts[1:])]
 
-    ``transforms[0]`` maps the graph input to the first stage's units,
-    ``transforms[k]`` stage k-1's unit outputs to stage k's unit inputs.
+
+def _read_object(obj, transforms):
+    """``(stages, links, out_link, out_bias, synapse, label)`` for ``obj``.
+
+    ``links[0]`` maps the graph input to the first stage's unit inputs;
+    ``links[k]`` (k >= 1) maps stage k-1's *neuron* activities to stage k's
+    unit inputs (a transform with the decoders folded in, or a converted
+    model's re-solved weights); ``out_link`` maps the last stage's neurons to
+    the outputs.
     """
     from .conversion import ConvertedModel
     from .network import PopulationLayer, PopulationNeuron
@@ -90,10 +98,15 @@ def _read_object(obj, transforms):
                 "ConvertedModel carries its own weights (got transforms as well)")
         spec = obj.spec
         stages = [_layer_stage(layer) for layer in obj.network.layers]
+        if obj.weights is not None:  # re-solved neuron-level weights (refit)
+            links = [spec.hidden[0].weights.T] + [np.asarray(w) for w in obj.weights[:-1]]
+            return (stages, links, np.asarray(obj.weights[-1]),
+                    np.asarray(obj.biases[-1], dtype=float).copy(), obj.synapse,
+                    f"popfit.convert({spec.source})")
         ts = [layer.weights.T for layer in spec.hidden]
         out = spec.output
-        return (stages, ts, out.weights.T, out.bias.copy(), obj.synapse,
-                f"popfit.convert({spec.source})")
+        return (stages, _fold(stages, ts), out.weights.T @ stages[-1].decoders_block,
+                out.bias.copy(), obj.synapse, f"popfit.convert({spec.source})")
     if isinstance(obj, PopulationNeuron):
         if transforms is not None:
             raise PopfitValueError(
@@ -102,7 +115,7 @@ def _read_object(obj, transforms):
         fit = obj.fit
         stage = _Stage(fit, 1, fit.gain, fit.bias, fit.encoders[:, None],
                        fit.decoders[None, :])
-        return [stage], [np.eye(1)], np.eye(1), np.zeros(1), None, obj.label
+        return [stage], [np.eye(1)], stage.decoders_block, np.zeros(1), None, obj.label
     if isinstance(obj, PopulationLayer):
         obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(
@@ -134,7 +147,8 @@ def _read_object(obj, transforms):
             ts.append(t)
         last = layers[-1]
         label = " -> ".join(layer.label for layer in layers)
-        return ([_layer_stage(layer) for layer in layers], ts, np.eye(last.n_units),
+        stages = [_layer_stage(layer) for layer in layers]
+        return (stages, _fold(stages, ts), stages[-1].decoders_block,
                 np.zeros(last.n_units), None, label)
     raise PopfitTypeError(
         "obj must be a popfit.ConvertedModel, a PopulationNeuron, a "
@@ -329,7 +343,7 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
     if not isinstance(drop_tau_ref, bool):
         raise PopfitTypeError("drop_tau_ref must be True or False (got "
                               f"{drop_tau_ref!r})")
-    stages, ts, out_t, out_bias, default_synapse, label = _read_object(obj, transforms)
+    stages, links, out_link, out_bias, default_synapse, label = _read_object(obj, transforms)
     if synapse is None:
         synapse = DEFAULT_SYNAPSE if default_synapse is None else default_synapse
     synapse = _check_synapse(synapse)
@@ -354,17 +368,13 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
     def arr(value, n):
         return np.full(n, float(value))
 
-    nodes = {"input": nir.Input(input_type=np.array([ts[0].shape[1]]))}
+    nodes = {"input": nir.Input(input_type=np.array([links[0].shape[1]]))}
     edges = []
     prev = "input"
-    prev_decoders = None  # decoders block of the previous stage (spikes -> unit outputs)
-    for k, (stage, t, kind) in enumerate(zip(stages, ts, kinds)):
+    for k, (stage, link, kind) in enumerate(zip(stages, links, kinds)):
         n = stage.n_neurons
         fit = stage.fit
-        if prev_decoders is None:
-            weight = stage.weights_in(t)
-        else:
-            weight = stage.weights_in(t @ prev_decoders)
+        weight = stage.weights_in(link)
         bias = stage.bias.copy()
         meta = _metadata(fit, stage, k, synapse if k > 0 else None)
         if kind == "LIF":
@@ -394,8 +404,7 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         nodes[f"neurons_{k}"] = neuron
         edges.append((prev, f"neurons_{k}"))
         prev = f"neurons_{k}"
-        prev_decoders = stage.decoders_block
-    weight = out_t @ prev_decoders
+    weight = np.array(out_link, dtype=float)
     if dt is not None:
         weight = weight / dt
     nodes["affine_out"] = nir.Affine(weight=weight, bias=np.asarray(out_bias, dtype=float))

@@ -10,7 +10,8 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_int, public
+from ._validation import check_fit, check_int, public
+from .baseline import compute_accuracy  # re-exported: popfit.plotting.compute_accuracy
 from .exceptions import PopfitTypeError, PopfitValueError
 
 __all__ = ["plot_fit", "plot_spiking", "plot_accuracy", "compute_accuracy"]
@@ -30,17 +31,6 @@ def _pyplot():
             "install it with: pip install matplotlib"
         ) from err
     return plt
-
-
-def _check_fit(fit):
-    from .result import PopulationFit
-
-    if not isinstance(fit, PopulationFit):
-        raise PopfitTypeError(
-            f"fit must be a popfit.PopulationFit (got {type(fit).__name__}); "
-            "make one with popfit.fit_activation"
-        )
-    return fit
 
 
 def _check_margin(margin):
@@ -108,7 +98,7 @@ def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kw
     matplotlib.figure.Figure or matplotlib.axes.Axes
         The new Figure (``ax=None``; its axes are ``fig.axes[:3]``) or ``ax``.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     n_points = check_int(n_points, "n_points", low=2)
     margin = _check_margin(margin)
     plt = _pyplot()
@@ -253,54 +243,6 @@ def plot_spiking(report, ax=None):
     return fig
 
 
-@public("compute_accuracy")
-def compute_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 6, 8), *,
-                     neuron_type="LIF", max_rate=400.0, synapse=None, seeds=range(10)):
-    """The numbers `plot_accuracy` draws: popfit and Nengo-default NRMSE per size.
-
-    Parameters
-    ----------
-    targets : sequence of str
-        Named targets, each on its default domain.
-    n_neurons : sequence of int
-        Population sizes.
-    neuron_type, max_rate, synapse
-        As in `popfit.fit_activation` (max_rate in Hz, synapse in s).
-    seeds : iterable of int
-        Ensemble seeds for Nengo's default tuning (`popfit.baseline.nengo_default_nrmse`).
-
-    Returns
-    -------
-    dict
-        ``{target: {"n_neurons": list of int, "popfit": list of float (rate
-        NRMSE), "popfit_spiking": list of float or None (expected spiking
-        NRMSE, when ``synapse`` is given), "nengo": ndarray of shape
-        (len(n_neurons), len(seeds))}}``.
-    """
-    from .baseline import nengo_default_nrmse
-    from .fit import fit_activation
-
-    if isinstance(targets, str):
-        targets = (targets,)
-    sizes = [check_int(n, "n_neurons[i]", low=1) for n in n_neurons]
-    if not sizes:
-        raise PopfitValueError(f"n_neurons must hold at least one size (got {n_neurons!r})")
-    seeds = list(seeds)
-    results = {}
-    for target in targets:
-        fits = [fit_activation(target, n, neuron_type=neuron_type, max_rate=max_rate,
-                               synapse=synapse, seed=0) for n in sizes]
-        results[target] = {
-            "n_neurons": sizes,
-            "popfit": [f.nrmse for f in fits],
-            "popfit_spiking": None if synapse is None else [f.spiking_nrmse for f in fits],
-            "nengo": np.array([
-                nengo_default_nrmse(target, n, neuron_type=neuron_type, max_rate=max_rate,
-                                    seeds=seeds) for n in sizes]),
-        }
-    return results
-
-
 @public("plot_accuracy")
 def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 6, 8), *,
                   neuron_type="LIF", max_rate=400.0, synapse=None, seeds=range(10), ax=None,
@@ -315,11 +257,12 @@ def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 
     Parameters
     ----------
     targets, n_neurons, neuron_type, max_rate, synapse, seeds
-        As in `compute_accuracy` (ignored when ``results`` is given).
+        As in `popfit.baseline.compute_accuracy` (ignored when ``results`` is given).
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure's Axes if None.
     results : dict, optional
-        Precomputed output of `compute_accuracy`, to plot without refitting.
+        Precomputed output of `popfit.baseline.compute_accuracy`, to plot
+        without refitting.
 
     Returns
     -------
@@ -331,7 +274,7 @@ def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 
                                    max_rate=max_rate, synapse=synapse, seeds=seeds)
     elif not isinstance(results, dict) or not results:
         raise PopfitTypeError(
-            f"results must be a non-empty dict from popfit.plotting.compute_accuracy "
+            f"results must be a non-empty dict from popfit.baseline.compute_accuracy "
             f"(got {type(results).__name__})"
         )
     if ax is None:

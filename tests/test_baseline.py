@@ -10,7 +10,10 @@ from popfit.exceptions import PopfitTypeError, PopfitValueError
 
 @pytest.mark.parametrize("target, expected", [("tanh", 0.082), ("linear", 0.047)])
 def test_median_matches_design_table(target, expected):
-    # DESIGN.md: LIF, N=4, median over 50 seeds
+    """The medians measured independently with real nengo builds before popfit existed
+    (project design notes, "Nengo default random tuning" table: LIF tau_rc 0.02 s,
+    tau_ref 0.002 s, N=4, default domains, nengo.Ensemble defaults and LstsqL2(reg=0.1),
+    NRMSE on 1001 points, median over 50 seeds): tanh 0.082, linear 0.047."""
     median = nengo_default_median(target, 4, seeds=range(50))
     assert median == pytest.approx(expected, rel=0.1)
 
@@ -76,7 +79,8 @@ def test_deterministic_and_one_value_per_seed():
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"n_neurons": 0}, PopfitValueError, r"nengo_default_nrmse: n_neurons must be an integer >= 1 \(got 0\)"),
     ({"seeds": []}, PopfitValueError, r"nengo_default_nrmse: seeds must hold at least one"),
-    ({"seeds": [-1]}, PopfitValueError, r"seeds\[i\] must be an integer >= 0 \(got -1\)"),
+    ({"seeds": [3, -1]}, PopfitValueError,
+     r"seeds\[1\] must be an integer in \[0, 4294967295\] \(got -1\)"),
     ({"max_rate": 600.0}, PopfitValueError, r"max_rate must be < 500 .*\(got 600\)"),
     ({"neuron_type": "Izhikevich"}, PopfitValueError, r"unknown neuron_type 'Izhikevich'"),
     ({"n_points": 1.5}, PopfitTypeError, r"n_points must be an integer"),

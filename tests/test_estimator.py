@@ -66,6 +66,7 @@ def test_fit_matches_the_sampled_function(fitted, samples):
     assert fitted.score(X, y) > 0.98
 
 
+@pytest.mark.slow
 def test_one_feature_versions_of_the_sklearn_checks(fitted, samples):
     X, y = samples
     reg = clone(fitted)
@@ -125,6 +126,7 @@ def test_errors():
         PopulationRegressor(0).fit([[0.0], [1.0]], [0.0, 1.0])
 
 
+@pytest.mark.slow
 def test_grid_search_selects_n_neurons(samples):
     X, y = samples
     search = GridSearchCV(PopulationRegressor(random_state=0), {"n_neurons": [1, 2, 4]},

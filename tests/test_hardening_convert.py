@@ -343,7 +343,7 @@ def test_present_reads_out_any_network():
 def test_decoded_output_is_present(converted, data):
     X = data[0][:3]
     np.testing.assert_array_equal(
-        converted.decoded_output(X, 0.03, progress_bar=False),
+        converted.decoded_output(X, 0.03, progress_bar=False, sequential=True),
         present(converted.network, X, 0.03, seed=converted.seed, progress_bar=False))
 
 

@@ -160,7 +160,9 @@ def test_plot_accuracy_from_results(accuracy, tmp_path):
         median = _line(ax, f"{target}: Nengo default")
         np.testing.assert_allclose(median.get_ydata(), np.median(r["nengo"], axis=1))
     assert len(ax.collections) == 2  # one interquartile band per target
-    # popfit beats the default tuning at N=2 for both targets (DESIGN.md)
+    # popfit beats the default tuning at N=2 for both targets (medians of the default
+    # tuning with 2 ReLU neurons, measured independently over 50 seeds with real nengo
+    # builds: tanh 0.179, linear 0.079; a fitted ReLU pair represents linear exactly)
     for r in accuracy.values():
         assert r["popfit"][1] < np.median(r["nengo"][1])
 

@@ -22,16 +22,20 @@ A trained model is first read into a `ModelSpec` (`popfit.conversion.readers`).
 """
 
 import math
+import numbers
 import time
 
 import numpy as np
 
 from .._validation import check_int, check_positive, check_seed, check_synapse, public
-from ..exceptions import ConversionError
+from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
+from ..metrics import grid
+from ..network import check_hardware
 from ..neurons import check_max_rate, resolve_neuron_type
 from ..targets import get_named_target
 from .model import ConvertedModel, LayerInfo
 from .readers import read_model
+from .refit import enough_for_refit, refit_weights
 from .spec import check_samples
 
 CALIBRATION_PERCENTILE = 99.0
@@ -39,8 +43,6 @@ CALIBRATION_PERCENTILE = 99.0
 DOMAIN_FLOOR_FRACTION = 0.25
 #: Significant digits of a calibrated half-width (readable, and equal domains share a fit).
 DOMAIN_DIGITS = 3
-#: Points of the grid over the domain on which mean rates are computed without calibration.
-RATE_GRID_POINTS = 1001
 
 
 def round_up(m, digits=DOMAIN_DIGITS):
@@ -68,10 +70,39 @@ def choose_domain(activation, z):
     return (-m, m), float(np.mean(np.abs(z) > m))
 
 
+#: Population sizes `n_neurons="auto"` tries, smallest first.
+AUTO_NEURONS = tuple(range(1, 17))
+#: Default share of the calibration data held out to check the weight re-solve.
+REFIT_HOLDOUT = 0.2
+
+
+def check_n_neurons(n_neurons, n_hidden):
+    """Per-hidden-layer neurons per unit: a tuple of ints, or None for ``"auto"``."""
+    if isinstance(n_neurons, str):
+        if n_neurons != "auto":
+            raise PopfitValueError(
+                f"n_neurons must be an int >= 1, a list of them (one per hidden layer) or "
+                f"'auto' (got the string {n_neurons!r})")
+        return None
+    if isinstance(n_neurons, (list, tuple, np.ndarray)):
+        if len(n_neurons) != n_hidden:
+            raise PopfitValueError(
+                f"n_neurons has {len(n_neurons)} entries but the model has {n_hidden} "
+                f"hidden layer(s); pass one int per hidden layer (got {list(n_neurons)!r})")
+        return tuple(check_int(n, "n_neurons", low=1) for n in n_neurons)
+    return (check_int(n_neurons, "n_neurons", low=1),) * n_hidden
+
+
+def fit_error(fit):
+    """The fit's expected error: spiking NRMSE at its synapse, or rate NRMSE (rates only)."""
+    return fit.nrmse if fit.spiking_nrmse is None else fit.spiking_nrmse
+
+
 @public("convert")
 def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
             noise_synapse=0.02,
-            calibration_data=None, seed=None):
+            calibration_data=None, seed=None, refit=None, refit_holdout=REFIT_HOLDOUT,
+            tolerance=0.02, hardware=None, weight_bits=None):
     """Convert a trained model into a spiking Nengo network of positive-only neurons.
 
     Every hidden unit becomes a small population fitted by
@@ -91,8 +122,12 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         softmax output makes the converted model a classifier (class labels
         ``0 .. k-1``), any other output a regressor. Weights and biases must
         be finite.
-    n_neurons : int
-        Neurons per hidden unit (>= 1).
+    n_neurons : int, list of int, or "auto"
+        Neurons per hidden unit (>= 1); a list gives one count per hidden
+        layer. ``"auto"`` picks, per hidden layer, the smallest count in
+        1..16 whose fit's expected error (spiking NRMSE at ``noise_synapse``,
+        or rate NRMSE when it is None) is at most ``tolerance``, or 16 if none
+        is (see `ConvertedModel.report`).
     neuron_type : str or nengo.neurons.NeuronType
         As in `popfit.fit_activation` (default ``"LIF"``).
     max_rate : float
@@ -120,8 +155,45 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         ``eval_points``. Without it, each activation's default domain is used
         (tanh (-3, 3), sigmoid (-6, 6), linear and relu (-1, 1)).
     seed : int, optional
-        Seed in [0, 2**32 - 1] for the fits and for the simulator (initial
-        neuron states): the same seed gives identical predictions.
+        Seed in [0, 2**32 - 1] for the fits, the held-out split of ``refit``
+        and the simulator (initial neuron states): the same seed gives
+        identical predictions.
+    refit : bool, optional
+        Re-solve the weights leaving every hidden layer for its actual
+        populations (`popfit.conversion.refit`): by noise-regularized least
+        squares on the calibration data, layer by layer, each layer fed by
+        the previous converted layer, so that the next layer's
+        pre-activations (the outputs, for the last) match the source
+        model's. The penalty of each neuron's weights is its spike-noise
+        variance at ``noise_synapse`` (at ``synapse`` if that is None). The
+        network then connects each layer's neurons with these dense weights.
+        Default: True when ``calibration_data`` has enough samples (at
+        least 10 to solve on and 10 held out), else False; True without
+        enough calibration data is an error.
+    refit_holdout : float
+        Share of ``calibration_data`` in (0, 1) held out from the re-solve:
+        a layer keeps its re-solved weights only if they lower the held-out
+        error, and `ConvertedModel.refit_report` gives the rate-level output
+        error on it before and after.
+    tolerance : float
+        Largest expected fit NRMSE for ``n_neurons="auto"`` (> 0).
+
+    hardware : None or "loihi"
+        None (default): the network nengo's reference simulator runs fastest
+        (block-sparse transforms). ``"loihi"``: the network also builds and
+        runs unmodified on ``nengo_loihi.Simulator(model.network)``: Dense
+        transforms where values cross between host and chip, the first
+        layer's input scaled into nengo-loihi's [-1, 1] encoding range, the
+        output decoded on the host (see `popfit.PopulationLayer` and
+        docs/loihi.md); `report` then says how the model maps onto the chip.
+        For fits of Loihi's whole-step rate curve also pass
+        ``neuron_type="LoihiLIF"`` (needs ``popfit[loihi]``).
+    weight_bits : int, optional
+        Round the weights into every layer's neurons (those that run on chip)
+        to ``weight_bits`` magnitude bits with one shared step per connection,
+        as Loihi stores them (``weight_bits=8``); the network then computes
+        what the chip computes. With ``calibration_data``, `report` states the
+        rate-level cost (`popfit.loihi.quantization_cost`).
 
     Returns
     -------
@@ -139,14 +211,31 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     from ..fit import fit_activation
 
     start = time.perf_counter()
-    n_neurons = check_int(n_neurons, "n_neurons", low=1)
     neuron_type = resolve_neuron_type(neuron_type)
     max_rate = check_max_rate(max_rate, neuron_type)
     synapse = check_positive(synapse, "synapse")
     noise_synapse = check_synapse(noise_synapse, "noise_synapse")
     seed = check_seed(seed, allow_none=True)
+    tolerance = check_positive(tolerance, "tolerance")
+    refit_holdout = check_positive(refit_holdout, "refit_holdout", upper=1.0)
+    refit_default = refit is None
+    if refit is None:
+        refit = calibration_data is not None
+    elif not isinstance(refit, (bool, np.bool_)):
+        raise PopfitTypeError(f"refit must be True, False or None (got {refit!r})")
+    elif refit and calibration_data is None:
+        raise PopfitValueError(
+            "refit=True needs calibration_data (the weights are solved on it); pass "
+            "calibration_data (e.g. the training inputs) or refit=False")
     spec = read_model(model)
-    pre = None
+    counts = check_n_neurons(n_neurons, len(spec.hidden))
+    if refit and calibration_data is not None and refit_default and \
+            not enough_for_refit(len(np.asarray(calibration_data)), refit_holdout):
+        refit = False  # the default only: too few samples to solve on and hold out
+    pre = X_cal = None
+    hardware = check_hardware(hardware)
+    if weight_bits is not None:
+        weight_bits = check_int(weight_bits, "weight_bits", low=2, high=16)
     if calibration_data is not None:
         X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
         with np.errstate(over="ignore", invalid="ignore"):
@@ -167,27 +256,43 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
             key, eval_points = (layer.activation, domain), None
         else:  # fitted to this layer's pre-activations inside its domain
             key, eval_points = (layer.activation, domain, i), z[np.abs(z) <= domain[1]]
-        if key not in cache:
-            cache[key] = fit_activation(
-                layer.activation, n_neurons, neuron_type=neuron_type, domain=domain,
-                max_rate=max_rate, synapse=noise_synapse, eval_points=eval_points,
-                seed=seed)
-        fit = cache[key]
+        sizes = AUTO_NEURONS if counts is None else (counts[i],)
+        for n in sizes:  # "auto": smallest population meeting the tolerance
+            if key + (n,) not in cache:
+                cache[key + (n,)] = fit_activation(
+                    layer.activation, n, neuron_type=neuron_type, domain=domain,
+                    max_rate=max_rate, synapse=noise_synapse, eval_points=eval_points,
+                    seed=seed)
+            fit = cache[key + (n,)]
+            if fit_error(fit) <= tolerance:
+                break
         if z is None:
-            x, basis = np.linspace(domain[0], domain[1], RATE_GRID_POINTS), "domain"
+            x, basis = grid(domain), "domain"  # mean rates without calibration
         else:
             x, basis = z.ravel(), "calibration"
         mean_rate = float(np.mean(fit.rates(x)))
         fits.append(fit)
         infos.append(LayerInfo(layer.label, layer.activation, layer.n_out, domain, outside,
                                mean_rate, basis))
-    return ConvertedModel(spec, fits, infos, build_network(spec, fits, synapse, seed),
+    weights = biases = report = None
+    if refit:
+        weights, biases, report = refit_weights(
+            spec, fits, X_cal, holdout=refit_holdout,
+            noise_synapse=synapse if noise_synapse is None else noise_synapse, seed=seed)
+    if not isinstance(n_neurons, numbers.Integral):  # a list, or "auto": the counts used
+        n_neurons = tuple(fit.n_neurons for fit in fits)
+    return ConvertedModel(spec, fits, infos,
+                          build_network(spec, fits, synapse, seed, weights, biases,
+                                        hardware),
                           neuron_type=neuron_type, n_neurons=n_neurons, max_rate=max_rate,
-                          synapse=synapse, seed=seed,
-                          convert_time=time.perf_counter() - start)
+                          synapse=synapse, seed=seed, weights=weights, biases=biases,
+                          refit_report=report, convert_time=time.perf_counter() - start,
+                          hardware=hardware, weight_bits=weight_bits,
+                          quantization_data=None if X_cal is None else X_cal[:500])
 
 
-def build_network(spec, fits, synapse, seed=None):
+def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,
+                  hardware=None):
     """The `nengo.Network` of a converted model (see `ConvertedModel.network`).
 
     Parameters
@@ -199,6 +304,14 @@ def build_network(spec, fits, synapse, seed=None):
         Lowpass time constant (s) of the neuron-to-neuron and output connections.
     seed : int, optional
         The network's seed.
+    weights, biases : sequences of ndarray, optional
+        Re-solved weights (``weights[l]``, shape ``(n_next, n_neurons_l)``) from
+        each hidden layer's neurons to the next layer's units or the outputs,
+        and the next layer's input bias (`popfit.conversion.refit`). Default:
+        the source model's weights with the decoders folded in (block-sparse
+        within a layer).
+    hardware : None or "loihi"
+        Passed to every `popfit.PopulationLayer` (see `convert`).
     """
     import nengo
 
@@ -208,19 +321,29 @@ def build_network(spec, fits, synapse, seed=None):
     with net:
         net.input = nengo.Node(size_in=spec.n_features, label="input")
         net.layers = []
+        refit = weights is not None
+        in_bias = [layer.bias for layer in spec.hidden[:1]] + list(
+            biases[:-1] if refit else [layer.bias for layer in spec.hidden[1:]])
         for i, (layer, fit) in enumerate(zip(spec.hidden, fits)):
             net.layers.append(PopulationLayer(
                 fit, layer.n_out, label=f"hidden {i}: {layer.label} ({layer.activation})",
-                input_bias=layer.bias))
+                input_bias=in_bias[i], hardware=hardware))
         first = spec.hidden[0]
         nengo.Connection(net.input, net.layers[0].input, transform=first.weights.T,
                          synapse=None)
-        for pre, post, layer in zip(net.layers[:-1], net.layers[1:], spec.hidden[1:]):
-            pre.connect_to(post, transform=layer.weights.T, synapse=synapse)
+        for i, (pre, post) in enumerate(zip(net.layers[:-1], net.layers[1:])):
+            if refit:
+                pre.connect_to(post, weights=weights[i], synapse=synapse)
+            else:
+                pre.connect_to(post, transform=spec.hidden[i + 1].weights.T, synapse=synapse)
         out = spec.output
         net.output = nengo.Node(size_in=out.n_out, label="output")
-        net.layers[-1].connect_to(net.output, transform=out.weights.T, synapse=synapse)
-        if np.any(out.bias != 0):
-            bias = nengo.Node(out.bias.copy(), label="output bias")
+        if refit:
+            net.layers[-1].connect_to(net.output, weights=weights[-1], synapse=synapse)
+        else:
+            net.layers[-1].connect_to(net.output, transform=out.weights.T, synapse=synapse)
+        out_bias = biases[-1] if refit else out.bias
+        if np.any(out_bias != 0):
+            bias = nengo.Node(np.array(out_bias, dtype=float), label="output bias")
             nengo.Connection(bias, net.output, synapse=None)
     return net

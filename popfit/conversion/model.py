@@ -17,8 +17,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.metaestimators import available_if
 
-from .._validation import check_positive, check_seed, public
+from .._validation import check_int, check_positive, check_seed, public
 from ..exceptions import PopfitTypeError, PopfitValueError
+from .refit import forward
 from .spec import apply_activation, check_samples
 
 #: ``presentation_time`` below this many synapse time constants per filtered
@@ -63,7 +64,8 @@ def _check_presentation_time(presentation_time, dt):
 
 
 @public("present")
-def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar=None):
+def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar=None,
+            simulator=None):
     """Simulate ``network`` on each sample; the decoded output averaged over each presentation.
 
     Each sample is held on ``network.input`` for ``presentation_time``
@@ -91,6 +93,10 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     progress_bar : bool or nengo.utils.progress.ProgressBar, optional
         Nengo's progress bar; default: shown when the batch lasts 20 s of
         simulated time or more.
+    simulator : callable, optional
+        A nengo backend's ``Simulator`` class (or a `functools.partial` of one
+        with extra arguments), called as ``simulator(network, dt=dt,
+        seed=seed, progress_bar=progress_bar)``; default `nengo.Simulator`.
 
     Returns
     -------
@@ -111,6 +117,7 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     steps = _check_presentation_time(presentation_time, dt)
     seed = check_seed(seed, allow_none=True)
     progress_bar = _check_progress_bar(progress_bar)
+    simulator = check_simulator(simulator)
     n = len(X)
     if progress_bar is None:
         progress_bar = n * steps * dt >= LONG_BATCH_SECONDS
@@ -126,11 +133,48 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     # whose threshold (with the folded-in layer bias) lies beyond x = 1; only
     # the build is wrapped, with a filter for exactly those messages.
     with ignore_max_rates_warnings():
-        sim = nengo.Simulator(wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
+        sim = simulator(wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
     with sim:
         sim.run_steps(n * steps)
     y = sim.data[probe].reshape(n, steps, -1)
     return y[:, steps // 2:, :].mean(axis=1)
+
+
+def check_simulator(simulator):
+    """``simulator`` (a callable, e.g. a nengo backend's Simulator class) or `nengo.Simulator`."""
+    import nengo
+
+    if simulator is None:
+        return nengo.Simulator
+    if not callable(simulator):
+        raise PopfitTypeError(
+            f"simulator must be a nengo backend's Simulator class (e.g. nengo.Simulator, "
+            f"nengo_loihi.Simulator, or functools.partial(nengo_loihi.Simulator, "
+            f"target='sim')) (got {simulator!r} of type {type(simulator).__name__})")
+    return simulator
+
+
+def _check_batching(batch_size, n_jobs, sequential):
+    if not isinstance(sequential, (bool, np.bool_)):
+        raise PopfitTypeError(f"sequential must be True or False (got {sequential!r})")
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", low=1)
+    if n_jobs is None:
+        n_jobs = 1
+    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
+        raise PopfitValueError(
+            f"n_jobs must be None, a positive int or a negative int (joblib: -1 uses all "
+            f"CPUs) (got {n_jobs!r})")
+    elif n_jobs < 0:
+        import joblib
+
+        n_jobs = max(1, joblib.cpu_count() + 1 + int(n_jobs))
+    if sequential and (batch_size is not None or n_jobs != 1):
+        raise PopfitValueError(
+            "sequential=True presents the samples one after another in one simulator; "
+            f"batch_size and n_jobs apply only to batched prediction (got batch_size="
+            f"{batch_size!r}, n_jobs={n_jobs!r})")
+    return batch_size, int(n_jobs)
 
 
 @dataclass(frozen=True)
@@ -168,12 +212,27 @@ class ConvertedModel:
     is_classifier : bool
     classes_ : ndarray or None
     n_features_in_ : int
-    neuron_type, n_neurons, max_rate, synapse, seed
-        The conversion settings (``n_neurons`` per hidden unit).
+    neuron_type, n_neurons, max_rate, synapse, seed, hardware, weight_bits
+        The conversion settings (``n_neurons`` per hidden unit: an int, or a
+        tuple with one count per hidden layer).
+    weights, biases : tuple of ndarray or None
+        With ``refit``: ``weights[l]``, shape ``(n_next, n_neurons_l)``, the
+        re-solved weights from hidden layer ``l``'s neurons to the next
+        layer's units (the outputs, for the last), and ``biases[l]`` the next
+        layer's input bias. None without refit (the source model's weights
+        with the decoders folded in).
+    refit_report : popfit.conversion.refit.RefitReport or None
+        Held-out rate-level errors before and after the re-solve.
+    quantization : dict or None
+        With ``weight_bits``: each quantized connection (``"connections"``)
+        and the rate-level cost on up to 500 calibration samples (``"cost"``,
+        None without calibration data; `popfit.loihi.quantization_cost`).
     """
 
     def __init__(self, spec, fits, layers, network, *, neuron_type, n_neurons, max_rate,
-                 synapse, seed=None, convert_time=0.0):
+                 synapse, seed=None, convert_time=0.0, weights=None, biases=None,
+                 refit_report=None, hardware=None, weight_bits=None,
+                 quantization_data=None):
         self.spec = spec
         self.fits = tuple(fits)
         self.layers = tuple(layers)
@@ -184,9 +243,24 @@ class ConvertedModel:
         self.synapse = synapse
         self.seed = seed
         self.convert_time = convert_time
+        self.weights = None if weights is None else tuple(weights)
+        self.biases = None if biases is None else tuple(biases)
+        self.refit_report = refit_report
         self.is_classifier = spec.is_classifier
         self.classes_ = spec.classes
         self.n_features_in_ = spec.n_features
+        self.hardware = hardware
+        self.weight_bits = weight_bits
+        self.quantization = None
+        if weight_bits is not None:  # round the on-chip weights (popfit.loihi)
+            from ..loihi import quantization_cost, quantize_network
+
+            originals = {}
+            self.quantization = {
+                "connections": quantize_network(self.network, weight_bits, originals),
+                "float_transforms": originals}
+            self.quantization["cost"] = (None if quantization_data is None else
+                                         quantization_cost(self, quantization_data))
 
     # ----------------------------------------------------------------- running
     @property
@@ -210,12 +284,18 @@ class ConvertedModel:
                 "presentation", UserWarning, stacklevel=4)
 
     @public("ConvertedModel.decoded_output")
-    def decoded_output(self, X, presentation_time=0.1, progress_bar=None):
+    def decoded_output(self, X, presentation_time=0.1, progress_bar=None, *, batch_size=None,
+                       n_jobs=None, simulator=None, sequential=False):
         """Simulate the network on each sample; the decoded output before the nonlinearity.
 
-        Each sample is presented for ``presentation_time`` seconds, one after
-        another, and the decoded output is averaged over the last half of each
-        presentation (`popfit.conversion.present`).
+        Each sample is presented for ``presentation_time`` seconds and the
+        decoded output is averaged over the last half of the presentation.
+        By default many samples are simulated side by side in one simulator
+        (`popfit.conversion.batch`), each from the same initial state, so a
+        prediction depends only on the sample and the seed, not on
+        ``batch_size`` or ``n_jobs``. ``sequential=True`` runs the reference
+        path instead: `ConvertedModel.network` itself, samples one after
+        another without reset (`popfit.conversion.present`).
 
         Parameters
         ----------
@@ -227,17 +307,46 @@ class ConvertedModel:
             classify well, which is the user's call to check.
         progress_bar : bool, optional
             Nengo's progress bar; default: shown when the batch lasts
-            20 s of simulated time or more.
+            20 s of simulated time or more (sequential), or when one chunk
+            is simulated in this process for 20 s or more of simulated time
+            summed over its samples (batched).
+        batch_size : int, optional
+            Samples per simulator (batched prediction); default: as many as
+            fit a 256 MiB memory budget, split evenly over ``n_jobs``.
+        n_jobs : int, optional
+            Processes simulating chunks in parallel (joblib; -1: all CPUs);
+            default 1. ``joblib.parallel_config`` selects other backends.
+        simulator : callable, optional
+            A nengo backend's ``Simulator`` class, called as
+            ``simulator(network, dt=0.001, seed=seed, progress_bar=...)``
+            (pass extra arguments with `functools.partial`, e.g.
+            ``functools.partial(nengo_loihi.Simulator, target="sim")``);
+            default `nengo.Simulator`.
+        sequential : bool
+            Use the sequential reference path (no ``batch_size`` or ``n_jobs``).
 
         Returns
         -------
         ndarray, shape (n_samples, n_outputs)
         """
+        from .batch import BatchPlan, predict_batched
+
         X = check_samples(X, self.n_features_in_, "X")
-        _check_presentation_time(presentation_time, DT)
+        steps = _check_presentation_time(presentation_time, DT)
+        progress_bar = _check_progress_bar(progress_bar)
+        simulator = check_simulator(simulator)
+        batch_size, n_jobs = _check_batching(batch_size, n_jobs, sequential)
         self._warn_short(presentation_time)
-        return present(self.network, X, presentation_time, dt=DT, seed=self.seed,
-                       progress_bar=progress_bar)
+        if sequential:
+            return present(self.network, X, presentation_time, dt=DT, seed=self.seed,
+                           progress_bar=progress_bar, simulator=simulator)
+        seed = self.seed
+        if seed is None:  # one draw per call: every chunk starts from the same state
+            seed = int(np.random.default_rng().integers(2**32))
+        plan = BatchPlan(self, steps, DT, seed, simulator)
+        if progress_bar is None:
+            progress_bar = n_jobs == 1 and len(X) * steps * DT >= LONG_BATCH_SECONDS
+        return predict_batched(plan, X, batch_size, n_jobs, progress_bar)
 
     def _outputs(self, decoded):
         return apply_activation(self.spec.output.activation, decoded)
@@ -256,15 +365,17 @@ class ConvertedModel:
         return self.classes_[np.argmax(out, axis=1)]
 
     @public("ConvertedModel.predict")
-    def predict(self, X, presentation_time=0.1, progress_bar=None):
+    def predict(self, X, presentation_time=0.1, progress_bar=None, **options):
         """Predictions of the spiking network.
 
         Classifiers return class labels (as the source model's ``predict``);
         regressors return the output values (shape ``(n_samples,)`` for a
         single-output scikit-learn regressor, else ``(n_samples, n_outputs)``).
-        See `decoded_output` for the parameters.
+        See `decoded_output` for the parameters (``options``: ``batch_size``,
+        ``n_jobs``, ``simulator``, ``sequential``).
         """
-        out = self._outputs(self.decoded_output(X, presentation_time, progress_bar))
+        out = self._outputs(self.decoded_output(X, presentation_time, progress_bar,
+                                                **options))
         if self.is_classifier:
             return self._labels(out)
         return out[:, 0] if self.spec.ravel_output else out
@@ -278,15 +389,16 @@ class ConvertedModel:
 
     @available_if(_check_classifier)
     @public("ConvertedModel.predict_proba")
-    def predict_proba(self, X, presentation_time=0.1, progress_bar=None):
+    def predict_proba(self, X, presentation_time=0.1, progress_bar=None, **options):
         """Class probabilities of the spiking network (classifiers only).
 
         Shape ``(n_samples, n_classes)``, as the source model's
         ``predict_proba`` (Keras: ``model.predict``). See `decoded_output`
-        for the parameters.
+        for the parameters (``options``: ``batch_size``, ``n_jobs``,
+        ``simulator``, ``sequential``).
         """
         return self._proba(self._outputs(
-            self.decoded_output(X, presentation_time, progress_bar)))
+            self.decoded_output(X, presentation_time, progress_bar, **options)))
 
     def _check_targets(self, y, n_samples):
         """``y`` as an array of the shape `predict` returns for ``n_samples`` samples."""
@@ -320,7 +432,7 @@ class ConvertedModel:
         return y.reshape(shapes[0]) if self.is_classifier else y
 
     @public("ConvertedModel.score")
-    def score(self, X, y, presentation_time=0.1, progress_bar=None):
+    def score(self, X, y, presentation_time=0.1, progress_bar=None, **options):
         """Accuracy (classifiers; subset accuracy for multi-label) or R^2 (regressors).
 
         As scikit-learn's ``score``: `sklearn.metrics.accuracy_score`, or
@@ -333,7 +445,7 @@ class ConvertedModel:
             Shape ``(n_samples,)`` (class labels, or a single-output
             regressor's targets), ``(n_samples, n_outputs)`` (regressors) or
             ``(n_samples, n_labels)`` (multi-label classifiers).
-        presentation_time, progress_bar
+        presentation_time, progress_bar, **options
             As in `decoded_output`.
 
         Returns
@@ -342,7 +454,7 @@ class ConvertedModel:
         """
         X = check_samples(X, self.n_features_in_, "X")
         y = self._check_targets(y, len(X))
-        pred = self.predict(X, presentation_time, progress_bar)
+        pred = self.predict(X, presentation_time, progress_bar, **options)
         if self.is_classifier:
             return float(accuracy_score(y, pred))
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
@@ -351,11 +463,15 @@ class ConvertedModel:
     def rate_output(self, X):
         """What the network computes without spike noise (rate level, numpy, no simulation).
 
-        Each hidden unit is replaced by its fit's rate curve
-        (`PopulationFit.predict`); the output nonlinearity is applied.
+        Each hidden unit is replaced by its fit's rate curves
+        (`PopulationFit.rates`, decoded by `PopulationFit.predict`, or by the
+        re-solved `weights`); the output nonlinearity is applied.
         Shape ``(n_samples, n_outputs)``.
         """
         a = check_samples(X, self.n_features_in_, "X")
+        if self.weights is not None:
+            return self._outputs(forward(self.spec, self.fits, self.weights, self.biases,
+                                         a)[1])
         for layer, fit in zip(self.spec.hidden, self.fits):
             a = fit.predict(a @ layer.weights + layer.bias)
         out = self.spec.output
@@ -364,17 +480,19 @@ class ConvertedModel:
     # ----------------------------------------------------------------- reporting
     @property
     def total_neurons(self):
-        return sum(info.n_units for info in self.layers) * self.n_neurons
+        """Neurons in all hidden layers."""
+        return sum(info.n_units * fit.n_neurons for info, fit in zip(self.layers, self.fits))
 
     def summary(self):
         """JSON-safe description: layers, units, neurons, domains, fits and rates."""
         hidden = []
         for info, fit in zip(self.layers, self.fits):
-            n = info.n_units * self.n_neurons
+            n = info.n_units * fit.n_neurons
             hidden.append({
                 "label": info.label,
                 "activation": info.activation,
                 "n_units": info.n_units,
+                "n_neurons_per_unit": fit.n_neurons,
                 "n_neurons": n,
                 "domain": [info.domain[0], info.domain[1]],
                 "fraction_outside_domain": info.fraction_outside,
@@ -393,7 +511,8 @@ class ConvertedModel:
             "output_activation": out.activation,
             "output_label": out.label,
             "neuron_type": repr(self.neuron_type),
-            "n_neurons_per_unit": self.n_neurons,
+            "n_neurons_per_unit": (self.n_neurons if isinstance(self.n_neurons, int)
+                                   else list(self.n_neurons)),
             "max_rate": self.max_rate,
             "synapse": self.synapse,
             "noise_synapse": self.fits[0].synapse,
@@ -401,10 +520,15 @@ class ConvertedModel:
             "calibrated": self.layers[0].fraction_outside is not None,
             "n_fits": len({id(f) for f in self.fits}),
             "hidden_layers": hidden,
+            "refit": None if self.refit_report is None else self.refit_report.to_dict(),
             "total_neurons": self.total_neurons,
             "expected_spikes_per_second": float(sum(h["spikes_per_second"] for h in hidden)),
             "min_presentation_time": self.min_presentation_time,
             "convert_time": self.convert_time,
+            "hardware": self.hardware,
+            "weight_bits": self.weight_bits,
+            "quantization_cost": None if self.quantization is None
+            else self.quantization["cost"],
         }
 
     def report(self):
@@ -444,9 +568,27 @@ class ConvertedModel:
             f"{s['expected_spikes_per_second']:.0f} spikes/s "
             f"(mean rates over the {s['hidden_layers'][0]['mean_rate_basis']})")
         lines.append(f"    min presentation_time: {s['min_presentation_time']:g} s")
+        r = s["refit"]
+        if r is not None:
+            kept = ", ".join("re-solved" if k else "kept (re-solve not better)"
+                             for k in r["kept"])
+            lines += [
+                "[[refit]] weights leaving each hidden layer re-solved for its neurons "
+                f"(noise model {r['noise_synapse']:g} s; layers: {kept})",
+                f"    held-out rate-level error ({r['n_holdout']} of "
+                f"{r['n_fit'] + r['n_holdout']} calibration samples; solved on the rest):",
+                f"    decoded output RMS {r['output_rms_before']:.4g} -> "
+                f"{r['output_rms_after']:.4g}; after the {s['output_activation']} "
+                f"nonlinearity, mean |error| {r['output_mae_before']:.3g} -> "
+                f"{r['output_mae_after']:.3g}",
+            ]
+        if self.hardware == "loihi" or self.weight_bits is not None:
+            from ..loihi import report_lines
+
+            lines += report_lines(self)
         return "\n".join(lines)
 
     def __repr__(self):
         return (f"ConvertedModel(source={self.spec.source!r}, hidden="
                 f"{[i.n_units for i in self.layers]}, n_neurons={self.n_neurons}, "
-                f"neuron_type={self.neuron_type!r})")
+                f"neuron_type={self.neuron_type!r}, refit={self.weights is not None})")

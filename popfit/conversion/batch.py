@@ -1,0 +1,185 @@
+"""Batched prediction: many samples simulated side by side in one simulator.
+
+`ConvertedModel.predict` (and ``predict_proba``, ``decoded_output``,
+``score``) present samples in chunks: for a chunk of ``B`` samples one
+network is built holding ``B`` copies of the converted model, as
+`popfit.PopulationLayer` holds its units: one Ensemble per hidden layer of
+``B * n_units * N`` neurons, and block-diagonal `nengo.transforms.Sparse`
+weights between layers. Every copy runs for ``presentation_time`` from the
+same initial neuron state, so a sample's prediction depends only on the
+sample and the seed:
+
+- Each copy's first-layer input ``x @ W + b`` is constant over the
+  presentation (the input connection has no synapse); it is computed once
+  per sample in numpy and added to the neurons' bias currents, instead of
+  being multiplied by nengo at every time step.
+- The initial state of the neurons (LIF voltages) is drawn once from the
+  seed for one copy (``neuron_type.make_state``, as nengo draws it) and
+  repeated in every copy; the synapses start at zero.
+- The last hidden layer's neurons are probed with the ``synapse`` lowpass and
+  decoded in numpy with the model's output weights (the same linear map the
+  network's output connection applies), averaged over the last half of the
+  presentation.
+
+Sparse products are computed row by row, and every other step is
+elementwise, so a sample's arithmetic is the same in any chunk: predictions
+are identical for any ``batch_size`` and ``n_jobs`` (tested). They differ
+from the sequential reference (`popfit.conversion.present` on
+`ConvertedModel.network`, ``sequential=True``), which presents the samples
+one after another without resetting the network, so each sample starts from
+the state the previous one left (its neurons' voltages and synapses), and
+rounds the first layer's input product differently; both are the same
+network and agree statistically (benchmarks/bench_convert.py).
+
+Chunks are sized to a memory budget and can run in parallel processes
+(``n_jobs``, through joblib; its backends, such as Dask or Ray, carry this to a
+cluster). ``simulator`` takes any nengo backend's ``Simulator`` class.
+"""
+
+import inspect
+import math
+
+import numpy as np
+import scipy.sparse
+
+from .refit import folded_weights
+
+#: Memory budget (bytes) of one chunk's probed data and neuron state.
+CHUNK_BYTES = 256 * 2**20
+#: Approximate bytes per neuron of a built simulator (signals and operators).
+BYTES_PER_NEURON = 400
+
+
+def layer_weights(model):
+    """``(weights, biases)``: from each hidden layer's neurons to the next units/outputs."""
+    if model.weights is not None:
+        return list(model.weights), list(model.biases)
+    nxt = model.spec.layers[1:]
+    return ([folded_weights(fit, layer.weights) for fit, layer in zip(model.fits, nxt)],
+            [layer.bias.astype(float) for layer in nxt])
+
+
+def with_initial_state(neuron_type, n_neurons, copies, rng):
+    """A copy of ``neuron_type`` whose initial state, drawn for ``n_neurons``, repeats."""
+    state = neuron_type.make_state(n_neurons, rng=rng)
+    if not state:
+        return neuron_type
+    params = inspect.signature(type(neuron_type)).parameters
+    kwargs = {k: getattr(neuron_type, k) for k in params if k != "initial_state"}
+    return type(neuron_type)(**kwargs, initial_state={
+        name: np.tile(value, copies) for name, value in state.items()})
+
+
+class BatchPlan:
+    """Everything a worker needs to simulate chunks of samples (picklable, no nengo objects).
+
+    Parameters
+    ----------
+    model : ConvertedModel
+    steps : int
+        Time steps per presentation.
+    dt : float
+    seed : int
+    simulator : callable
+        ``simulator(network, dt=..., seed=..., progress_bar=...)``.
+    """
+
+    def __init__(self, model, steps, dt, seed, simulator):
+        from ..network import export_neuron_type
+
+        self.spec = model.spec
+        self.fits = model.fits
+        self.neuron_types = [export_neuron_type(fit, True) for fit in model.fits]
+        self.weights, self.biases = layer_weights(model)
+        self.synapse = model.synapse
+        self.steps, self.dt, self.seed = steps, dt, seed
+        self.simulator = simulator
+
+    @property
+    def bytes_per_sample(self):
+        n_last = self.weights[-1].shape[1]
+        neurons = sum(w.shape[1] for w in self.weights)
+        nnz = sum(w.shape[0] * w.shape[1] for w in self.weights[:-1]) * max(
+            [f.n_neurons for f in self.fits])
+        return 8 * self.steps * n_last + BYTES_PER_NEURON * neurons + 12 * nnz
+
+    def first_inputs(self, X):
+        """Each sample's first-layer pre-activation, one sample at a time (so the
+        rounding does not depend on how many samples there are)."""
+        first = self.spec.layers[0]
+        w, b = first.weights, first.bias
+        return np.stack([x @ w for x in X]) + b
+
+    def build(self, z0):
+        """The network of ``len(z0)`` copies; returns (network, probe)."""
+        import nengo
+
+        copies = len(z0)
+        rng = np.random.RandomState(self.seed)
+        with nengo.Network(label=f"popfit batch of {copies}", seed=self.seed) as net:
+            ensembles = []
+            for i, (fit, nt) in enumerate(zip(self.fits, self.neuron_types)):
+                n = fit.n_neurons
+                units = self.spec.hidden[i].n_out
+                z = z0 if i == 0 else np.tile(self.biases[i - 1], (copies, 1))
+                gain = np.tile(fit.gain, copies * units)
+                enc = np.tile(fit.encoders, copies * units)
+                bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
+                    z.ravel(), n)
+                ensembles.append(nengo.Ensemble(
+                    copies * units * n, 1, gain=gain, bias=bias, encoders=enc[:, None],
+                    eval_points=np.zeros((1, 1)), label=f"hidden {i}",
+                    neuron_type=with_initial_state(nt, units * n, copies, rng)))
+            for i in range(len(ensembles) - 1):
+                n = self.fits[i + 1].n_neurons
+                units = self.spec.hidden[i + 1].n_out
+                enc = scipy.sparse.diags(np.tile(self.fits[i + 1].encoders, units)) @ \
+                    scipy.sparse.kron(scipy.sparse.identity(units), np.ones((n, 1)))
+                block = scipy.sparse.csr_matrix(enc @ self.weights[i])
+                full = scipy.sparse.block_diag([block] * copies, format="csr")
+                nengo.Connection(ensembles[i].neurons, ensembles[i + 1].neurons,
+                                 transform=nengo.transforms.Sparse(full.shape, init=full),
+                                 synapse=self.synapse)
+            probe = nengo.Probe(ensembles[-1].neurons, synapse=self.synapse)
+        return net, probe
+
+    def run(self, X, progress_bar=False):
+        """Decoded outputs (before the output nonlinearity) of samples ``X``."""
+        from ..network import ignore_max_rates_warnings
+
+        net, probe = self.build(self.first_inputs(X))
+        with ignore_max_rates_warnings():
+            sim = self.simulator(net, dt=self.dt, seed=self.seed, progress_bar=progress_bar)
+        with sim:
+            sim.run_steps(self.steps)
+            data = np.asarray(sim.data[probe])
+        mean = data[self.steps // 2:].mean(axis=0).reshape(len(X), -1)
+        # one sample at a time, so the rounding does not depend on the chunk
+        w = self.weights[-1]
+        return np.stack([w @ m for m in mean]) + self.biases[-1]
+
+
+def _run_chunk(plan, X, progress_bar):
+    return plan.run(X, progress_bar)
+
+
+def chunk_size(plan, n_samples, batch_size, n_jobs):
+    """Samples per chunk: ``batch_size``, or what fits `CHUNK_BYTES`, spread over the jobs."""
+    if batch_size is not None:
+        return batch_size
+    size = max(1, CHUNK_BYTES // plan.bytes_per_sample)
+    return max(1, min(size, math.ceil(n_samples / n_jobs)))
+
+
+def predict_batched(plan, X, batch_size=None, n_jobs=1, progress_bar=False):
+    """Decoded outputs of all samples, chunk by chunk (in ``n_jobs`` processes)."""
+    size = chunk_size(plan, len(X), batch_size, n_jobs)
+    chunks = [X[i:i + size] for i in range(0, len(X), size)]
+    if n_jobs == 1 or len(chunks) == 1:
+        out = [plan.run(c, progress_bar) for c in chunks]
+    else:
+        import joblib
+
+        out = joblib.Parallel(n_jobs=n_jobs)(
+            joblib.delayed(_run_chunk)(plan, c, False) for c in chunks)
+    return np.concatenate(out, axis=0)

@@ -1,0 +1,226 @@
+"""Re-solve the weights leaving each hidden layer for the populations actually there.
+
+All units of a hidden layer share one fitted population, so the fit's
+systematic error is the same in every unit and the next layer sums it. Given
+calibration inputs, the weights from each hidden layer's *neurons* to the
+next layer's units (or to the model's outputs) are instead solved in closed
+form, like the decoders of a single fit (`popfit.fit_activation`):
+
+    minimize over M, c   mean_x |M a(x) + c - z(x)|**2  +  sum_j |M[:, j]|**2 mean_x var_j(x)
+
+with ``a(x)`` the neurons' real rates (`PopulationFit.rates` of each unit's
+input), ``z(x)`` the source model's pre-activations of the next layer (the
+output layer's for the last), and ``var_j`` the variance of neuron ``j``'s
+synapse-filtered spike train (`popfit.neurons.spike_noise_variance`): a ridge
+problem with one penalty per neuron, and the expected squared error of the
+spiking network's next pre-activations. Layers are solved in order, each fed
+by the previous *converted* layer (its re-solved weights and rates), so
+errors do not compound. ``c`` becomes the next layer's input bias.
+
+A share of the calibration data is held out: each layer keeps its
+re-solved weights only if they lower the held-out error (the objective above
+for a hidden layer's successor; the squared error of the outputs after the
+output nonlinearity for the last layer), and
+`RefitReport` gives the rate-level output error on it before and after.
+"""
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+import scipy.linalg
+
+from ..exceptions import PopfitValueError
+from ..neurons import spike_noise_variance
+from .spec import apply_activation
+
+#: Fewest calibration samples in each of the solve and held-out shares.
+MIN_SAMPLES = 10
+#: Relative ridge keeping the solve well posed when neurons never fire.
+_RIDGE = 1e-10
+
+
+def layer_rates(fit, z):
+    """Rates (Hz) of a layer's neurons at unit inputs ``z``, shape (m, n_units * N).
+
+    Neuron ``u * N + i`` is neuron ``i`` of unit ``u``, as in `PopulationLayer`.
+    """
+    m, units = z.shape
+    return fit.rates(z.ravel()).reshape(m, units * fit.n_neurons)
+
+
+def folded_weights(fit, weights):
+    """The standard weights ``weights.T @ decoders_block``: shape (n_next, n_units * N)."""
+    return np.kron(np.asarray(weights, dtype=float).T, fit.decoders[None, :])
+
+
+def noise_penalty(a, synapse):
+    """Mean spike-noise variance of each neuron (Hz**2) over the samples of ``a``."""
+    return spike_noise_variance(a, synapse)[0].mean(axis=0)
+
+
+def solve_weights(a, z, penalty):
+    """Ridge solve of ``M a + c ~= z`` with penalty ``penalty_j |M[:, j]|**2``.
+
+    Parameters
+    ----------
+    a : ndarray, shape (m, n)
+        Rates (Hz).
+    z : ndarray, shape (m, k)
+        Targets.
+    penalty : ndarray, shape (n,)
+
+    Returns
+    -------
+    M : ndarray, shape (k, n)
+    c : ndarray, shape (k,)
+    """
+    a_mean, z_mean = a.mean(axis=0), z.mean(axis=0)
+    ac = a - a_mean
+    m = len(a)
+    gram = ac.T @ ac / m
+    gram[np.diag_indices_from(gram)] += penalty + _RIDGE * (np.trace(gram) / len(gram) + 1.0)
+    mt = scipy.linalg.solve(gram, ac.T @ (z - z_mean) / m, assume_a="pos",
+                            check_finite=False)
+    return mt.T, z_mean - a_mean @ mt
+
+
+def objective(a, z, weights, bias, penalty):
+    """Expected squared error per target of ``weights a + bias`` vs ``z`` (rates + noise)."""
+    err = a @ weights.T + bias - z
+    return float(np.mean(err**2) + penalty @ (weights**2).sum(axis=0) / z.shape[1])
+
+
+@dataclass(frozen=True)
+class RefitReport:
+    """What the weight re-solve did, measured on held-out calibration samples.
+
+    Attributes
+    ----------
+    n_fit, n_holdout : int
+        Calibration samples the weights were solved on, and held out.
+    noise_synapse : float
+        Synapse (s) of the spike-noise model used as the per-neuron penalty.
+    kept : tuple of bool
+        Per hidden layer: True if its re-solved outgoing weights were kept
+        (they lowered the held-out error), False if the standard folded
+        weights were kept.
+    layer_rms_before, layer_rms_after : tuple of float
+        Per hidden layer: held-out RMS error of the next layer's
+        pre-activations (the model's outputs for the last), rate level, with
+        the standard weights everywhere / with the converted model's weights.
+    output_rms_before, output_rms_after : float
+        Held-out RMS error of the decoded output (before the output
+        nonlinearity) against the source model's, rate level.
+    output_mae_before, output_mae_after : float
+        Held-out mean absolute error of the outputs after the nonlinearity
+        (class probabilities for a classifier), rate level.
+    """
+
+    n_fit: int
+    n_holdout: int
+    noise_synapse: float
+    kept: Tuple[bool, ...]
+    layer_rms_before: Tuple[float, ...]
+    layer_rms_after: Tuple[float, ...]
+    output_rms_before: float
+    output_rms_after: float
+    output_mae_before: float
+    output_mae_after: float
+
+    def to_dict(self):
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def enough_for_refit(n, holdout):
+    """True if ``n`` calibration samples leave `MIN_SAMPLES` to solve on and to hold out."""
+    n_hold = int(round(holdout * n))
+    return n - n_hold >= MIN_SAMPLES and n_hold >= MIN_SAMPLES
+
+
+def split_calibration(X, holdout, seed):
+    """Random (solve, held-out) split of the calibration samples."""
+    n = len(X)
+    n_hold = int(round(holdout * n))
+    if not enough_for_refit(n, holdout):
+        raise PopfitValueError(
+            f"refit needs at least {MIN_SAMPLES} calibration samples to solve on and "
+            f"{MIN_SAMPLES} to hold out (refit_holdout={holdout:g} of {n} samples gives "
+            f"{n - n_hold} and {n_hold}); pass more calibration_data or refit=False")
+    order = np.random.default_rng(seed).permutation(n)
+    return X[order[n_hold:]], X[order[:n_hold]]
+
+
+def forward(spec, fits, weights, biases, X):
+    """Rate-level pass through the converted model.
+
+    Returns each hidden layer's rates and the decoded output (before the
+    output nonlinearity). ``weights[l]``, ``biases[l]``: from hidden layer
+    ``l``'s neurons to the next layer's units (or the outputs).
+    """
+    first = spec.layers[0]
+    z = X @ first.weights + first.bias
+    rates = []
+    for fit, w, b in zip(fits, weights, biases):
+        a = layer_rates(fit, z)
+        rates.append(a)
+        z = a @ w.T + b
+    return rates, z
+
+
+def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
+    """Re-solve the weights leaving every hidden layer (see the module docstring).
+
+    Returns
+    -------
+    weights : list of ndarray, shape (n_next, n_neurons_l)
+    biases : list of ndarray, shape (n_next,)
+    report : RefitReport
+    """
+    X_fit, X_hold = split_calibration(X, holdout, seed)
+    pre_fit = spec.forward(X_fit)[0]
+    pre_hold, out_hold = spec.forward(X_hold)
+    std_w = [folded_weights(fit, nxt.weights) for fit, nxt in zip(fits, spec.layers[1:])]
+    std_b = [nxt.bias.astype(float) for nxt in spec.layers[1:]]
+
+    first = spec.layers[0]
+    z_fit = X_fit @ first.weights + first.bias
+    z_hold = X_hold @ first.weights + first.bias
+    weights, biases, kept = [], [], []
+    for i, fit in enumerate(fits):
+        a_fit, a_hold = layer_rates(fit, z_fit), layer_rates(fit, z_hold)
+        penalty = noise_penalty(a_fit, noise_synapse)
+        w, b = solve_weights(a_fit, pre_fit[i + 1], penalty)
+        if i + 1 < len(fits):  # expected error of the next pre-activations, noise included
+            hold_penalty = noise_penalty(a_hold, noise_synapse)
+            better = (objective(a_hold, pre_hold[i + 1], w, b, hold_penalty)
+                      < objective(a_hold, pre_hold[i + 1], std_w[i], std_b[i], hold_penalty))
+        else:  # the outputs, after the output nonlinearity (what predictions are)
+            act = spec.output.activation
+            better = (np.mean((apply_activation(act, a_hold @ w.T + b) - out_hold) ** 2)
+                      < np.mean((apply_activation(act, a_hold @ std_w[i].T + std_b[i])
+                                 - out_hold) ** 2))
+        if not better:
+            w, b = std_w[i], std_b[i]
+        weights.append(w)
+        biases.append(b)
+        kept.append(bool(better))
+        z_fit, z_hold = a_fit @ w.T + b, a_hold @ w.T + b
+
+    def errors(ws, bs):
+        rates, out = forward(spec, fits, ws, bs, X_hold)
+        layer = [float(np.sqrt(np.mean((a @ w.T + b - pre_hold[i + 1]) ** 2)))
+                 for i, (a, w, b) in enumerate(zip(rates, ws, bs))]
+        act = spec.output.activation
+        rms = float(np.sqrt(np.mean((out - pre_hold[-1]) ** 2)))
+        mae = float(np.mean(np.abs(apply_activation(act, out) - out_hold)))
+        return layer, rms, mae
+
+    before, after = errors(std_w, std_b), errors(weights, biases)
+    report = RefitReport(
+        n_fit=len(X_fit), n_holdout=len(X_hold), noise_synapse=float(noise_synapse),
+        kept=tuple(kept), layer_rms_before=tuple(before[0]), layer_rms_after=tuple(after[0]),
+        output_rms_before=before[1], output_rms_after=after[1],
+        output_mae_before=before[2], output_mae_after=after[2])
+    return weights, biases, report
+

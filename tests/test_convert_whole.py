@@ -1,0 +1,174 @@
+"""Issue 12: weight re-solve (refit), per-layer n_neurons, batched prediction, simulator=."""
+
+import warnings
+
+import nengo
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
+
+import popfit
+from popfit.exceptions import PopfitTypeError, PopfitValueError
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def train(hidden, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(400, 2))
+    y = 0.8 * np.sin(3 * X[:, 0]) * np.cos(2 * X[:, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPRegressor(hidden_layer_sizes=hidden, activation="tanh", max_iter=600, learning_rate_init=0.02,
+                           random_state=seed).fit(X, y)
+    return mlp, X
+
+
+@pytest.fixture(scope="module")
+def regressor():
+    return train((8,))
+
+
+@pytest.fixture(scope="module")
+def models(regressor):
+    mlp, X = regressor
+    return {refit: popfit.convert(mlp, n_neurons=3, calibration_data=X, seed=1, refit=refit)
+            for refit in (False, True)}
+
+
+def rate_level(model, X):
+    """The converted model at rate level, computed independently: nengo's own LIFRate
+    curves of every neuron, and the network's weights read from its connections."""
+    mlp_layer = model.spec.layers[0]
+    z = X @ mlp_layer.weights + mlp_layer.bias
+    fit = model.fits[0]
+    lif = nengo.LIFRate(tau_rc=fit.neuron_type.tau_rc, tau_ref=fit.neuron_type.tau_ref)
+    n = fit.n_neurons
+    j = np.repeat(z, n, axis=1) * np.tile(fit.encoders, z.shape[1])
+    a = lif.rates(j, np.tile(fit.gain, z.shape[1]), np.tile(fit.bias, z.shape[1]))
+    net = model.network
+    conn = [c for c in net.all_connections
+            if getattr(c.pre_obj, "ensemble", None) is net.layers[0].ensemble
+            and c.post_obj is net.output][0]
+    w = conn.transform.init
+    w = w.toarray() if hasattr(w, "toarray") else np.asarray(w)
+    bias = [node.output for node in net.all_nodes if node.label == "output bias"]
+    return a @ w.T + (bias[0] if bias else 0.0)
+
+
+def test_refit_lowers_held_out_rate_error(regressor, models):
+    mlp, _ = regressor
+    X_new = np.random.default_rng(7).uniform(-1, 1, size=(500, 2))  # not in the calibration
+    y_ann = mlp.predict(X_new)
+    err = {r: np.sqrt(np.mean((rate_level(m, X_new)[:, 0] - y_ann) ** 2))
+           for r, m in models.items()}
+    assert err[True] < 0.8 * err[False], err
+    # the model's own rate_output agrees with the independent computation
+    for m in models.values():
+        np.testing.assert_allclose(m.rate_output(X_new), rate_level(m, X_new), atol=1e-9)
+    rep = models[True].refit_report
+    assert rep.kept == (True,)
+    assert rep.output_rms_after < rep.output_rms_before
+    assert rep.n_fit + rep.n_holdout == 400 and rep.n_holdout == 80
+    assert models[False].refit_report is None and models[False].weights is None
+    assert "[[refit]]" in models[True].report() and "[[refit]]" not in models[False].report()
+
+
+def test_refit_network_spikes_match_rates(models):
+    X = np.random.default_rng(3).uniform(-0.8, 0.8, size=(12, 2))
+    m = models[True]
+    spk = m.predict(X, 0.2, progress_bar=False)
+    seq = m.predict(X, 0.2, progress_bar=False, sequential=True)
+    rate = m.rate_output(X)[:, 0]
+    scale = np.ptp(rate)
+    assert np.sqrt(np.mean((spk - rate) ** 2)) < 0.1 * scale
+    assert np.sqrt(np.mean((seq - rate) ** 2)) < 0.1 * scale
+
+
+def test_batched_identical_for_any_batch_size_and_jobs(models):
+    m = models[True]
+    X = np.random.default_rng(4).uniform(-1, 1, size=(7, 2))
+    ref = m.decoded_output(X, 0.05, progress_bar=False, batch_size=1)
+    for kwargs in (dict(), dict(batch_size=3), dict(batch_size=7),
+                   dict(simulator=nengo.Simulator), dict(n_jobs=2, batch_size=4)):
+        np.testing.assert_array_equal(m.decoded_output(X, 0.05, progress_bar=False, **kwargs),
+                                      ref, err_msg=str(kwargs))
+    # a sample's prediction does not depend on its neighbours
+    np.testing.assert_array_equal(m.decoded_output(X[2:3], 0.05, progress_bar=False), ref[2:3])
+
+
+def test_simulator_explicit_and_checked(models):
+    m = models[False]
+    X = np.random.default_rng(5).uniform(-1, 1, size=(3, 2))
+    calls = []
+
+    def simulator(net, **kwargs):
+        calls.append(kwargs)
+        return nengo.Simulator(net, **kwargs)
+
+    a = m.predict(X, 0.05, progress_bar=False, simulator=simulator)
+    b = m.predict(X, 0.05, progress_bar=False, simulator=nengo.Simulator,
+                  sequential=True)
+    assert calls and calls[0]["dt"] == 0.001 and calls[0]["seed"] == 1
+    np.testing.assert_array_equal(a, m.predict(X, 0.05, progress_bar=False))
+    np.testing.assert_array_equal(b, m.predict(X, 0.05, progress_bar=False, sequential=True))
+    with pytest.raises(PopfitTypeError, match="simulator must be"):
+        m.predict(X, 0.05, simulator="nengo")
+    with pytest.raises(PopfitValueError, match="sequential=True"):
+        m.predict(X, 0.05, sequential=True, batch_size=2)
+    with pytest.raises(PopfitValueError, match="batch_size"):
+        m.predict(X, 0.05, batch_size=0)
+
+
+def test_per_layer_n_neurons_and_auto():
+    mlp, X = train((6, 5), seed=2)
+    m = popfit.convert(mlp, n_neurons=[2, 3], calibration_data=X, seed=0)
+    assert m.n_neurons == (2, 3)
+    assert [f.n_neurons for f in m.fits] == [2, 3]
+    assert m.total_neurons == 6 * 2 + 5 * 3 == m.summary()["total_neurons"]
+    assert [layer.ensemble.n_neurons for layer in m.network.layers] == [12, 15]
+    assert [w.shape for w in m.weights] == [(5, 12), (1, 15)]
+    s = m.summary()
+    assert s["expected_spikes_per_second"] == pytest.approx(
+        sum(h["mean_rate_hz"] * h["n_neurons"] for h in s["hidden_layers"]))
+    y = m.predict(X[:4], 0.1, progress_bar=False)
+    assert y.shape == (4,) and np.all(np.isfinite(y))
+    with pytest.raises(PopfitValueError, match="2 hidden layer"):
+        popfit.convert(mlp, n_neurons=[2, 3, 4], calibration_data=X)
+    with pytest.raises(PopfitValueError, match="calibration_data"):
+        popfit.convert(mlp, refit=True)
+
+    tol = 0.03
+    auto = popfit.convert(mlp, n_neurons="auto", tolerance=tol, calibration_data=X, seed=0,
+                          refit=False)
+    chosen = [f.n_neurons for f in auto.fits]
+    assert auto.n_neurons == tuple(chosen)
+    assert all(f.spiking_nrmse <= tol for f in auto.fits)
+    assert all(n > 1 for n in chosen)
+    # the same fits with one neuron fewer (same calibration and seed) miss the tolerance
+    fewer = popfit.convert(mlp, n_neurons=[n - 1 for n in chosen], calibration_data=X,
+                           seed=0, refit=False)
+    assert all(f.spiking_nrmse > tol for f in fewer.fits)
+
+
+def test_connect_to_weights():
+    fit = popfit.fit_activation("tanh", 2, seed=0)
+    with nengo.Network() as net:
+        a = popfit.PopulationLayer(fit, 3)
+        out = nengo.Node(size_in=2)
+        w = np.arange(12.0).reshape(2, 6)
+        conn = a.connect_to(out, weights=w, synapse=None)
+        np.testing.assert_array_equal(conn.transform.init, w)
+        with pytest.raises(PopfitValueError, match="not both"):
+            a.connect_to(out, transform=np.ones((2, 3)), weights=w)
+        with pytest.raises(PopfitValueError, match=r"shape \(2, 6\)"):
+            a.connect_to(out, weights=np.ones((2, 3)))
+
+
+def test_refit_default_needs_enough_calibration(regressor):
+    mlp, X = regressor
+    few = popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], seed=0)
+    assert few.refit_report is None and few.weights is None  # 12 + 3 samples: not enough
+    with pytest.raises(PopfitValueError, match="at least 10 calibration samples"):
+        popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], seed=0, refit=True)

@@ -1,0 +1,251 @@
+"""The Loihi export option, weight quantization and chip mapping, without nengo-loihi.
+
+These run in the main environment (numpy 2, no nengo-loihi): they check the
+network structure nengo-loihi needs, that it computes the same thing in
+nengo's reference simulator, and the quantization against an independent
+rounding. tests/loihi/ runs the same networks on nengo-loihi's emulator.
+"""
+
+import importlib.util
+import warnings
+
+import nengo
+import numpy as np
+import pytest
+import scipy.sparse
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+import popfit
+from popfit.exceptions import PopfitValueError
+from popfit.loihi import chip_mapping, quantize, quantization_cost, rate_forward
+from popfit.network import PopulationLayer, PopulationNeuron
+
+DT = 0.001
+HAS_NENGO_LOIHI = importlib.util.find_spec("nengo_loihi") is not None
+
+
+@pytest.fixture(scope="module")
+def fit():
+    return popfit.fit_activation("tanh", 4, synapse=0.01, seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits_mlp():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier((16,), activation="tanh", max_iter=300, random_state=0)
+        mlp.fit(X[:600], y[:600])
+    return mlp, X[:600], X[600:640], y[600:640]
+
+
+def reference(fit, x):
+    """Rate-level output from the textbook LIF formula."""
+    j = fit.gain * fit.encoders * np.asarray(x)[..., None] + fit.bias
+    jm1 = np.where(j > 1, j - 1, 1.0)
+    rate = np.where(j > 1, 1.0 / (fit.neuron_type.tau_ref
+                                  + fit.neuron_type.tau_rc * np.log1p(1.0 / jm1)), 0.0)
+    return rate @ fit.decoders
+
+
+def host_connections(net, ensemble):
+    """Connections between a Node and ``ensemble`` (either way): host <-> chip on Loihi."""
+    out = []
+    for c in net.all_connections:
+        ends = [getattr(o, "ensemble", o) for o in (c.pre_obj, c.post_obj)]
+        nodes = [isinstance(getattr(o, "obj", o), nengo.Node) for o in (c.pre_obj, c.post_obj)]
+        if ensemble in ends and any(nodes):
+            out.append(c)
+    return out
+
+
+def test_population_neuron_scales_input_by_radius(fit):
+    """radius = max |domain| and gain * radius: host-encoded values inside [-1, 1],
+    currents unchanged (the rate export stays exact)."""
+    with nengo.Network(seed=0) as model:
+        stim = nengo.Node(lambda t: -3 + 6 * t)
+        pop = PopulationNeuron(fit, spiking=False)
+        nengo.Connection(stim, pop.input, synapse=None)
+        p_x, p_y = nengo.Probe(stim), nengo.Probe(pop.output)
+    assert pop.ensemble.radius == 3.0
+    np.testing.assert_allclose(pop.ensemble.gain, 3.0 * fit.gain)
+    with nengo.Simulator(model, dt=DT, progress_bar=False) as sim:
+        sim.run(1.0)
+    np.testing.assert_allclose(sim.data[p_y][:, 0], reference(fit, sim.data[p_x][:, 0]),
+                               atol=1e-9)
+    assert np.ptp(sim.data[p_x]) > 5.9  # swept the whole domain
+    for c in host_connections(model, pop.ensemble):
+        assert not isinstance(c.transform, nengo.transforms.Sparse)
+
+
+def test_layer_nodes_are_made_on_first_use(fit):
+    """A chain driven and read through connect_to has no idle input/output Node."""
+    with nengo.Network() as model:
+        l1, l2 = PopulationLayer(fit, 3), PopulationLayer(fit, 3)
+        l1.connect_to(l2)
+    assert not model.all_nodes
+    assert len(model.all_connections) == 1
+    assert l1.input.size_out == 3  # made now, with its connection to the neurons
+    assert len(model.all_nodes) == 1 and len(model.all_connections) == 2
+    assert l1.input is l1.input
+
+
+@pytest.mark.parametrize("spiking", [False, True])
+def test_loihi_layer_structure_and_nengo_equivalence(fit, rng, spiking):
+    """hardware='loihi': Dense host<->chip transforms, input sent as x / input_scale
+    inside [-1, 1]; in nengo it computes what the default layer computes."""
+    n_units = 5
+    b = rng.uniform(-0.5, 0.5, n_units)
+    phase = rng.uniform(0, 2 * np.pi, n_units)
+    outs = {}
+    for hardware in (None, "loihi"):
+        with nengo.Network(seed=1) as model:
+            stim = nengo.Node(lambda t: 2.5 * np.sin(2 * np.pi * t + phase))
+            layer = PopulationLayer(fit, n_units, spiking=spiking, input_bias=b,
+                                    hardware=hardware)
+            nengo.Connection(stim, layer.input, synapse=None)
+            p_x, p_y = nengo.Probe(stim), nengo.Probe(layer.output)
+        with nengo.Simulator(model, dt=DT, progress_bar=False, seed=1) as sim:
+            sim.run(1.0)
+        outs[hardware] = nengo.Lowpass(0.01).filt(sim.data[p_y], dt=DT, y0=0)
+        host = host_connections(model, layer.ensemble)
+        assert len(host) == 2
+        sparse = [isinstance(c.transform, nengo.transforms.Sparse) for c in host]
+        assert all(sparse) if hardware is None else not any(sparse)
+    np.testing.assert_allclose(layer.input_scale, 3.0 + np.abs(b))
+    scaled = [n for n in model.all_nodes if n.label == "input (scaled)"]
+    assert len(scaled) == 1
+    x = sim.data[p_x]
+    assert np.abs(x / layer.input_scale).max() <= 1.0
+    ref = nengo.Lowpass(0.01).filt(reference(fit, x + b), dt=DT, y0=0)
+    if not spiking:  # rate level: identical up to float rounding
+        np.testing.assert_allclose(outs["loihi"], outs[None], atol=1e-9)
+        np.testing.assert_allclose(outs["loihi"], ref, atol=1e-6)
+    else:  # spiking: both as close to the rate reference (after the filter settles)
+        keep = sim.trange() > 0.05
+        errs = [np.sqrt(np.mean((outs[h][keep] - ref[keep]) ** 2)) / 2 for h in outs]
+        assert max(errs) < 0.06, errs
+
+
+def test_connect_to_node_is_dense_only_for_loihi(fit):
+    with nengo.Network():
+        for hardware, cls in ((None, nengo.transforms.Sparse),
+                              ("loihi", nengo.transforms.Dense)):
+            l1, l2 = (PopulationLayer(fit, 3, hardware=hardware) for _ in range(2))
+            node = nengo.Node(size_in=3)
+            assert isinstance(l1.connect_to(node).transform, cls)
+            assert isinstance(l1.connect_to(node[:2], transform=np.eye(2, 3)).transform,
+                              nengo.transforms.Dense)
+            # chip to chip: Sparse either way (nengo-loihi supports it)
+            assert isinstance(l1.connect_to(l2).transform, nengo.transforms.Sparse)
+
+
+def test_hardware_argument_is_checked(fit, digits_mlp):
+    with nengo.Network():
+        with pytest.raises(PopfitValueError, match=r"PopulationLayer: hardware must be None "
+                           r".* or 'loihi' .*\(got 'spinnaker'\)"):
+            PopulationLayer(fit, 2, hardware="spinnaker")
+    with pytest.raises(PopfitValueError, match=r"convert: hardware must be"):
+        popfit.convert(digits_mlp[0], hardware=True)
+    with pytest.raises(PopfitValueError, match=r"convert: weight_bits must be an integer in "
+                       r"\[2, 16\] \(got 1\)"):
+        popfit.convert(digits_mlp[0], weight_bits=1)
+
+
+def test_spiking_export_warns_when_tau_ref_below_dt():
+    fit = popfit.fit_activation("tanh", 3, neuron_type=nengo.LIF(tau_ref=0.0), seed=0)
+    with pytest.warns(UserWarning, match=r"tau_ref = 0 s < dt = 0.001 s.*333 Hz"):
+        PopulationNeuron(fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PopulationNeuron(fit, spiking=False)  # the rate twin is exact
+    # and the warning is right: nengo's spiking LIF misses its rate model
+    with nengo.Network() as model:
+        ens = nengo.Ensemble(1, 1, neuron_type=nengo.LIF(tau_ref=0.0), gain=[1.0],
+                             bias=[10.0], encoders=[[1.0]])
+        p = nengo.Probe(ens.neurons)
+    with nengo.Simulator(model, dt=DT, progress_bar=False) as sim:
+        sim.run(1.0)
+    spiking_rate = sim.data[p].sum() * DT
+    model_rate = 1.0 / (0.02 * np.log1p(1.0 / 9.0))
+    assert model_rate == pytest.approx(474.6, abs=0.1)
+    assert spiking_rate < 0.75 * model_rate
+
+
+def test_quantize_against_independent_rounding(rng):
+    w = rng.normal(size=(6, 9))
+    q = quantize(w, 8)
+    step = np.abs(w).max() / 255
+    levels = q / step
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-9)  # on the grid
+    assert np.abs(levels).max() == pytest.approx(255)
+    assert np.abs(q - w).max() <= step / 2 + 1e-12  # nearest level
+    assert len(np.unique(np.round(quantize(w, 2) / (np.abs(w).max() / 3)))) <= 7
+    s = quantize(scipy.sparse.csr_matrix(w * (w > 0)), 4)
+    np.testing.assert_allclose(s.toarray(), quantize(w * (w > 0), 4))
+    np.testing.assert_array_equal(quantize(np.zeros(3), 8), np.zeros(3))
+
+
+@pytest.mark.parametrize("hardware", [None, "loihi"])
+def test_convert_weight_bits(digits_mlp, hardware):
+    """weight_bits rounds gain * weights into each layer to 2**bits - 1 levels; the
+    rate-level forward pass through the network's own weights matches rate_output
+    when float, and the report states the cost."""
+    mlp, X_cal, X, y = digits_mlp
+    float_model = popfit.convert(mlp, calibration_data=X_cal, seed=0, hardware=hardware)
+    from popfit.conversion.model import apply_activation
+
+    np.testing.assert_allclose(apply_activation("softmax", rate_forward(float_model, X)),
+                               float_model.rate_output(X), atol=1e-9)
+    model = popfit.convert(mlp, calibration_data=X_cal, seed=0, hardware=hardware,
+                           weight_bits=6)
+    layer = model.network.layers[0]
+    (conn,) = [c for c in model.network.all_connections
+               if getattr(c.post_obj, "ensemble", None) is layer.ensemble]
+    w = conn.transform.init
+    w = w.toarray() if scipy.sparse.issparse(w) else np.asarray(w)
+    eff = layer.ensemble.gain[:, None] * w
+    levels = eff / (np.abs(eff).max() / 63)
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-6)
+    cost = model.quantization["cost"]
+    assert cost["n_samples"] == 500
+    assert 0 < cost["output_nrmse"] < 0.05
+    again = quantization_cost(model, X)
+    assert again["output_nrmse"] > 0 and again["class_changed"] <= 0.1
+    text = model.report()
+    assert "[[loihi]]" in text and "6-bit" in text and "rate-level output NRMSE" in text
+    assert model.summary()["weight_bits"] == 6
+    # spiking predictions in nengo still match the ANN
+    assert model.score(X, y, presentation_time=0.05) >= mlp.score(X, y) - 0.1
+
+
+def test_convert_loihi_network_structure_and_mapping(digits_mlp):
+    mlp, X_cal, X, y = digits_mlp
+    model = popfit.convert(mlp, calibration_data=X_cal, seed=0, hardware="loihi")
+    net = model.network
+    layer = net.layers[0]
+    for c in host_connections(net, layer.ensemble):
+        assert not isinstance(c.transform, nengo.transforms.Sparse)
+    assert model.summary()["hardware"] == "loihi"
+    m = chip_mapping(net)
+    assert m["neurons"] == 64 and m["blocks"] == 1
+    assert m["host_inputs"] == 16 and m["host_outputs"] == 10
+    assert m["ensembles"][0]["input_axons"] == 32
+    assert "64 neurons in 1 block(s)" in model.report()
+    # a layer over 1024 neurons needs more than one block (one core each)
+    with nengo.Network() as big:
+        PopulationLayer(model.fits[0], 600, hardware="loihi").input
+    assert chip_mapping(big)["blocks"] == 3
+    assert model.score(X, y, presentation_time=0.05) >= mlp.score(X, y) - 0.1
+
+
+@pytest.mark.skipif(HAS_NENGO_LOIHI, reason="nengo-loihi is installed")
+def test_loihi_types_need_the_extra():
+    with pytest.raises(ImportError, match=r"pip install 'popfit\[loihi\]'"):
+        popfit.fit_activation("tanh", 3, neuron_type="LoihiLIF")
+    import sys
+
+    assert "nengo_loihi" not in sys.modules  # popfit never imported it
