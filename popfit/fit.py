@@ -16,14 +16,20 @@ the search covers every split of the neurons into the two signs.
 The search runs in named stages, with the budget in a frozen `SearchOptions`:
 
 1. `_screen`: structured starts and scrambled Sobol points for every sign
-   pattern, each costed with one linear solve on a coarse grid;
+   pattern, each costed with one linear solve on a coarse grid (from
+   ``narrow_from`` neurons on: only the structured starts of the three
+   patterns nearest balanced, as the continuation carries the quality there);
 2. `_short_fits`: successive halving of Levenberg-Marquardt fits of the best
    screened starts, all starts stacked in one batched problem (numpy batched
    QR and solves: the per-call overhead of a general solver dominated on
    problems this small);
+   `_centre_starts`: the centre family (onsets at the domain centre, optional
+   whole-domain offset neurons), screened on the coarse grid but sent
+   straight to stage 4, as its basins are narrower than a coarse grid step;
 3. `_extend`: continuation, the N-1 fit plus one new neuron, the new neuron
    placed by screening;
-4. `_polish`: the best of both, refined on the fine grid to convergence.
+4. `_polish`: all of these refined on the fine grid until the objective
+   falls by less than ``rtol`` relative over ``window`` iterations.
 
 The fit of N neurons is the best of stage 4 over the fresh search and the
 continuation of the fit of N-1 neurons (itself made the same way, from N=1
@@ -186,7 +192,7 @@ class SearchOptions:
         return cls(n_screen=32, max_patterns=3, narrow_from=4, narrow_patterns=3,
                    centre_screen=16, n_centre=1, starts_per_neuron=3, max_starts=12,
                    starts_per_pattern=0, halving=((10, 3), (20, 1)), n_polish=1, n_extend=1,
-                   polish_iterations=200, rtol=1e-3)
+                   polish_iterations=200, rtol=1e-3, search_points=101)
 
     @classmethod
     def thorough(cls):

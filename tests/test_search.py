@@ -122,6 +122,12 @@ def test_search_options_and_diagnostics():
     assert {name for name, _ in d.stage_times} == {"screen", "short fits", "continuation",
                                                    "polish"}
     assert sum(t for _, t in d.stage_times) <= fit.fit_time
+    # the quick search does a fraction of the default's work (fewer starts,
+    # a coarser search grid) for the same fit here
+    default = popfit.fit_activation("sigmoid", 3, seed=1)
+    assert d.n_starts_total <= 0.75 * default.diagnostics.n_starts_total
+    assert quick.search_points < default.diagnostics.options.search_points
+    assert d.objective <= 1.01 * default.diagnostics.objective
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.objective = 0.0
 
@@ -143,6 +149,7 @@ def test_search_must_be_search_options():
         popfit.fit_activation("tanh", 2, search="quick")
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the N=8 fits converge
 @pytest.mark.parametrize("target, domain, neuron_type, synapse", [
     ("tanh", None, "LIF", None),
     ("sigmoid", None, "LIF", 0.005),
@@ -163,8 +170,9 @@ def test_objective_never_increases_with_n(target, domain, neuron_type, synapse):
 
 
 @pytest.mark.parametrize("target, neuron_type, n", [
-    ("tanh", "LIF", 3), ("sigmoid", "LIF", 3), ("tanh", "RectifiedLinear", 4)])
+    ("tanh", "LIF", 3), ("tanh", "LIF", 4), ("sigmoid", "LIF", 3), ("tanh", "RectifiedLinear", 4)])
 def test_near_best_known_optimum(target, neuron_type, n):
-    """Rate-only fits reach the best known optimum of the table within 10%."""
+    """Rate-only fits reach the best known optimum of the table within 10%
+    (tanh LIF N=4 needs the centre family: 1.19x without it)."""
     fit = popfit.fit_activation(target, n, neuron_type=neuron_type, synapse=None, seed=0)
     assert fit.nrmse <= 1.1 * BEST_KNOWN[target, neuron_type][n], fit.nrmse
