@@ -1,6 +1,6 @@
 """Accuracy, monotonicity and speed of fit_activation (issue 13), with baselines in the same run.
 
-Run: python benchmarks/bench_fit.py [--seeds 4] [--sizes 8 16 32 64] [--skip-monotone]
+Run: PYTHONPATH=. python benchmarks/bench_fit.py [--seeds 4] [--sizes 8 16 32] [--skip-monotone]
 
 Prints
 1. rate-only NRMSE (synapse=None, max rate 400 Hz, 1001 points) for tanh and
@@ -145,6 +145,9 @@ def main():
     seeds = list(range(args.seeds))
     bars = []
     t0 = time.perf_counter()
+    # `python benchmarks/bench_fit.py` imports the installed popfit, not the
+    # checkout's, unless PYTHONPATH points at the checkout: say which one runs
+    print(f"popfit from {popfit.__file__}\n")
     warned = accuracy_table(seeds, bars)
     if not args.skip_monotone:
         monotone_table(seeds, bars, warned)
