@@ -251,7 +251,7 @@ def staircase_decoders(fit, neuron_type=None, eval_points=None):
 
 
 def fit_loihi(target, n_neurons=4, *, neuron_type, domain=None, max_rate=400.0,
-              synapse=0.005, eval_points=None, seed=None):
+              synapse=0.005, eval_points=None, seed=None, search=None):
     """`popfit.fit_activation` for nengo-loihi's whole-step neuron types.
 
     Called by ``fit_activation(..., neuron_type=LoihiLIF())`` (or
@@ -303,7 +303,7 @@ def fit_loihi(target, n_neurons=4, *, neuron_type, domain=None, max_rate=400.0,
     surrogate = surrogate_neuron_type(neuron_type)
     smooth = fit_activation(target, n_neurons, neuron_type=surrogate, domain=domain,
                             max_rate=1.0 / (1.0 / max_rate + 0.5 * DT), synapse=synapse,
-                            eval_points=eval_points, seed=seed)
+                            eval_points=eval_points, seed=seed, search=search)
     gain, bias = surrogate_to_currents(neuron_type, smooth.gain, smooth.bias)
     target, (lo, hi) = resolve_target(target, domain)
     x = np.linspace(lo, hi, _N_SOLVE_POINTS)

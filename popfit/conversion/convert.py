@@ -102,7 +102,7 @@ def fit_error(fit):
 def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
             noise_synapse=0.02,
             calibration_data=None, seed=None, refit=None, refit_holdout=REFIT_HOLDOUT,
-            tolerance=0.02, hardware=None, weight_bits=None):
+            tolerance=0.02, hardware=None, weight_bits=None, search=None):
     """Convert a trained model into a spiking Nengo network of positive-only neurons.
 
     Every hidden unit becomes a small population fitted by
@@ -195,6 +195,11 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         what the chip computes. With ``calibration_data``, `report` states the
         rate-level cost (`popfit.loihi.quantization_cost`).
 
+    search : popfit.SearchOptions, optional
+        The search budget of every fit (`popfit.fit_activation`'s
+        ``search``); ``SearchOptions.quick()`` converts faster with fits that
+        are good but not the best.
+
     Returns
     -------
     ConvertedModel
@@ -262,7 +267,7 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
                 cache[key + (n,)] = fit_activation(
                     layer.activation, n, neuron_type=neuron_type, domain=domain,
                     max_rate=max_rate, synapse=noise_synapse, eval_points=eval_points,
-                    seed=seed)
+                    seed=seed, search=search)
             fit = cache[key + (n,)]
             if fit_error(fit) <= tolerance:
                 break
