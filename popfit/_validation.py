@@ -47,6 +47,11 @@ def public(name):
     return decorate
 
 
+def current_caller():
+    """Name of the public popfit call under way (for warnings), or ``"popfit"``."""
+    return _CALLER.get() or "popfit"
+
+
 def check_int(value, name, low=1, high=None):
     """Return ``value`` as an int, checking ``low <= value <= high``."""
     bound = f">= {low}" if high is None else f"in [{low}, {high}]"
@@ -211,3 +216,20 @@ def check_finite_array(value, name, shape=None, shape_name=None):
             f"{name} must be a finite array{want} (got shape {arr.shape} with non-finite values)"
         )
     return arr
+
+
+def user_stacklevel():
+    """``warnings.warn`` stacklevel that points at the first frame outside popfit.
+
+    Call it as ``warnings.warn(msg, category, stacklevel=user_stacklevel())``
+    from any depth inside popfit (public functions are wrapped by `public`,
+    so a fixed stacklevel would name popfit's own wrapper).
+    """
+    import inspect
+    import os
+
+    root = os.path.dirname(os.path.abspath(__file__))
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -55,7 +55,7 @@ import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
 from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
-from ._validation import check_eval_points, check_int, check_seed, check_synapse, public
+from ._validation import check_eval_points, check_int, check_seed, check_synapse, public, user_stacklevel
 from .metrics import error_scale
 from .neurons import (LOWEST_RATE_FRACTION, RateModel, check_max_rate, gain_bias,
                       is_loihi_type, resolve_neuron_type, spike_noise_variance)
@@ -868,7 +868,7 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
 
         return fit_loihi(target, n_neurons, neuron_type=neuron_type, domain=domain,
                          max_rate=max_rate, synapse=synapse, eval_points=eval_points,
-                         seed=seed)
+                         seed=seed, search=search)
     max_rate = check_max_rate(max_rate, neuron_type)
     synapse = check_synapse(synapse, "synapse")
     target, (lo, hi) = resolve_target(target, domain)
@@ -946,5 +946,5 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     )
     if not fit.success:
         warnings.warn(f"fit_activation: the optimizer did not converge: {fit.message}",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=user_stacklevel())
     return fit

@@ -27,7 +27,7 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import _CALLER, check_positive, public
+from ._validation import check_positive, current_caller, public
 from .exceptions import PopfitTypeError, PopfitValueError
 
 #: Time step (s) of the staircase curves (nengo-loihi's ``rates`` default and
@@ -52,15 +52,10 @@ def import_nengo_loihi():
         import nengo_loihi
     except ImportError as err:
         raise ImportError(
-            f"{_caller()}: this needs nengo-loihi, which is not installed ({err}); install "
+            f"{current_caller()}: this needs nengo-loihi, which is not installed ({err}); install "
             "popfit's Loihi extra: pip install 'popfit[loihi]' (nengo-loihi 1.1 needs "
             "numpy < 2, so use a separate environment: see docs/loihi.md)") from None
     return nengo_loihi
-
-
-def _caller():
-    """The public popfit function being called (for messages outside PopfitError)."""
-    return _CALLER.get() or "popfit"
 
 
 def loihi_neuron_type(name, **kwargs):

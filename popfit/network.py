@@ -25,8 +25,8 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import (_CALLER, check_finite_array, check_fit, check_int, check_synapse,
-                          public)
+from ._validation import (check_finite_array, check_fit, check_int, check_synapse,
+                          current_caller, public, user_stacklevel)
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
                       rate_twin, spiking_twin)
@@ -56,24 +56,12 @@ def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
     """
     if isinstance(neuron_type, nengo.LIF) and neuron_type.tau_ref < dt:
         warnings.warn(
-            f"{_CALLER.get() or 'popfit'}: spiking {neuron_type!r} has tau_ref = "
+            f"{current_caller()}: spiking {neuron_type!r} has tau_ref = "
             f"{neuron_type.tau_ref:g} s < "
             f"dt = {dt:g} s: nengo's spiking LIF then fires below its rate model (tau_ref=0, "
             f"J=10: 333 Hz instead of 475 Hz), so the fitted decoders are wrong in "
             f"nengo.Simulator; fit with tau_ref >= {dt:g} s, or export with spiking=False",
-            UserWarning, stacklevel=_user_stacklevel())
-
-
-def _user_stacklevel():
-    """``warnings.warn`` stacklevel of the first frame outside popfit (the user's call)."""
-    import inspect
-    import os
-
-    root = os.path.dirname(os.path.abspath(__file__))
-    frame, level = inspect.currentframe().f_back, 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
-        frame, level = frame.f_back, level + 1
-    return level
+            UserWarning, stacklevel=user_stacklevel())
 
 
 def export_neuron_type(fit, spiking):

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.metaestimators import available_if
 
-from .._validation import check_int, check_positive, check_seed, public
+from .._validation import check_int, check_positive, check_seed, public, user_stacklevel
 from ..exceptions import PopfitTypeError, PopfitValueError
 from .refit import forward
 from .spec import apply_activation, check_samples
@@ -281,7 +281,7 @@ class ConvertedModel:
                 f"hidden layer ({len(self.spec.hidden)}), and {SETTLE_STEPS} time "
                 "steps): the output may not settle before it is read over the last "
                 "half of each presentation; check the accuracy against a longer "
-                "presentation", UserWarning, stacklevel=4)
+                "presentation", UserWarning, stacklevel=user_stacklevel())
 
     @public("ConvertedModel.decoded_output")
     def decoded_output(self, X, presentation_time=0.1, progress_bar=None, *, batch_size=None,
