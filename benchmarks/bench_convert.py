@@ -130,8 +130,8 @@ def section_digits(args, data):
         print(f"  T={T:g} s: |dp| refit / signed = {rf[T][1] / sg[T][1]:.2f}, "
               f"no refit / signed = {nr[T][1] / sg[T][1]:.2f}; refit acc - ANN = "
               f"{100 * (rf[T][0] - ann):+.2f} pp")
-    bars = [(f"|dp| refit <= signed at 0.05 s", rf[0.05][1] <= sg[0.05][1]),
-            (f"|dp| refit <= signed at 0.1 s", rf[0.1][1] <= sg[0.1][1]),
+    bars = [("|dp| refit <= signed at 0.05 s", rf[0.05][1] <= sg[0.05][1]),
+            ("|dp| refit <= signed at 0.1 s", rf[0.1][1] <= sg[0.1][1]),
             ("accuracy refit >= ANN - 0.5 pp at 0.03 s", rf[0.03][0] >= ann - 0.005)]
     for what, ok in bars:
         print(f"  bar: {what}: {'met' if ok else 'NOT met'}")

@@ -47,7 +47,7 @@ about one rate per grid step).
 
 import time
 import warnings
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Optional, Tuple
 
 import numpy as np

@@ -16,6 +16,9 @@ import popfit
 from popfit.conversion import ConvertedModel
 from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError
 
+# these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
+QUICK = popfit.SearchOptions.quick()
+
 
 def _fit(model, X, y):
     with warnings.catch_warnings():
@@ -39,7 +42,7 @@ def digits_mlp(digits):
 
 @pytest.fixture(scope="module")
 def digits_converted(digits, digits_mlp):
-    return popfit.convert(digits_mlp, calibration_data=digits[0], seed=1)
+    return popfit.convert(digits_mlp, calibration_data=digits[0], search=QUICK, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,7 @@ def test_regressor_matches_ann(sine):
     X, y = sine
     mlp = _fit(MLPRegressor(hidden_layer_sizes=(16,), activation="tanh", max_iter=2000,
                             random_state=0), X, y)
-    model = popfit.convert(mlp, calibration_data=X, seed=2)
+    model = popfit.convert(mlp, calibration_data=X, search=QUICK, seed=2)
     X_test = X[:40]
     pred = model.predict(X_test, presentation_time=0.1, progress_bar=False)
     ref = mlp.predict(X_test)
@@ -131,7 +134,7 @@ def test_hidden_activations_rate_level(sine, activation):
     X, y = sine
     mlp = _fit(MLPRegressor(hidden_layer_sizes=(8, 6), activation=activation, max_iter=500,
                             random_state=0), X, y)
-    model = popfit.convert(mlp, calibration_data=X, seed=0, refit=False)
+    model = popfit.convert(mlp, calibration_data=X, search=QUICK, seed=0, refit=False)
     target = {"logistic": "sigmoid", "identity": "linear", "relu": "relu"}[activation]
     assert [f.target.name for f in model.fits] == [target, target]
     # plumbing, exactly: the rate-level network is the MLP with each hidden
@@ -153,7 +156,7 @@ def test_two_hidden_layers_spiking(sine):
     X, y = sine
     mlp = _fit(MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=2000,
                             random_state=0), X, y)
-    model = popfit.convert(mlp, calibration_data=X, seed=0)
+    model = popfit.convert(mlp, calibration_data=X, search=QUICK, seed=0)
     assert len(model.network.layers) == 2
     assert model.min_presentation_time == pytest.approx(2 * 5 * 0.005)
     ref = mlp.predict(X[:30])
@@ -165,7 +168,7 @@ def test_fits_shared_without_calibration(sine):
     X, y = sine
     mlp = _fit(MLPRegressor(hidden_layer_sizes=(5, 7), activation="tanh", max_iter=50,
                             random_state=0), X, y)
-    model = popfit.convert(mlp, n_neurons=3, seed=0)
+    model = popfit.convert(mlp, n_neurons=3, search=QUICK, seed=0)
     assert model.fits[0] is model.fits[1]  # one fit per (activation, domain)
     assert model.fits[0].domain == (-3.0, 3.0) and model.fits[0].n_neurons == 3
     s = model.summary()
@@ -180,7 +183,7 @@ def test_binary_classifier_and_determinism():
     y = np.where(X[:, 0] + X[:, 1] ** 2 > 0.3, "yes", "no")
     mlp = _fit(MLPClassifier(hidden_layer_sizes=(10,), activation="tanh", max_iter=1000,
                              random_state=0), X, y)
-    model = popfit.convert(mlp, calibration_data=X, seed=5)
+    model = popfit.convert(mlp, calibration_data=X, search=QUICK, seed=5)
     p1 = model.predict_proba(X[:20], presentation_time=0.05, progress_bar=False)
     p2 = model.predict_proba(X[:20], presentation_time=0.05, progress_bar=False)
     np.testing.assert_array_equal(p1, p2)
@@ -263,8 +266,10 @@ def test_noise_synapse_sets_the_fits_noise_model(digits, digits_mlp, digits_conv
     default = digits_converted
     assert default.synapse == 0.005 and default.fits[0].synapse == 0.02
     assert "spike noise at 0.02 s" in default.report()
-    same = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=0.005, seed=1)
-    rates = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=None, seed=1)
+    same = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=0.005,
+                          search=QUICK, seed=1)
+    rates = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=None,
+                           search=QUICK, seed=1)
     assert same.fits[0].synapse == 0.005 and rates.fits[0].synapse is None
     assert "no synapse (rates only)" in rates.report()
     # less assumed noise: smaller rate error where the pre-activations fall
@@ -276,5 +281,5 @@ def test_noise_synapse_sets_the_fits_noise_model(digits, digits_mlp, digits_conv
     assert errs[0] > errs[1] > errs[2]
     # the same fit as fit_activation with those arguments, on the layer's pre-activations
     direct = popfit.fit_activation("tanh", 4, domain=(lo, hi), synapse=0.02,
-                                   eval_points=z[np.abs(z) <= hi], seed=1)
+                                   eval_points=z[np.abs(z) <= hi], search=QUICK, seed=1)
     np.testing.assert_array_equal(direct.decoders, default.fits[0].decoders)

@@ -12,6 +12,9 @@ keras = pytest.importorskip("keras")
 import popfit  # noqa: E402
 from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError  # noqa: E402
 
+# these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
+QUICK = popfit.SearchOptions.quick()
+
 
 @pytest.fixture(scope="module")
 def regression_data():
@@ -40,7 +43,7 @@ def test_keras_regression_spiking_matches_keras(regression_data, tanh_regressor)
     model = tanh_regressor
     ref = model.predict(X[:40], verbose=0)
     assert np.sqrt(np.mean((ref - y[:40]) ** 2)) < 0.1  # the Keras model learned
-    conv = popfit.convert(model, calibration_data=X, seed=0)
+    conv = popfit.convert(model, calibration_data=X, search=QUICK, seed=0)
     assert conv.spec.source == "Sequential" and not conv.is_classifier
     assert [layer.n_units for layer in conv.layers] == [16]
     pred = conv.predict(X[:40], presentation_time=0.1, progress_bar=False)
@@ -65,7 +68,7 @@ def test_keras_functional_classifier_with_activation_layers():
     model.compile(optimizer=keras.optimizers.Adam(0.03), loss="sparse_categorical_crossentropy")
     model.fit(X, y, epochs=30, batch_size=64, verbose=0)
 
-    conv = popfit.convert(model, calibration_data=X, n_neurons=4, seed=0)
+    conv = popfit.convert(model, calibration_data=X, n_neurons=4, search=QUICK, seed=0)
     assert conv.is_classifier and list(conv.classes_) == [0, 1, 2]
     assert conv.layers[0].activation == "sigmoid"
     assert conv.layers[0].label == "hidden+squash"
@@ -135,7 +138,7 @@ def test_unbuilt_model_and_wrong_features(tanh_regressor):
         popfit.convert(unbuilt)
     with pytest.raises(PopfitTypeError, match="Keras 3 keras.Model"):
         popfit.convert(keras.layers.Dense(3))
-    conv = popfit.convert(tanh_regressor, seed=0)
+    conv = popfit.convert(tanh_regressor, search=QUICK, seed=0)
     with pytest.raises(PopfitValueError, match="X has 2 features but the model expects 1"):
         conv.predict(np.zeros((3, 2)))
     with pytest.warns(UserWarning, match=r"presentation_time 0.02 s is below 0.025 s"):

@@ -11,6 +11,9 @@ from sklearn.neural_network import MLPRegressor
 import popfit
 from popfit.exceptions import PopfitTypeError, PopfitValueError
 
+# these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
+QUICK = popfit.SearchOptions.quick()
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
@@ -33,7 +36,8 @@ def regressor():
 @pytest.fixture(scope="module")
 def models(regressor):
     mlp, X = regressor
-    return {refit: popfit.convert(mlp, n_neurons=3, calibration_data=X, seed=1, refit=refit)
+    return {refit: popfit.convert(mlp, n_neurons=3, calibration_data=X,
+                                  search=QUICK, seed=1, refit=refit)
             for refit in (False, True)}
 
 
@@ -123,7 +127,7 @@ def test_simulator_explicit_and_checked(models):
 
 def test_per_layer_n_neurons_and_auto():
     mlp, X = train((6, 5), seed=2)
-    m = popfit.convert(mlp, n_neurons=[2, 3], calibration_data=X, seed=0)
+    m = popfit.convert(mlp, n_neurons=[2, 3], calibration_data=X, search=QUICK, seed=0)
     assert m.n_neurons == (2, 3)
     assert [f.n_neurons for f in m.fits] == [2, 3]
     assert m.total_neurons == 6 * 2 + 5 * 3 == m.summary()["total_neurons"]
@@ -140,7 +144,8 @@ def test_per_layer_n_neurons_and_auto():
         popfit.convert(mlp, refit=True)
 
     tol = 0.03
-    auto = popfit.convert(mlp, n_neurons="auto", tolerance=tol, calibration_data=X, seed=0,
+    auto = popfit.convert(mlp, n_neurons="auto", tolerance=tol, calibration_data=X,
+                          search=QUICK, seed=0,
                           refit=False)
     chosen = [f.n_neurons for f in auto.fits]
     assert auto.n_neurons == tuple(chosen)
@@ -148,13 +153,13 @@ def test_per_layer_n_neurons_and_auto():
     assert all(n > 1 for n in chosen)
     # the same fits with one neuron fewer (same calibration and seed) miss the tolerance
     fewer = popfit.convert(mlp, n_neurons=[n - 1 for n in chosen], calibration_data=X,
-                           seed=0, refit=False)
+                           search=QUICK, seed=0, refit=False)
     assert all(f.spiking_nrmse > tol for f in fewer.fits)
 
 
 def test_connect_to_weights():
-    fit = popfit.fit_activation("tanh", 2, seed=0)
-    with nengo.Network() as net:
+    fit = popfit.fit_activation("tanh", 2, search=QUICK, seed=0)
+    with nengo.Network():
         a = popfit.PopulationLayer(fit, 3)
         out = nengo.Node(size_in=2)
         w = np.arange(12.0).reshape(2, 6)
@@ -168,7 +173,7 @@ def test_connect_to_weights():
 
 def test_refit_default_needs_enough_calibration(regressor):
     mlp, X = regressor
-    few = popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], seed=0)
+    few = popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], search=QUICK, seed=0)
     assert few.refit_report is None and few.weights is None  # 12 + 3 samples: not enough
     with pytest.raises(PopfitValueError, match="at least 10 calibration samples"):
-        popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], seed=0, refit=True)
+        popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], search=QUICK, seed=0, refit=True)

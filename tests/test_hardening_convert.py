@@ -10,7 +10,6 @@ import os
 import pathlib
 import pickle
 import re
-import sys
 import warnings
 
 import numpy as np
@@ -22,6 +21,9 @@ import popfit
 from popfit.conversion import present, read_model
 from popfit.conversion.convert import round_up
 from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError
+
+# these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
+QUICK = popfit.SearchOptions.quick()
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -49,7 +51,7 @@ def regressor(data):
 
 @pytest.fixture(scope="module")
 def converted(regressor):
-    return popfit.convert(regressor, n_neurons=2, seed=0)
+    return popfit.convert(regressor, n_neurons=2, search=QUICK, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def binary(data):
     y = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
     mlp = _fit(MLPClassifier(hidden_layer_sizes=(6,), activation="tanh", max_iter=1000,
                              random_state=0), X, y)
-    return mlp, popfit.convert(mlp, n_neurons=3, calibration_data=X, seed=1)
+    return mlp, popfit.convert(mlp, n_neurons=3, calibration_data=X, search=QUICK, seed=1)
 
 
 def _with_weight(mlp, array, layer, value):
@@ -130,7 +132,7 @@ def test_preactivations_just_above_the_rounded_edge(data, n_rows):
     mlp.coefs_[0][:] = 0.0
     mlp.intercepts_[0][:] = 1.2345
     cal = np.ones((n_rows, 2))  # constant inputs
-    model = popfit.convert(mlp, n_neurons=2, calibration_data=cal, seed=0)
+    model = popfit.convert(mlp, n_neurons=2, calibration_data=cal, search=QUICK, seed=0)
     assert model.layers[0].domain == (-1.24, 1.24)
     assert model.layers[0].fraction_outside == 0.0
     # the fit is good where the unit's input actually is
@@ -144,7 +146,7 @@ def test_constant_preactivations_of_several_units(data, regressor):
     X, _ = data
     cal = np.full((5, 2), 0.3)
     z = cal @ regressor.coefs_[0] + regressor.intercepts_[0]
-    model = popfit.convert(regressor, n_neurons=2, calibration_data=cal, seed=0)
+    model = popfit.convert(regressor, n_neurons=2, calibration_data=cal, search=QUICK, seed=0)
     lo, hi = model.layers[0].domain
     assert hi >= np.percentile(np.abs(z), 99) and hi >= 0.75  # floor: 1/4 of tanh's 3
     np.testing.assert_allclose(model.rate_output(cal[:1]).ravel(),
@@ -171,13 +173,13 @@ def test_seed_above_2_32_refused(regressor, data):
     """Defect: seed=2**32 passed convert's check and failed inside numpy in predict."""
     with pytest.raises(PopfitValueError, match=r"^convert: seed must be an integer in "
                                                r"\[0, 4294967295\] \(got 4294967296\)"):
-        popfit.convert(regressor, seed=2**32)
+        popfit.convert(regressor, search=QUICK, seed=2**32)
     with pytest.raises(PopfitTypeError, match=r"seed must be an integer"):
-        popfit.convert(regressor, seed=1.5)
+        popfit.convert(regressor, search=QUICK, seed=1.5)
 
 
 def test_largest_seed_predicts(regressor, data):
-    model = popfit.convert(regressor, n_neurons=1, seed=2**32 - 1)
+    model = popfit.convert(regressor, n_neurons=1, search=QUICK, seed=2**32 - 1)
     out = model.predict(data[0][:2], presentation_time=0.03, progress_bar=False)
     assert out.shape == (2,) and np.all(np.isfinite(out))
 
@@ -294,7 +296,7 @@ def test_converted_model_pickles(data, activation):
     X, y = data
     mlp = _fit(MLPRegressor(hidden_layer_sizes=(3,), activation=activation, max_iter=100,
                             random_state=0), X, y)
-    model = popfit.convert(mlp, n_neurons=1, seed=3)
+    model = popfit.convert(mlp, n_neurons=1, search=QUICK, seed=3)
     copy = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(copy.rate_output(X), model.rate_output(X))
     np.testing.assert_array_equal(

@@ -13,6 +13,9 @@ import pytest
 
 import popfit
 
+# these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
+QUICK = popfit.SearchOptions.quick()
+
 NEURON_TYPES = [nengo.LIF(), nengo.LIFRate(), nengo.RectifiedLinear(),
                 nengo.SpikingRectifiedLinear()]
 
@@ -37,7 +40,7 @@ def _nengo_rate_output(fit, x):
 def test_off_centre_domain_matches_nengo_and_respects_max_rate(neuron_type, target, domain):
     max_rate = 234.6
     fit = popfit.fit_activation(target, 3, neuron_type=neuron_type, domain=domain,
-                                max_rate=max_rate, synapse=None, seed=5)
+                                max_rate=max_rate, synapse=None, search=QUICK, seed=5)
     lo, hi = domain
     x = np.linspace(lo, hi, 20001)
     # no neuron exceeds max_rate anywhere in the domain (nengo's own rate curve)
@@ -63,6 +66,6 @@ def test_regressor_on_shifted_data_scores_as_on_centred_data():
 
 def test_negative_encoders_used_on_off_centre_domain():
     fit = popfit.fit_activation("softplus", 2, domain=(-3, -2), max_rate=234.6,
-                                synapse=None, seed=5)
+                                synapse=None, search=QUICK, seed=5)
     assert fit.nrmse < 1e-3
     assert fit.rates(np.linspace(-3, -2, 20001)).max() <= 234.6 * (1 + 1e-9)

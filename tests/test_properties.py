@@ -73,7 +73,7 @@ def _fit(args):
         # a fit that stops short warns (success=False); these tests check
         # soundness, which must hold for such fits too
         warnings.simplefilter("ignore", RuntimeWarning)
-        return popfit.fit_activation(**args)
+        return popfit.fit_activation(**args, search=popfit.SearchOptions.quick())
 
 
 def _nengo_rate_output(fit, x):

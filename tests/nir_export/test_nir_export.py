@@ -25,6 +25,9 @@ from popfit.network import PopulationLayer
 nir = pytest.importorskip("nir")
 from popfit.nir import SNNTORCH_DT, graphs_equal, nir_neuron_type, to_nir  # noqa: E402
 
+# these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
+QUICK = popfit.SearchOptions.quick()
+
 NIR_LIF = nengo.LIF(tau_ref=0)
 
 
@@ -78,17 +81,17 @@ def regressor(digits):
         mlp = MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=200, random_state=0).fit(
             digits, digits[:, 20:22])
     return popfit.convert(mlp, n_neurons=3, neuron_type=NIR_LIF, calibration_data=digits,
-                          seed=0)
+                          search=QUICK, seed=0)
 
 
 @pytest.fixture(scope="module")
 def fit_lif():
-    return popfit.fit_activation("tanh", 4, neuron_type=NIR_LIF, seed=0)
+    return popfit.fit_activation("tanh", 4, neuron_type=NIR_LIF, search=QUICK, seed=0)
 
 
 @pytest.fixture(scope="module")
 def fit_relu():
-    return popfit.fit_activation("sigmoid", 3, neuron_type="relu", seed=0)
+    return popfit.fit_activation("sigmoid", 3, neuron_type="relu", search=QUICK, seed=0)
 
 
 def exportables(fit_lif, fit_relu, regressor):
@@ -164,7 +167,8 @@ def test_converted_readout_synapse(regressor):
 
 
 def test_refractory_fit_is_refused_with_the_fix(regressor):
-    fit = popfit.fit_activation("tanh", 3, neuron_type="LIF", seed=0)  # tau_ref = 2 ms
+    fit = popfit.fit_activation("tanh", 3, neuron_type="LIF",
+                                search=QUICK, seed=0)  # tau_ref = 2 ms
     with pytest.raises(PopfitValueError, match=r"tau_ref = 0\.002 s.*nengo\.LIF\(tau_ref=0\)"
                        r".*drop_tau_ref=True"):
         to_nir(fit.network())
@@ -175,7 +179,7 @@ def test_refractory_fit_is_refused_with_the_fix(regressor):
 def test_whole_step_fit_only_for_its_consumer():
     nt = nir_neuron_type("snntorch")
     assert nt.tau_ref == SNNTORCH_DT / 2 and nir_neuron_type().tau_ref == 0
-    fit = popfit.fit_activation("tanh", 3, neuron_type=nt, seed=0)
+    fit = popfit.fit_activation("tanh", 3, neuron_type=nt, search=QUICK, seed=0)
     to_nir(fit.network(), consumer="snntorch")
     with pytest.raises(PopfitValueError, match="tau_ref"):
         to_nir(fit.network())
