@@ -5,7 +5,7 @@ Run: PYTHONPATH=. python benchmarks/bench_fit.py [--seeds 4] [--sizes 8 16 32] [
 Prints
 1. rate-only NRMSE (synapse=None, max rate 400 Hz, 1001 points) for tanh and
    sigmoid x {LIF, ReLU} at the N of the best known table (exhaustive
-   multi-start searches of 200-350 s per entry; DESIGN.md, issue 13): the
+   multi-start searches of 200-350 s per entry, the figures of popfit's issue 13): the
    best known value, popfit's median over seeds, the ratio, the worst seed's
    ratio, and Nengo's default random tuning (median over 20 seeds) for scale;
 2. monotonicity: for every seed, target in {tanh, sigmoid, linear,

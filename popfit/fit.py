@@ -1,6 +1,6 @@
 """The optimizer: fit gains, biases, encoder signs and decoders of a small population.
 
-Structure (see DESIGN.md): given each neuron's encoder sign, intercept and
+Structure: given each neuron's encoder sign, intercept and
 max rate, the decoders solve a linear least-squares problem, so only the 2N
 nonlinear parameters are searched (variable projection, with the
 Golub-Pereyra Jacobian). The objective is the expected squared error of the
@@ -88,8 +88,10 @@ _MU_SMOOTH = 1.0  # below this damping, steps follow the capped-slope gradient  
 class SearchOptions:
     """Budget of `fit_activation`'s search (frozen; pass as ``search=``).
 
-    The defaults reach the best known optima of DESIGN.md within a few percent
-    in well under a second for N <= 8. `quick` is for code that only needs
+    The defaults reach the best known optima (rate-only tanh and sigmoid, LIF and
+    ReLU, N = 2..8: exhaustive multi-start searches of 200-350 s per entry, the
+    table in tests/test_search.py and benchmarks/bench_fit.py) within 10% in
+    well under a second for N <= 8, except sigmoid LIF N = 4 and 6 (1.25x, 1.6x). `quick` is for code that only needs
     *a* fit (tests, examples); `thorough` spends several times longer.
 
     Attributes
