@@ -31,6 +31,11 @@ SETTLE_STEPS = 10
 MIN_STEPS = 2
 #: Simulated seconds from which nengo's progress bar is shown by default.
 LONG_BATCH_SECONDS = 20.0
+#: Batched predictions show nengo's progress bar by default from this many
+#: neuron updates (samples x neurons x steps; about 20 s here). A batch simulates
+#: few steps of many neurons, and closing the bar costs about 0.2 s of wall
+#: time, as much as a whole 450-digit batch (measured).
+LONG_BATCH_NEURON_STEPS = 1e9
 DT = 0.001
 
 
@@ -307,9 +312,9 @@ class ConvertedModel:
             classify well, which is the user's call to check.
         progress_bar : bool, optional
             Nengo's progress bar; default: shown when the batch lasts
-            20 s of simulated time or more (sequential), or when one chunk
-            is simulated in this process for 20 s or more of simulated time
-            summed over its samples (batched).
+            20 s of simulated time or more (sequential), or, batched, from
+            ``LONG_BATCH_NEURON_STEPS`` neuron updates in this process
+            (about 20 s of wall time).
         batch_size : int, optional
             Samples per simulator (batched prediction); default: as many as
             fit a 256 MiB memory budget, split evenly over ``n_jobs``.
@@ -345,7 +350,8 @@ class ConvertedModel:
             seed = int(np.random.default_rng().integers(2**32))
         plan = BatchPlan(self, steps, DT, seed, simulator)
         if progress_bar is None:
-            progress_bar = n_jobs == 1 and len(X) * steps * DT >= LONG_BATCH_SECONDS
+            progress_bar = n_jobs == 1 and (
+                len(X) * self.total_neurons * steps >= LONG_BATCH_NEURON_STEPS)
         return predict_batched(plan, X, batch_size, n_jobs, progress_bar)
 
     def _outputs(self, decoded):
