@@ -25,6 +25,9 @@ from popfit.network import PopulationLayer
 nir = pytest.importorskip("nir")
 from popfit.nir import SNNTORCH_DT, graphs_equal, nir_neuron_type, to_nir  # noqa: E402
 
+# NIR fits have tau_ref = 0 < nengo's dt: exporting them to nengo warns, by design
+pytestmark = pytest.mark.filterwarnings("ignore:.*tau_ref = .* < dt = :UserWarning")
+
 # these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
 QUICK = popfit.SearchOptions.quick()
 

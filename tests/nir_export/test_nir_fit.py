@@ -17,6 +17,9 @@ from sklearn.neural_network import MLPRegressor
 
 import popfit
 
+# NIR fits have tau_ref = 0 < nengo's dt: exporting them to nengo warns, by design
+pytestmark = pytest.mark.filterwarnings("ignore:.*tau_ref = .* < dt = :UserWarning")
+
 
 def lif_rate_no_ref(j, tau_rc):
     with np.errstate(divide="ignore", invalid="ignore"):

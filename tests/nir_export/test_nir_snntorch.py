@@ -29,6 +29,9 @@ from snntorch.import_nir import import_from_nir  # noqa: E402
 
 from popfit.nir import SNNTORCH_DT, nir_neuron_type, to_nir  # noqa: E402
 
+# NIR fits have tau_ref = 0 < nengo's dt: exporting them to nengo warns, by design
+pytestmark = pytest.mark.filterwarnings("ignore:.*tau_ref = .* < dt = :UserWarning")
+
 # Small networks: torch's thread pool only adds contention on a shared machine
 torch.set_num_threads(1)
 
