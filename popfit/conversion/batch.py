@@ -16,10 +16,12 @@ sample and the seed:
 - The initial state of the neurons (LIF voltages) is drawn once from the
   seed for one copy (``neuron_type.make_state``, as nengo draws it) and
   repeated in every copy; the synapses start at zero.
-- The last hidden layer's neurons are probed with the ``synapse`` lowpass and
-  decoded in numpy with the model's output weights (the same linear map the
-  network's output connection applies), averaged over the last half of the
-  presentation.
+- The last hidden layer's spikes go to a Node that accumulates, for each
+  neuron, the mean over the last half of the presentation of its activity
+  filtered by the ``synapse`` lowpass (closed-form weights per time step,
+  equal to averaging a filtered probe; no probed data is stored); the means
+  are decoded in numpy with the model's output weights (the same linear map
+  the network's output connection applies).
 
 Sparse products are computed row by row, and every other step is
 elementwise, so a sample's arithmetic is the same in any chunk: predictions
@@ -101,7 +103,7 @@ class BatchPlan:
         neurons = sum(w.shape[1] for w in self.weights)
         nnz = sum(w.shape[0] * w.shape[1] for w in self.weights[:-1]) * max(
             [f.n_neurons for f in self.fits])
-        return 8 * self.steps * n_last + BYTES_PER_NEURON * neurons + 12 * nnz
+        return 8 * n_last + BYTES_PER_NEURON * neurons + 12 * nnz  # + the read-out sums
 
     def first_inputs(self, X):
         """Each sample's first-layer pre-activation, one sample at a time (so the
