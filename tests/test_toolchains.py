@@ -28,11 +28,13 @@ SUITES = [
 @pytest.mark.parametrize("variable, folder, maker", SUITES, ids=["loihi", "nir"])
 def test_toolchain_suite(variable, folder, maker):
     python = os.environ.get(variable)
+    if not python and os.environ.get("CI"):
+        pytest.fail(f"{variable} is not set under CI: .ci/run must build the environment "
+                    f"with {maker} and name its Python")
     if not python:
         pytest.skip(f"{variable} is not set; create the environment with "
                     f"`bash {maker} DIR` and set {variable}=DIR/bin/python")
-    if not (ROOT / folder).is_dir():
-        pytest.skip(f"{folder} does not exist yet")
+    assert (ROOT / folder).is_dir(), f"{folder} is missing"
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
     result = subprocess.run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", folder],
