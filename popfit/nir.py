@@ -91,27 +91,18 @@ def _read_object(obj, transforms):
     from .conversion import ConvertedModel
     from .network import PopulationLayer, PopulationNeuron
 
+    if transforms is not None and isinstance(obj, (ConvertedModel, PopulationNeuron)):
+        raise PopfitValueError(
+            f"transforms is only for a chain of PopulationLayers (got transforms with a "
+            f"{type(obj).__name__}, which carries its own weights)")
     if isinstance(obj, ConvertedModel):
-        if transforms is not None:
-            raise PopfitValueError(
-                "transforms is only for a chain of PopulationLayers; a "
-                "ConvertedModel carries its own weights (got transforms as well)")
         spec = obj.spec
         stages = [_layer_stage(layer) for layer in obj.network.layers]
-        if obj.weights is not None:  # re-solved neuron-level weights (refit)
-            links = [spec.hidden[0].weights.T] + [np.asarray(w) for w in obj.weights[:-1]]
-            return (stages, links, np.asarray(obj.weights[-1]),
-                    np.asarray(obj.biases[-1], dtype=float).copy(), obj.synapse,
-                    f"popfit.convert({spec.source})")
-        ts = [layer.weights.T for layer in spec.hidden]
-        out = spec.output
-        return (stages, _fold(stages, ts), out.weights.T @ stages[-1].decoders_block,
-                out.bias.copy(), obj.synapse, f"popfit.convert({spec.source})")
+        weights, biases = obj.neuron_weights()  # neuron-level, decoders folded in
+        return (stages, [spec.hidden[0].weights.T] + weights[:-1], weights[-1],
+                np.asarray(biases[-1], dtype=float).copy(), obj.synapse,
+                f"popfit.convert({spec.source})")
     if isinstance(obj, PopulationNeuron):
-        if transforms is not None:
-            raise PopfitValueError(
-                "transforms is only for a chain of PopulationLayers (got "
-                "transforms with a PopulationNeuron)")
         fit = obj.fit
         stage = _Stage(fit, 1, fit.gain, fit.bias, fit.encoders[:, None],
                        fit.decoders[None, :])

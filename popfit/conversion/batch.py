@@ -44,21 +44,11 @@ import math
 import numpy as np
 import scipy.sparse
 
-from .refit import folded_weights
 
 #: Memory budget (bytes) of one chunk's probed data and neuron state.
 CHUNK_BYTES = 256 * 2**20
 #: Approximate bytes per neuron of a built simulator (signals and operators).
 BYTES_PER_NEURON = 400
-
-
-def layer_weights(model):
-    """``(weights, biases)``: from each hidden layer's neurons to the next units/outputs."""
-    if model.weights is not None:
-        return list(model.weights), list(model.biases)
-    nxt = model.spec.layers[1:]
-    return ([folded_weights(fit, layer.weights) for fit, layer in zip(model.fits, nxt)],
-            [layer.bias.astype(float) for layer in nxt])
 
 
 def with_initial_state(neuron_type, n_neurons, copies, rng):
@@ -92,7 +82,7 @@ class BatchPlan:
         self.spec = model.spec
         self.fits = model.fits
         self.neuron_types = [export_neuron_type(fit, True) for fit in model.fits]
-        self.weights, self.biases = layer_weights(model)
+        self.weights, self.biases = model.neuron_weights()
         self.synapse = model.synapse
         self.steps, self.dt, self.seed = steps, dt, seed
         self.simulator = simulator

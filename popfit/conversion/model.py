@@ -19,7 +19,7 @@ from sklearn.utils.metaestimators import available_if
 
 from .._validation import check_int, check_positive, check_seed, public, user_stacklevel
 from ..exceptions import PopfitTypeError, PopfitValueError
-from .refit import forward
+from .refit import folded_weights, forward
 from .spec import apply_activation, check_samples
 
 #: ``presentation_time`` below this many synapse time constants per filtered
@@ -464,6 +464,17 @@ class ConvertedModel:
         if self.is_classifier:
             return float(accuracy_score(y, pred))
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
+
+    def neuron_weights(self):
+        """``(weights, biases)``: ``weights[l]`` (shape ``(n_next, n_neurons_l)``) maps
+        hidden layer ``l``'s neurons to the next layer's units (the outputs, for
+        the last), ``biases[l]`` is that next layer's bias: the re-solved weights
+        (`refit`), or the source model's weights with the decoders folded in."""
+        if self.weights is not None:
+            return list(self.weights), list(self.biases)
+        nxt = self.spec.layers[1:]
+        return ([folded_weights(fit, layer.weights) for fit, layer in zip(self.fits, nxt)],
+                [layer.bias.astype(float) for layer in nxt])
 
     @public("ConvertedModel.rate_output")
     def rate_output(self, X):
