@@ -149,6 +149,7 @@ class SearchOptions:
     narrow_patterns: int = 3
     centre_screen: int = 32
     n_centre: int = 2
+    centre_halving: Tuple[Tuple[int, int], ...] = ((5, 16), (30, 4))
     starts_per_neuron: int = 10
     max_starts: int = 40
     starts_per_pattern: int = 1
@@ -171,14 +172,14 @@ class SearchOptions:
     def _check(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "halving":
+            if f.name in ("halving", "centre_halving"):
                 ok = (isinstance(value, tuple) and len(value) > 0 and all(
                     isinstance(r, tuple) and len(r) == 2
                     and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in r)
                     for r in value))
                 if not ok:
                     raise PopfitValueError(
-                        "halving must be a non-empty tuple of (iterations, kept) pairs of "
+                        f"{f.name} must be a non-empty tuple of (iterations, kept) pairs of "
                         f"integers >= 1 (got {value!r})")
             elif f.name == "rtol":
                 if not (isinstance(value, float) and 0 < value < 1):
@@ -471,6 +472,12 @@ class _Batch:
         """A new batch of the starts ``idx`` (state dropped: it is re-evaluated)."""
         return _Batch(self.thetas[idx].copy(), self.encoders[idx].copy(), self.origin[idx].copy())
 
+    def subset(self, idx):
+        """The starts ``idx`` with their state (the cost history restarts)."""
+        return _Batch(self.thetas[idx], self.encoders[idx], self.origin[idx], self.cost[idx],
+                      self.residual[idx], self.jacobian[idx], self.gradient[idx], self.mu[idx],
+                      self.nu[idx], [], self.done[idx], self.converged[idx], self.iterations[idx])
+
     @staticmethod
     def concat(batches):
         batches = [b for b in batches if b is not None and len(b.thetas)]
@@ -479,7 +486,7 @@ class _Batch:
                       np.concatenate([b.origin for b in batches]))
 
 
-def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
+def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10, frozen=None):
     """Run bounded Levenberg-Marquardt on every start of ``batch`` at once.
 
     Each start keeps its own damping (Nielsen's update); a step is accepted
@@ -522,6 +529,8 @@ def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
         diag = np.diagonal(h, axis1=1, axis2=2)
         scale = np.maximum(diag, 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300))
         active = ((th <= lower) & (g > 0)) | ((th >= upper) & (g < 0))
+        if frozen is not None:
+            active |= frozen[live]
         lhs = h + (batch.mu[live, None] * scale)[:, :, None] * eye
         free = ~active
         lhs = np.where(free[:, :, None] & free[:, None, :], lhs, 0.0)
@@ -673,23 +682,35 @@ def _centre_starts(problem, n, rng, options):
     if options.n_centre == 0 or n < 2 or n >= options.narrow_from:
         return None
     m = options.centre_screen
-    thetas, encoders = [], []
+    thetas, encoders, frozen = [], [], []
     for enc in _sign_patterns(n, 3):
-        c = np.repeat(rng.choice([-0.01, 0.0, 0.01], size=(m, 1)), n, axis=1)
+        c = np.zeros((m, n))
         rho = rng.uniform(0.5, 1.0, (m, n))
+        fixed = np.zeros((m, 2 * n), bool)
+        fixed[:, :n] = True  # the onsets stay at the centre in the reduced fit
         mode = rng.integers(0, 4, m)  # offset neurons: none, + side, - side, both
         for bit, group in ((1, np.flatnonzero(enc > 0)), (2, np.flatnonzero(enc < 0))):
             if len(group):
                 rows = np.flatnonzero(mode & bit)
-                c[rows, group[0]] = rng.uniform(-2.2, -1.0, len(rows))
-                rho[rows, group[0]] = rng.uniform(0.02, 1.0, len(rows))
+                c[rows, group[0]] = -1.0 - 1.2 * rng.uniform(0.0, 1.0, len(rows)) ** 2
+                rho[rows, group[0]] = _RHO_MIN ** rng.uniform(0.0, 1.0, len(rows))
+                fixed[rows, group[0]] = False
         thetas.append(np.column_stack([c, rho]))
         encoders.append(np.tile(enc, (m, 1)))
-    thetas, encoders = np.concatenate(thetas), np.concatenate(encoders)
-    costs = np.concatenate([problem.batch_cost(thetas[i:i + m], encoders[i])
-                            for i in range(0, len(thetas), m)])
-    best = np.argsort(costs, kind="stable")[:options.n_centre]
-    return _Batch(thetas[best], encoders[best], np.full(len(best), "search", dtype=object))
+        frozen.append(fixed)
+    thetas, encoders, frozen = np.concatenate(thetas), np.concatenate(encoders), np.concatenate(frozen)
+    batch = _Batch(thetas, encoders, np.full(len(thetas), "search", dtype=object))
+    for iterations, keep in options.centre_halving:
+        _levenberg_marquardt(problem, batch, iterations, frozen=frozen)
+        order = np.argsort(batch.cost, kind="stable")[:keep]
+        frozen = frozen[order]
+        batch = batch.subset(order)
+    # the onsets of one side are exchangeable: fits that differ only by their
+    # order reach the same cost, so keep the first of each cost
+    order = np.argsort(batch.cost, kind="stable")
+    cost = batch.cost[order]
+    distinct = np.concatenate([[True], np.diff(cost) > 1e-4 * cost[1:]])
+    return batch.take(order[distinct][:options.n_centre])
 
 
 def _short_fits(problem, batch, options):
@@ -697,10 +718,7 @@ def _short_fits(problem, batch, options):
     for iterations, keep in options.halving:
         _levenberg_marquardt(problem, batch, iterations)
         order = np.argsort(batch.cost, kind="stable")[:keep]
-        batch = _Batch(batch.thetas[order], batch.encoders[order], batch.origin[order],
-                       batch.cost[order], batch.residual[order], batch.jacobian[order],
-                       batch.gradient[order], batch.mu[order], batch.nu[order], [], batch.done[order],
-                       batch.converged[order], batch.iterations[order])
+        batch = batch.subset(order)
     return batch.take(np.argsort(batch.cost, kind="stable")[:options.n_polish])
 
 
