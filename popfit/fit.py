@@ -147,9 +147,9 @@ class SearchOptions:
     max_patterns: int = 9
     narrow_from: int = 9
     narrow_patterns: int = 3
-    centre_screen: int = 32
+    centre_screen: int = 4
     n_centre: int = 2
-    centre_halving: Tuple[Tuple[int, int], ...] = ((5, 16), (30, 4))
+    centre_halving: Tuple[Tuple[int, int], ...] = ((12, 6), (30, 2))
     starts_per_neuron: int = 10
     max_starts: int = 40
     starts_per_pattern: int = 1
@@ -185,7 +185,7 @@ class SearchOptions:
                 if not (isinstance(value, float) and 0 < value < 1):
                     raise PopfitValueError(f"rtol must be a float in (0, 1) (got {value!r})")
             else:
-                low = {"n_extend": 0, "n_centre": 0, "starts_per_pattern": 0, "search_points": 11,
+                low = {"n_extend": 0, "n_centre": 0, "centre_screen": 0, "starts_per_pattern": 0, "search_points": 11,
                        "fit_points": 11}.get(f.name, 1)
                 check_int(value, f.name, low=low)
 
@@ -666,6 +666,48 @@ def _screen(problem, n, rng, options):
                   np.full(len(kept), "search", dtype=object))
 
 
+# offset neurons of the centre family, (intercept in edge units, max rate
+# fraction): a slow neuron starting just past the far edge (a curved offset)
+# and a fast one starting well past it (a saturating offset)
+_CENTRE_OFFSETS = ((-1.15, _RHO_MIN), (-1.6, 1.0))
+
+
+def _centre_members(enc, m, rng):
+    """Members of the centre family for one sign pattern: every choice of no
+    offset neuron or one of `_CENTRE_OFFSETS` on each side with onset max rates
+    spread from 100% to 50%, then ``m`` random ones (random max rates, offsets
+    on random sides with random intercepts and max rates). Returns the
+    parameter vectors, encoders and the mask of parameters frozen in the
+    reduced fit (the intercepts of the onsets, which stay at the centre)."""
+    n = len(enc)
+    groups = [np.flatnonzero(enc > 0), np.flatnonzero(enc < 0)]
+    choices = [None, *_CENTRE_OFFSETS]
+    spread = np.zeros(n)
+    for g in groups:
+        spread[g] = np.linspace(1.0, 0.5, len(g))
+    plans = [(a, b) for a in choices for b in choices
+             if (a is None or len(groups[0])) and (b is None or len(groups[1]))]
+    k = len(plans)
+    c = np.zeros((k + m, n))
+    rho = np.concatenate([np.tile(spread, (k, 1)), rng.uniform(0.5, 1.0, (m, n))])
+    fixed = np.zeros((k + m, 2 * n), bool)
+    fixed[:, :n] = True
+    for row, plan in enumerate(plans):
+        for offset, g in zip(plan, groups):
+            if offset is not None:
+                c[row, g[0]], rho[row, g[0]] = offset
+                fixed[row, g[0]] = False
+    mode = rng.integers(0, 4, m)  # offset neurons: none, + side, - side, both
+    for bit, g in ((1, groups[0]), (2, groups[1])):
+        if len(g):
+            rows = k + np.flatnonzero(mode & bit)
+            c[rows, g[0]] = -1.0 - 1.2 * rng.uniform(0.0, 1.0, len(rows)) ** 2
+            rho[rows, g[0]] = _RHO_MIN ** rng.uniform(0.0, 1.0, len(rows))
+            fixed[rows, g[0]] = False
+    return np.column_stack([c, rho]), np.tile(enc, (k + m, 1)), fixed
+
+
+
 def _centre_starts(problem, n, rng, options):
     """Stage 1b: the centre family, screened on the coarse grid, fitted on the fine one.
 
@@ -679,26 +721,10 @@ def _centre_starts(problem, n, rng, options):
     straight to the polish on the fine grid. From ``narrow_from`` neurons on
     there are none (the continuation carries these fits).
     """
-    if options.n_centre == 0 or n < 2 or n >= options.narrow_from:
+    if options.n_centre == 0 or n < 3 or n >= options.narrow_from:
         return None
-    m = options.centre_screen
-    thetas, encoders, frozen = [], [], []
-    for enc in _sign_patterns(n, 3):
-        c = np.zeros((m, n))
-        rho = rng.uniform(0.5, 1.0, (m, n))
-        fixed = np.zeros((m, 2 * n), bool)
-        fixed[:, :n] = True  # the onsets stay at the centre in the reduced fit
-        mode = rng.integers(0, 4, m)  # offset neurons: none, + side, - side, both
-        for bit, group in ((1, np.flatnonzero(enc > 0)), (2, np.flatnonzero(enc < 0))):
-            if len(group):
-                rows = np.flatnonzero(mode & bit)
-                c[rows, group[0]] = -1.0 - 1.2 * rng.uniform(0.0, 1.0, len(rows)) ** 2
-                rho[rows, group[0]] = _RHO_MIN ** rng.uniform(0.0, 1.0, len(rows))
-                fixed[rows, group[0]] = False
-        thetas.append(np.column_stack([c, rho]))
-        encoders.append(np.tile(enc, (m, 1)))
-        frozen.append(fixed)
-    thetas, encoders, frozen = np.concatenate(thetas), np.concatenate(encoders), np.concatenate(frozen)
+    members = [_centre_members(enc, options.centre_screen, rng) for enc in _sign_patterns(n, 3)]
+    thetas, encoders, frozen = (np.concatenate(parts) for parts in zip(*members))
     batch = _Batch(thetas, encoders, np.full(len(thetas), "search", dtype=object))
     for iterations, keep in options.centre_halving:
         _levenberg_marquardt(problem, batch, iterations, frozen=frozen)
