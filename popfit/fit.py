@@ -147,9 +147,9 @@ class SearchOptions:
     max_patterns: int = 9
     narrow_from: int = 9
     narrow_patterns: int = 3
-    centre_screen: int = 4
+    centre_screen: int = 0
     n_centre: int = 2
-    centre_halving: Tuple[Tuple[int, int], ...] = ((12, 6), (30, 2))
+    centre_halving: Tuple[Tuple[int, int], ...] = ((10, 4), (25, 2))
     starts_per_neuron: int = 10
     max_starts: int = 40
     starts_per_pattern: int = 1
