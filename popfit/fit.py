@@ -24,8 +24,10 @@ The search runs in named stages, with the budget in a frozen `SearchOptions`:
    QR and solves: the per-call overhead of a general solver dominated on
    problems this small);
    `_centre_starts`: the centre family (onsets at the domain centre, optional
-   whole-domain offset neurons), screened on the coarse grid but sent
-   straight to stage 4, as its basins are narrower than a coarse grid step;
+   offset neurons starting past the far edge), fitted on the coarse grid in
+   a reduced space (the onsets held at the centre: its basins are narrower
+   than a coarse grid step, where free short fits lose them), the best sent
+   to stage 4;
 3. `_extend`: continuation, the N-1 fit plus one new neuron, the new neuron
    placed by screening;
 4. `_polish`: all of these refined on the fine grid until the objective
@@ -91,8 +93,9 @@ class SearchOptions:
     The defaults reach the best known optima (rate-only tanh and sigmoid, LIF and
     ReLU, N = 2..8: exhaustive multi-start searches of 200-350 s per entry, the
     table in tests/test_search.py and benchmarks/bench_fit.py) within 10% in
-    well under a second for N <= 8, except sigmoid LIF N = 4 and 6 (1.25x, 1.6x). `quick` is for code that only needs
-    *a* fit (tests, examples); `thorough` spends several times longer.
+    under two seconds for N <= 8 (median over seeds 0-3; measured, see
+    bench_fit.py). `quick` is for code that only needs *a* fit (tests,
+    examples); `thorough` spends several times longer.
 
     Attributes
     ----------
@@ -111,10 +114,15 @@ class SearchOptions:
         See ``narrow_from``.
     centre_screen : int
         Random members of the centre family (onsets at the domain centre,
-        optional whole-domain offset neurons) costed on the fine grid per
-        sign pattern ...
+        optional offset neurons starting past the far edge) per sign pattern,
+        besides its structured members (see `_centre_members`) ...
     n_centre : int
-        ... and the best this many polished directly (0: none).
+        ... and the best this many (distinct) polished (0: none).
+    centre_halving : tuple of (int, int)
+        Successive halving of the centre family's reduced fits on the coarse
+        grid (the onsets held at the centre): rounds of (Levenberg-Marquardt
+        iterations, members kept for the next round); the last round should
+        keep at least ``n_centre``.
     starts_per_neuron : int
         Short local fits per neuron in the population ...
     max_starts : int
@@ -193,15 +201,15 @@ class SearchOptions:
     def quick(cls):
         """A small search, several times faster: for code that needs *a* good fit, not the best."""
         return cls(n_screen=32, max_patterns=3, narrow_from=4, narrow_patterns=3,
-                   centre_screen=16, n_centre=1, starts_per_neuron=3, max_starts=12,
+                   centre_screen=0, n_centre=1, centre_halving=((10, 2), (20, 1)), starts_per_neuron=3, max_starts=12,
                    starts_per_pattern=0, halving=((10, 3), (20, 1)), n_polish=1, n_extend=1,
                    polish_iterations=200, rtol=1e-3, search_points=101)
 
     @classmethod
     def thorough(cls):
         """A wider search, several times slower than the default."""
-        return cls(n_screen=1024, narrow_from=13, narrow_patterns=5, centre_screen=128,
-                   n_centre=6, starts_per_neuron=24, max_starts=128, starts_per_pattern=3,
+        return cls(n_screen=1024, narrow_from=13, narrow_patterns=5, centre_screen=32,
+                   n_centre=6, centre_halving=((10, 24), (30, 8)), starts_per_neuron=24, max_starts=128, starts_per_pattern=3,
                    halving=((10, 32), (20, 12), (40, 4)), n_polish=4, n_extend=4,
                    polish_iterations=1000, rtol=2e-5)
 
@@ -588,7 +596,7 @@ def _structured_starts(encoders):
     favour high rates); onsets at the domain centre with max rates spread
     from 20% to 100% (tanh-like fits combine LIF curves of one onset and
     different gains); the same with one neuron per group firing over the
-    whole domain (two ways). `_centre_starts` samples around the centre ones."""
+    whole domain (two ways). `_centre_starts` fits the centre ones in a reduced space."""
     n = len(encoders)
     out = []
     groups = [np.flatnonzero(encoders > 0), np.flatnonzero(encoders < 0)]
@@ -709,17 +717,21 @@ def _centre_members(enc, m, rng):
 
 
 def _centre_starts(problem, n, rng, options):
-    """Stage 1b: the centre family, screened on the coarse grid, fitted on the fine one.
+    """Stage 1b: the centre family, fitted on the coarse grid in a reduced space.
 
-    Good LIF fits of tanh- and sigmoid-like targets put most onsets at the
-    domain centre (overlapping, touching or with a narrow dead zone between
-    the two sides) with max rates spread, and a sigmoid-like offset uses a
-    neuron or two firing over the whole domain (intercepts about -1 to -2 in
-    edge units). These basins are narrower than a step of the coarse grid,
-    where short fits lose them, so of ``centre_screen`` random members per
-    sign pattern (the three nearest balanced) the best ``n_centre`` go
-    straight to the polish on the fine grid. From ``narrow_from`` neurons on
-    there are none (the continuation carries these fits).
+    Good LIF fits of tanh- and sigmoid-like targets put most onsets exactly
+    at the domain centre with max rates spread, and sigmoid-like ones add an
+    offset neuron starting past the far edge (rate-only sigmoid N = 6: a slow
+    one at intercept -1.1 edge units; tanh-like fits also use fast ones
+    further out). These basins are narrower than a step of the coarse grid:
+    free short fits move the onsets off the centre and lose them. So the
+    members of the family (`_centre_members`, for the three sign patterns
+    nearest balanced) are fitted with the onsets held at the centre (only
+    max rates and the offset neurons free), by successive halving
+    (``centre_halving``), and the best ``n_centre`` distinct ones go to the
+    polish, where everything is free. Only for 3 to ``narrow_from - 1``
+    neurons (below, the short fits find these fits; from ``narrow_from`` on,
+    the continuation carries them).
     """
     if options.n_centre == 0 or n < 3 or n >= options.narrow_from:
         return None
