@@ -81,6 +81,7 @@ _MU0 = 1e-3  # initial Levenberg-Marquardt damping, relative to diag(J^T J)
 _MAX_STEP = 0.2  # largest change of any parameter in one step (intercepts: units of the
 # half domain; max rates: fractions of max_rate)
 _MU_MAX = 1e12
+_OFF_GRID_RTOL = 1.05  # largest ratio of the objective between fine grid points to the one on them
 _MU_SMOOTH = 1.0  # below this damping, steps follow the capped-slope gradient  # damping at which no step lowers the cost: a (numerical) minimum
 
 
@@ -830,8 +831,15 @@ class _Level:
     n_starts: int
 
 
-def _fit_level(n, coarse, fine, previous, rng, options, times):
-    """The fit of ``n`` neurons: fresh search and continuation of ``previous``."""
+def _fit_level(n, coarse, fine, previous, rng, options, times, check=None, bound=np.inf):
+    """The fit of ``n`` neurons: fresh search and continuation of ``previous``.
+
+    The winner is the polished candidate of least cost on the fine grid among
+    those whose objective at the midpoints between fine grid points
+    (``check``) is at most `_OFF_GRID_RTOL` times it and whose cost is at
+    most ``bound`` (the cost of the fit of ``n - 1``, so the objective never
+    increases with ``n``); if there is none, the one of least cost.
+    """
     t0 = time.perf_counter()
     starts = _screen(coarse, n, rng, options)
     t1 = time.perf_counter()
@@ -847,6 +855,14 @@ def _fit_level(n, coarse, fine, previous, rng, options, times):
                      ("polish", t4 - t3)):
         times[name] = times.get(name, 0.0) + dt
     i = int(np.argmin(polished.cost))
+    if check is not None:
+        # a fit that is good only at its grid points (LIF onsets inside one
+        # grid cell with large cancelling decoders) is not a fit
+        between = check.batch_cost(polished.thetas, polished.encoders)
+        sound = (between <= _OFF_GRID_RTOL**2 * 2.0 * polished.cost) & (polished.cost <= bound)
+        if sound.any():
+            ok = np.flatnonzero(sound)
+            i = int(ok[np.argmin(polished.cost[ok])])
     return _Level(polished.thetas[i].copy(), polished.encoders[i].copy(),
                   float(polished.cost[i]), str(polished.origin[i]),
                   bool(polished.converged[i]), int(polished.iterations[i]),
@@ -947,12 +963,16 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
                         _grid_weights(eval_points, lo, hi, n_points))
 
     coarse, fine = problem(options.search_points), problem(options.fit_points)
+    x_mid = 0.5 * (x_fine[1:] + x_fine[:-1])  # midpoints between fine grid points
+    w_mid = None if fine.w is None or eval_points is None else 0.5 * (fine.w[1:] + fine.w[:-1])
+    check = _Problem(model, x_mid, evaluate_target(target, x_mid), lo, hi, max_rate, synapse,
+                     scale, None if w_mid is None else w_mid / w_mid.sum())
     rng = np.random.default_rng(seed)
-    times, objectives, previous, n_total = {}, [], None, 0
+    times, objectives, previous, n_total, bound = {}, [], None, 0, np.inf
     with threadpool_limits(limits=1, user_api="blas"):
         for n in range(1, n_neurons + 1):
-            level = _fit_level(n, coarse, fine, previous, rng, options, times)
-            previous = (level.theta, level.encoders)
+            level = _fit_level(n, coarse, fine, previous, rng, options, times, check, bound)
+            previous, bound = (level.theta, level.encoders), level.cost
             objectives.append(float(np.sqrt(2.0 * level.cost)))
             n_total += level.n_starts
 
