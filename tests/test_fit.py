@@ -215,10 +215,11 @@ def test_noise_aware_decoders_are_optimal_for_the_reported_objective(target, dom
 
 def test_eval_points_weight_the_objective():
     """With eval_points the fit minimises the error over their distribution:
-    on inputs concentrated near 0 it beats the uniform fit there, and loses
-    on the domain as a whole (where the reported nrmse is measured). (The
-    uniform fit puts its onsets at the centre too, so the margin is modest.)"""
-    z = np.random.default_rng(0).normal(0.0, 0.5, 4000)
+    on inputs concentrated off the centre it beats the uniform fit there, and
+    loses on the domain as a whole (where the reported nrmse is measured).
+    (Not near the centre: the uniform fit puts its onsets there, and is
+    already about as good there as the search finds for weighted fits.)"""
+    z = np.random.default_rng(0).normal(1.0, 0.4, 4000)
     z = z[np.abs(z) <= 3.0]
     uniform = popfit.fit_activation("tanh", 4, synapse=None, seed=0)
     weighted = popfit.fit_activation("tanh", 4, synapse=None, eval_points=z, seed=0)
