@@ -476,26 +476,33 @@ class _Batch:
     done: np.ndarray = None
     converged: np.ndarray = None
     iterations: np.ndarray = None
+    frozen: np.ndarray = None  # (B, 2n) parameters held fixed, or None: all free
 
     def take(self, idx):
         """A new batch of the starts ``idx`` (state dropped: it is re-evaluated)."""
-        return _Batch(self.thetas[idx].copy(), self.encoders[idx].copy(), self.origin[idx].copy())
+        return _Batch(self.thetas[idx].copy(), self.encoders[idx].copy(), self.origin[idx].copy(),
+                      frozen=None if self.frozen is None else self.frozen[idx].copy())
 
     def subset(self, idx):
         """The starts ``idx`` with their state (the cost history restarts)."""
         return _Batch(self.thetas[idx], self.encoders[idx], self.origin[idx], self.cost[idx],
                       self.residual[idx], self.jacobian[idx], self.gradient[idx], self.mu[idx],
-                      self.nu[idx], [], self.done[idx], self.converged[idx], self.iterations[idx])
+                      self.nu[idx], [], self.done[idx], self.converged[idx], self.iterations[idx],
+                      None if self.frozen is None else self.frozen[idx])
 
     @staticmethod
     def concat(batches):
         batches = [b for b in batches if b is not None and len(b.thetas)]
+        frozen = None
+        if any(b.frozen is not None for b in batches):
+            frozen = np.concatenate([np.zeros(b.thetas.shape, bool) if b.frozen is None
+                                     else b.frozen for b in batches])
         return _Batch(np.concatenate([b.thetas for b in batches]),
                       np.concatenate([b.encoders for b in batches]),
-                      np.concatenate([b.origin for b in batches]))
+                      np.concatenate([b.origin for b in batches]), frozen=frozen)
 
 
-def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10, frozen=None):
+def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
     """Run bounded Levenberg-Marquardt on every start of ``batch`` at once.
 
     Each start keeps its own damping (Nielsen's update); a step is accepted
@@ -538,8 +545,8 @@ def _levenberg_marquardt(problem, batch, iterations, rtol=None, window=10, froze
         diag = np.diagonal(h, axis1=1, axis2=2)
         scale = np.maximum(diag, 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300))
         active = ((th <= lower) & (g > 0)) | ((th >= upper) & (g < 0))
-        if frozen is not None:
-            active |= frozen[live]
+        if batch.frozen is not None:
+            active |= batch.frozen[live]
         lhs = h + (batch.mu[live, None] * scale)[:, :, None] * eye
         free = ~active
         lhs = np.where(free[:, :, None] & free[:, None, :], lhs, 0.0)
@@ -738,18 +745,22 @@ def _centre_starts(problem, n, rng, options):
         return None
     members = [_centre_members(enc, options.centre_screen, rng) for enc in _sign_patterns(n, 3)]
     thetas, encoders, frozen = (np.concatenate(parts) for parts in zip(*members))
-    batch = _Batch(thetas, encoders, np.full(len(thetas), "search", dtype=object))
+    batch = _Batch(thetas, encoders, np.full(len(thetas), "search", dtype=object), frozen=frozen)
     for iterations, keep in options.centre_halving:
-        _levenberg_marquardt(problem, batch, iterations, frozen=frozen)
-        order = np.argsort(batch.cost, kind="stable")[:keep]
-        frozen = frozen[order]
-        batch = batch.subset(order)
+        _levenberg_marquardt(problem, batch, iterations)
+        batch = batch.subset(np.argsort(batch.cost, kind="stable")[:keep])
     # the onsets of one side are exchangeable: fits that differ only by their
     # order reach the same cost, so keep the first of each cost
     order = np.argsort(batch.cost, kind="stable")
     cost = batch.cost[order]
     distinct = np.concatenate([[True], np.diff(cost) > 1e-4 * cost[1:]])
-    return batch.take(order[distinct][:options.n_centre])
+    best = batch.take(order[distinct][:options.n_centre])
+    # polished twice: with the onsets still held together at the centre
+    # (exactly coincident onsets are sound between grid points, however large
+    # the decoders) and free
+    free = best.take(np.arange(len(best.thetas)))
+    free.frozen = None
+    return _Batch.concat([best, free])
 
 
 def _short_fits(problem, batch, options):
