@@ -745,7 +745,9 @@ def _centre_starts(problem, n, rng, options):
     nearest balanced) are fitted with the onsets held at the centre (only
     max rates and the offset neurons free), by successive halving
     (``centre_halving``), and the best ``n_centre`` distinct ones go to the
-    polish, where everything is free. Only for 3 to ``narrow_from - 1``
+    polish twice: with the onsets still held together (exactly coincident
+    onsets stay sound between grid points however large the decoders) and
+    free. Only for 3 to ``narrow_from - 1``
     neurons (below, the short fits find these fits; from ``narrow_from`` on,
     the continuation carries them).
     """
