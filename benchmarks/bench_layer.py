@@ -9,7 +9,11 @@ Measured side by side in one run (nengo reference simulator, dt 1 ms):
   decoded elementwise;
 - naive: 1,000 separate `popfit.PopulationNeuron` networks (timed once, it is slow);
 - floor: the layer's LIF neurons alone (nengo's LIF step, no connections);
-- dense: the layer with `nengo.transforms.Dense` block transforms (timed once).
+- dense: the layer with `nengo.transforms.Dense` block transforms (timed once);
+- small layers (issue 12): the output connection Dense up to
+  `popfit.network.DENSE_MAX_ENTRIES` (the default) against Sparse
+  everywhere, 16 to 128 units, run time of 2 s (CPU time, min of interleaved
+  repeats), decoded outputs compared.
 
 "build" is constructing the network plus building the `nengo.Simulator`;
 "run" is simulating 1 s. Layer and baseline are timed as medians of
@@ -26,6 +30,7 @@ import numpy as np
 import nengo
 
 import popfit
+import popfit.network
 from popfit.baseline import SignedBaselineLayer
 
 MAX_RATE = 400.0
@@ -148,6 +153,44 @@ def main():
     print(f"\nbars: build {lb / base_b:.2f} x <= 2 x: {'PASS' if lb / base_b <= 2 else 'FAIL'}; "
           f"run {lr / base_r:.2f} x <= 4 x: {'PASS' if lr / base_r <= 4 else 'FAIL'}; "
           f"naive build {naive[0] * n / n_naive / lb:.0f} x the sparse layer")
+    small_layers(fit, args.repeats)
+
+
+def small_layers(fit, repeats, sizes=(16, 32, 64, 96, 128)):
+    """Run time of small layers: the default (Dense output up to DENSE_MAX_ENTRIES)
+    against Sparse everywhere, interleaved; outputs compared."""
+    limit = popfit.network.DENSE_MAX_ENTRIES
+
+    def run(n_units, dense_limit):
+        popfit.network.DENSE_MAX_ENTRIES = dense_limit
+        try:
+            model = model_layer(fit, n_units)
+        finally:
+            popfit.network.DENSE_MAX_ENTRIES = limit
+        probe = model.all_probes[0]
+        with nengo.Simulator(model, progress_bar=False) as sim:
+            start = time.process_time()
+            sim.run(2.0)
+            return time.process_time() - start, sim.data[probe]
+
+    print(f"\nSmall layers: output Dense up to DENSE_MAX_ENTRIES = {limit} "
+          f"(default) vs Sparse; run 2 s, CPU time, min of {repeats} interleaved repeats")
+    print("| units | entries | default output | Sparse (s) | default (s) | default / Sparse "
+          "| max |out diff| |")
+    print("|------:|--------:|:---------------|-----------:|------------:|-----------------:"
+          "|---------------:|")
+    for n_units in sizes:
+        times = {"sparse": [], "default": []}
+        for _ in range(repeats):
+            t_s, out_s = run(n_units, 0)
+            t_d, out_d = run(n_units, limit)
+            times["sparse"].append(t_s)
+            times["default"].append(t_d)
+        entries = n_units * n_units * fit.n_neurons
+        kind = "Dense" if entries <= limit else "Sparse"
+        ts, td = min(times["sparse"]), min(times["default"])
+        print(f"| {n_units:5d} | {entries:7d} | {kind:14s} | {ts:10.3f} | {td:11.3f} | "
+              f"{td / ts:16.2f} | {np.abs(out_d - out_s).max():14.1e} |")
 
 
 if __name__ == "__main__":

@@ -133,12 +133,15 @@ def test_layer_rate_export_is_exact(fit_lif, rng):
     assert y.shape == (1000, n_units)
     assert nrmse(y, ref, target_range(fit)) < 1e-3
     assert np.ptp(ref, axis=0).min() > 1.0  # each unit swept most of its range
-    # structure: one Ensemble of n_units * N neurons, sparse block transforms
+    # structure: one Ensemble of n_units * N neurons, block transforms with one
+    # nonzero per neuron: Sparse in, Dense out (below DENSE_MAX_ENTRIES)
     assert layer.n_neurons == n_units * fit.n_neurons == layer.ensemble.n_neurons
     assert layer.input.size_out == n_units and layer.output.size_in == n_units
-    for conn in layer.all_connections:
-        assert isinstance(conn.transform, nengo.transforms.Sparse)
-        assert conn.transform.init.nnz == layer.n_neurons
+    c_in, c_out = layer.all_connections
+    assert isinstance(c_in.transform, nengo.transforms.Sparse)
+    assert c_in.transform.init.nnz == layer.n_neurons
+    assert isinstance(c_out.transform, nengo.transforms.Dense)
+    assert np.count_nonzero(c_out.transform.init) == layer.n_neurons
     d = layer.decoders_block().toarray()
     np.testing.assert_array_equal(d[2, 2 * fit.n_neurons:3 * fit.n_neurons], fit.decoders)
     assert np.count_nonzero(d[2]) == fit.n_neurons
@@ -281,3 +284,36 @@ def test_max_rates_warnings_are_nengo_build_only_and_filterable(fit_lif):
     np.testing.assert_allclose(sim.data[p_y][-1], ref, rtol=1e-6, atol=1e-9)
     with pytest.warns(UserWarning, match="unrelated"), ignore_max_rates_warnings():
         warnings.warn("unrelated")  # other warnings still get through
+
+
+def test_small_layers_decode_densely_and_exactly_as_sparse(fit_lif, monkeypatch):
+    """Below DENSE_MAX_ENTRIES the output connection is Dense (faster in nengo at that
+    size, bench_layer.py), the input stays Sparse; outputs equal the Sparse layer's."""
+    import popfit.network as network
+
+    def run(n_units):
+        with nengo.Network(seed=3) as model:
+            stim = nengo.Node(lambda t: np.linspace(-3, 3, n_units) * np.cos(7 * t))
+            layer = PopulationLayer(fit_lif, n_units)
+            nengo.Connection(stim, layer.input, synapse=None)
+            probe = nengo.Probe(layer.output, synapse=0.01)
+        with nengo.Simulator(model, dt=DT, progress_bar=False) as sim:
+            sim.run(0.3)
+        c_in, c_out = layer.all_connections
+        assert isinstance(c_in.transform, nengo.transforms.Sparse)
+        return sim.data[probe], {type(c_out.transform)}
+
+    n = fit_lif.n_neurons
+    small = int(np.sqrt(network.DENSE_MAX_ENTRIES / n))  # the largest under the limit
+    assert small * small * n <= network.DENSE_MAX_ENTRIES
+    dense_out, kinds = run(small)
+    assert kinds == {nengo.transforms.Dense}
+    monkeypatch.setattr(network, "DENSE_MAX_ENTRIES", 0)
+    sparse_out, kinds = run(small)
+    assert kinds == {nengo.transforms.Sparse}
+    assert np.ptp(sparse_out) > 1.0  # the units spiked and swept their range
+    np.testing.assert_allclose(dense_out, sparse_out, rtol=0, atol=1e-12)
+    monkeypatch.undo()
+    big = int(np.sqrt(network.DENSE_MAX_ENTRIES / n)) + 1  # n_units * (n_units * N) above
+    _, kinds = run(big)
+    assert kinds == {nengo.transforms.Sparse}
