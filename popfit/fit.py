@@ -696,6 +696,15 @@ def _screen(problem, n, rng, options):
 _CENTRE_OFFSETS = ((-1.15, _RHO_MIN), (-1.6, 1.0))
 
 
+def _rank(cost):
+    """Indices sorting ``cost``, costs equal to about 1e-9 relative kept in
+    index order: mirror-image candidates of odd targets tie up to rounding,
+    and the choice must not depend on it (a target scaled by 1e200 is fitted
+    exactly like the unscaled one)."""
+    with np.errstate(divide="ignore"):
+        return np.argsort(np.round(np.log(cost) * 1e9), kind="stable")
+
+
 def _centre_members(enc, m, rng):
     """Members of the centre family for one sign pattern: every choice of no
     offset neuron or one of `_CENTRE_OFFSETS` on each side with onset max rates
@@ -758,10 +767,10 @@ def _centre_starts(problem, n, rng, options):
     batch = _Batch(thetas, encoders, np.full(len(thetas), "search", dtype=object), frozen=frozen)
     for iterations, keep in options.centre_halving:
         _levenberg_marquardt(problem, batch, iterations)
-        batch = batch.subset(np.argsort(batch.cost, kind="stable")[:keep])
+        batch = batch.subset(_rank(batch.cost)[:keep])
     # the onsets of one side are exchangeable: fits that differ only by their
     # order reach the same cost, so keep the first of each cost
-    order = np.argsort(batch.cost, kind="stable")
+    order = _rank(batch.cost)
     cost = batch.cost[order]
     distinct = np.concatenate([[True], np.diff(cost) > 1e-4 * cost[1:]])
     best = batch.take(order[distinct][:options.n_centre])
@@ -875,7 +884,7 @@ def _fit_level(n, coarse, fine, previous, rng, options, times, check=None, bound
     for name, dt in (("screen", t1 - t0), ("short fits", t2 - t1), ("continuation", t3 - t2),
                      ("polish", t4 - t3)):
         times[name] = times.get(name, 0.0) + dt
-    i = int(np.argmin(polished.cost))
+    i = int(_rank(polished.cost)[0])
     if check is not None:
         # a fit that is good only at its grid points (LIF onsets inside one
         # grid cell with large cancelling decoders) is not a fit
@@ -883,7 +892,7 @@ def _fit_level(n, coarse, fine, previous, rng, options, times, check=None, bound
         sound = (between <= _OFF_GRID_RTOL**2 * 2.0 * polished.cost) & (polished.cost <= bound)
         if sound.any():
             ok = np.flatnonzero(sound)
-            i = int(ok[np.argmin(polished.cost[ok])])
+            i = int(ok[_rank(polished.cost[ok])[0]])
     return _Level(polished.thetas[i].copy(), polished.encoders[i].copy(),
                   float(polished.cost[i]), str(polished.origin[i]),
                   bool(polished.converged[i]), int(polished.iterations[i]),
