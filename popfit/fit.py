@@ -448,6 +448,16 @@ class _Problem:
         t2 = sol.q @ (rinv_t[:, :, owner] * w[:, None, :])
         return t1 - t2
 
+    def cost_with(self, thetas, encoders, decoders):
+        """Squared residual norm (rate error plus expected noise) on this grid
+        of parameter vectors with the given ``decoders`` (B, n), not re-solved."""
+        with np.errstate(all="ignore"):
+            a = self.rates(thetas, encoders)
+            noise = self._noise(a)[0]
+            resid = self.sqrt_w * np.einsum("bmn,bn->bm", a, decoders) - self.ty
+            cost = np.sum(resid**2, axis=1) + np.sum(noise * decoders**2, axis=1)
+        return np.where(np.isfinite(cost), cost, np.inf)
+
     def batch_cost(self, thetas, encoders):
         """Squared residual norm for many parameter vectors at once, by the
         normal equations (for screening; `evaluate` uses QR)."""
@@ -866,7 +876,8 @@ def _fit_level(n, coarse, fine, previous, rng, options, times, check=None, bound
 
     The winner is the polished candidate of least cost on the fine grid among
     those whose objective at the midpoints between fine grid points
-    (``check``) is at most `_OFF_GRID_RTOL` times it and whose cost is at
+    (``check``, with the decoders solved on the fine grid: what the fit will
+    predict there) is at most `_OFF_GRID_RTOL` times it and whose cost is at
     most ``bound`` (the cost of the fit of ``n - 1``, so the objective never
     increases with ``n``); if there is none, the one of least cost.
     """
@@ -888,7 +899,8 @@ def _fit_level(n, coarse, fine, previous, rng, options, times, check=None, bound
     if check is not None:
         # a fit that is good only at its grid points (LIF onsets inside one
         # grid cell with large cancelling decoders) is not a fit
-        between = check.batch_cost(polished.thetas, polished.encoders)
+        decoders = fine.solve(fine.rates(polished.thetas, polished.encoders)).decoders
+        between = check.cost_with(polished.thetas, polished.encoders, decoders)
         sound = (between <= _OFF_GRID_RTOL**2 * 2.0 * polished.cost) & (polished.cost <= bound)
         if sound.any():
             ok = np.flatnonzero(sound)

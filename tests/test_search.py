@@ -93,6 +93,11 @@ def test_batch_cost_is_the_squared_residual_norm(neuron_type, synapse):
         cost = problem.batch_cost(thetas, enc)
         resid = problem.evaluate(thetas, np.tile(enc, (50, 1)), jacobian=False).residual
         np.testing.assert_allclose(cost, np.sum(resid**2, axis=1), rtol=1e-7)
+        # with the optimal decoders given, cost_with is the same norm; other decoders cost more
+        encs = np.tile(enc, (50, 1))
+        d = problem.solve(problem.rates(thetas, encs)).decoders
+        np.testing.assert_allclose(problem.cost_with(thetas, encs, d), cost, rtol=1e-7)
+        assert np.all(problem.cost_with(thetas, encs, 1.01 * d) > cost)
 
 
 def test_objective_is_recomputed_from_the_fit():
