@@ -177,3 +177,25 @@ def test_refit_default_needs_enough_calibration(regressor):
     assert few.refit_report is None and few.weights is None  # 12 + 3 samples: not enough
     with pytest.raises(PopfitValueError, match="at least 10 calibration samples"):
         popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], search=QUICK, seed=0, refit=True)
+
+
+def test_refit_is_kept_only_for_a_significant_held_out_gain():
+    """significantly_lower: a mean paired gain beyond SIGNIFICANCE standard errors."""
+    from popfit.conversion.refit import SIGNIFICANCE, significantly_lower
+
+    rng = np.random.default_rng(0)
+    old = rng.uniform(1.0, 2.0, 400)
+    noise = rng.normal(0.0, 0.1, 400)
+    se = noise.std(ddof=1) / np.sqrt(400)
+    spread = noise - noise.mean()  # per-sample gains old - new = gain + spread
+
+    def new(gain):
+        return old - gain - spread
+
+    # mean gains of 3 and 2.1 standard errors are kept, 1.9, 1, 0 and -3 are not
+    assert SIGNIFICANCE == 2.0
+    assert significantly_lower(new(3 * se), old) is True
+    assert significantly_lower(new(2.1 * se), old)
+    for gain in (1.9, 1.0, 0.0, -3.0):
+        assert significantly_lower(new(gain * se), old) is False, gain
+    assert not significantly_lower(old, old)  # equal: no spread, no gain
