@@ -199,3 +199,37 @@ def test_refit_is_kept_only_for_a_significant_held_out_gain():
     for gain in (1.9, 1.0, 0.0, -3.0):
         assert significantly_lower(new(gain * se), old) is False, gain
     assert not significantly_lower(old, old)  # equal: no spread, no gain
+
+
+@pytest.mark.parametrize("hidden, n_calibration, any_kept", [
+    ((8,), 400, True), ((12, 6), 400, True), ((10, 8, 6), 400, True),
+    ((40,), 80, False),  # 120 neurons solved on 60 samples: no significant gain
+    ((30, 20), 80, False)])
+def test_refit_outputs_are_significantly_better_on_held_out_data_or_standard(
+        hidden, n_calibration, any_kept):
+    """Whatever the depth, the re-solved weights are kept only if the model's held-out
+    output errors (recomputed here from the same split) are significantly lower than
+    with the standard weights everywhere; otherwise every layer keeps the standard ones."""
+    from popfit.conversion.refit import (folded_weights, forward, refit_weights,
+                                         significantly_lower, split_calibration)
+
+    mlp, X = train(hidden, seed=2)
+    X = X[:n_calibration]
+    base = popfit.convert(mlp, n_neurons=3, calibration_data=X, search=QUICK, seed=1,
+                          refit=False)
+    ws, bs, rep = refit_weights(base.spec, base.fits, X, holdout=0.25, noise_synapse=0.02,
+                                seed=1)
+    _, X_hold = split_calibration(X, 0.25, 1)
+    y_hold = mlp.predict(X_hold)
+    std_w = [folded_weights(f, nxt.weights) for f, nxt in zip(base.fits, base.spec.layers[1:])]
+    std_b = [nxt.bias for nxt in base.spec.layers[1:]]
+
+    def errors(w, b):
+        return (forward(base.spec, base.fits, w, b, X_hold)[1][:, 0] - y_hold) ** 2
+
+    assert len(rep.kept) == len(hidden) and any(rep.kept) == any_kept
+    if any(rep.kept):
+        assert significantly_lower(errors(ws, bs), errors(std_w, std_b))
+    else:
+        for w, s in zip(ws, std_w):
+            np.testing.assert_array_equal(w, s)
