@@ -173,8 +173,11 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     refit_holdout : float
         Share of ``calibration_data`` in (0, 1) held out from the re-solve:
         a layer keeps its re-solved weights only if they lower the held-out
-        error, and `ConvertedModel.refit_report` gives the rate-level output
-        error on it before and after.
+        error significantly (by more than two standard errors of the paired
+        per-sample difference), and the model keeps them only if its
+        held-out output error is significantly lower than with the standard
+        weights everywhere; `ConvertedModel.refit_report` gives the
+        rate-level output error on it before and after.
     tolerance : float
         Largest expected fit NRMSE for ``n_neurons="auto"`` (> 0).
 
