@@ -65,7 +65,8 @@ import scipy.stats.qmc
 from threadpoolctl import threadpool_limits
 
 from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
-from ._validation import check_eval_points, check_int, check_seed, check_synapse, public, user_stacklevel
+from ._validation import (check_eval_points, check_int, check_seed, check_synapse, public,
+                          user_stacklevel)
 from .metrics import error_scale
 from .neurons import (LOWEST_RATE_FRACTION, RateModel, check_max_rate, gain_bias,
                       is_loihi_type, resolve_neuron_type, spike_noise_variance)
@@ -88,9 +89,9 @@ _UNIFORM_SHARE = 0.1  # share of the uniform distribution when eval_points are g
 _MU0 = 1e-3  # initial Levenberg-Marquardt damping, relative to diag(J^T J)
 _MAX_STEP = 0.2  # largest change of any parameter in one step (intercepts: units of the
 # half domain; max rates: fractions of max_rate)
-_MU_MAX = 1e12
+_MU_MAX = 1e12  # damping at which no step lowers the cost: a (numerical) minimum
 _OFF_GRID_RTOL = 1.05  # largest ratio of the objective between fine grid points to the one on them
-_MU_SMOOTH = 1.0  # below this damping, steps follow the capped-slope gradient  # damping at which no step lowers the cost: a (numerical) minimum
+_MU_SMOOTH = 1.0  # below this damping, steps follow the capped-slope gradient
 
 
 # --------------------------------------------------------------------------- options
@@ -103,8 +104,9 @@ class SearchOptions:
     ReLU, N = 2..8: exhaustive multi-start searches of 200-350 s per entry, the
     table in tests/test_search.py and benchmarks/bench_fit.py) within 10%,
     on the grid and between its points, in at most about 3 s of CPU time for
-    N <= 8 (median over seeds 0-3; measured, see bench_fit.py). `quick` is for code that only needs *a* fit (tests,
-    examples); `thorough` spends several times longer.
+    N <= 8 (median over seeds 0-3; measured, see bench_fit.py). `quick` is
+    for code that only needs *a* fit (tests, examples); `thorough` spends
+    several times longer.
 
     Attributes
     ----------
@@ -202,15 +204,16 @@ class SearchOptions:
                 if not (isinstance(value, float) and 0 < value < 1):
                     raise PopfitValueError(f"rtol must be a float in (0, 1) (got {value!r})")
             else:
-                low = {"n_extend": 0, "n_centre": 0, "centre_screen": 0, "starts_per_pattern": 0, "search_points": 11,
-                       "fit_points": 11}.get(f.name, 1)
+                low = {"n_extend": 0, "n_centre": 0, "centre_screen": 0, "starts_per_pattern": 0,
+                       "search_points": 11, "fit_points": 11}.get(f.name, 1)
                 check_int(value, f.name, low=low)
 
     @classmethod
     def quick(cls):
         """A small search, several times faster: for code that needs *a* good fit, not the best."""
         return cls(n_screen=32, max_patterns=3, narrow_from=4, narrow_patterns=3,
-                   centre_screen=0, n_centre=1, centre_halving=((10, 2), (20, 1)), starts_per_neuron=3, max_starts=12,
+                   centre_screen=0, n_centre=1, centre_halving=((10, 2), (20, 1)),
+                   starts_per_neuron=3, max_starts=12,
                    starts_per_pattern=0, halving=((10, 3), (20, 1)), n_polish=1, n_extend=1,
                    polish_iterations=200, rtol=1e-3, search_points=101)
 
@@ -218,7 +221,8 @@ class SearchOptions:
     def thorough(cls):
         """A wider search, several times slower than the default."""
         return cls(n_screen=1024, narrow_from=13, narrow_patterns=5, centre_screen=32,
-                   n_centre=6, centre_halving=((10, 24), (30, 8)), starts_per_neuron=24, max_starts=128, starts_per_pattern=3,
+                   n_centre=6, centre_halving=((10, 24), (30, 8)), starts_per_neuron=24,
+                   max_starts=128, starts_per_pattern=3,
                    halving=((10, 32), (20, 12), (40, 4)), n_polish=4, n_extend=4,
                    polish_iterations=1000, rtol=2e-5)
 
@@ -748,7 +752,6 @@ def _centre_members(enc, m, rng):
             rho[rows, g[0]] = _RHO_MIN ** rng.uniform(0.0, 1.0, len(rows))
             fixed[rows, g[0]] = False
     return np.column_stack([c, rho]), np.tile(enc, (k + m, 1)), fixed
-
 
 
 def _centre_starts(problem, n, rng, options):

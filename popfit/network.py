@@ -174,9 +174,10 @@ class PopulationLayer(nengo.Network):
     `nengo.transforms.Sparse` connections with one nonzero per neuron, so the
     layer costs O(n_units * N) per step; a small layer's output (at most
     `DENSE_MAX_ENTRIES` entries, 32 units of 4 neurons) is
-    `nengo.transforms.Dense`, which nengo runs faster at that size. `connect_to` wires the neurons straight
-    into a following layer or object with the decoders folded into the weights,
-    with no signed intermediate Node.
+    `nengo.transforms.Dense`, which nengo runs faster at that size.
+    `connect_to` wires the neurons straight into a following layer or object
+    with the decoders folded into the weights, with no signed intermediate
+    Node.
 
     As in `PopulationNeuron`, the input and output connections add no synapse
     (``synapse=None``).
