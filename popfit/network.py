@@ -334,14 +334,15 @@ class PopulationLayer(nengo.Network):
         return float(np.max(np.abs(self.fit.domain))) + np.abs(self.input_bias)
 
     def _transform(self, weights, post):
-        """Sparse (fast in nengo) or, into a Node, `_block_transform` (Dense when
-        small); always Dense into a Node with ``hardware="loihi"`` (off chip:
-        nengo-loihi takes only Dense transforms from chip to host). Neuron to
-        neuron weights stay Sparse, so spikes are unchanged."""
+        """Sparse (fast in nengo), except Dense for an array, and into a Node when
+        it has at most `DENSE_MAX_ENTRIES` entries or ``hardware="loihi"``
+        (off chip: nengo-loihi takes only Dense transforms from chip to host).
+        Neuron to neuron weights stay Sparse, so spikes are unchanged."""
         host = isinstance(post, nengo.Node) or (
             isinstance(post, nengo.base.ObjView) and isinstance(post.obj, nengo.Node))
-        if scipy.sparse.issparse(weights) and not (self.hardware == "loihi" and host):
-            return _block_transform(weights) if host else _sparse(weights)
+        small = weights.shape[0] * weights.shape[1] <= DENSE_MAX_ENTRIES
+        if scipy.sparse.issparse(weights) and not (host and (self.hardware == "loihi" or small)):
+            return _sparse(weights)
         weights = weights.toarray() if scipy.sparse.issparse(weights) else np.asarray(weights)
         return nengo.transforms.Dense(weights.shape, init=weights)
 
@@ -535,18 +536,10 @@ def _real_sparse(matrix, name):
 #: 0.97-1.05x at 64, 1.03x at 96, 1.14x at 128; benchmarks/bench_layer.py
 #: prints it). Values are the same up to the order in which a unit's N
 #: decoded terms are summed (a dense row adds only exact zeros; differences
-#: of 1 ulp measured, tests/test_network.py). Inputs into neurons stay Sparse, which nengo-loihi
-#: refuses loudly for a layer not built with ``hardware="loihi"``.
+#: of 1 ulp measured, tests/test_network.py). Inputs into neurons stay
+#: Sparse, which nengo-loihi refuses loudly for a layer not built with
+#: ``hardware="loihi"``.
 DENSE_MAX_ENTRIES = 32 * 128
-
-
-def _block_transform(matrix):
-    """A decoding transform as `nengo.transforms.Dense` if it has at most
-    `DENSE_MAX_ENTRIES` entries, `nengo.transforms.Sparse` otherwise."""
-    if matrix.shape[0] * matrix.shape[1] <= DENSE_MAX_ENTRIES:
-        dense = matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
-        return nengo.transforms.Dense(dense.shape, init=dense)
-    return _sparse(matrix)
 
 
 def _sparse(matrix):

@@ -209,6 +209,9 @@ def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
     first = spec.layers[0]
     z_fit = X_fit @ first.weights + first.bias
     z_hold = X_hold @ first.weights + first.bias
+    def output_errors(out):  # per held-out sample, after the output nonlinearity
+        return np.mean((apply_activation(spec.output.activation, out) - out_hold) ** 2, axis=1)
+
     weights, biases, kept = [], [], []
     for i, fit in enumerate(fits):
         a_fit, a_hold = layer_rates(fit, z_fit), layer_rates(fit, z_hold)
@@ -220,11 +223,8 @@ def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
                 sample_errors(a_hold, pre_hold[i + 1], w, b, hold_penalty),
                 sample_errors(a_hold, pre_hold[i + 1], std_w[i], std_b[i], hold_penalty))
         else:  # the outputs, after the output nonlinearity (what predictions are)
-            act = spec.output.activation
-            better = significantly_lower(
-                np.mean((apply_activation(act, a_hold @ w.T + b) - out_hold) ** 2, axis=1),
-                np.mean((apply_activation(act, a_hold @ std_w[i].T + std_b[i]) - out_hold) ** 2,
-                        axis=1))
+            better = significantly_lower(output_errors(a_hold @ w.T + b),
+                                         output_errors(a_hold @ std_w[i].T + std_b[i]))
         if not better:
             w, b = std_w[i], std_b[i]
         weights.append(w)
@@ -232,14 +232,11 @@ def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
         kept.append(bool(better))
         z_fit, z_hold = a_fit @ w.T + b, a_hold @ w.T + b
 
-    def output_errors(ws, bs):  # per held-out sample, after the output nonlinearity
-        out = forward(spec, fits, ws, bs, X_hold)[1]
-        return np.mean((apply_activation(spec.output.activation, out) - out_hold) ** 2, axis=1)
-
     # the model as a whole: a hidden layer's re-solve kept for its successor's
     # inputs can leave the outputs worse when the next re-solve is not kept
-    if any(kept) and not significantly_lower(output_errors(weights, biases),
-                                             output_errors(std_w, std_b)):
+    if any(kept) and not significantly_lower(
+            output_errors(forward(spec, fits, weights, biases, X_hold)[1]),
+            output_errors(forward(spec, fits, std_w, std_b, X_hold)[1])):
         weights, biases, kept = list(std_w), list(std_b), [False] * len(fits)
 
     def errors(ws, bs):
