@@ -65,6 +65,18 @@ def check_int(value, name, low=1, high=None):
     return value
 
 
+def check_bool(value, name):
+    """Return ``value`` as a bool; only ``True``/``False`` (and numpy bools) are accepted.
+
+    A non-empty string such as ``"False"`` is truthy in Python, so accepting
+    truthiness would silently do the opposite of what was asked.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise PopfitTypeError(
+        f"{name} must be True or False (got {value!r} of type {type(value).__name__})")
+
+
 def check_seed(seed, name="seed", allow_none=False):
     """Return ``seed`` as an int in [0, 2**32 - 1] (what numpy and nengo accept)."""
     if seed is None and allow_none:
