@@ -245,6 +245,17 @@ def test_quantize_refuses_non_finite_weights(args, bad):
         quantize(w, bits)
 
 
+@PROPERTY_SETTINGS
+@given(weights_and_bits(), st.one_of(
+    st.integers(max_value=1), st.integers(min_value=17),
+    st.floats(allow_nan=True).filter(lambda b: b != int(b) if np.isfinite(b) else True)))
+def test_quantize_refuses_bits_outside_2_to_16(args, bits):
+    w, _ = args
+    with pytest.raises((PopfitValueError, PopfitTypeError),
+                       match=r"^quantize: bits must be an integer in \[2, 16\] \(got "):
+        quantize(w, bits)
+
+
 @pytest.mark.parametrize("bits, error, got", [
     (2.5, PopfitTypeError, "2.5 of type float"), (-1, PopfitValueError, "-1"),
     (0, PopfitValueError, "0"), (1, PopfitValueError, "1"), (17, PopfitValueError, "17"),
