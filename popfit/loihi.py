@@ -27,7 +27,8 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import check_positive, current_caller, public
+from ._validation import (check_bool, check_eval_points, check_finite_array, check_fit,
+                          check_int, check_positive, current_caller, public)
 from .exceptions import PopfitTypeError, PopfitValueError
 
 #: Time step (s) of the staircase curves (nengo-loihi's ``rates`` default and
@@ -44,6 +45,22 @@ _RELU_SURROGATE_TAU_RC = 10.0
 _N_SOLVE_POINTS = 2001
 _UNIFORM_SHARE = 0.1  # as popfit.fit: uniform share of the eval_points weighting
 _RATE_ONLY_RIDGE = 1e-14
+#: Loihi stores a compartment's membrane decay in 12 bits (nengo-loihi's
+#: ``discretize_tau_rc`` rounds ``1 - exp(-dt / tau_rc)`` to steps of 1 / 4095).
+_DECAY_LEVELS = 2**12 - 1
+#: Bits of a weight magnitude `quantize` accepts (``convert``'s ``weight_bits``).
+WEIGHT_BITS_RANGE = (2, 16)
+
+
+def tau_rc_bounds(dt=DT):
+    """Open interval of ``tau_rc`` (s) that Loihi's 12-bit decay keeps finite and > 0 at ``dt``.
+
+    At or below the lower end the decay rounds to 1 (``tau_rc`` 0: the
+    voltage is lost every step); at or above the upper end it rounds to 0
+    (``tau_rc`` infinite: nengo-loihi's rate curve is 0 everywhere).
+    """
+    half = 0.5 / _DECAY_LEVELS
+    return dt / -np.log(half), dt / -np.log1p(-half)
 
 
 def import_nengo_loihi():
@@ -86,6 +103,16 @@ def check_loihi_neuron_type(neuron_type):
         raise PopfitValueError(
             f"LoihiLIF min_voltage must be 0 (got {neuron_type.min_voltage!r}), "
             "as Loihi's and popfit's LIF neurons")
+    if _kind(neuron_type) == "lif":
+        lo, hi = tau_rc_bounds()
+        tau_rc = float(neuron_type.tau_rc)
+        if not lo < tau_rc < hi or not 0 < discretized_taus(neuron_type)[0] < np.inf:
+            raise PopfitValueError(
+                f"LoihiLIF tau_rc must be in ({lo:.4g}, {hi:.4g}) s (got {tau_rc!r}): Loihi "
+                f"stores the membrane decay 1 - exp(-dt / tau_rc) in 12 bits at dt = {DT:g} s, "
+                "and outside that range it rounds to a tau_rc of 0 (no memory) or infinity "
+                "(no leak; nengo-loihi's rate curve is then 0); pick a tau_rc inside it, "
+                "e.g. the default 0.02 s")
     return neuron_type
 
 
@@ -226,15 +253,22 @@ def staircase_decoders(fit, neuron_type=None, eval_points=None):
     from .result import PopulationFit
     from .targets import evaluate_target
 
+    fit = check_fit(fit)
     if neuron_type is None:
         nt = fit.neuron_type
-        neuron_type = (loihi_neuron_type("LoihiLIF", tau_rc=nt.tau_rc,
-                                         tau_ref=nt.tau_ref) if is_lif(nt)
-                       else loihi_neuron_type("LoihiSpikingRectifiedLinear"))
+        if is_lif(nt):
+            neuron_type = loihi_neuron_type("LoihiLIF", tau_rc=nt.tau_rc, tau_ref=nt.tau_ref)
+        elif isinstance(nt, nengo.RectifiedLinear):
+            neuron_type = loihi_neuron_type("LoihiSpikingRectifiedLinear")
+        else:
+            raise PopfitTypeError(
+                f"fit.neuron_type must be an LIF or rectified-linear type, whose currents "
+                f"mean the same on Loihi (got {nt!r}); refit with "
+                "fit_activation(..., neuron_type='LoihiLIF') instead")
     neuron_type = check_loihi_neuron_type(neuron_type)
     lo, hi = fit.domain
     x = np.linspace(lo, hi, _N_SOLVE_POINTS)
-    points = None if eval_points is None else np.asarray(eval_points, dtype=float).ravel()
+    points = None if eval_points is None else check_eval_points(eval_points, fit.domain)
     stair = _Staircase(neuron_type, x, evaluate_target(fit.target, x),
                        _grid_weights(points, x), fit.encoders, fit.synapse, np.inf)
     return PopulationFit.from_parameters(
@@ -336,25 +370,45 @@ def fit_loihi(target, n_neurons=4, *, neuron_type, domain=None, max_rate=400.0,
 
 
 # --------------------------------------------------------------------- weights
+@public("quantize")
 def quantize(weights, bits):
     """Round ``weights`` to ``2 * (2**bits - 1) + 1`` levels with one shared step.
 
     The step is ``max |w| / (2**bits - 1)``, so the largest magnitude is
     exact: what nengo-loihi does to the weights of a block with one incoming
     connection (8-bit magnitudes and a sign, scaled by one shared factor;
-    ``discretize_weights``). Works on dense arrays and scipy sparse matrices.
+    ``discretize_weights``). Every weight moves to the nearest level (at most
+    half a step), so at most ``2**bits - 1`` nonzero magnitudes remain per
+    sign and zeros stay zero. Works on dense arrays and scipy sparse matrices.
+
+    Parameters
+    ----------
+    weights : array_like or scipy.sparse matrix
+        Finite real weights, any shape.
+    bits : int
+        Bits of a weight magnitude, in [2, 16] (as ``convert``'s
+        ``weight_bits``; Loihi stores 8).
+
+    Returns
+    -------
+    ndarray or scipy.sparse.csr_matrix
+        The rounded weights, same shape (a new array).
     """
+    lo, hi = WEIGHT_BITS_RANGE
+    bits = check_int(bits, "bits", low=lo, high=hi)
     if scipy.sparse.issparse(weights):
         out = scipy.sparse.csr_matrix(weights, dtype=float, copy=True)
         out.data = quantize(out.data, bits)
         out.eliminate_zeros()
         return out
-    w = np.asarray(weights, dtype=float)
+    w = check_finite_array(weights, "weights")
     wmax = float(np.max(np.abs(w))) if w.size else 0.0
     if wmax == 0.0:
         return w.copy()
-    step = wmax / (2**bits - 1)
-    return np.round(w / step) * step
+    levels = 2**bits - 1
+    # levels relative to max |w| (no step that underflows for tiny weights);
+    # the largest magnitude maps to exactly +-wmax
+    return np.round(w / wmax * levels) / levels * wmax
 
 
 def _into(conn, ensemble):
@@ -451,23 +505,83 @@ def _matrix(conn, transforms=None):
         else np.asarray(t.init, dtype=float)
 
 
+def _quantized_connections(network):
+    """The connections `quantize_network` rounds, in the order it visits them."""
+    return [conn for layer in _layers(network) for conn in network.all_connections
+            if _into(conn, layer.ensemble)]
+
+
+def _float_transforms(model):
+    """``{id(connection): float weights}`` for the live connections of ``model.network``.
+
+    `quantize_network` keeps the float weights in ``model.quantization``
+    under the ``id`` of each connection it rounds, in the order it visits
+    them. Those ids are stale in a pickled or copied model (the copy's
+    connections are new objects), so the weights are matched to the
+    connections by that order, which pickling and copying keep; shapes are
+    checked. None if the model's weights were not quantized.
+    """
+    kept = (getattr(model, "quantization", None) or {}).get("float_transforms")
+    if not kept:
+        return None
+    conns = _quantized_connections(model.network)
+    mats = list(kept.values())
+    if len(mats) != len(conns) or any(
+            tuple(m.shape) != tuple(c.transform.shape) for m, c in zip(mats, conns)):
+        raise PopfitValueError(
+            f"model.quantization holds float weights for {len(mats)} connection(s) of "
+            f"shapes {[tuple(m.shape) for m in mats]}, but model.network has "
+            f"{len(conns)} connection(s) into its layers of shapes "
+            f"{[tuple(c.transform.shape) for c in conns]}: the network was changed after "
+            "convert; convert the source model again")
+    return {id(c): m for c, m in zip(conns, mats)}
+
+
+def _check_model(model):
+    from .conversion.model import ConvertedModel
+
+    if not isinstance(model, ConvertedModel):
+        raise PopfitTypeError(
+            f"model must be a popfit.ConvertedModel (got {type(model).__name__}); make one "
+            "with popfit.convert")
+    return model
+
+
 @public("rate_forward")
-def rate_forward(model, X, transforms=None):
+def rate_forward(model, X, float_weights=False):
     """Decoded output of a `popfit.ConvertedModel`'s network at rate level.
 
     Reads the weights from the network's own connections (so it includes a
     `quantize_network` rounding) and runs every neuron at its rate-model
     (``neuron_type.rates``; the staircase for nengo-loihi types), without
     spike noise. With float weights it equals ``ConvertedModel.rate_output``
-    before the output nonlinearity. ``transforms`` maps ``id(connection)`` to
-    a weight matrix used instead of the connection's own (the float weights
-    `quantize_network` kept).
+    before the output nonlinearity.
+
+    Parameters
+    ----------
+    model : popfit.ConvertedModel
+    X : array_like, shape (n_samples, n_features)
+        Finite inputs.
+    float_weights : bool
+        If True, use the float weights ``convert`` kept in
+        ``model.quantization`` before rounding them (``weight_bits``) instead
+        of the network's rounded ones; no difference without ``weight_bits``.
 
     Returns
     -------
     ndarray, shape (n_samples, n_outputs)
         The output before the output nonlinearity.
     """
+    from .conversion.spec import check_samples
+
+    model = _check_model(model)
+    X = check_samples(X, model.n_features_in_, "X")
+    transforms = _float_transforms(model) if check_bool(float_weights, "float_weights") \
+        else None
+    return _rate_forward(model, X, transforms)
+
+
+def _rate_forward(model, X, transforms):
     net = model.network
     spec = model.spec
     a = None
@@ -479,7 +593,7 @@ def rate_forward(model, X, transforms=None):
                 "the network was changed after convert")
         w = _matrix(conns[0], transforms)
         if i == 0:
-            v = np.asarray(X, dtype=float) @ dense.weights  # the host part: X -> layer.input
+            v = X @ dense.weights  # the host part: X -> layer.input
             if conns[0].pre_obj is not layer.input:  # hardware="loihi": the scaled Node
                 v = v / layer.input_scale
             u = v
@@ -500,12 +614,20 @@ def rate_forward(model, X, transforms=None):
     return y
 
 
+@public("quantization_cost")
 def quantization_cost(model, X):
     """What weight quantization costs at rate level, on samples ``X``.
 
     Compares `rate_forward` of ``model``'s network (quantized if it was
     converted with ``weight_bits``) with the same network with its float
-    weights.
+    weights (``rate_forward(..., float_weights=True)``). A pickled or copied
+    model gives the same cost.
+
+    Parameters
+    ----------
+    model : popfit.ConvertedModel
+    X : array_like, shape (n_samples, n_features)
+        Finite inputs.
 
     Returns
     -------
@@ -515,12 +637,13 @@ def quantization_cost(model, X):
         samples whose predicted class changes (classifiers; else None),
         ``n_samples``.
     """
-    from .conversion.spec import apply_activation
+    from .conversion.spec import apply_activation, check_samples
 
-    X = np.asarray(X, dtype=float)
-    q = rate_forward(model, X)
-    originals = (model.quantization or {}).get("float_transforms")
-    f = rate_forward(model, X, originals) if originals else q
+    model = _check_model(model)
+    X = check_samples(X, model.n_features_in_, "X")
+    q = _rate_forward(model, X, None)
+    originals = _float_transforms(model)
+    f = _rate_forward(model, X, originals) if originals else q
     scale = float(np.ptp(f)) or 1.0
     changed = None
     if model.is_classifier:
@@ -534,6 +657,47 @@ def quantization_cost(model, X):
 
 
 # --------------------------------------------------------------------- mapping
+#: Transforms nengo-loihi 1.1 builds on connections between the host and the
+#: chip (``build_host_to_chip`` / ``build_chip_to_host``).
+HOST_CHIP_TRANSFORMS = ("Dense", "NoTransform")
+
+
+def _on_chip(obj):
+    """True for what nengo-loihi puts on the chip by default: spiking Ensembles."""
+    return isinstance(obj, nengo.Ensemble) and not isinstance(obj.neuron_type, nengo.Direct)
+
+
+def build_problems(network, labels=None):
+    """Connections of ``network`` nengo-loihi 1.1 refuses to build, each with the fix.
+
+    nengo-loihi builds only Dense (or no) transforms on connections between
+    a host object (a Node) and the chip (an Ensemble or its neurons);
+    popfit's default layers take their input through a Sparse transform
+    (fast in nengo's simulator). ``labels`` maps ``id(ensemble)`` to the
+    label of the popfit layer or population it belongs to.
+    """
+    labels = labels or {}
+    problems = []
+    for c in network.all_connections:
+        pre, post = _base(c.pre_obj), _base(c.post_obj)
+        if _on_chip(pre) == _on_chip(post):
+            continue
+        kind = type(c.transform).__name__
+        if kind in HOST_CHIP_TRANSFORMS:
+            continue
+        ens = post if _on_chip(post) else pre
+        where = "host to chip" if _on_chip(post) else "chip to host"
+        owner = labels.get(id(ens))
+        owner = f" (of {owner!r})" if owner else ""
+        problems.append(
+            f"{c}{owner} has a {kind} transform, {where}: nengo-loihi builds only "
+            f"{' or '.join(HOST_CHIP_TRANSFORMS)} transforms between host and chip; build "
+            "the network with convert(..., hardware=\"loihi\") (or "
+            "PopulationLayer(..., hardware=\"loihi\"))")
+    return problems
+
+
+@public("chip_mapping")
 def chip_mapping(network):
     """How a popfit network maps onto Loihi: neurons, blocks, and what stays on the host.
 
@@ -542,17 +706,32 @@ def chip_mapping(network):
     ``ceil(n_neurons / 1024)`` blocks (one core each) or more when a block
     would receive more than 4,096 input axons (estimated as the spiking
     inputs: presynaptic neurons, and two encoding neurons per host-sent
-    value). Needs no nengo-loihi.
+    value). Also says whether nengo-loihi 1.1 will build the network
+    (`build_problems`: a Sparse transform between host and chip, as in
+    the default ``convert()`` network, is refused). Needs no nengo-loihi.
+
+    Parameters
+    ----------
+    network : nengo.Network
+        E.g. ``ConvertedModel.network``, a `popfit.PopulationLayer`, or a
+        network containing them.
 
     Returns
     -------
     dict
         ``ensembles`` (label, neurons, blocks, input_axons each),
         ``neurons``, ``blocks``, ``host_inputs`` (values encoded on the host
-        and sent to the chip), ``host_outputs`` (values decoded on the host).
+        and sent to the chip), ``host_outputs`` (values decoded on the host),
+        ``builds`` (False if nengo-loihi will refuse the network) and
+        ``problems`` (one message per refused connection, naming it and the
+        fix).
     """
     from .network import PopulationNeuron
 
+    if not isinstance(network, nengo.Network):
+        raise PopfitTypeError(
+            f"network must be a nengo.Network (got {type(network).__name__}): e.g. "
+            "ConvertedModel.network, a PopulationLayer or a PopulationNeuron")
     ensembles = [(layer.label, layer.ensemble) for layer in _layers(network)]
     pops = [net for net in network.all_networks if isinstance(net, PopulationNeuron)]
     if isinstance(network, PopulationNeuron):
@@ -579,18 +758,23 @@ def chip_mapping(network):
     for c in conns:
         if id(_base(c.pre_obj)) in chip and id(_base(c.post_obj)) not in chip:
             host_out += c.size_out
+    problems = build_problems(network, {id(ens): label for label, ens in ensembles})
     return {"ensembles": rows, "neurons": sum(r["neurons"] for r in rows),
             "blocks": sum(r["blocks"] for r in rows), "host_inputs": host_in,
-            "host_outputs": host_out}
+            "host_outputs": host_out, "builds": not problems, "problems": problems}
 
 
 def report_lines(model):
     """The ``[[loihi]]`` section of `ConvertedModel.report` (``hardware="loihi"``)."""
     m = chip_mapping(model.network)
     spec = model.spec
-    lines = ["[[loihi]] (nengo_loihi.Simulator(model.network); docs/loihi.md)",
-             f"    on chip       : {m['neurons']} neurons in {m['blocks']} block(s) "
-             f"(<= {MAX_COMPARTMENTS} compartments each, one core per block)"]
+    lines = ["[[loihi]] (nengo_loihi.Simulator(model.network); docs/loihi.md)"]
+    if m["problems"]:
+        lines.append("    nengo-loihi   : WILL NOT BUILD this network; convert again with "
+                     "convert(..., hardware=\"loihi\"):")
+        lines += [f"      {p}" for p in m["problems"]]
+    lines.append(f"    on chip       : {m['neurons']} neurons in {m['blocks']} block(s) "
+                 f"(<= {MAX_COMPARTMENTS} compartments each, one core per block)")
     for row in m["ensembles"]:
         lines.append(f"      {row['label'][:40]:<40} {row['neurons']:6d} neurons  "
                      f"{row['blocks']:3d} block(s)  {row['input_axons']:6d} input axons")
