@@ -210,20 +210,6 @@ def check_synapse(synapse, name, allow_none=True):
     return check_positive(synapse, name)
 
 
-def check_fit(fit, name="fit"):
-    """Return ``fit``, checking that it is a `popfit.PopulationFit`."""
-    # imported here: result.py imports neurons.py and targets.py, which import this module
-    from .result import PopulationFit
-
-    if not isinstance(fit, PopulationFit):
-        raise PopfitTypeError(
-            f"{name} must be a popfit.PopulationFit (got {type(fit).__name__}); "
-            "make one with popfit.fit_activation or popfit.load_fit"
-        )
-    return fit
-
-
-
 def check_finite_array(value, name, shape=None, shape_name=None):
     """`check_real_array`, then ``shape`` (if given) and finiteness, as a PopfitValueError.
 

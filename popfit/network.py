@@ -25,11 +25,13 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import (check_finite_array, check_fit, check_int, check_synapse,
+from ._validation import (check_finite_array, check_int, check_synapse,
                           current_caller, public, user_stacklevel)
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
+from .neurons import (SUPPORTED, ignore_max_rates_warnings,  # noqa: F401
                       rate_twin, spiking_twin)
+from .result import check_fit
+from .wholestep import export_neuron_type as whole_step_export, is_whole_step
 
 #: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
 HARDWARE = (None, "loihi")
@@ -71,10 +73,8 @@ def export_neuron_type(fit, spiking):
     spiking twin (``spiking=True``) or is not a type popfit supports.
     """
     nt = fit.neuron_type
-    if is_loihi_type(nt):  # nengo-loihi's whole-step types (popfit.loihi)
-        from .loihi import loihi_export_neuron_type
-
-        return loihi_export_neuron_type(nt, spiking)
+    if is_whole_step(nt):  # nengo-loihi's whole-step types (popfit.wholestep)
+        return whole_step_export(nt, spiking)
     twin = spiking_twin(nt) if spiking else None
     if spiking and twin is not None:
         warn_tau_ref_below_dt(twin)

@@ -8,7 +8,7 @@ so one argument selects it everywhere (``fit_activation(..., platform=)``,
 - the neuron model fits are made for (``neuron_type``; a platform that
   spikes on whole time steps of ``step`` seconds and resets on the step a
   neuron crosses threshold loses on average half a step per spike, which
-  `whole_step_tau_ref` turns into a refractory period);
+  `popfit.wholestep.whole_step_tau_ref` turns into a refractory period);
 - the weight precision (``weight_bits``: None for floats);
 - which transforms it takes on connections between the host and its neurons
   (``host_transforms``; nengo-loihi takes no ``Sparse`` transform there);
@@ -30,28 +30,12 @@ from typing import Optional, Tuple
 
 from ._validation import check_int, check_positive
 from .exceptions import PopfitTypeError, PopfitValueError
-
-#: The simulation time step (s) of nengo and nengo-loihi by default.
-DT = 0.001
+from .wholestep import DT, whole_step_tau_ref
 
 #: Transform kinds a platform may accept between host and neurons.
 TRANSFORMS = ("Dense", "Sparse")
 EXPORTS = ("nengo", "nir")
 READOUTS = ("LI", "affine")
-
-
-def whole_step_tau_ref(tau_ref, step):
-    """Refractory period (s) that makes a continuous-time LIF match whole-step spiking.
-
-    A neuron that may spike only at the end of a time step of ``step``
-    seconds, and restarts from rest on that step, fires every
-    ``ceil(period / step)`` steps: over a range of currents half a step later
-    than its continuous-time period on average, which is what a refractory
-    period ``step / 2`` longer adds. This is the one place popfit makes that
-    correction (nengo-loihi's whole-step neurons, NIR consumers that reset on
-    the crossing step).
-    """
-    return tau_ref + 0.5 * step
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,8 +34,8 @@ from ..neurons import LOWEST_RATE_FRACTION, spike_noise_variance
 _C_BOUNDS = (-5.0, 0.95)  # intercepts, in units where the faced domain edge is 1 (below -1:
 # the neuron fires over the whole domain, a saturating offset that tanh-like fits use)
 RHO_MIN = LOWEST_RATE_FRACTION  # lowest max rate, as a fraction of max_rate
-_RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
-_UNIFORM_SHARE = 0.1  # share of the uniform distribution when eval_points are given
+RATE_ONLY_RIDGE = 1e-14  # relative ridge keeping rate-only fits well posed
+UNIFORM_SHARE = 0.1  # share of the uniform distribution when eval_points are given
 _MU0 = 1e-3  # initial Levenberg-Marquardt damping, relative to diag(J^T J)
 _MAX_STEP = 0.2  # largest change of any parameter in one step (intercepts: units of the
 # half domain; max rates: fractions of max_rate)
@@ -149,7 +149,7 @@ class Problem:
         """Ridge weight of each neuron (mean spike-noise variance) and its
         pointwise derivative in the rates (None if rate-only)."""
         if self.synapse is None:
-            return np.full((a.shape[0], a.shape[2]), _RATE_ONLY_RIDGE * self.max_rate**2), None
+            return np.full((a.shape[0], a.shape[2]), RATE_ONLY_RIDGE * self.max_rate**2), None
         var, dvar = spike_noise_variance(a, self.synapse)
         return np.einsum("m,bmi->bi", self.w, var), dvar * self.w[:, None]
 
@@ -383,9 +383,9 @@ def levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
 
 def grid_weights(eval_points, lo, hi, n_points):
     """Weights of an ``n_points`` grid over (lo, hi): the share of ``eval_points``
-    nearest each grid point, mixed with a uniform share `_UNIFORM_SHARE`."""
+    nearest each grid point, mixed with a uniform share `UNIFORM_SHARE`."""
     if eval_points is None:
         return None
     idx = np.rint((eval_points - lo) / (hi - lo) * (n_points - 1)).astype(int)
     density = np.bincount(idx, minlength=n_points) / len(eval_points)
-    return (1.0 - _UNIFORM_SHARE) * density + _UNIFORM_SHARE / n_points
+    return (1.0 - UNIFORM_SHARE) * density + UNIFORM_SHARE / n_points

@@ -21,7 +21,9 @@ import nengo  # noqa: E402
 from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear  # noqa: E402
 
 import popfit  # noqa: E402
-from popfit.loihi import chip_mapping, staircase_decoders  # noqa: E402
+from popfit.fit import staircase_decoders  # noqa: E402
+from popfit.loihi import chip_mapping  # noqa: E402
+from popfit.wholestep import tau_rc_bounds  # noqa: E402
 from popfit.network import PopulationLayer, PopulationNeuron  # noqa: E402
 
 DT = 0.001
@@ -206,7 +208,7 @@ def test_loihi_lif_tau_rc_outside_the_12_bit_decay_is_refused(tau_rc):
     """Loihi's 12-bit membrane decay rounds tau_rc = 1e-4 s to 0 (nengo then said
     "LIFRate.tau_rc: ... got 0.0") and 10 s to infinity (a rate curve of 0: a
     fit of nothing, silently)."""
-    lo, hi = popfit.loihi.tau_rc_bounds()
+    lo, hi = tau_rc_bounds()
     assert lo == pytest.approx(1.11e-4, rel=1e-3) and hi == pytest.approx(8.19, rel=1e-3)
     # the bounds are where nengo-loihi's own discretization leaves (0, inf)
     from nengo_loihi.neurons import discretize_tau_rc
