@@ -361,11 +361,13 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         Time constant (s) of the inter-layer synapses and of the read-out
         filter. Default: the `ConvertedModel`'s ``synapse``, else 0.005
         (``connect_to``'s default).
-    transforms : list of (array_like or None), optional
+    transforms : list of (array_like, scipy sparse matrix, nengo.Dense, nengo.Sparse or None), optional
         Chains of layers only: ``transforms[k]`` of shape
         ``(layer[k+1].n_units, layer[k].n_units)`` maps layer ``k``'s outputs
-        to layer ``k + 1``'s inputs (``connect_to``'s ``transform``); None is
-        the identity.
+        to layer ``k + 1``'s inputs: ``connect_to``'s ``transform``, checked
+        and read as `PopulationLayer.connect_to` reads it (finite real
+        values; a nengo transform with nengo's meaning of ``init``, not a
+        Distribution); None is the identity.
     readout : {"LI", "affine"}, optional
         ``"LI"`` (default): the decoded output is filtered by an LI node with
         ``tau = synapse``, as nengo's probe of the converted output.
@@ -389,6 +391,10 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         neurons fire faster than the fit assumes (``tau_ref`` is kept in the
         node metadata). Default False: such fits are refused.
 
+    A `ConvertedModel` converted with ``weight_bits`` is exported with the
+    quantized weights its network runs (read from its connections), not the
+    float weights.
+
     Returns
     -------
     nir.NIRGraph
@@ -404,9 +410,12 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         ``nir`` is not installed (``pip install 'popfit[nir]'``).
     popfit.PopfitValueError
         A fit NIR cannot express (``tau_ref > 0`` without ``drop_tau_ref``),
-        or an invalid option.
+        a fit with non-finite parameters, a transform with non-finite values
+        or the wrong shape, weights that overflow, or an invalid option.
     popfit.PopfitTypeError
-        ``obj`` is not an exportable popfit object.
+        ``obj`` is not an exportable popfit object, or a transform is not
+        real numbers (complex, strings) or not a matrix type `connect_to`
+        takes.
     """
     nir = import_nir("to_nir")
     _check_choice(readout, "readout", READOUTS)
