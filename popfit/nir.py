@@ -267,8 +267,8 @@ def _check_finite_parameters(stages):
             if bad.any():
                 raise PopfitValueError(
                     f"layer {k}'s fit {what} must be finite (got {int(bad.sum())} of "
-                    f"{bad.size} non-finite, e.g. {float(values[bad].flat[0])!r}): the NIR graph "
-                    "would carry them into its Affine weights; export a fit with finite "
+                    f"{bad.size} non-finite, e.g. {float(values[bad].flat[0])!r}): the NIR "
+                    "graph would carry them into its Affine weights; export a fit with finite "
                     "parameters (refit it, or check how it was built or loaded)")
 
 
@@ -361,7 +361,7 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         Time constant (s) of the inter-layer synapses and of the read-out
         filter. Default: the `ConvertedModel`'s ``synapse``, else 0.005
         (``connect_to``'s default).
-    transforms : list of (array_like, scipy sparse matrix, nengo.Dense, nengo.Sparse or None), optional
+    transforms : list of (array_like, scipy sparse, nengo.Dense/Sparse or None), optional
         Chains of layers only: ``transforms[k]`` of shape
         ``(layer[k+1].n_units, layer[k].n_units)`` maps layer ``k``'s outputs
         to layer ``k + 1``'s inputs: ``connect_to``'s ``transform``, checked

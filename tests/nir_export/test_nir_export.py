@@ -259,9 +259,10 @@ def test_non_finite_weights_are_refused(fit_lif):
     ok = PopulationLayer(fit_lif, 2)
     for obj, layer in [(bad.network(), 0), ([PopulationLayer(bad, 2), ok], 0),
                        ([ok, PopulationLayer(bad, 2)], 1)]:
-        with pytest.raises(PopfitValueError, match=rf"to_nir: layer {layer}'s fit decoders "
-                                                   r"must be finite \(got 1 of 4 non-finite, e\.g\. "
-                                                   r"nan\).*export a fit with finite"):
+        with pytest.raises(PopfitValueError,
+                           match=rf"to_nir: layer {layer}'s fit decoders must be finite "
+                                 r"\(got 1 of 4 non-finite, e\.g\. nan\).*export a fit "
+                                 r"with finite"):
             to_nir(obj)
     # finite parameters whose product overflows
     with warnings.catch_warnings():
