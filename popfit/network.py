@@ -477,21 +477,23 @@ def _largest(matrix):
     return float(np.max(np.abs(values))) if values.size else 0.0
 
 
-def _transform_matrix(transform):
+def _transform_matrix(transform, name="transform"):
     """A `connect_to` transform as a finite float ndarray or scipy CSR matrix.
 
     Accepts an array, a scipy sparse matrix, `nengo.transforms.Dense` and
     `nengo.transforms.Sparse` (with nengo's meaning of their ``init``).
+    ``name`` is the argument's name in error messages (`popfit.to_nir` checks
+    its ``transforms[k]`` here too).
     """
     if isinstance(transform, nengo.transforms.Dense):
         init = transform.init
         if isinstance(init, nengo.dists.Distribution):
             raise PopfitTypeError(
-                f"transform nengo.Dense holds a Distribution ({init!r}), sampled only at "
-                "build time; connect_to folds the transform into the weights now: "
+                f"{name} nengo.Dense holds a Distribution ({init!r}), sampled only at "
+                "build time; the transform is folded into the weights now: "
                 "sample it yourself and pass nengo.Dense(shape, init=array) or the array"
             )
-        init = check_finite_array(init, "transform (nengo.Dense init)")
+        init = check_finite_array(init, f"{name} (nengo.Dense init)")
         if init.ndim < 2:  # nengo: a scalar or a vector is a diagonal
             t = np.zeros(transform.shape)
             np.fill_diagonal(t, init)
@@ -502,22 +504,22 @@ def _transform_matrix(transform):
         if isinstance(init, nengo.transforms.SparseMatrix):
             if isinstance(init.data, nengo.dists.Distribution):
                 raise PopfitTypeError(
-                    f"transform nengo.Sparse holds a Distribution ({init.data!r}), sampled "
-                    "only at build time; connect_to folds the transform into the weights "
+                    f"{name} nengo.Sparse holds a Distribution ({init.data!r}), sampled "
+                    "only at build time; the transform is folded into the weights "
                     "now: pass numeric data or a scipy sparse matrix"
                 )
             init = init.allocate()
-        t = _real_sparse(init, "transform (nengo.Sparse init)")
+        t = _real_sparse(init, f"{name} (nengo.Sparse init)")
     elif isinstance(transform, nengo.transforms.Transform):
         raise PopfitTypeError(
-            f"transform must be an array, a scipy sparse matrix, nengo.Dense or "
-            f"nengo.Sparse (got {type(transform).__name__}); connect_to folds a linear "
-            "map into the neuron-to-neuron weights"
+            f"{name} must be an array, a scipy sparse matrix, nengo.Dense or "
+            f"nengo.Sparse (got {type(transform).__name__}); only a linear map can be "
+            "folded into the neuron-to-neuron weights"
         )
     elif scipy.sparse.issparse(transform):
-        t = _real_sparse(transform, "transform")
+        t = _real_sparse(transform, name)
     else:
-        t = check_finite_array(transform, "transform")
+        t = check_finite_array(transform, name)
     return t
 
 
