@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import nengo
+import scipy.linalg
 from nengo.params import NumberParam
 from nengo.utils.least_squares_solvers import rmses
 
@@ -97,6 +98,7 @@ def _sample_weights(sample_weights, m):
     return w / w.sum()
 
 
+@public("spike_noise_penalty")
 def spike_noise_penalty(A, synapse, sample_weights=None):
     """Each neuron's spike-noise variance (Hz**2), averaged over the points.
 
@@ -189,14 +191,27 @@ def spike_noise_ridge(A, Y, penalty, sample_weights=None, *, full_output=False):
 
     idx = np.arange(n)
     lam = np.sqrt(penalty + RIDGE_FLOOR)
+    ty = sw[:, None] * Y
+    if not full_output:
+        # QR of the basis with the targets appended: R's top right block is
+        # Q^T [ty; 0], so Q is never formed (forming it costs several times
+        # more for large ensembles)
+        k = Y.shape[-1]
+        aug = np.zeros((*np.broadcast_shapes(tuple(batch), Y.shape[:-2]), m + n, n + k))
+        aug[..., :m, :n] = sw[:, None] * A
+        aug[..., m + idx, idx] = lam
+        aug[..., :m, n:] = ty
+        r = np.linalg.qr(aug, mode="r")
+        if r.ndim == 2:
+            X = scipy.linalg.solve_triangular(r[:n, :n], r[:n, n:], check_finite=False)
+        else:
+            X = np.linalg.solve(r[..., :n, :n], r[..., :n, n:])
+        return X[..., 0] if vector else X
     basis = np.zeros((*batch, m + n, n))
     basis[..., :m, :] = sw[:, None] * A
     basis[..., m + idx, idx] = lam
     q, r = np.linalg.qr(basis)
-    ty = sw[:, None] * Y
     X = np.linalg.solve(r, np.swapaxes(q[..., :m, :], -1, -2) @ ty)
-    if not full_output:
-        return X[..., 0] if vector else X
     residual = basis @ X
     residual[..., :m, :] -= ty
     if vector:
