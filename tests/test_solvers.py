@@ -1,4 +1,4 @@
-"""`popfit.solvers`: the noise-aware ridge solve and `SpikeNoiseL2`, against independent references.
+"""`popfit.solvers`: the noise-aware ridge and `SpikeNoiseL2`, against independent references.
 
 The references: the normal equations ``(A^T W A + diag(p)) X = A^T W Y``
 solved here with numpy, with ``p`` from the regular-spike-train variance
@@ -99,9 +99,20 @@ def test_ridge_weights_batches_and_silent_neurons():
     assert isinstance(sol, RidgeSolution)
     assert sol.X.shape == (2, 12) and sol.residual.shape == (2, 200 + 12)
     np.testing.assert_allclose(sol.X[0], X, rtol=0, atol=1e-13 * np.abs(X).max())
+    # without full_output (the targets appended to the QR, Q never formed):
+    # a batch, batched targets, and more targets than points
+    close(spike_noise_ridge(B, y, spike_noise_penalty(B, 0.01, w), w), sol.X, 1e-12)
+    Yb = np.stack([np.column_stack([y, x]), np.column_stack([x**2, y])])
+    Xb = spike_noise_ridge(B, Yb, 50.0)
+    assert Xb.shape == (2, 12, 2)
+    close(Xb[1], spike_noise_ridge(B[1], Yb[1], 50.0), 1e-12)
+    wide = np.random.default_rng(1).normal(size=(5, 9))  # 5 points, 9 targets
+    close(spike_noise_ridge(A[:5], wide, 1e3), reference_solve(A[:5], wide, np.full(12, 1e3)),
+          1e-10)
     for b in range(2):
         wn = w / w.sum()
-        objective = wn @ (B[b] @ sol.X[b] - y) ** 2 + spike_noise_penalty(B[b], 0.01, w) @ sol.X[b] ** 2
+        noise = spike_noise_penalty(B[b], 0.01, w) @ sol.X[b] ** 2
+        objective = wn @ (B[b] @ sol.X[b] - y) ** 2 + noise
         np.testing.assert_allclose(np.sum(sol.residual[b] ** 2), objective, rtol=1e-10)
 
 
@@ -209,7 +220,7 @@ def _problem(synapse, weights=None):
 @pytest.mark.parametrize("synapse", [0.005, None])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_matches_fit_problem_solve(synapse, weighted):
-    """fit._Problem.solve (the optimizer's decoders) is spike_noise_ridge with the fit's penalty."""
+    """fit._Problem.solve (the optimizer's decoders) is spike_noise_ridge with its penalty."""
     weights = None
     if weighted:
         points = np.random.default_rng(0).normal(0.0, 1.0, 500).clip(-3, 3)
