@@ -138,8 +138,9 @@ def spike_noise_ridge(A, Y, penalty, sample_weights=None, *, full_output=False):
     output filtered by ``Lowpass(synapse)``; any other non-negative ``p`` (a
     constant for a rate-only ridge, the penalties of an unpenalised
     intercept column set to 0) is solved the same way. Inputs are not
-    checked for finiteness: non-finite rates give non-finite decoders (which
-    popfit's optimizer relies on to reject a step).
+    checked for finiteness: non-finite rates, targets or penalties give
+    non-finite decoders (which popfit's optimizer relies on to reject a
+    step; an infinite penalty gives NaN, not 0).
 
     Parameters
     ----------
