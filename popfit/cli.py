@@ -13,6 +13,7 @@ import sys
 from .exceptions import PopfitError
 
 _NEURONS = {"lif": "LIF", "relu": "RectifiedLinear"}
+_TITLED = ("png", "pdf", "svg")  # formats whose metadata take a "Title"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,8 +118,17 @@ def _cmd_fit(args, out):
         fit.save(args.save)
         print(f"saved fit to {args.save}", file=out)
     if args.plot is not None:
-        fig = fit.plot()
-        fig.savefig(plot_path, format=plot_format, dpi=110)
+        import matplotlib.pyplot as plt
+
+        from .plotting import _fit_title
+
+        fig = fit.plot()  # titled with the rate and the expected spiking NRMSE (and synapse)
+        title = _fit_title(fit, escape=False).replace("\n", ", ")
+        metadata = {"Title": f"popfit fit: {title}"} if plot_format in _TITLED else None
+        try:
+            fig.savefig(plot_path, format=plot_format, dpi=110, metadata=metadata)
+        finally:
+            plt.close(fig)
         print(f"wrote plot to {plot_path}", file=out)
 
 
