@@ -75,6 +75,10 @@ def _output_file(path, option):
     """Refuse, before fitting, an output path that cannot be a new or existing file."""
     if not path:
         raise _UsageError(f"popfit fit: error: {option} needs a file name (got {path!r})")
+    if path.endswith(tuple(os.sep + (os.altsep or ""))):
+        raise _UsageError(f"popfit fit: error: {option} needs a file name, not a path ending "
+                          f"in a separator (got {path!r}); e.g. "
+                          f"{os.path.join(path, 'fit.json' if option == '--save' else 'fit.png')!r}")
     if os.path.isdir(path):
         raise _UsageError(f"popfit fit: error: {option} needs a file name, not the "
                           f"directory {path!r}")

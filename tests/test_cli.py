@@ -68,3 +68,15 @@ def test_plot_title_gives_both_errors_and_the_synapse(tmp_path):
     assert title == f"popfit fit: tanh: {rate}, expected {spiking} (synapse 0.01 s)"
     fig = plot_fit(fit)  # the function the CLI draws with
     assert fig.axes[0].get_title() == f"tanh: {rate}\nexpected {spiking} (synapse 0.01 s)"
+
+
+@pytest.mark.parametrize("option", ["--save", "--plot"])
+def test_output_path_ending_in_a_separator_is_refused_before_fitting(tmp_path, option,
+                                                                     capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "tanh", "--neurons", "1", option, "newdir/"], out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert f"{option} needs a file name, not a path ending in a separator" in err
+    assist = "newdir/fit.json" if option == "--save" else "newdir/fit.png"
+    assert f"e.g. '{assist}'" in err
+    assert list(tmp_path.iterdir()) == []
