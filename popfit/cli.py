@@ -76,9 +76,9 @@ def _output_file(path, option):
     if not path:
         raise _UsageError(f"popfit fit: error: {option} needs a file name (got {path!r})")
     if path.endswith(tuple(os.sep + (os.altsep or ""))):
+        example = os.path.join(path, "fit.json" if option == "--save" else "fit.png")
         raise _UsageError(f"popfit fit: error: {option} needs a file name, not a path ending "
-                          f"in a separator (got {path!r}); e.g. "
-                          f"{os.path.join(path, 'fit.json' if option == '--save' else 'fit.png')!r}")
+                          f"in a separator (got {path!r}); e.g. {example!r}")
     if os.path.isdir(path):
         raise _UsageError(f"popfit fit: error: {option} needs a file name, not the "
                           f"directory {path!r}")

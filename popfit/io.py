@@ -629,8 +629,8 @@ def load_fit(path):
     try:
         d = json.loads(text, parse_int=_parse_int, object_pairs_hook=_unique_keys)
     except _DuplicateKey as err:
-        _fail(path, f"key {err.key!r} appears twice in {err.where}; JSON parsers disagree on which value wins, so popfit "
-                    "refuses: keep one and delete the other")
+        _fail(path, f"key {err.key!r} appears twice in {err.where}; JSON parsers disagree "
+                    "on which value wins, so popfit refuses: keep one and delete the other")
     except json.JSONDecodeError as err:
         _fail(path, f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
                     "the file may be truncated or not a popfit fit")
