@@ -37,20 +37,15 @@ the stored neuron type from ``gain``, ``bias`` and ``encoders``, may not exceed
 loads.
 """
 
-import errno
-import glob
 import json
 import math
-import os
 import reprlib
-import secrets
-import stat
-import time
 
 import numpy as np
 
 from ._validation import check_domain, check_seed, check_synapse, public
-from .exceptions import FitFileError, PopfitError, PopfitTypeError, PopfitValueError
+from .exceptions import FitFileError, PopfitError, PopfitValueError
+from .files import atomic_write_text, check_path, read_regular_file
 from . import wholestep
 from .neurons import (SUPPORTED, check_max_rate, neuron_type_from_dict,
                       neuron_type_to_dict)
@@ -80,10 +75,6 @@ N_TARGET_SAMPLES = 2001
 """Samples written for a callable target (linear interpolation error ~1e-7 of
 the range for smooth curves)."""
 
-STALE_TMP_SECONDS = 3600.0
-"""Temporary files of a save killed at least this long ago are removed by the next save."""
-_TMP_INFIX = ".popfit-tmp-"
-_TMP_RANDOM = 8  # hex digits in a temporary file's name
 _MAX_INT_DIGITS = 400  # longer JSON integers are too large for any field (no float has > 309)
 _TOP_KEYS = ("format", "format_version", "target", "domain", "neuron_type", "gain", "bias",
              "encoders", "decoders", "max_rate", "synapse", "seed", "success", "message",
@@ -374,158 +365,6 @@ def fit_to_dict(fit):
     }
 
 
-def _check_path(path):
-    """``path`` as a non-empty str (a file name) without NUL bytes."""
-    if isinstance(path, (str, bytes, os.PathLike)):
-        path = os.fsdecode(os.fspath(path))
-        if path and "\0" not in path:
-            return path
-        if path:
-            raise PopfitValueError(f"path must be a file name without NUL bytes (got {path!r}); "
-                                   "no file name can hold one: remove it")
-    raise (PopfitValueError if path == "" else PopfitTypeError)(
-        f"path must be a non-empty file name (str or os.PathLike) (got {path!r})")
-
-
-def _kind(mode):
-    """What a non-regular file is, for messages."""
-    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
-        if test(mode):
-            return what
-    return "not a regular file"
-
-
-def _check_destination(path):
-    """The file ``save`` replaces for ``path`` (symbolic links resolved), or an error.
-
-    Refused, before anything is written: a path naming a directory (ending in a
-    separator, or an existing one), an existing non-regular file (FIFO, device,
-    socket: a save would replace it with a regular file), and a symbolic link
-    that another user made or whose target another user owns (a link planted
-    in a shared folder would make the save replace that user's, or the
-    system's, file).
-    """
-    seps = os.sep + (os.altsep or "")
-    base = os.path.basename(path.rstrip(seps)) if path.rstrip(seps) else ""
-    if path.endswith(tuple(seps)) or base in ("", ".", ".."):
-        raise IsADirectoryError(
-            errno.EISDIR, "this path names a directory (it ends in a separator, '.' or "
-            "'..'); give a file name, e.g. " + repr(os.path.join(path, "fit.json")), path)
-    real = os.path.realpath(path)
-    try:
-        st = os.stat(real)
-    except FileNotFoundError:
-        st = None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(
-            errno.EISDIR, "this path is a directory; give a file name inside it, e.g. "
-            + repr(os.path.join(path, "fit.json")), path)
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise PopfitValueError(
-            f"path {path!r} is {_kind(st.st_mode)}, not a regular file; a save would "
-            "replace it with a regular file, so popfit refuses: choose another file name "
-            "or remove it first")
-    if os.path.islink(path) and hasattr(os, "geteuid"):
-        me = os.geteuid()
-        link_owner = os.lstat(path).st_uid
-        if st is not None:
-            target_owner, what = st.st_uid, "its target"
-        else:
-            target_owner, what = os.stat(os.path.dirname(real)).st_uid, "its target's folder"
-        for owner, whose in ((link_owner, "the link"), (target_owner, what)):
-            if owner != me:
-                raise PopfitValueError(
-                    f"path {path!r} is a symbolic link to {real!r}, and {whose} belongs to "
-                    f"another user (uid {owner}, you are uid {me}); popfit writes through a "
-                    "link only when you own the link and its target, so that a link "
-                    "planted in a shared folder cannot make it replace someone else's file: "
-                    "save to the target's path itself if you mean to replace it, or remove "
-                    "the link")
-    return real
-
-
-def _temp_pattern(folder, name):
-    return os.path.join(glob.escape(folder), glob.escape(f".{name}{_TMP_INFIX}")
-                        + "[0-9a-f]" * _TMP_RANDOM)
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` (UTF-8) to the file ``path``, atomically.
-
-    The text goes to a temporary file beside the destination, named
-    ``.<name>.popfit-tmp-<8 hex digits>`` (safe to delete), which then replaces
-    it with one rename: a reader sees the old file or the new one, never a mix.
-    As editors do, a symbolic link at ``path`` is written through (its target is
-    replaced, the link stays), but only if the current user owns both the link
-    and its target (or, for a new target, its folder); an existing file keeps
-    its permission bits (not its owner, nor its other hard links: they keep
-    the old content); a new file gets the permissions ``open()`` would give it
-    (0666 less the umask). Temporary files left by a save killed more than
-    `STALE_TMP_SECONDS` ago are removed.
-
-    Raises
-    ------
-    IsADirectoryError
-        If ``path`` names a directory (an existing one, or a path ending in a
-        separator); the message gives a file name to use instead.
-    PopfitValueError
-        If ``path`` holds a NUL byte, is an existing FIFO, device or socket
-        (which the rename would replace by a regular file), or is a symbolic
-        link that another user made or whose target another user owns.
-    OSError
-        As ``open()`` would, naming ``path`` (not the temporary file).
-    """
-    path = _check_path(path)
-    tmp = None
-    try:
-        real = _check_destination(path)
-        folder, name = os.path.split(real)
-        try:
-            mode = stat.S_IMODE(os.stat(real).st_mode)
-        except FileNotFoundError:
-            mode = None
-        fd, tmp = _create_temporary(folder, name)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            if mode is not None:
-                os.chmod(tmp, mode)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, real)
-        tmp = None
-    except OSError as err:
-        if err.errno is None:
-            raise
-        raise type(err)(err.errno, err.strerror, path) from err
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    _remove_stale_temporaries(folder, name)
-
-
-def _create_temporary(folder, name):
-    """Create ``folder/.name.popfit-tmp-<hex>``; return its descriptor and path."""
-    for _ in range(100):
-        tmp = os.path.join(folder, f".{name}{_TMP_INFIX}{secrets.token_hex(_TMP_RANDOM // 2)}")
-        try:  # the umask applies to 0o666, exactly as for open(path, "w")
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name beside it", name)
-
-
-def _remove_stale_temporaries(folder, name):
-    cutoff = time.time() - STALE_TMP_SECONDS
-    for old in glob.glob(_temp_pattern(folder, name)):
-        try:
-            if os.stat(old).st_mtime < cutoff:
-                os.unlink(old)
-        except OSError:
-            pass  # another save removed it, or it is not ours to remove
-
-
 class _DuplicateKey(Exception):
     def __init__(self, key, keys):
         self.key = key
@@ -545,29 +384,6 @@ def _unique_keys(pairs):
     return d
 
 
-def _read_regular_file(path):
-    """Up to ``MAX_FILE_BYTES + 1`` bytes of the regular file ``path``; never blocks."""
-    try:
-        st = os.stat(path)
-    except OSError as err:
-        raise type(err)(err.errno, err.strerror, path) from None
-    if not stat.S_ISREG(st.st_mode):
-        _fail(path, f"is {_kind(st.st_mode)}, not a regular file; a popfit fit is a JSON file")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as err:
-        raise type(err)(err.errno, err.strerror, path) from None
-    try:
-        with os.fdopen(fd, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if not stat.S_ISREG(mode):  # replaced since the stat above
-                _fail(path, f"is {_kind(mode)}, not a regular file; a popfit fit is a JSON file")
-            return f.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        _fail(path, f"cannot read the file: {err.strerror or err} (errno {err.errno})")
-
-
 def save_fit(fit, path):
     """Save ``fit`` to ``path`` as JSON, atomically (see `atomic_write_text`).
 
@@ -578,7 +394,7 @@ def save_fit(fit, path):
     OSError
         If the file cannot be written; the message names ``path``.
     """
-    path = _check_path(path)
+    path = check_path(path)
     d = fit_to_dict(fit)
     try:
         fit_from_dict(d)
@@ -617,8 +433,8 @@ def load_fit(path):
         If the file cannot be opened (it does not exist, permission denied);
         the message names ``path``.
     """
-    path = _check_path(path)
-    data = _read_regular_file(path)
+    path = check_path(path)
+    data = read_regular_file(path, MAX_FILE_BYTES)
     if len(data) > MAX_FILE_BYTES:
         _fail(path, f"file is larger than {MAX_FILE_BYTES} bytes (MAX_FILE_BYTES); a popfit "
                     "fit is far smaller")

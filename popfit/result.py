@@ -226,7 +226,7 @@ class PopulationFit:
 
     @public("PopulationFit.save")
     def save(self, path):
-        """Write the fit to ``path`` as JSON, atomically; see `popfit.io.atomic_write_text`.
+        """Write the fit to ``path`` as JSON, atomically; see `popfit.files.atomic_write_text`.
 
         An existing file keeps its permissions and a symbolic link is written
         through to its target. Raises `popfit.PopfitValueError` (before
