@@ -257,9 +257,10 @@ def check_samples(X, n_features, name):
             f"numpy cannot make into an array: {err}); rows of a nested list must all "
             f"have {n_features} numbers") from None
     if X.dtype.kind == "O":
-        bad = next((v for v in X.flat if isinstance(v, (str, bytes))
-                    or not isinstance(v, (numbers.Number, np.generic))), None)
-        if bad is not None:
+        bad = [v for v in X.flat if isinstance(v, (str, bytes))
+               or not isinstance(v, (numbers.Number, np.generic))][:1]
+        if bad:
+            bad = bad[0]
             raise PopfitValueError(
                 f"{name} must hold numbers, shape {shape} (got an object array holding "
                 f"{_what(bad)}); convert the values to numbers yourself")
@@ -296,6 +297,7 @@ def check_samples(X, n_features, name):
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise PopfitValueError(
-            f"{name} contains NaN or infinite values ({int(bad.sum())} of {X.size}, the "
-            f"first at row {row}, column {col}: {X[row, col]!r}); remove or impute them")
+            f"{name} must be finite, shape {shape} (got {int(bad.sum())} NaN or infinite "
+            f"of {X.size} values, the first at row {row}, column {col}: "
+            f"{float(X[row, col])!r}); remove or impute them")
     return X
