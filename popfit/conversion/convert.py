@@ -136,10 +136,23 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     model : sklearn MLPClassifier or MLPRegressor, or keras.Model
         A trained model. Hidden activations: tanh, logistic/sigmoid,
         identity/linear, relu. Keras models must be a Sequential or functional
-        chain of ``Dense`` and ``Activation`` layers (not a subclassed model); a
-        softmax output makes the converted model a classifier (class labels
-        ``0 .. k-1``), any other output a regressor. Weights and biases must
-        be finite.
+        chain of ``Dense`` and ``Activation`` layers (not a subclassed model).
+        A Keras activation is identified by its function, not its name
+        (Keras's own by identity; any other function by its values, to
+        float32 precision): a hidden layer's elementwise function that is
+        none of the named curves is fitted as a custom curve (activation
+        ``"custom <name>"``, default domain (-3, 3) without calibration data);
+        a function that is not elementwise, or a custom one on the output
+        layer, raises `ConversionError`. A Keras model is a classifier when
+        its output activation is softmax (class labels ``0 .. k-1``), or
+        sigmoid and it was compiled with a cross-entropy loss (binary,
+        categorical or sparse categorical, plain or focal): one sigmoid
+        output is a binary classifier (labels 0/1 at the 0.5 threshold,
+        `ConvertedModel.predict_proba` columns ``[1 - p, p]`` as
+        scikit-learn's, `ConvertedModel.score` the accuracy), several a
+        multi-label one; any other model is a regressor (an uncompiled
+        sigmoid output warns). Weights and biases must be finite, and
+        scikit-learn's ``coefs_`` / ``intercepts_`` shapes must chain.
     n_neurons : int, list of int, or "auto"
         Neurons per hidden unit (>= 1); a list gives one count per hidden
         layer. ``"auto"`` picks, per hidden layer, the smallest count in
@@ -165,7 +178,9 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         gave 97.11% and 3.8e-4). ``None`` fits rates only, whose large
         cancelling decoders are noisy when spiking.
     calibration_data : array_like, shape (n_samples, n_features), optional
-        Typical inputs (e.g. the training set), real and finite. Each hidden
+        Typical inputs (e.g. the training set), real and finite: a numeric
+        array or nested list (a scipy.sparse matrix of at most 2**24 values
+        is densified; larger ones are refused). Each hidden
         layer's domain is then ``(-m, m)`` with ``m`` the 99th percentile of
         its units' ``|pre-activation|`` over these samples, rounded up to 3
         significant digits (at least a quarter of the activation's default
@@ -220,6 +235,10 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         The search budget of every fit (`popfit.fit_activation`'s
         ``search``); ``SearchOptions.quick()`` converts faster with fits that
         are good but not the best.
+    task : {"classifier", "regressor"}, optional
+        Override the task read from the model (see ``model``): a Keras model
+        with a sigmoid or softmax output can be converted as either; a
+        scikit-learn model's class fixes its task. Default: from the model.
 
     Returns
     -------
@@ -228,7 +247,9 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     Raises
     ------
     popfit.ConversionError
-        Unsupported layer, activation or architecture, or non-finite weights.
+        Unsupported layer, activation or architecture, non-finite or
+        inconsistently shaped weights, or calibration pre-activations too
+        large for any domain.
     popfit.PopfitValueError, popfit.PopfitTypeError
         An unfitted model or an invalid argument.
     ImportError

@@ -1,5 +1,11 @@
 """Read Keras 3 models (chains of ``Dense`` and ``Activation`` layers) into a `ModelSpec`.
 
+Activations are identified by their function: Keras's own by identity, any
+other by its values on probe inputs (a named curve to float32 precision, or
+else an elementwise custom curve fitted through `KerasActivation`; a function
+that is not elementwise is refused). A sigmoid output is a classifier when
+the model was compiled with a cross-entropy loss (`CLASSIFIER_LOSSES`).
+
 Keras is imported only here, when a Keras model is converted; install it with
 ``pip install popfit[keras]``.
 """
