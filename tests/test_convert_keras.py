@@ -114,6 +114,13 @@ def test_unsupported_activation_named():
     with pytest.raises(ConversionError, match=r"'a1' \(Activation\) applies 'centred', which "
                                               r"is not elementwise"):
         popfit.convert(model)
+    def needs_1d(x):  # fails on a batch
+        return keras.ops.convert_to_tensor(float(x))
+
+    model = _seq(keras.layers.Dense(4, activation=needs_1d, name="e"), keras.layers.Dense(1))
+    with pytest.raises(ConversionError, match=r"'e' \(Dense\) has activation 'needs_1d', which "
+                                              r"raised TypeError"):
+        popfit.convert(model)
     model = _seq(keras.layers.Dense(4, activation="softmax", name="d2"), keras.layers.Dense(1))
     with pytest.raises(ConversionError, match=r"'d2' has activation 'softmax'.*output layer"):
         popfit.convert(model)

@@ -22,7 +22,8 @@ from .spec import HIDDEN_ACTIVATIONS, KERAS_ACTIVATIONS, DenseSpec, ModelSpec
 SUPPORTED_LAYERS = "Dense and Activation (plus the InputLayer)"
 _SUPPORTED_TEXT = (
     f"supported layers are {SUPPORTED_LAYERS}; supported activations are "
-    f"{', '.join(HIDDEN_ACTIVATIONS)} (softmax on the output layer only)")
+    f"{', '.join(HIDDEN_ACTIVATIONS)} (softmax on the output layer only) and, on hidden "
+    "layers, any elementwise function (fitted as a custom curve)")
 
 
 def import_keras():
@@ -149,8 +150,9 @@ def _supported_activation(keras, layer, verb, output=False):
     except Exception as err:  # noqa: BLE001 - any failure of user code is reported
         raise ConversionError(
             f"{where}, which raised {type(err).__name__} ({err}) when evaluated on a batch "
-            f"of shape ({len(_PROBE)}, {_COLUMNS}) through keras.ops; only elementwise activations that accept "
-            f"a batch of inputs can be converted; {_SUPPORTED_TEXT}") from err
+            f"of shape ({len(_PROBE)}, {_COLUMNS}) through keras.ops; only elementwise "
+            f"activations that accept a batch of inputs can be converted; {_SUPPORTED_TEXT}"
+        ) from err
     if y is None:
         raise ConversionError(
             f"{where}, which is not elementwise (its output for one input depends on "
