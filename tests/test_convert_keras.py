@@ -1,6 +1,7 @@
 """popfit.convert (popfit.conversion) on real Keras 3 models trained in the tests."""
 
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -150,7 +151,7 @@ def test_custom_activation_is_fitted_as_its_own_curve():
     ref = model.predict(X, verbose=0)
     conv = popfit.convert(model, calibration_data=X, n_neurons=4, search=QUICK, seed=0,
                           refit=False)
-    assert conv.layers[0].activation == "custom tanh"
+    assert conv.layers[0].activation == "custom tanh" and "custom tanh" in conv.report()
     assert "Keras activation tanh of layer lecun" in conv.fits[0].target.name
     # the fitted curve is the scaled tanh itself (to the fit's error), not np.tanh
     lo, hi = conv.layers[0].domain
@@ -163,6 +164,9 @@ def test_custom_activation_is_fitted_as_its_own_curve():
     rmse = np.sqrt(np.mean((rate - ref) ** 2))
     w_out = np.abs(conv.spec.output.weights).sum()
     assert rmse < 0.05 * np.std(ref) and rmse <= 1.5 * w_out * fit_err, (rmse, fit_err)
+    # it pickles (batched prediction in processes), the function by reference
+    clone = pickle.loads(pickle.dumps(conv))
+    np.testing.assert_array_equal(clone.rate_output(X[:5]), rate[:5])
     # Keras's own functions, and functions equal to a named curve, keep the curve's name
     same = _seq(keras.layers.Dense(2, name="h"), keras.layers.Activation(keras.ops.tanh),
                 keras.layers.Dense(1))
