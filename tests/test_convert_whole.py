@@ -254,6 +254,8 @@ def _generator():
     (np.array([[1.0, None]], dtype=object), r"object array holding an object of type NoneType"),
     (np.zeros((0, 2)), r"\(got shape \(0, 2\)\)"),
     ([[0.0, np.nan]], r"got 1 NaN or infinite of 2 values, the first at row 0, column 1: nan"),
+    (np.ma.masked_array([[1.0, 2.0]], mask=[[True, False]]), r"masked array with 1 masked "
+                                                             r"values.*\.filled"),
 ])
 def test_calibration_data_of_the_wrong_kind_is_named(regressor, data, received):
     mlp, _ = regressor

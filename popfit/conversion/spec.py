@@ -249,6 +249,12 @@ def check_samples(X, n_features, name):
                if hasattr(X, "__iter__") and not isinstance(X, (str, bytes, dict)) else "")
         raise PopfitTypeError(
             f"{name} must be an array of shape {shape} (got {_what(X)}){fix}")
+    if np.ma.isMaskedArray(X) and np.ma.getmaskarray(X).any():
+        raise PopfitValueError(
+            f"{name} must be an array of shape {shape} without missing values (got a "
+            f"masked array with {int(np.ma.getmaskarray(X).sum())} masked values); popfit "
+            f"does not guess them: fill them explicitly ({name}.filled(...)) or drop those "
+            "samples")
     try:
         X = np.asarray(X)
     except (TypeError, ValueError) as err:
