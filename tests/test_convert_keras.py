@@ -11,6 +11,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 keras = pytest.importorskip("keras")
 
 import popfit  # noqa: E402
+from popfit.conversion import read_model  # noqa: E402
 from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError  # noqa: E402
 
 # these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
@@ -170,7 +171,7 @@ def test_custom_activation_is_fitted_as_its_own_curve():
     # Keras's own functions, and functions equal to a named curve, keep the curve's name
     same = _seq(keras.layers.Dense(2, name="h"), keras.layers.Activation(keras.ops.tanh),
                 keras.layers.Dense(1))
-    assert popfit.conversion.read_model(same).layers[0].activation == "tanh"
+    assert read_model(same).layers[0].activation == "tanh"
 
 
 def test_unsupported_architectures():
@@ -262,20 +263,24 @@ def test_task_of_a_sigmoid_output_from_the_compiled_loss(loss, task):
     model = _seq(keras.layers.Dense(3, activation="tanh"),
                  keras.layers.Dense(1, activation="sigmoid"))
     model.compile(loss=loss() if callable(loss) else loss)
-    spec = popfit.conversion.read_model(model)
+    spec = read_model(model)
     assert spec.is_classifier == (task == "classifier")
     if spec.is_classifier:
         assert list(spec.classes) == [0, 1] and not spec.multilabel
 
 
 def test_task_argument_checked_and_uncompiled_sigmoid_warns():
-    from popfit.conversion import read_model
 
     model = _seq(keras.layers.Dense(3, activation="tanh"),
                  keras.layers.Dense(2, activation="sigmoid"))
     with pytest.warns(UserWarning, match=r"sigmoid output but no compiled loss.*"
                                          r"task='classifier'"):
         assert not read_model(model).is_classifier
+    logits = _seq(keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1))
+    logits.compile(loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    with pytest.warns(UserWarning, match=r"classifier's loss \(binarycrossentropy, on logits\) "
+                                         r"but its output layer .* is linear"):
+        assert not read_model(logits).is_classifier
     spec = read_model(model, task="classifier")  # two sigmoid outputs: multi-label
     assert spec.is_classifier and spec.multilabel
     with pytest.raises(PopfitValueError, match=r"task must be 'classifier', 'regressor' or "

@@ -151,7 +151,8 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         `ConvertedModel.predict_proba` columns ``[1 - p, p]`` as
         scikit-learn's, `ConvertedModel.score` the accuracy), several a
         multi-label one; any other model is a regressor (an uncompiled
-        sigmoid output warns). Weights and biases must be finite, and
+        sigmoid output, or a linear one compiled with a cross-entropy loss on
+        logits, warns). Weights and biases must be finite, and
         scikit-learn's ``coefs_`` / ``intercepts_`` shapes must chain.
     n_neurons : int, list of int, or "auto"
         Neurons per hidden unit (>= 1); a list gives one count per hidden

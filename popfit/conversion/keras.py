@@ -308,12 +308,22 @@ def _loss_name(loss):
 def _task_from_model(model, out):
     """``"classifier"`` for a softmax output, or a sigmoid output compiled with a
     cross-entropy loss; None (a regressor) otherwise. An uncompiled sigmoid
-    output is converted as a regressor with a warning."""
+    output, or a linear one compiled with a cross-entropy loss (on logits), is
+    converted as a regressor with a warning."""
     if out.activation == "softmax":
         return "classifier"
+    loss = _loss_name(getattr(model, "loss", None))
+    if out.activation == "linear" and loss in CLASSIFIER_LOSSES:
+        warnings.warn(
+            f"Keras model {model.name!r} was compiled with a classifier's loss ({loss}, on "
+            f"logits) but its output layer {out.label!r} is linear; it is converted as a "
+            "regressor returning the logits, as Keras's predict does; for class labels, "
+            "predict_proba and accuracy, end the model with a sigmoid or softmax "
+            "activation (the same weights) and convert that", UserWarning,
+            stacklevel=user_stacklevel())
+        return None
     if out.activation != "sigmoid":
         return None
-    loss = _loss_name(getattr(model, "loss", None))
     if loss is None:
         warnings.warn(
             f"Keras model {model.name!r} has a sigmoid output but no compiled loss that "
