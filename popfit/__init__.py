@@ -31,7 +31,18 @@ _LAZY = {
     "plot_accuracy": "plotting",
     "nengo_default_nrmse": "baseline",
     "to_nir": "nir",
+    "SpikeNoiseL2": "solvers",
+    "Platform": "platforms",
+    "get_platform": "platforms",
 }
+
+# Documented submodules, reachable as attributes (``popfit.nir.nir_neuron_type``)
+# without importing them first; each is imported on first access.
+_SUBMODULES = (
+    "baseline", "conversion", "estimator", "exceptions", "fit", "io", "loihi", "metrics",
+    "network", "neurons", "nir", "platforms", "plotting", "result", "solvers", "spiking",
+    "targets", "wholestep",
+)
 
 __all__ = [
     "ConversionError", "FitFileError", "PopfitError", "PopfitTypeError", "PopfitValueError",
@@ -44,8 +55,10 @@ def __getattr__(name):
     if name in _LAZY:
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(module, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'popfit' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

@@ -17,17 +17,24 @@ A fit file is one JSON object (format ``"popfit.PopulationFit"``, version 1)::
 Only the parameters are stored. The metrics (``nrmse``, ``max_error``,
 ``spiking_nrmse``) and the derived ``max_rates`` and ``intercepts`` are
 recomputed on load from the parameters, the single source of truth, so they
-follow the current definitions. Files written by popfit 0.1.0 also hold a
-``metrics`` block; it is accepted and ignored (a stored copy would go stale when
-a metric's definition improves, and checking it would make such files
-unloadable).
+follow the current definitions and a file whose decoders were edited loads with
+the error of the edited decoders, never a stale one. Files written by popfit
+0.1.0 also hold a ``metrics`` block; it is accepted and ignored (a stored copy
+would go stale when a metric's definition improves, and checking it would make
+such files unloadable).
 
 Loading is strict, so that what loads also saves, and a loaded fit saves again
 to the same bytes: every field has its JSON type (integers where integers go,
-no strings for numbers, no ``NaN`` or ``Infinity``), the bounds
-`popfit.fit_activation` enforces, and a size bound checked before anything is
-allocated (`MAX_FILE_BYTES`, `MAX_FILE_NEURONS`, `MAX_TARGET_SAMPLES`). Saving
-checks the same rules first, so a fit that saves also loads.
+no strings for numbers, no ``NaN`` or ``Infinity``, no key twice in one
+object), the bounds `popfit.fit_activation` enforces (on ``domain``,
+``max_rate``, the neuron type; gains finite and > 0, encoders +1 or -1), and a
+size bound checked before anything is allocated (`MAX_FILE_BYTES`,
+`MAX_FILE_NEURONS`, `MAX_TARGET_SAMPLES`). The neurons must keep the file's own
+promise: each one's rate over the domain, recomputed with nengo's ``rates`` of
+the stored neuron type from ``gain``, ``bias`` and ``encoders``, may not exceed
+``max_rate`` by more than the rounding of nengo's current ``J = gain * x + bias``
+(`MAX_RATE_RTOL`). Saving checks the same rules first, so a fit that saves also
+loads.
 """
 
 import errno
@@ -44,7 +51,8 @@ import numpy as np
 
 from ._validation import check_domain, check_seed, check_synapse, public
 from .exceptions import FitFileError, PopfitError, PopfitTypeError, PopfitValueError
-from .neurons import (LOIHI_NAMES, SUPPORTED, check_max_rate, neuron_type_from_dict,
+from . import wholestep
+from .neurons import (SUPPORTED, check_max_rate, neuron_type_from_dict,
                       neuron_type_to_dict)
 from .result import PopulationFit
 from .targets import evaluate_target, get_named_target, tabulated_target
@@ -63,6 +71,11 @@ from taking minutes and gigabytes; 200,000 neurons would need ~30 GiB.
 `popfit.fit_activation` fits far fewer."""
 MAX_TARGET_SAMPLES = 100_001
 """Most samples a tabulated (callable) target may hold in a file."""
+MAX_RATE_RTOL = 1e-9
+"""Relative excess over ``max_rate`` tolerated in a loaded neuron's highest rate,
+for the rounding of the rate formula; the rounding of nengo's current ``J`` is
+allowed for separately (a few ulps of ``|gain * x| + |bias|``)."""
+_J_ULPS = 8  # rounding of J = gain * x + bias tolerated when checking rates against max_rate
 N_TARGET_SAMPLES = 2001
 """Samples written for a callable target (linear interpolation error ~1e-7 of
 the range for smooth curves)."""
@@ -161,10 +174,8 @@ def _checked(check, key, source, *args, **kwargs):
 def _neuron_type(v, source):
     classes = {cls.__name__: cls for cls in SUPPORTED}
     name = v.get("type") if isinstance(v, dict) else None
-    if name in LOIHI_NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
-        from .loihi import loihi_neuron_type
-
-        classes[name] = type(loihi_neuron_type(name))
+    if name in wholestep.NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
+        classes[name] = type(wholestep.make(name))
     if not isinstance(name, str) or name not in classes:
         _fail(source, f"field 'neuron_type' must be an object whose 'type' is one of "
                       f"{sorted(classes)} (got {_describe(v)}): unknown neuron type")
@@ -298,6 +309,7 @@ def fit_from_dict(d, source=None):
     if not (np.all(np.isfinite(fit.max_rates)) and np.all(np.isfinite(fit.intercepts))):
         _fail(source, "fields 'gain' and 'bias' give non-finite firing rates or intercepts "
                       f"(gain in [{float(gain.min())!r}, {float(gain.max())!r}])")
+    _check_rates(fit, source)
     if not (math.isfinite(fit.nrmse) and math.isfinite(fit.max_error)):
         _fail(source, "field 'decoders' gives a non-finite output over the domain (decoders "
                       f"up to {float(np.abs(decoders).max())!r}, rates up to "
@@ -305,6 +317,30 @@ def fit_from_dict(d, source=None):
     if fit.spiking_nrmse is not None and not math.isfinite(fit.spiking_nrmse):
         _fail(source, f"field 'synapse' ({synapse!r} s) gives a non-finite spike noise")
     return fit
+
+
+def _check_rates(fit, source):
+    """Refuse neurons that fire above ``fit.max_rate`` anywhere in the domain.
+
+    Rates are nengo's (``neuron_type.rates``), monotone in the current, so each
+    neuron's highest rate over the domain is at the edge it faces; ``J`` there
+    is lowered by its rounding (`_J_ULPS`) before comparing with ``max_rate``.
+    """
+    lo, hi = fit.domain
+    edge = np.where(fit.encoders > 0, hi, -lo)  # largest encoder * x in the domain
+    with np.errstate(all="ignore"):
+        slack = _J_ULPS * np.finfo(float).eps * (np.abs(fit.gain * edge) + np.abs(fit.bias))
+        lowest = fit.neuron_type.rates(edge[None, :], fit.gain, fit.bias - slack)[0]
+    over = ~(lowest <= fit.max_rate * (1.0 + MAX_RATE_RTOL))  # NaN counts as over
+    if over.any():
+        rates = np.where(over, fit.max_rates, -np.inf)
+        i = int(np.argmax(rates))
+        _fail(source, f"{int(over.sum())} of {fit.n_neurons} neurons fire above the file's "
+                      f"max_rate {fit.max_rate:g} Hz: neuron {i} fires at "
+                      f"{float(fit.max_rates[i]):.6g} Hz at x = {float(edge[i]*fit.encoders[i])!r}"
+                      f" (nengo's rates of {type(fit.neuron_type).__name__} from fields 'gain', "
+                      "'bias' and 'encoders' over 'domain'); the file was changed after the "
+                      "fit: restore it or refit with popfit.fit_activation")
 
 
 def fit_to_dict(fit):
@@ -339,13 +375,75 @@ def fit_to_dict(fit):
 
 
 def _check_path(path):
-    """``path`` as a non-empty str (a file name)."""
+    """``path`` as a non-empty str (a file name) without NUL bytes."""
     if isinstance(path, (str, bytes, os.PathLike)):
         path = os.fsdecode(os.fspath(path))
-        if path:
+        if path and "\0" not in path:
             return path
+        if path:
+            raise PopfitValueError(f"path must be a file name without NUL bytes (got {path!r}); "
+                                   "no file name can hold one: remove it")
     raise (PopfitValueError if path == "" else PopfitTypeError)(
         f"path must be a non-empty file name (str or os.PathLike) (got {path!r})")
+
+
+def _kind(mode):
+    """What a non-regular file is, for messages."""
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _check_destination(path):
+    """The file ``save`` replaces for ``path`` (symbolic links resolved), or an error.
+
+    Refused, before anything is written: a path naming a directory (ending in a
+    separator, or an existing one), an existing non-regular file (FIFO, device,
+    socket: a save would replace it with a regular file), and a symbolic link
+    that another user made or whose target another user owns (a link planted
+    in a shared folder would make the save replace that user's, or the
+    system's, file).
+    """
+    seps = os.sep + (os.altsep or "")
+    base = os.path.basename(path.rstrip(seps)) if path.rstrip(seps) else ""
+    if path.endswith(tuple(seps)) or base in ("", ".", ".."):
+        raise IsADirectoryError(
+            errno.EISDIR, "this path names a directory (it ends in a separator, '.' or "
+            "'..'); give a file name, e.g. " + repr(os.path.join(path, "fit.json")), path)
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(
+            errno.EISDIR, "this path is a directory; give a file name inside it, e.g. "
+            + repr(os.path.join(path, "fit.json")), path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise PopfitValueError(
+            f"path {path!r} is {_kind(st.st_mode)}, not a regular file; a save would "
+            "replace it with a regular file, so popfit refuses: choose another file name "
+            "or remove it first")
+    if os.path.islink(path) and hasattr(os, "geteuid"):
+        me = os.geteuid()
+        link_owner = os.lstat(path).st_uid
+        if st is not None:
+            target_owner, what = st.st_uid, "its target"
+        else:
+            target_owner, what = os.stat(os.path.dirname(real)).st_uid, "its target's folder"
+        for owner, whose in ((link_owner, "the link"), (target_owner, what)):
+            if owner != me:
+                raise PopfitValueError(
+                    f"path {path!r} is a symbolic link to {real!r}, and {whose} belongs to "
+                    f"another user (uid {owner}, you are uid {me}); popfit writes through a "
+                    "link only when you own the link and its target, so that a link "
+                    "planted in a shared folder cannot make it replace someone else's file: "
+                    "save to the target's path itself if you mean to replace it, or remove "
+                    "the link")
+    return real
 
 
 def _temp_pattern(folder, name):
@@ -360,21 +458,30 @@ def atomic_write_text(path, text):
     ``.<name>.popfit-tmp-<8 hex digits>`` (safe to delete), which then replaces
     it with one rename: a reader sees the old file or the new one, never a mix.
     As editors do, a symbolic link at ``path`` is written through (its target is
-    replaced, the link stays) and an existing file keeps its permission bits; a
-    new file gets the permissions ``open()`` would give it (0666 less the umask).
-    Temporary files left by a save killed more than `STALE_TMP_SECONDS` ago are
-    removed.
+    replaced, the link stays), but only if the current user owns both the link
+    and its target (or, for a new target, its folder); an existing file keeps
+    its permission bits (not its owner, nor its other hard links: they keep
+    the old content); a new file gets the permissions ``open()`` would give it
+    (0666 less the umask). Temporary files left by a save killed more than
+    `STALE_TMP_SECONDS` ago are removed.
 
     Raises
     ------
+    IsADirectoryError
+        If ``path`` names a directory (an existing one, or a path ending in a
+        separator); the message gives a file name to use instead.
+    PopfitValueError
+        If ``path`` holds a NUL byte, is an existing FIFO, device or socket
+        (which the rename would replace by a regular file), or is a symbolic
+        link that another user made or whose target another user owns.
     OSError
         As ``open()`` would, naming ``path`` (not the temporary file).
     """
     path = _check_path(path)
-    real = os.path.realpath(path)
-    folder, name = os.path.split(real)
     tmp = None
     try:
+        real = _check_destination(path)
+        folder, name = os.path.split(real)
         try:
             mode = stat.S_IMODE(os.stat(real).st_mode)
         except FileNotFoundError:
@@ -419,6 +526,48 @@ def _remove_stale_temporaries(folder, name):
             pass  # another save removed it, or it is not ours to remove
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key, keys):
+        self.key = key
+        self.where = ("the top-level object" if "format" in keys else
+                      f"the object with keys {_describe(sorted(keys, key=str))}")
+
+
+def _unique_keys(pairs):
+    """``object_pairs_hook`` for `json.loads`: a dict, refusing a key given twice."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key, d)
+            seen.add(key)
+    return d
+
+
+def _read_regular_file(path):
+    """Up to ``MAX_FILE_BYTES + 1`` bytes of the regular file ``path``; never blocks."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise type(err)(err.errno, err.strerror, path) from None
+    if not stat.S_ISREG(st.st_mode):
+        _fail(path, f"is {_kind(st.st_mode)}, not a regular file; a popfit fit is a JSON file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        raise type(err)(err.errno, err.strerror, path) from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):  # replaced since the stat above
+                _fail(path, f"is {_kind(mode)}, not a regular file; a popfit fit is a JSON file")
+            return f.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        _fail(path, f"cannot read the file: {err.strerror or err} (errno {err.errno})")
+
+
 def save_fit(fit, path):
     """Save ``fit`` to ``path`` as JSON, atomically (see `atomic_write_text`).
 
@@ -460,12 +609,16 @@ def load_fit(path):
         If the file is not UTF-8 JSON, is truncated, larger than
         `MAX_FILE_BYTES`, not a popfit fit of a known format version, or any
         field is invalid (the message names the file and the field).
+        It is also raised, naming ``path``, if ``path`` is not a regular
+        file (a directory, FIFO, device or socket: refused before opening, so
+        loading never blocks on a pipe) or reading fails (``EIO``, ...), and
+        if a JSON object holds a key twice.
     OSError
-        If the file cannot be read.
+        If the file cannot be opened (it does not exist, permission denied);
+        the message names ``path``.
     """
     path = _check_path(path)
-    with open(path, "rb") as f:
-        data = f.read(MAX_FILE_BYTES + 1)
+    data = _read_regular_file(path)
     if len(data) > MAX_FILE_BYTES:
         _fail(path, f"file is larger than {MAX_FILE_BYTES} bytes (MAX_FILE_BYTES); a popfit "
                     "fit is far smaller")
@@ -474,7 +627,10 @@ def load_fit(path):
     except UnicodeDecodeError:
         _fail(path, "file is not UTF-8 text (a popfit fit is JSON)")
     try:
-        d = json.loads(text, parse_int=_parse_int)
+        d = json.loads(text, parse_int=_parse_int, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as err:
+        _fail(path, f"key {err.key!r} appears twice in {err.where}; JSON parsers disagree "
+                    "on which value wins, so popfit refuses: keep one and delete the other")
     except json.JSONDecodeError as err:
         _fail(path, f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
                     "the file may be truncated or not a popfit fit")

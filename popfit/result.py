@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ._validation import check_real_array, public
+from .exceptions import PopfitTypeError
 from .metrics import population_metrics
 from .neurons import RateModel
 from .targets import Target
@@ -247,3 +248,13 @@ class PopulationFit:
         from .network import PopulationNeuron
 
         return PopulationNeuron(self, label=label, spiking=spiking, **kwargs)
+
+
+def check_fit(fit, name="fit"):
+    """Return ``fit``, checking that it is a `PopulationFit`."""
+    if not isinstance(fit, PopulationFit):
+        raise PopfitTypeError(
+            f"{name} must be a popfit.PopulationFit (got {type(fit).__name__}); "
+            "make one with popfit.fit_activation or popfit.load_fit"
+        )
+    return fit
