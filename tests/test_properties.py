@@ -410,6 +410,8 @@ def test_save_load_save_is_byte_identical(saved_fits, tmp_path, which):
     (tmp_path / "a.json").write_text(saved_fits[which])
     popfit.load_fit(tmp_path / "a.json").save(tmp_path / "b.json")
     assert (tmp_path / "b.json").read_text() == saved_fits[which]
+
+
 # calibration data
 # `convert` given generated calibration data (random shapes, dtypes, NaN/inf
 # placements, lists or arrays, 0..4 samples) either converts, and then the

@@ -303,7 +303,7 @@ def check_samples(X, n_features, name):
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise PopfitValueError(
-            f"{name} must be finite, shape {shape} (got {int(bad.sum())} NaN or infinite "
-            f"of {X.size} values, the first at row {row}, column {col}: "
-            f"{float(X[row, col])!r}); remove or impute them")
+            f"{name} contains NaN or infinite values ({int(bad.sum())} of {X.size}, the "
+            f"first at row {row}, column {col}: {float(X[row, col])!r}); it must be a finite "
+            f"array of shape {shape}: remove or impute them")
     return X
