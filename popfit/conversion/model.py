@@ -390,7 +390,9 @@ class ConvertedModel:
         if not self.is_classifier:
             raise AttributeError(
                 f"predict_proba is only available for classifiers; this model converted "
-                f"from {self.spec.source} is a regressor (use predict)")
+                f"from {self.spec.source} is a regressor (use predict); a Keras model with "
+                "a sigmoid or softmax output converts as a classifier with "
+                "popfit.convert(..., task='classifier')")
         return True
 
     @available_if(_check_classifier)
