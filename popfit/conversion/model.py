@@ -20,7 +20,8 @@ from sklearn.utils.metaestimators import available_if
 from .._validation import check_int, check_positive, check_seed, public, user_stacklevel
 from ..exceptions import PopfitTypeError, PopfitValueError
 from .refit import folded_weights, forward
-from .spec import apply_activation, check_samples
+from ..targets import apply_activation
+from .spec import check_samples
 
 #: ``presentation_time`` below this many synapse time constants per filtered
 #: stage (one per hidden layer) gives a warning: the output may not settle.

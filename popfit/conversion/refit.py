@@ -40,7 +40,7 @@ import numpy as np
 
 from ..exceptions import PopfitValueError
 from ..solvers import spike_noise_penalty, spike_noise_ridge
-from .spec import apply_activation
+from ..targets import apply_activation
 
 #: Fewest calibration samples in each of the solve and held-out shares.
 MIN_SAMPLES = 10

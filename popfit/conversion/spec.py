@@ -9,7 +9,6 @@ applied in numpy, and how each source library spells them.
 """
 
 import dataclasses
-import functools
 import numbers
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -19,22 +18,16 @@ import scipy.sparse
 import scipy.special
 
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
-from ..targets import TARGETS, Target
+from ..targets import TARGETS, Target, activation_names, apply_activation
 
 # ------------------------------------------------------------------ activations
 #: Hidden activations a population can replace (names in `popfit.targets.TARGETS`).
 HIDDEN_ACTIVATIONS = ("tanh", "sigmoid", "linear", "relu")
 
 
-#: Output activation -> numpy function of the decoded output, shape (n_samples, n_outputs).
-#: The scalar curves are the registry's own functions; softmax and exp are output-only.
-OUTPUT_FUNCTIONS = {
-    **{name: TARGETS[name].function for name in HIDDEN_ACTIVATIONS},
-    "softmax": functools.partial(scipy.special.softmax, axis=1),
-    "exp": np.exp,
-}
-#: Output activations applied in numpy to the decoded output.
-OUTPUT_ACTIVATIONS = tuple(OUTPUT_FUNCTIONS)
+#: Output activations applied in numpy to the decoded output (`popfit.targets.apply_activation`):
+#: the hidden ones and the registry's output-only ones (softmax, exp).
+OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + activation_names(fittable=False)
 
 #: scikit-learn's activation names (``activation``, ``out_activation_``) -> popfit's.
 SKLEARN_ACTIVATIONS = {"tanh": "tanh", "logistic": "sigmoid", "identity": "linear",
@@ -47,11 +40,6 @@ KERAS_ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "linear": "linear",
 def source_names(table, hidden=False):
     """The source library's names in ``table`` (hidden-layer ones only if ``hidden``)."""
     return tuple(k for k, v in table.items() if not hidden or v in HIDDEN_ACTIVATIONS)
-
-
-def apply_activation(name, z):
-    """Apply output activation ``name`` (one of `OUTPUT_ACTIVATIONS`) to ``z`` in numpy."""
-    return OUTPUT_FUNCTIONS[name](np.asarray(z, dtype=float))
 
 
 # ------------------------------------------------------------------ the spec
