@@ -38,7 +38,6 @@ Chunks are sized to a memory budget and can run in parallel processes
 cluster). ``simulator`` takes any nengo backend's ``Simulator`` class.
 """
 
-import inspect
 import math
 
 import numpy as np
@@ -52,14 +51,23 @@ BYTES_PER_NEURON = 400
 
 
 def with_initial_state(neuron_type, n_neurons, copies, rng):
-    """A copy of ``neuron_type`` whose initial state, drawn for ``n_neurons``, repeats."""
+    """A copy of ``neuron_type`` whose initial state, drawn for ``n_neurons``, repeats.
+
+    The copy is made as pickle makes one (nengo's ``FrozenObject.__getstate__``
+    and ``__setstate__``) with only ``initial_state`` replaced, so it works
+    for any nengo neuron type, whatever its constructor takes (nengo-loihi's
+    types take ``**kwargs``, and a subclass may store its arguments under
+    other names).
+    """
     state = neuron_type.make_state(n_neurons, rng=rng)
     if not state:
         return neuron_type
-    params = inspect.signature(type(neuron_type)).parameters
-    kwargs = {k: getattr(neuron_type, k) for k in params if k != "initial_state"}
-    return type(neuron_type)(**kwargs, initial_state={
-        name: np.tile(value, copies) for name, value in state.items()})
+    params = neuron_type.__getstate__()
+    params.pop("_FrozenObject__argreprs", None)  # the cached repr, without initial_state
+    params["initial_state"] = {name: np.tile(value, copies) for name, value in state.items()}
+    copy = type(neuron_type).__new__(type(neuron_type))
+    copy.__setstate__(params)
+    return copy
 
 
 class BatchPlan:
