@@ -5,7 +5,9 @@
 network is built holding ``B`` copies of the converted model, as
 `popfit.PopulationLayer` holds its units: one Ensemble per hidden layer of
 ``B * n_units * N`` neurons, and block-diagonal `nengo.transforms.Sparse`
-weights between layers. Every copy runs for ``presentation_time`` from the
+weights between layers: the weights ``ConvertedModel.network`` holds
+(`ConvertedModel.neuron_weights` with ``per_neuron=True``; rounded, as the
+network's, when the model was converted with ``weight_bits``). Every copy runs for ``presentation_time`` from the
 same initial neuron state, so a sample's prediction depends only on the
 sample and the seed:
 
@@ -90,7 +92,12 @@ class BatchPlan:
         self.spec = model.spec
         self.fits = model.fits
         self.neuron_types = [export_neuron_type(fit, True) for fit in model.fits]
-        self.weights, self.biases = model.neuron_weights()
+        # the weights the network runs (rounded with weight_bits): neuron to neuron
+        # between hidden layers, then the unit-level output weights
+        self.weights, self.biases = model.neuron_weights(per_neuron=True)
+        # first layer: the current per unit input of each neuron, where weight_bits
+        # rounded it (None: gain * encoders, folded with the input bias below)
+        self.input_gain = None if model.weight_bits is None else model._first_layer_gains()
         self.synapse = model.synapse
         self.steps, self.dt, self.seed = steps, dt, seed
         self.simulator = simulator
@@ -99,8 +106,7 @@ class BatchPlan:
     def bytes_per_sample(self):
         n_last = self.weights[-1].shape[1]
         neurons = sum(w.shape[1] for w in self.weights)
-        nnz = sum(w.shape[0] * w.shape[1] for w in self.weights[:-1]) * max(
-            [f.n_neurons for f in self.fits])
+        nnz = sum(w.nnz if scipy.sparse.issparse(w) else w.size for w in self.weights[:-1])
         return 8 * n_last + BYTES_PER_NEURON * neurons + 12 * nnz  # + the read-out sums
 
     def first_inputs(self, X):
@@ -108,7 +114,8 @@ class BatchPlan:
         rounding does not depend on how many samples there are)."""
         first = self.spec.layers[0]
         w, b = first.weights, first.bias
-        return np.stack([x @ w for x in X]) + b
+        z = np.stack([x @ w for x in X])
+        return z if self.input_gain is not None else z + b
 
     def build(self, z0):
         """The network of ``len(z0)`` copies; returns (network, probe)."""
@@ -124,18 +131,20 @@ class BatchPlan:
                 z = z0 if i == 0 else np.tile(self.biases[i - 1], (copies, 1))
                 gain = np.tile(fit.gain, copies * units)
                 enc = np.tile(fit.encoders, copies * units)
-                bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
-                    z.ravel(), n)
+                if i == 0 and self.input_gain is not None:  # rounded input weights
+                    b = np.tile(self.spec.layers[0].bias, (copies, 1))
+                    bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
+                        b.ravel(), n) + np.tile(self.input_gain, copies) * np.repeat(
+                        z.ravel(), n)
+                else:
+                    bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
+                        z.ravel(), n)
                 ensembles.append(nengo.Ensemble(
                     copies * units * n, 1, gain=gain, bias=bias, encoders=enc[:, None],
                     eval_points=np.zeros((1, 1)), label=f"hidden {i}",
                     neuron_type=with_initial_state(nt, units * n, copies, rng)))
             for i in range(len(ensembles) - 1):
-                n = self.fits[i + 1].n_neurons
-                units = self.spec.hidden[i + 1].n_out
-                enc = scipy.sparse.diags(np.tile(self.fits[i + 1].encoders, units)) @ \
-                    scipy.sparse.kron(scipy.sparse.identity(units), np.ones((n, 1)))
-                block = scipy.sparse.csr_matrix(enc @ self.weights[i])
+                block = scipy.sparse.csr_matrix(self.weights[i])  # the network's transform
                 full = scipy.sparse.block_diag([block] * copies, format="csr")
                 nengo.Connection(ensembles[i].neurons, ensembles[i + 1].neurons,
                                  transform=nengo.transforms.Sparse(full.shape, init=full),

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import numpy as np
+import scipy.sparse
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.metaestimators import available_if
 
-from .._validation import check_int, check_positive, check_seed, public, user_stacklevel
+from .._validation import (check_bool, check_int, check_positive, check_seed, public,
+                           user_stacklevel)
 from ..exceptions import PopfitTypeError, PopfitValueError
 from .refit import folded_weights, forward
 from .spec import apply_activation, check_samples
@@ -143,6 +145,22 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
         sim.run_steps(n * steps)
     y = sim.data[probe].reshape(n, steps, -1)
     return y[:, steps // 2:, :].mean(axis=1)
+
+
+def _connection_matrix(conn):
+    """A connection's transform as a scipy csr matrix (Sparse) or an ndarray (Dense)."""
+    import nengo
+
+    t = conn.transform
+    if isinstance(t, nengo.transforms.Sparse):
+        init = t.init
+        if not scipy.sparse.issparse(init):  # nengo's SparseMatrix
+            init = scipy.sparse.csr_matrix((init.data, init.indices.T), shape=t.shape)
+        return scipy.sparse.csr_matrix(init)
+    init = np.asarray(t.init, dtype=float)
+    if init.ndim < 2:  # nengo's meaning: a scalar or 1-D init is a diagonal
+        return np.diag(init * np.ones(t.shape[0]))
+    return init
 
 
 def check_simulator(simulator):
@@ -465,16 +483,89 @@ class ConvertedModel:
             return float(accuracy_score(y, pred))
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
 
-    def neuron_weights(self):
-        """``(weights, biases)``: ``weights[l]`` (shape ``(n_next, n_neurons_l)``) maps
-        hidden layer ``l``'s neurons to the next layer's units (the outputs, for
-        the last), ``biases[l]`` is that next layer's bias: the re-solved weights
-        (`refit`), or the source model's weights with the decoders folded in."""
+    def neuron_weights(self, per_neuron=False):
+        """``(weights, biases)``: the weights leaving each hidden layer's neurons, as the network runs them.
+
+        Parameters
+        ----------
+        per_neuron : bool
+            False (default): ``weights[l]``, shape ``(n_next, n_neurons_l)``,
+            maps hidden layer ``l``'s neurons to the next layer's units (the
+            outputs, for the last): the re-solved weights (`refit`), or the
+            source model's weights with the decoders folded in. A model
+            converted with ``weight_bits`` has no such form (each receiving
+            neuron's weights are rounded separately, ``gain * weight``), so
+            this raises `PopfitValueError`; use ``per_neuron=True``.
+            True: ``weights[l]`` for every hidden layer but the last is the
+            transform of the connection from layer ``l``'s neurons to layer
+            ``l + 1``'s neurons in `network`, shape ``(n_neurons_l+1,
+            n_neurons_l)``, exactly as the network holds it (rounded with
+            ``weight_bits``; nengo multiplies it by the receiving neurons'
+            gains): a `scipy.sparse.csr_matrix` for a Sparse transform, an
+            ndarray for a Dense one. The last is as with ``per_neuron=False``
+            (the output is decoded off chip and never rounded).
+
+        Returns
+        -------
+        weights : list of ndarray or scipy.sparse.csr_matrix
+        biases : list of ndarray
+            ``biases[l]``, shape ``(n_next,)``: the input bias of hidden layer
+            ``l + 1``'s units (the output bias, for the last).
+        """
+        per_neuron = check_bool(per_neuron, "per_neuron")
+        if not per_neuron and self.weight_bits is not None:
+            raise PopfitValueError(
+                f"this model was converted with weight_bits={self.weight_bits}: the rounded "
+                "weights into each neuron (gain * weight, one step per connection) differ "
+                "per receiving neuron and have no unit-level form (per_neuron=False); use "
+                "neuron_weights(per_neuron=True) for the weights the network runs")
+        weights, biases = self._unit_weights()
+        if per_neuron:
+            weights = [_connection_matrix(self._connection_into(i + 1)) for i in
+                       range(len(self.spec.hidden) - 1)] + weights[-1:]
+        return weights, biases
+
+    def _unit_weights(self):
         if self.weights is not None:
             return list(self.weights), list(self.biases)
         nxt = self.spec.layers[1:]
         return ([folded_weights(fit, layer.weights) for fit, layer in zip(self.fits, nxt)],
                 [layer.bias.astype(float) for layer in nxt])
+
+    def _connection_into(self, i):
+        """The one connection into hidden layer ``i``'s neurons in `network`."""
+        ens = self.network.layers[i].ensemble
+        conns = [c for c in self.network.all_connections
+                 if getattr(c.post_obj, "ensemble", None) is ens]
+        if len(conns) != 1:
+            raise PopfitValueError(
+                f"hidden layer {i} of the network has {len(conns)} connections into its "
+                "neurons (expected 1): the network was changed after convert")
+        return conns[0]
+
+    def _first_layer_gains(self):
+        """Current per unit input of each first-layer neuron, as the network runs it.
+
+        Neuron ``n`` of unit ``u`` receives ``c[n] * (x @ W)[u]`` from the
+        input (``W``: the source model's first weights; its bias is in the
+        neurons' bias currents): ``c = gain * encoders``, or its rounding
+        with ``weight_bits`` (the connection into the neurons is on chip).
+        Read from `network`.
+
+        Returns
+        -------
+        ndarray, shape (n_neurons_0,)
+        """
+        layer = self.network.layers[0]
+        conn = self._connection_into(0)
+        t = _connection_matrix(conn)
+        t = t.toarray() if scipy.sparse.issparse(t) else np.asarray(t)
+        n = layer.fit.n_neurons
+        unit = np.repeat(np.arange(layer.n_units), n)
+        c = np.asarray(layer.ensemble.gain, dtype=float) * t[np.arange(len(unit)), unit]
+        if conn.pre_obj is not layer.input:  # hardware="loihi": fed x / input_scale
+            c = c / layer.input_scale[unit]
+        return c
 
     @public("ConvertedModel.rate_output")
     def rate_output(self, X):
@@ -482,10 +573,16 @@ class ConvertedModel:
 
         Each hidden unit is replaced by its fit's rate curves
         (`PopulationFit.rates`, decoded by `PopulationFit.predict`, or by the
-        re-solved `weights`); the output nonlinearity is applied.
-        Shape ``(n_samples, n_outputs)``.
+        re-solved `weights`); the output nonlinearity is applied. It
+        describes the model that runs: with ``weight_bits``, the rounded
+        weights `network` holds (`popfit.loihi.rate_forward`), as `predict`
+        and `decoded_output` use them. Shape ``(n_samples, n_outputs)``.
         """
         a = check_samples(X, self.n_features_in_, "X")
+        if self.weight_bits is not None:
+            from ..loihi import rate_forward
+
+            return self._outputs(rate_forward(self, a))
         if self.weights is not None:
             return self._outputs(forward(self.spec, self.fits, self.weights, self.biases,
                                          a)[1])
