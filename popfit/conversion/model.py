@@ -31,6 +31,14 @@ MIN_SYNAPSES_PER_PRESENTATION = 5
 SETTLE_STEPS = 10
 #: Fewest time steps per presentation (the read-out averages the last half).
 MIN_STEPS = 2
+#: Most time steps per presentation (per sample): 100 s at ``dt`` = 1 ms.
+MAX_PRESENTATION_STEPS = 100_000
+#: Most time steps simulated in one call, samples x steps per presentation.
+#: The sequential path (`present`) probes the output at every step (8 bytes x
+#: outputs x steps: 800 MB for 10 outputs at the bound), and nengo's reference
+#: simulator takes about 0.1 ms per step or more, so the bound is tens of
+#: minutes of simulation; split larger sets over several calls.
+MAX_TOTAL_STEPS = 10_000_000
 #: Simulated seconds from which nengo's progress bar is shown by default.
 LONG_BATCH_SECONDS = 20.0
 #: Batched predictions show nengo's progress bar by default from this many
@@ -53,8 +61,12 @@ def _check_progress_bar(progress_bar):
         f"{type(progress_bar).__name__})")
 
 
-def _check_presentation_time(presentation_time, dt):
-    """Return the whole number of ``dt`` steps per presentation (at least `MIN_STEPS`)."""
+def _check_presentation_time(presentation_time, dt, n_samples):
+    """Return the whole number of ``dt`` steps per presentation.
+
+    At least `MIN_STEPS`, at most `MAX_PRESENTATION_STEPS`, and ``n_samples``
+    presentations of at most `MAX_TOTAL_STEPS` steps in all.
+    """
     if isinstance(presentation_time, bool) or not isinstance(presentation_time,
                                                              numbers.Real):
         raise PopfitTypeError(
@@ -67,6 +79,17 @@ def _check_presentation_time(presentation_time, dt):
             f"presentation_time must be at least {MIN_STEPS} time steps "
             f"({MIN_STEPS * dt:g} s at dt={dt:g} s) (got {t:g} s); the output is read "
             "over the last half of each presentation")
+    if steps > MAX_PRESENTATION_STEPS:
+        raise PopfitValueError(
+            f"presentation_time must be at most {MAX_PRESENTATION_STEPS:,} time steps "
+            f"per sample ({MAX_PRESENTATION_STEPS * dt:g} s at dt={dt:g} s) (got {t:g} s, "
+            f"{steps:,} steps); every step is simulated: shorten presentation_time")
+    if n_samples * steps > MAX_TOTAL_STEPS:
+        raise PopfitValueError(
+            f"n_samples x presentation_time must be at most {MAX_TOTAL_STEPS:,} time "
+            f"steps in one call (got {n_samples:,} samples x {steps:,} steps = "
+            f"{n_samples * steps:,}, presentation_time {t:g} s at dt={dt:g} s); every "
+            "step is simulated: pass fewer samples per call, or shorten presentation_time")
     return steps
 
 
@@ -91,7 +114,8 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     X : array_like, shape (n_samples, n_features)
         Real, finite samples.
     presentation_time : float
-        Seconds per sample, rounded to whole time steps (at least 2 steps).
+        Seconds per sample, rounded to whole time steps (at least 2 steps, at
+        most `MAX_PRESENTATION_STEPS`, and `MAX_TOTAL_STEPS` over all samples).
         The output must settle within the first half of each presentation.
     dt : float
         Simulator time step (s).
@@ -121,7 +145,7 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
             f"n_features) and an `output` to probe (got {type(network).__name__})")
     X = check_samples(X, size_in, "X")
     dt = check_positive(dt, "dt")
-    steps = _check_presentation_time(presentation_time, dt)
+    steps = _check_presentation_time(presentation_time, dt, len(X))
     seed = check_seed(seed, allow_none=True)
     progress_bar = _check_progress_bar(progress_bar)
     simulator = check_simulator(simulator)
@@ -324,7 +348,9 @@ class ConvertedModel:
         ----------
         X : array_like, shape (n_samples, n_features)
         presentation_time : float
-            Seconds per sample (rounded to whole 1 ms time steps, at least 2).
+            Seconds per sample (rounded to whole 1 ms time steps, at least 2, at
+            most `MAX_PRESENTATION_STEPS` (100 s), and `MAX_TOTAL_STEPS` over
+            all samples of one call).
             Below `min_presentation_time` (or 10 time steps) a `UserWarning`
             says the output may not settle; short presentations can still
             classify well, which is the user's call to check.
@@ -355,7 +381,7 @@ class ConvertedModel:
         from .batch import BatchPlan, predict_batched
 
         X = check_samples(X, self.n_features_in_, "X")
-        steps = _check_presentation_time(presentation_time, DT)
+        steps = _check_presentation_time(presentation_time, DT, len(X))
         progress_bar = _check_progress_bar(progress_bar)
         simulator = check_simulator(simulator)
         batch_size, n_jobs = _check_batching(batch_size, n_jobs, sequential)
