@@ -216,11 +216,33 @@ def chunk_size(plan, n_samples, batch_size, n_jobs):
     return max(1, min(size, math.ceil(n_samples / n_jobs)))
 
 
+def max_workers(n_jobs):
+    """``n_jobs``, at most one per CPU (`joblib.cpu_count`) on joblib's local backends
+    (processes, threads); a cluster backend (``joblib.parallel_config(backend="dask")``)
+    keeps ``n_jobs``."""
+    import joblib
+
+    try:
+        from joblib.parallel import get_active_backend
+
+        backend = get_active_backend()[0]
+        local = type(backend).__module__.startswith("joblib.")
+    except (ImportError, AttributeError, TypeError):  # joblib's internals moved
+        local = True
+    return min(n_jobs, joblib.cpu_count()) if local else n_jobs
+
+
 def predict_batched(plan, X, batch_size=None, n_jobs=1, progress_bar=False):
-    """Decoded outputs of all samples, chunk by chunk (in ``n_jobs`` processes)."""
+    """Decoded outputs of all samples, chunk by chunk (in ``n_jobs`` processes).
+
+    At most one process per chunk, and per CPU on joblib's local backends
+    (`max_workers`): more would only wait or share the CPUs.
+    """
+    n_jobs = max_workers(n_jobs)
     size = chunk_size(plan, len(X), batch_size, n_jobs)
     chunks = [X[i:i + size] for i in range(0, len(X), size)]
-    if n_jobs == 1 or len(chunks) == 1:
+    n_jobs = min(n_jobs, len(chunks))
+    if n_jobs == 1:
         out = [plan.run(c, progress_bar) for c in chunks]
     else:
         import joblib

@@ -363,8 +363,11 @@ class ConvertedModel:
             Samples per simulator (batched prediction); default: as many as
             fit a 256 MiB memory budget, split evenly over ``n_jobs``.
         n_jobs : int, optional
-            Processes simulating chunks in parallel (joblib; -1: all CPUs);
-            default 1. ``joblib.parallel_config`` selects other backends.
+            Processes simulating chunks in parallel (joblib; -1: all CPUs, -2:
+            all but one, as joblib counts); default 1. At most one process is
+            started per chunk, and per CPU (`joblib.cpu_count`) on joblib's
+            local backends; ``joblib.parallel_config`` selects other backends
+            (a cluster's, e.g. Dask, is not capped by the local CPUs).
         simulator : callable, optional
             A nengo backend's ``Simulator`` class, called as
             ``simulator(network, dt=0.001, seed=seed, progress_bar=...)``
