@@ -160,11 +160,11 @@ class BatchPlan:
 
     def run(self, X, progress_bar=False):
         """Decoded outputs (before the output nonlinearity) of samples ``X``."""
-        from ..network import ignore_max_rates_warnings
+        from .model import make_simulator
 
         net, readout = self.build(self.first_inputs(X))
-        with ignore_max_rates_warnings():
-            sim = self.simulator(net, dt=self.dt, seed=self.seed, progress_bar=progress_bar)
+        sim = make_simulator(self.simulator, net, dt=self.dt, seed=self.seed,
+                             progress_bar=progress_bar)
         with sim:
             sim.run_steps(self.steps)
         mean = readout.mean().reshape(len(X), -1)

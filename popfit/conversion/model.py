@@ -135,8 +135,6 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     """
     import nengo
 
-    from ..network import ignore_max_rates_warnings
-
     size_in = getattr(getattr(network, "input", None), "size_in", None)
     if not isinstance(network, nengo.Network) or not isinstance(size_in, int) \
             or getattr(network, "output", None) is None:
@@ -163,8 +161,7 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     # The build can raise nengo's spurious `max_rates` warnings for neurons
     # whose threshold (with the folded-in layer bias) lies beyond x = 1; only
     # the build is wrapped, with a filter for exactly those messages.
-    with ignore_max_rates_warnings():
-        sim = simulator(wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
+    sim = make_simulator(simulator, wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
     with sim:
         sim.run_steps(n * steps)
     y = sim.data[probe].reshape(n, steps, -1)
@@ -188,30 +185,57 @@ def _connection_matrix(conn):
 
 
 def check_simulator(simulator):
-    """``simulator`` (a callable, e.g. a nengo backend's Simulator class) or `nengo.Simulator`."""
+    """``simulator`` (a callable, e.g. a nengo backend's Simulator class) or `nengo.Simulator`.
+
+    A class (or a `functools.partial` of one) must have ``run_steps``; what a
+    call returns is checked by `make_simulator`.
+    """
+    import functools
+
     import nengo
 
     if simulator is None:
         return nengo.Simulator
-    if not callable(simulator):
+    cls = simulator.func if isinstance(simulator, functools.partial) else simulator
+    if not callable(simulator) or (isinstance(cls, type) and not hasattr(cls, "run_steps")):
         raise PopfitTypeError(
-            f"simulator must be a nengo backend's Simulator class (e.g. nengo.Simulator, "
-            f"nengo_loihi.Simulator, or functools.partial(nengo_loihi.Simulator, "
-            f"target='sim')) (got {simulator!r} of type {type(simulator).__name__})")
+            f"simulator must be a nengo backend's Simulator class, with run_steps (e.g. "
+            f"nengo.Simulator, nengo_loihi.Simulator, or functools.partial("
+            f"nengo_loihi.Simulator, target='sim')) (got {simulator!r} of type "
+            f"{type(simulator).__name__})")
     return simulator
 
 
+def make_simulator(simulator, network, **kwargs):
+    """``simulator(network, **kwargs)``, checked to be a simulator (context manager
+    with ``run_steps``) (the max_rates build warnings silenced)."""
+    from ..network import ignore_max_rates_warnings
+
+    with ignore_max_rates_warnings():
+        sim = simulator(network, **kwargs)
+    if not all(hasattr(sim, name) for name in ("run_steps", "__enter__", "__exit__")):
+        raise PopfitTypeError(
+            f"simulator must return a simulator (a context manager with run_steps, as "
+            f"nengo.Simulator) when called as simulator(network, dt=..., seed=..., "
+            f"progress_bar=...) (simulator {simulator!r} returned {sim!r:.80} of type "
+            f"{type(sim).__name__}); pass a nengo backend's Simulator class")
+    return sim
+
+
 def _check_batching(batch_size, n_jobs, sequential):
-    if not isinstance(sequential, (bool, np.bool_)):
-        raise PopfitTypeError(f"sequential must be True or False (got {sequential!r})")
+    sequential = check_bool(sequential, "sequential")
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", low=1)
     if n_jobs is None:
         n_jobs = 1
-    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
-        raise PopfitValueError(
+    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise PopfitTypeError(
             f"n_jobs must be None, a positive int or a negative int (joblib: -1 uses all "
-            f"CPUs) (got {n_jobs!r})")
+            f"CPUs) (got {n_jobs!r} of type {type(n_jobs).__name__})")
+    elif n_jobs == 0:
+        raise PopfitValueError(
+            "n_jobs must be None, a positive int or a negative int (joblib: -1 uses all "
+            "CPUs) (got 0)")
     elif n_jobs < 0:
         import joblib
 
@@ -654,8 +678,9 @@ class ConvertedModel:
             "output_activation": out.activation,
             "output_label": out.label,
             "neuron_type": repr(self.neuron_type),
-            "n_neurons_per_unit": (self.n_neurons if isinstance(self.n_neurons, int)
-                                   else list(self.n_neurons)),
+            "n_neurons_per_unit": (int(self.n_neurons)
+                                   if isinstance(self.n_neurons, numbers.Integral)
+                                   else [int(n) for n in self.n_neurons]),
             "max_rate": self.max_rate,
             "synapse": self.synapse,
             "noise_synapse": self.fits[0].synapse,
