@@ -7,9 +7,9 @@ network is built holding ``B`` copies of the converted model, as
 ``B * n_units * N`` neurons, and block-diagonal `nengo.transforms.Sparse`
 weights between layers: the weights ``ConvertedModel.network`` holds
 (`ConvertedModel.neuron_weights` with ``per_neuron=True``; rounded, as the
-network's, when the model was converted with ``weight_bits``). Every copy runs for ``presentation_time`` from the
-same initial neuron state, so a sample's prediction depends only on the
-sample and the seed:
+network's, when the model was converted with ``weight_bits``). Every copy
+runs for ``presentation_time`` from the same initial neuron state, so a
+sample's prediction depends only on the sample and the seed:
 
 - Each copy's first-layer input ``x @ W + b`` is constant over the
   presentation (the input connection has no synapse); it is computed once

@@ -537,7 +537,7 @@ class ConvertedModel:
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
 
     def neuron_weights(self, per_neuron=False):
-        """``(weights, biases)``: the weights leaving each hidden layer's neurons, as the network runs them.
+        """``(weights, biases)``: the weights leaving each hidden layer's neurons, as run.
 
         Parameters
         ----------
