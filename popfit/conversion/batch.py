@@ -45,6 +45,8 @@ import math
 import numpy as np
 import scipy.sparse
 
+from ..exceptions import PopfitTypeError
+
 
 #: Memory budget (bytes) of one chunk's probed data and neuron state.
 CHUNK_BYTES = 256 * 2**20
@@ -70,6 +72,22 @@ def with_initial_state(neuron_type, n_neurons, copies, rng):
     copy = type(neuron_type).__new__(type(neuron_type))
     copy.__setstate__(params)
     return copy
+
+
+def make_simulator(simulator, network, **kwargs):
+    """``simulator(network, **kwargs)``, checked to be a simulator (context manager
+    with ``run_steps``) (the max_rates build warnings silenced)."""
+    from ..network import ignore_max_rates_warnings
+
+    with ignore_max_rates_warnings():
+        sim = simulator(network, **kwargs)
+    if not all(hasattr(sim, name) for name in ("run_steps", "__enter__", "__exit__")):
+        raise PopfitTypeError(
+            f"simulator must return a simulator (a context manager with run_steps, as "
+            f"nengo.Simulator) when called as simulator(network, dt=..., seed=..., "
+            f"progress_bar=...) (simulator {simulator!r} returned {sim!r:.80} of type "
+            f"{type(sim).__name__}); pass a nengo backend's Simulator class")
+    return sim
 
 
 class BatchPlan:
@@ -160,8 +178,6 @@ class BatchPlan:
 
     def run(self, X, progress_bar=False):
         """Decoded outputs (before the output nonlinearity) of samples ``X``."""
-        from .model import make_simulator
-
         net, readout = self.build(self.first_inputs(X))
         sim = make_simulator(self.simulator, net, dt=self.dt, seed=self.seed,
                              progress_bar=progress_bar)

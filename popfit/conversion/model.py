@@ -161,6 +161,8 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     # The build can raise nengo's spurious `max_rates` warnings for neurons
     # whose threshold (with the folded-in layer bias) lies beyond x = 1; only
     # the build is wrapped, with a filter for exactly those messages.
+    from .batch import make_simulator
+
     sim = make_simulator(simulator, wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
     with sim:
         sim.run_steps(n * steps)
@@ -204,22 +206,6 @@ def check_simulator(simulator):
             f"nengo_loihi.Simulator, target='sim')) (got {simulator!r} of type "
             f"{type(simulator).__name__})")
     return simulator
-
-
-def make_simulator(simulator, network, **kwargs):
-    """``simulator(network, **kwargs)``, checked to be a simulator (context manager
-    with ``run_steps``) (the max_rates build warnings silenced)."""
-    from ..network import ignore_max_rates_warnings
-
-    with ignore_max_rates_warnings():
-        sim = simulator(network, **kwargs)
-    if not all(hasattr(sim, name) for name in ("run_steps", "__enter__", "__exit__")):
-        raise PopfitTypeError(
-            f"simulator must return a simulator (a context manager with run_steps, as "
-            f"nengo.Simulator) when called as simulator(network, dt=..., seed=..., "
-            f"progress_bar=...) (simulator {simulator!r} returned {sim!r:.80} of type "
-            f"{type(sim).__name__}); pass a nengo backend's Simulator class")
-    return sim
 
 
 def _check_batching(batch_size, n_jobs, sequential):
