@@ -522,6 +522,7 @@ class ConvertedModel:
             return float(accuracy_score(y, pred))
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
 
+    @public("ConvertedModel.neuron_weights")
     def neuron_weights(self, per_neuron=False):
         """``(weights, biases)``: the weights leaving each hidden layer's neurons, as run.
 
