@@ -143,7 +143,8 @@ def _read_object(obj, transforms):
             f"{type(obj).__name__}, which carries its own weights)")
     if isinstance(obj, ConvertedModel):
         spec = obj.spec
-        weights, biases = obj.neuron_weights()  # neuron-level, decoders folded in
+        # neuron-level, decoders folded in (weight_bits: rounded per receiving neuron)
+        weights, biases = obj.neuron_weights(per_neuron=obj.weight_bits is not None)
         if obj.weight_bits is None:
             stages = [_layer_stage(layer) for layer in obj.network.layers]
             links, out_link = [spec.hidden[0].weights.T] + weights[:-1], weights[-1]
