@@ -113,7 +113,7 @@ def _read_object(obj, transforms):
             f"{type(obj).__name__}, which carries its own weights)")
     if isinstance(obj, ConvertedModel):
         spec = obj.spec
-        weights, biases = obj.neuron_weights()  # neuron-level, decoders folded in
+        weights, biases = obj.neuron_weights(per_neuron=obj.weight_bits is not None)  # decoders folded in
         if obj.weight_bits is None:
             stages = [_layer_stage(layer) for layer in obj.network.layers]
             links, out_link = [spec.hidden[0].weights.T] + weights[:-1], weights[-1]
