@@ -48,7 +48,7 @@ from nengo_loihi.neurons import LoihiLIF
 
 import popfit
 from popfit.fit import staircase_decoders
-from popfit.loihi import quantization_cost, rate_forward
+from popfit.conversion.quantize import quantization_cost, rate_forward
 
 warnings.filterwarnings("ignore")  # nengo-loihi's version and discretization chatter
 DT = 0.001

@@ -304,7 +304,7 @@ def test_weight_bits_every_path_runs_the_rounded_weights(digits, digits_two_laye
     rounded weights, not the float ones."""
     import scipy.sparse
 
-    from popfit.loihi import rate_forward
+    from popfit.conversion.quantize import rate_forward
 
     X_cal, X = digits[0], digits[2][:8]
     kw = dict(n_neurons=2, calibration_data=X_cal, search=QUICK, seed=0, hardware=hardware)
@@ -346,7 +346,7 @@ def test_weight_bits_every_path_runs_the_rounded_weights(digits, digits_two_laye
 
 
 def test_presentation_time_bounded(digits, digits_converted):
-    from popfit.conversion.model import MAX_PRESENTATION_STEPS, MAX_TOTAL_STEPS
+    from popfit.conversion.present import MAX_PRESENTATION_STEPS, MAX_TOTAL_STEPS
 
     X = digits[2]
     model = digits_converted

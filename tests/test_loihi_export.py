@@ -24,7 +24,8 @@ from sklearn.neural_network import MLPClassifier
 
 import popfit
 from popfit.exceptions import PopfitTypeError, PopfitValueError
-from popfit.loihi import chip_mapping, quantize, quantization_cost, rate_forward
+from popfit.conversion.quantize import quantization_cost, quantize, rate_forward
+from popfit.loihi import chip_mapping
 from popfit.network import PopulationLayer, PopulationNeuron
 
 DT = 0.001

@@ -20,7 +20,8 @@ Modules
 
 from . import keras, sklearn  # noqa: F401  (import registers their readers)
 from .convert import build_network, convert
-from .model import ConvertedModel, LayerInfo, present
+from .model import ConvertedModel, LayerInfo
+from .present import present
 from .readers import read_model, register_reader
 from .spec import DenseSpec, ModelSpec
 

@@ -34,6 +34,7 @@ from ..metrics import grid
 from ..network import check_hardware
 from ..neurons import check_max_rate, resolve_neuron_type
 from .model import ConvertedModel, LayerInfo
+from .quantize import quantize_model
 from .readers import read_model
 from .refit import enough_for_refit, refit_weights
 from .spec import check_samples
@@ -230,7 +231,7 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         to ``weight_bits`` magnitude bits with one shared step per connection,
         as Loihi stores them (``weight_bits=8``); the network then computes
         what the chip computes. With ``calibration_data``, `report` states the
-        rate-level cost (`popfit.loihi.quantization_cost`).
+        rate-level cost (`popfit.conversion.quantize.quantization_cost`).
 
     search : popfit.SearchOptions, optional
         The search budget of every fit (`popfit.fit_activation`'s
@@ -334,14 +335,16 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
             noise_synapse=synapse if noise_synapse is None else noise_synapse, seed=seed)
     if not isinstance(n_neurons, numbers.Integral):  # a list, or "auto": the counts used
         n_neurons = tuple(fit.n_neurons for fit in fits)
-    return ConvertedModel(spec, fits, infos,
-                          build_network(spec, fits, synapse, seed, weights, biases,
-                                        hardware),
-                          neuron_type=neuron_type, n_neurons=n_neurons, max_rate=max_rate,
-                          synapse=synapse, seed=seed, weights=weights, biases=biases,
-                          refit_report=report, convert_time=time.perf_counter() - start,
-                          hardware=hardware, weight_bits=weight_bits,
-                          quantization_data=None if X_cal is None else X_cal[:500])
+    model = ConvertedModel(spec, fits, infos,
+                           build_network(spec, fits, synapse, seed, weights, biases,
+                                         hardware),
+                           neuron_type=neuron_type, n_neurons=n_neurons, max_rate=max_rate,
+                           synapse=synapse, seed=seed, weights=weights, biases=biases,
+                           refit_report=report, hardware=hardware)
+    if weight_bits is not None:  # round the weights between populations as the chip stores them
+        model = quantize_model(model, weight_bits, None if X_cal is None else X_cal[:500])
+    model.convert_time = time.perf_counter() - start
+    return model
 
 
 def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,

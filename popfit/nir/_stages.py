@@ -47,7 +47,7 @@ def _layer_stage(layer):
 def _network_links(model):
     """``(stages, links, out_link)`` read from ``model.network``'s connections.
 
-    For a model converted with ``weight_bits``: `popfit.loihi.quantize_network`
+    For a model converted with ``weight_bits``: `popfit.conversion.quantize.quantize_network`
     rounded ``gain * weights`` of every connection into a layer's neurons per
     neuron, which no unit-level weight matrix can express, so each link here is
     neuron level (the stages' encoders are the identity): the input link is the

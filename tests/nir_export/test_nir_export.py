@@ -391,9 +391,9 @@ def quantized(mlp, digits):
 def test_weight_bits_model_exports_the_weights_it_runs(quantized, digits):
     """The exported weights are the quantized ones the network runs (they were the float
     weights): between populations, the nengo connection's transform times the post gain;
-    for the whole graph, its rate-level output is the network's (`popfit.loihi.rate_forward`,
+    for the whole graph, its rate-level output is the network's (`popfit.conversion.quantize.rate_forward`,
     which reads the connections)."""
-    from popfit.loihi import rate_forward
+    from popfit.conversion.quantize import rate_forward
 
     g = to_nir(quantized)
     net = quantized.network
