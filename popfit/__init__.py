@@ -7,8 +7,13 @@ optimized, then export it as a Nengo network.
 
 import importlib
 
-from .exceptions import (ConversionError, FitFileError, PopfitError, PopfitTypeError,
-                         PopfitValueError)
+from .exceptions import (
+    ConversionError,
+    FitFileError,
+    PopfitError,
+    PopfitTypeError,
+    PopfitValueError,
+)
 from .fit import SearchDiagnostics, SearchOptions, fit_activation
 from .io import load_fit
 from .result import PopulationFit

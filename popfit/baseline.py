@@ -26,11 +26,12 @@ Three baselines, each measured in the same run as popfit's own numbers:
 
 from collections import namedtuple
 
-import numpy as np
 import nengo
+import numpy as np
 
-from ._validation import check_int, check_finite_array, check_seed, public
+from ._validation import check_finite_array, check_int, check_seed, public
 from .exceptions import PopfitTypeError, PopfitValueError
+from .fit import fit_activation
 from .metrics import N_EVAL_POINTS, error_scale, nrmse
 from .neurons import LinearRate, check_max_rate, resolve_neuron_type
 from .targets import evaluate_target, resolve_target
@@ -335,8 +336,6 @@ def compute_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 
         (len(n_neurons), len(seeds)), "fit_time": list of float (s),
         "neuron_type": str, "max_rate": float, "synapse": float or None}}``.
     """
-    from .fit import fit_activation
-
     if isinstance(targets, str):
         targets = (targets,)
     targets = list(targets)

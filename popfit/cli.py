@@ -10,7 +10,10 @@ import os
 import re
 import sys
 
+from .baseline import compute_accuracy, format_accuracy
 from .exceptions import PopfitError
+from .fit import fit_activation
+from .plotting import _fit_title
 
 _NEURONS = {"lif": "LIF", "relu": "RectifiedLinear"}
 _TITLED = ("png", "pdf", "svg")  # formats whose metadata take a "Title"
@@ -107,8 +110,6 @@ def _plot_file(path):
 
 
 def _cmd_fit(args, out):
-    from .fit import fit_activation
-
     if args.save is not None:
         _output_file(args.save, "--save")
     if args.plot is not None:
@@ -124,8 +125,6 @@ def _cmd_fit(args, out):
     if args.plot is not None:
         import matplotlib.pyplot as plt
 
-        from .plotting import _fit_title
-
         fig = fit.plot()  # titled with the rate and the expected spiking NRMSE (and synapse)
         title = _fit_title(fit, escape=False).replace("\n", ", ")
         metadata = {"Title": f"popfit fit: {title}"} if plot_format in _TITLED else None
@@ -137,8 +136,6 @@ def _cmd_fit(args, out):
 
 
 def _cmd_table(args, out):
-    from .baseline import compute_accuracy, format_accuracy
-
     print(format_accuracy(compute_accuracy(
         args.targets, args.neurons, neuron_type=_NEURONS[args.neuron], synapse=args.synapse,
         seeds=range(args.seeds))), file=out)

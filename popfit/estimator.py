@@ -13,10 +13,10 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._validation import public
 from .exceptions import PopfitValueError
 from .fit import fit_activation
 from .targets import tabulated_target
-from ._validation import public
 
 __all__ = ["PopulationRegressor"]
 

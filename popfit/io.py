@@ -43,12 +43,16 @@ import reprlib
 
 import numpy as np
 
+from . import wholestep
 from ._validation import check_domain, check_seed, check_synapse, public
 from .exceptions import FitFileError, PopfitError, PopfitValueError
 from .files import atomic_write_text, check_path, read_regular_file
-from . import wholestep
-from .neurons import (SUPPORTED, check_max_rate, neuron_type_from_dict,
-                      neuron_type_to_dict)
+from .neurons import (
+    SUPPORTED,
+    check_max_rate,
+    neuron_type_from_dict,
+    neuron_type_to_dict,
+)
 from .result import PopulationFit
 from .targets import evaluate_target, get_named_target, tabulated_target
 

@@ -24,6 +24,9 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .neurons import spike_noise_variance
+from .targets import evaluate_target
+
 N_EVAL_POINTS = 1001  # grid NRMSE (rate and expected spiking) is reported on
 N_FINE_POINTS = 20001  # grid max_error is reported on (steep LIF onsets)
 SCALE_FLOOR = 0.01  # error scale >= this fraction of the target's largest |value|
@@ -86,8 +89,6 @@ def decode(neuron_type, gain, bias, encoders, decoders, x, synapse=None):
         (``spike_noise_variance(rates, synapse) @ decoders**2``); None if
         ``synapse`` is None.
     """
-    from .neurons import spike_noise_variance
-
     x = np.asarray(x, dtype=float).reshape(-1)
     decoders = np.asarray(decoders, dtype=float)
     y_hat = np.empty(len(x))
@@ -117,8 +118,6 @@ def population_metrics(target, domain, neuron_type, gain, bias, encoders, decode
     ``target`` is a `popfit.targets.Target` (or any checked callable); ``synapse``
     None gives ``spiking_nrmse=None``.
     """
-    from .targets import evaluate_target
-
     # everything in units of the scale, so targets near float's limits do not overflow
     x = grid(domain, N_EVAL_POINTS)
     y = evaluate_target(target, x)

@@ -21,17 +21,23 @@ on the Ensemble.
 
 import warnings
 
-import numpy as np
 import nengo
+import numpy as np
 import scipy.sparse
 
-from ._validation import (check_finite_array, check_int, check_synapse,
-                          current_caller, public, user_stacklevel)
+from ._validation import (
+    check_finite_array,
+    check_int,
+    check_synapse,
+    current_caller,
+    public,
+    user_stacklevel,
+)
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import (SUPPORTED, ignore_max_rates_warnings,  # noqa: F401
-                      rate_twin, spiking_twin)
+from .neurons import SUPPORTED, ignore_max_rates_warnings, rate_twin, spiking_twin  # noqa: F401
 from .result import check_fit
-from .wholestep import export_neuron_type as whole_step_export, is_whole_step
+from .wholestep import export_neuron_type as whole_step_export
+from .wholestep import is_whole_step
 
 #: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
 HARDWARE = (None, "loihi")

@@ -19,8 +19,8 @@ This module
 import contextlib
 import warnings
 
-import numpy as np
 import nengo
+import numpy as np
 
 from . import wholestep
 from ._validation import check_positive

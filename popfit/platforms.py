@@ -30,6 +30,7 @@ from typing import Optional, Tuple
 
 from ._validation import check_int, check_positive
 from .exceptions import PopfitTypeError, PopfitValueError
+from .neurons import resolve_neuron_type
 from .wholestep import DT, whole_step_tau_ref
 
 #: Transform kinds a platform may accept between host and neurons.
@@ -144,8 +145,6 @@ class Platform:
         whole-step nengo-loihi types model their staircase themselves.
         """
         import nengo
-
-        from .neurons import resolve_neuron_type
 
         neuron_type = resolve_neuron_type(self.neuron_type)
         if self.tau_ref is None:

@@ -11,9 +11,10 @@ import numbers
 import numpy as np
 
 from ._validation import check_int, public
-from .result import check_fit
 from .baseline import compute_accuracy  # re-exported: popfit.plotting.compute_accuracy
 from .exceptions import PopfitTypeError, PopfitValueError
+from .result import check_fit
+from .targets import evaluate_target
 
 __all__ = ["plot_fit", "plot_spiking", "plot_accuracy", "compute_accuracy"]
 
@@ -46,8 +47,6 @@ def _check_margin(margin):
 
 def _target_curve(fit, x):
     """Target values on ``x``: NaN beyond the domain where the target is undefined."""
-    from .targets import evaluate_target
-
     lo, hi = fit.domain
     inside = (x >= lo) & (x <= hi)
     y = np.full_like(x, np.nan)

@@ -35,8 +35,8 @@ benchmarks/bench_solver.py for the spiking error of both on nengo ensembles.
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import nengo
+import numpy as np
 import scipy.linalg
 from nengo.params import NumberParam
 from nengo.utils.least_squares_solvers import rmses

@@ -13,16 +13,16 @@ spikes are negative where the target is.
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 import nengo
+import numpy as np
 
 from ._validation import check_positive, check_seed, check_synapse, public
-from .result import check_fit
 from .baseline import SignedBaselineLayer, signed_baseline
 from .exceptions import PopfitValueError
 from .metrics import error_scale, grid
 from .network import PopulationNeuron
 from .neurons import LinearRate, ignore_max_rates_warnings  # noqa: F401 (LinearRate: old home)
+from .result import check_fit
 from .targets import evaluate_target
 
 __all__ = ["evaluate_spiking", "SpikingReport", "LinearRate", "signed_baseline", "MAX_STEPS"]

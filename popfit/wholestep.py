@@ -17,8 +17,8 @@ once it is imported, so `is_whole_step` never imports it.
 
 import sys
 
-import numpy as np
 import nengo
+import numpy as np
 
 from ._optional import import_optional
 from .exceptions import PopfitTypeError, PopfitValueError

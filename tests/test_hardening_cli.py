@@ -43,7 +43,7 @@ def test_unexpected_error_is_one_line_exit_1(capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
 
-    monkeypatch.setattr("popfit.fit.fit_activation", broken)
+    monkeypatch.setattr("popfit.cli.fit_activation", broken)
     monkeypatch.delenv("POPFIT_DEBUG", raising=False)
     err, _ = _one_line_error(capsys, ["fit", "tanh"], status=1)
     assert err.startswith("popfit: internal error: ZeroDivisionError: float division by zero")
@@ -54,7 +54,7 @@ def test_unexpected_error_is_one_line_exit_1(capsys, monkeypatch):
 
 
 def test_plot_to_a_directory_is_refused_before_fitting(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr("popfit.fit.fit_activation", None)  # must not be reached
+    monkeypatch.setattr("popfit.cli.fit_activation", None)  # must not be reached
     err, _ = _one_line_error(capsys, ["fit", "tanh", "--plot", str(tmp_path)])
     assert f"--plot needs a file name, not the directory {str(tmp_path)!r}" in err
     assert os.listdir(tmp_path) == [] and not os.path.exists(f"{tmp_path}.png")
@@ -73,7 +73,7 @@ def test_plot_says_the_file_it_wrote(tmp_path):
 
 @pytest.mark.parametrize("option", ["--save", "--plot"])
 def test_empty_output_path_is_refused(capsys, monkeypatch, option):
-    monkeypatch.setattr("popfit.fit.fit_activation", None)  # must not be reached
+    monkeypatch.setattr("popfit.cli.fit_activation", None)  # must not be reached
     err, out = _one_line_error(capsys, ["fit", "tanh", option, ""])
     assert f"{option} needs a file name (got '')" in err and out == ""
 
@@ -95,7 +95,7 @@ def test_negative_max_rate_is_a_value_error_not_a_missing_argument(capsys):
 
 
 def test_save_to_a_missing_folder_is_refused_before_fitting(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr("popfit.fit.fit_activation", None)  # must not be reached
+    monkeypatch.setattr("popfit.cli.fit_activation", None)  # must not be reached
     path = tmp_path / "missing" / "fit.json"
     err, _ = _one_line_error(capsys, ["fit", "tanh", "--save", str(path)])
     assert f"--save {str(path)!r}: the directory {str(path.parent)!r} does not exist" in err

@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse
 
 from ..exceptions import PopfitTypeError
-
+from ..network import export_neuron_type, ignore_max_rates_warnings
 
 #: Memory budget (bytes) of one chunk's probed data and neuron state.
 CHUNK_BYTES = 256 * 2**20
@@ -77,8 +77,6 @@ def with_initial_state(neuron_type, n_neurons, copies, rng):
 def make_simulator(simulator, network, **kwargs):
     """``simulator(network, **kwargs)``, checked to be a simulator (context manager
     with ``run_steps``) (the max_rates build warnings silenced)."""
-    from ..network import ignore_max_rates_warnings
-
     with ignore_max_rates_warnings():
         sim = simulator(network, **kwargs)
     if not all(hasattr(sim, name) for name in ("run_steps", "__enter__", "__exit__")):
@@ -105,8 +103,6 @@ class BatchPlan:
     """
 
     def __init__(self, model, steps, dt, seed, simulator):
-        from ..network import export_neuron_type
-
         self.spec = model.spec
         self.fits = model.fits
         self.neuron_types = [export_neuron_type(fit, True) for fit in model.fits]

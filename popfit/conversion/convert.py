@@ -27,11 +27,18 @@ import time
 
 import numpy as np
 
-from .._validation import (DOMAIN_WIDTH_BOUNDS, check_int, check_positive, check_seed,
-                           check_synapse, public)
+from .._validation import (
+    DOMAIN_WIDTH_BOUNDS,
+    check_int,
+    check_positive,
+    check_seed,
+    check_synapse,
+    public,
+)
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
+from ..fit import fit_activation
 from ..metrics import grid
-from ..network import check_hardware
+from ..network import PopulationLayer, check_hardware
 from ..neurons import check_max_rate, resolve_neuron_type
 from .model import ConvertedModel, LayerInfo
 from .quantize import quantize_model
@@ -257,8 +264,6 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     ImportError
         A Keras model without Keras 3 installed (``pip install popfit[keras]``).
     """
-    from ..fit import fit_activation
-
     start = time.perf_counter()
     neuron_type = resolve_neuron_type(neuron_type)
     max_rate = check_max_rate(max_rate, neuron_type)
@@ -370,8 +375,6 @@ def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,
         Passed to every `popfit.PopulationLayer` (see `convert`).
     """
     import nengo
-
-    from ..network import PopulationLayer
 
     net = nengo.Network(label=f"popfit.convert({spec.source})", seed=seed)
     with net:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .._validation import user_stacklevel
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
+from ..targets import TARGETS, Target
 from .readers import register_reader
 from .spec import HIDDEN_ACTIVATIONS, KERAS_ACTIVATIONS, DenseSpec, ModelSpec
 
@@ -137,8 +138,6 @@ def _supported_activation(keras, layer, verb, output=False):
     layer is fitted as a custom curve (name ``"custom <function name>"``,
     curve a `popfit.targets.Target`); anything else is refused by name.
     """
-    from ..targets import TARGETS, Target
-
     fn = layer.activation
     for name, ours in KERAS_ACTIVATIONS.items():
         if fn is getattr(keras.activations, name, None):

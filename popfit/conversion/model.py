@@ -17,17 +17,27 @@ from sklearn.utils.metaestimators import available_if
 
 from .._validation import check_bool, public, user_stacklevel
 from ..exceptions import PopfitValueError
-from .refit import folded_weights, forward
 from ..loihi import report_lines
 from ..targets import apply_activation
 from ..wholestep import is_whole_step
+from .batch import BatchPlan, predict_batched
+from .present import (
+    DT,
+    LONG_BATCH_NEURON_STEPS,
+    MIN_SYNAPSES_PER_PRESENTATION,
+    SETTLE_STEPS,
+    check_batching,
+    check_presentation_time,
+    check_progress_bar,
+    check_simulator,
+    connection_matrix,
+    present,
+)
 from .quantize import rate_forward
+from .refit import folded_weights, forward
 from .report import format_report
-from .present import (DT, LONG_BATCH_NEURON_STEPS, MIN_SYNAPSES_PER_PRESENTATION,
-                      SETTLE_STEPS, check_batching,
-                      check_presentation_time, check_progress_bar, check_simulator,
-                      connection_matrix, present)
 from .spec import check_samples
+
 
 @dataclass(frozen=True)
 class LayerInfo:
@@ -178,8 +188,6 @@ class ConvertedModel:
         -------
         ndarray, shape (n_samples, n_outputs)
         """
-        from .batch import BatchPlan, predict_batched
-
         X = check_samples(X, self.n_features_in_, "X")
         steps = check_presentation_time(presentation_time, DT, len(X))
         progress_bar = check_progress_bar(progress_bar)

@@ -18,6 +18,7 @@ import scipy.sparse
 from .._validation import check_bool, check_int, check_positive, check_seed, public
 from ..exceptions import PopfitTypeError, PopfitValueError
 from ..wholestep import DT
+from .batch import make_simulator
 from .spec import check_samples
 
 #: ``presentation_time`` below this many synapse time constants per filtered
@@ -156,7 +157,6 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     # The build can raise nengo's spurious `max_rates` warnings for neurons
     # whose threshold (with the folded-in layer bias) lies beyond x = 1; only
     # the build is wrapped, with a filter for exactly those messages.
-    from .batch import make_simulator
 
     sim = make_simulator(simulator, wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
     with sim:

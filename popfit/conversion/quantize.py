@@ -11,8 +11,8 @@ rounded network with the float one.
 
 import copy
 
-import numpy as np
 import nengo
+import numpy as np
 import scipy.sparse
 
 from .._validation import check_bool, check_finite_array, check_int, public

@@ -16,11 +16,19 @@ import scipy.optimize
 from .._validation import check_eval_points, check_positive, public
 from ..exceptions import PopfitTypeError
 from ..neurons import is_lif, spike_noise_variance
-from ..solvers import spike_noise_penalty, spike_noise_ridge
 from ..result import PopulationFit, check_fit
+from ..solvers import spike_noise_penalty, spike_noise_ridge
 from ..targets import evaluate_target, resolve_target
-from ..wholestep import (DT, check, discretized_taus, kind, make, surrogate_neuron_type,
-                         surrogate_to_currents, whole_step_tau_ref)
+from ..wholestep import (
+    DT,
+    check,
+    discretized_taus,
+    kind,
+    make,
+    surrogate_neuron_type,
+    surrogate_to_currents,
+    whole_step_tau_ref,
+)
 from .objective import RATE_ONLY_RIDGE, grid_weights
 from .population import fit_population
 

@@ -8,7 +8,9 @@ nodes. Nothing here knows NIR.
 
 import numpy as np
 
+from ..conversion import ConvertedModel
 from ..exceptions import PopfitTypeError, PopfitValueError
+from ..network import PopulationLayer, PopulationNeuron, _transform_matrix
 
 
 class _Stage:
@@ -56,8 +58,6 @@ def _network_links(model):
     """
     import nengo
 
-    from ..network import _transform_matrix
-
     def ends_at(obj, ensemble):
         return isinstance(obj, nengo.ensemble.Neurons) and obj.ensemble is ensemble
 
@@ -104,9 +104,6 @@ def _read_object(obj, transforms):
     model's re-solved weights); ``out_link`` maps the last stage's neurons to
     the outputs.
     """
-    from ..conversion import ConvertedModel
-    from ..network import PopulationLayer, PopulationNeuron, _transform_matrix
-
     if transforms is not None and isinstance(obj, (ConvertedModel, PopulationNeuron)):
         raise PopfitValueError(
             f"transforms is only for a chain of PopulationLayers (got transforms with a "
