@@ -25,8 +25,8 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import (check_finite_array, check_fit, check_int, check_synapse,
-                          current_caller, public, user_stacklevel)
+from ._validation import (check_bool, check_finite_array, check_fit, check_int, check_seed,
+                          check_synapse, current_caller, public, user_stacklevel)
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
                       rate_twin, spiking_twin)
@@ -35,6 +35,16 @@ from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # no
 HARDWARE = (None, "loihi")
 #: nengo's default time step (s); `warn_tau_ref_below_dt` compares tau_ref with it.
 NENGO_DT = 0.001
+#: Most neurons a `PopulationLayer` may hold (``n_units * fit.n_neurons``):
+#: generous for any layer nengo's reference simulator can run, and far below
+#: what exhausts memory. Memory and time per step grow linearly with the
+#: neurons; a larger layer would be killed by the operating system (or raise
+#: a bare MemoryError) while being built, and would take seconds per step.
+# Measured on a 2-core, 23 GB machine (tanh fit, 4 LIF per unit, input and
+# output connected): 10**6 neurons build in 1.5 s, peak 0.34 GB, 0.12 s per
+# step; 10**7 neurons in 18 s, peak 2.0 GB, 2.4 s per step; n_units = 10**9
+# (2 neurons each) was killed for lack of memory while tiling the gains.
+MAX_LAYER_NEURONS = 10_000_000
 
 
 def check_hardware(hardware):
@@ -44,6 +54,18 @@ def check_hardware(hardware):
             "hardware must be None (nengo's reference simulator: block-sparse "
             f"transforms) or 'loihi' (builds on nengo_loihi.Simulator) (got {hardware!r})")
     return hardware
+
+
+def _network_kwargs(label, kwargs):
+    """Check the `nengo.Network` arguments popfit's networks pass on: ``label``
+    (None or a string) and ``seed`` (None or an int in [0, 2**32 - 1], what
+    nengo's simulator accepts); nengo checks the rest."""
+    if label is not None and not isinstance(label, str):
+        raise PopfitTypeError(
+            f"label must be a string or None (got {label!r} of type {type(label).__name__})")
+    if "seed" in kwargs:
+        kwargs["seed"] = check_seed(kwargs["seed"], allow_none=True)
+    return kwargs
 
 
 def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
@@ -144,7 +166,8 @@ class PopulationNeuron(nengo.Network):
     @public("PopulationNeuron")
     def __init__(self, fit, label=None, spiking=True, **kwargs):
         self.fit = check_fit(fit)
-        self.spiking = bool(spiking)
+        self.spiking = check_bool(spiking, "spiking")
+        kwargs = _network_kwargs(label, kwargs)
         neuron_type = export_neuron_type(fit, self.spiking)
         if label is None:
             label = f"PopulationNeuron({fit.target.name})"
@@ -264,8 +287,16 @@ class PopulationLayer(nengo.Network):
                  hardware=None, **kwargs):
         self.fit = check_fit(fit)
         self.n_units = check_int(n_units, "n_units", low=1)
-        self.spiking = bool(spiking)
+        if self.n_units * fit.n_neurons > MAX_LAYER_NEURONS:
+            raise PopfitValueError(
+                f"n_units * fit.n_neurons must be at most MAX_LAYER_NEURONS = "
+                f"{MAX_LAYER_NEURONS:,} neurons (got {self.n_units:,} units x "
+                f"{fit.n_neurons} neurons = {self.n_units * fit.n_neurons:,}): memory and "
+                "time per step grow with the neurons, and a larger layer exhausts memory "
+                "while it is built; use fewer units or a fit with fewer neurons")
+        self.spiking = check_bool(spiking, "spiking")
         self.hardware = check_hardware(hardware)
+        kwargs = _network_kwargs(label, kwargs)
         neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
         if input_bias is None:
@@ -275,7 +306,15 @@ class PopulationLayer(nengo.Network):
         self.input_bias = input_bias
         gain = np.tile(fit.gain, self.n_units)
         encoders = np.tile(fit.encoders, self.n_units)
-        bias = np.tile(fit.bias, self.n_units) + gain * encoders * np.repeat(input_bias, n)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bias = np.tile(fit.bias, self.n_units) + gain * encoders * np.repeat(input_bias, n)
+        if not np.all(np.isfinite(bias)):
+            limit = np.finfo(float).max / (2.0 * float(np.max(fit.gain)))
+            raise PopfitValueError(
+                f"input_bias folded into the bias currents (bias + gain * encoder * "
+                f"input_bias) overflows: |input_bias| must be below about {limit:.3g} for "
+                f"this fit's largest gain {float(np.max(fit.gain)):g} (got "
+                f"{float(np.max(np.abs(input_bias))):g}); rescale the input")
         if label is None:
             label = f"PopulationLayer({fit.target.name}, {self.n_units})"
         super().__init__(label=label, **kwargs)
@@ -402,8 +441,8 @@ class PopulationLayer(nengo.Network):
             build time); other nengo transforms (``Convolution``) are refused.
         synapse : float or None
             Lowpass time constant (s) of the connection, > 0, or None.
-        weights : array_like, shape (k, n_neurons), optional
-            Neuron-level weights from each of this layer's neurons to ``post``'s
+        weights : array_like or scipy sparse matrix, shape (k, n_neurons), optional
+            Finite real neuron-level weights from each of this layer's neurons to ``post``'s
             ``k`` inputs, used as given instead of ``transform @
             self.decoders_block()`` (e.g. the weights `popfit.convert` re-solves
             for the actual populations, ``refit=True``); not together with
@@ -433,12 +472,10 @@ class PopulationLayer(nengo.Network):
                 raise PopfitValueError(
                     "pass either transform (unit level, decoders folded in) or weights "
                     "(neuron level, used as given), not both")
-            weights = np.asarray(weights, dtype=float)
-            if weights.shape != (k, self.n_neurons) or not np.all(np.isfinite(weights)):
-                raise PopfitValueError(
-                    f"weights must be a finite array of shape ({k}, {self.n_neurons}) "
-                    f"(post size, this layer's n_neurons) (got shape {weights.shape}"
-                    f"{' with non-finite values' if weights.shape == (k, self.n_neurons) else ''})")
+            if scipy.sparse.issparse(weights):
+                weights = weights.toarray()  # the connection is dense anyway
+            weights = check_finite_array(weights, "weights", shape=(k, self.n_neurons),
+                                         shape_name="(post size, this layer's n_neurons)")
         elif transform is None:
             if k != self.n_units:
                 raise PopfitValueError(
