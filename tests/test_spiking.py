@@ -22,7 +22,6 @@ import scipy.signal
 import popfit
 from popfit.exceptions import PopfitTypeError, PopfitValueError
 from popfit.neurons import spike_noise_variance
-from popfit.result import PopulationFit
 from popfit.spiking import SpikingReport, evaluate_spiking
 
 SYN = 0.01
@@ -170,3 +169,22 @@ def test_evaluate_spiking_errors():
     odd = dataclasses.replace(fit, neuron_type=nengo.Sigmoid())
     with pytest.raises(PopfitValueError, match=r"neuron_type Sigmoid.*spiking"):
         evaluate_spiking(odd)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(fit=None), PopfitTypeError, r"fit must be a popfit.PopulationFit \(got NoneType\)"),
+    (dict(synapse="0.01"), PopfitTypeError, r"synapse must be a positive number"),
+    (dict(synapse=nengo.Lowpass(0.01)), PopfitTypeError, r"synapse must be a positive number"),
+    (dict(duration="1"), PopfitTypeError, r"duration must be a positive number"),
+    (dict(duration=np.inf), PopfitValueError, r"duration must be finite and > 0 \(got inf\)"),
+    (dict(dt=np.nan), PopfitValueError, r"dt must be finite and > 0 \(got nan\)"),
+    (dict(dt=[0.001]), PopfitTypeError, r"dt must be a positive number"),
+    (dict(seed=1.5), PopfitTypeError, r"seed must be an integer in \[0, 4294967295\]"),
+    (dict(seed=None), PopfitTypeError, r"seed must be an integer in \[0, 4294967295\]"),
+])
+def test_evaluate_spiking_argument_types(kwargs, error, match):
+    fit = popfit.fit_activation("tanh", 1, max_rate=MAX_RATE, synapse=None, seed=0,
+                                search=popfit.SearchOptions.quick())
+    kwargs = {"fit": fit, **kwargs}
+    with pytest.raises(error, match="^evaluate_spiking: " + match):
+        evaluate_spiking(**kwargs)
