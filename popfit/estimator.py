@@ -11,6 +11,7 @@ hands back the `popfit.PopulationFit` for saving and Nengo export.
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
@@ -187,6 +188,23 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         _check_no_text(X, "X", "the inputs")
         X = _validated(self, X, reset=False, dtype=np.float64)
         return self.fit_.predict(X[:, 0])
+
+    @public("PopulationRegressor.score")
+    def score(self, X, y, sample_weight=None):
+        """R² of `predict` on ``X`` against ``y`` (scikit-learn's `RegressorMixin.score`).
+
+        Text in ``X`` or ``y``, and scikit-learn's data errors (NaN, shapes), are
+        raised as popfit errors; an unfitted regressor raises scikit-learn's
+        `NotFittedError`.
+        """
+        check_is_fitted(self)
+        _check_no_text(y, "y", "the target values at X")
+        try:
+            return super().score(X, y, sample_weight=sample_weight)
+        except (PopfitError, NotFittedError):
+            raise
+        except ValueError as err:
+            raise PopfitValueError(str(err)) from err
 
     def to_fit(self):
         """The fitted `popfit.PopulationFit` (for ``save``, ``network()``, ...)."""

@@ -56,15 +56,26 @@ def check_hardware(hardware):
     return hardware
 
 
+#: Keyword arguments popfit's networks pass on to `nengo.Network` (besides ``label``).
+NETWORK_KWARGS = ("seed", "add_to_container")
+
+
 def _network_kwargs(label, kwargs):
     """Check the `nengo.Network` arguments popfit's networks pass on: ``label``
-    (None or a string) and ``seed`` (None or an int in [0, 2**32 - 1], what
-    nengo's simulator accepts); nengo checks the rest."""
+    (None or a string), ``seed`` (None or an int in [0, 2**32 - 1], what
+    nengo's simulator accepts) and ``add_to_container`` (None, True or False)."""
     if label is not None and not isinstance(label, str):
         raise PopfitTypeError(
             f"label must be a string or None (got {label!r} of type {type(label).__name__})")
+    unknown = sorted(set(kwargs) - set(NETWORK_KWARGS))
+    if unknown:
+        raise PopfitTypeError(
+            f"unexpected keyword arguments {unknown}; besides its own arguments the "
+            f"network takes nengo.Network's label, {' and '.join(NETWORK_KWARGS)}")
     if "seed" in kwargs:
         kwargs["seed"] = check_seed(kwargs["seed"], allow_none=True)
+    if kwargs.get("add_to_container") is not None:
+        kwargs["add_to_container"] = check_bool(kwargs["add_to_container"], "add_to_container")
     return kwargs
 
 
@@ -132,7 +143,8 @@ class PopulationNeuron(nengo.Network):
         False: its rate twin (`nengo.LIFRate`, `nengo.RectifiedLinear`), which
         reproduces ``fit.predict`` exactly.
     **kwargs
-        Passed to `nengo.Network` (e.g. ``seed``).
+        Passed to `nengo.Network`: ``seed`` (None or an int in [0, 2**32 - 1])
+        and ``add_to_container`` (None, True or False).
 
     Attributes
     ----------
@@ -230,7 +242,8 @@ class PopulationLayer(nengo.Network):
         transforms cost O(n_units**2 * N) per step in nengo (a 1,000-unit layer
         runs 30-40x slower than the Sparse one), hence not the default.
     **kwargs
-        Passed to `nengo.Network` (e.g. ``seed``).
+        Passed to `nengo.Network`: ``seed`` (None or an int in [0, 2**32 - 1])
+        and ``add_to_container`` (None, True or False).
 
     Attributes
     ----------

@@ -201,3 +201,15 @@ def test_predict_data_errors_are_popfit_errors(fitted, X, match):
         fitted.predict(X)
     with pytest.raises(NotFittedError):  # scikit-learn's own error, before the data
         PopulationRegressor().predict(X)
+
+
+@pytest.mark.parametrize("y, match", [
+    (["a"] * 20, r"y must hold real numbers, the target values at X .*e.g. 'a'"),
+    (np.full(20, np.nan), r"Input contains NaN"),
+    (np.ones(5), r"Found input variables with inconsistent numbers of samples: \[5, 20\]"),
+])
+def test_score_data_errors_are_popfit_errors(fitted, y, match):
+    with pytest.raises(PopfitValueError, match="^PopulationRegressor.score: " + match):
+        fitted.score(_X, y)
+    with pytest.raises(NotFittedError):  # scikit-learn's own error, before the data
+        PopulationRegressor().score(_X, y)

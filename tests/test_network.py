@@ -446,11 +446,15 @@ def test_input_bias_that_overflows_the_bias_currents_is_refused(fit_lif):
     (dict(seed="1"), PopfitTypeError, r"seed must be an integer .*\(got '1' of type str\)"),
     (dict(seed=-1), PopfitValueError, r"seed must be an integer in \[0, 4294967295\] \(got -1\)"),
     (dict(seed=2**32), PopfitValueError, r"seed must be an integer .*\(got 4294967296\)"),
+    (dict(add_to_container="no"), PopfitTypeError, r"add_to_container must be True or False"),
+    (dict(foo=1), PopfitTypeError, r"unexpected keyword arguments \['foo'\]; besides its own "
+                                   r"arguments the network takes nengo.Network's label, seed "
+                                   r"and add_to_container"),
 ])
 @pytest.mark.parametrize("cls", [PopulationNeuron, PopulationLayer])
 def test_network_arguments_are_checked(fit_lif, cls, kwargs, error, match):
-    """nengo refused a float seed or an int label with its own error, and took seed=-1
-    (which fails only when the simulator is built)."""
+    """nengo refused a float seed or an int label with its own error, took seed=-1 (which
+    fails only when the simulator is built) and add_to_container="no" (a truthy string)."""
     args = (fit_lif,) if cls is PopulationNeuron else (fit_lif, 2)
     with pytest.raises(error, match=rf"^{cls.__name__}: {match}"):
         cls(*args, **kwargs)
