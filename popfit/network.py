@@ -141,7 +141,8 @@ class PopulationNeuron(nengo.Network):
     spiking : bool
         True: the fit's spiking twin (`nengo.LIF`, `nengo.SpikingRectifiedLinear`);
         False: its rate twin (`nengo.LIFRate`, `nengo.RectifiedLinear`), which
-        reproduces ``fit.predict`` exactly.
+        reproduces ``fit.predict`` exactly. Only True or False: a string such
+        as ``"False"`` is refused.
     **kwargs
         Passed to `nengo.Network`: ``seed`` (None or an int in [0, 2**32 - 1])
         and ``add_to_container`` (None, True or False).
@@ -222,11 +223,13 @@ class PopulationLayer(nengo.Network):
     fit : PopulationFit
         The fitted population used for every unit.
     n_units : int
-        Number of signed units (>= 1).
+        Number of signed units (>= 1), with ``n_units * fit.n_neurons`` at most
+        `MAX_LAYER_NEURONS`.
     label : str, optional
         Network label (default ``"PopulationLayer(<target>, <n_units>)"``).
     spiking : bool
-        Spiking twin (True) or rate twin (False) of the fit's neuron type.
+        Spiking twin (True) or rate twin (False) of the fit's neuron type
+        (only True or False: a string such as ``"False"`` is refused).
     input_bias : array_like, shape (n_units,), optional
         Added to each unit's input before the activation; folded into the
         neurons' bias currents (``bias_n + gain_n * encoder_n * b_u``).
