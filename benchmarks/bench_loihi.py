@@ -13,8 +13,8 @@ Every network is built once and run in ``nengo.Simulator`` and in
    tanh filtered by the same lowpass, over the range 2 tanh(3). Fits use
    ``synapse=0.01``. Variants: a plain LIF fit (what popfit gave before),
    that fit with its decoders solved on Loihi's staircase
-   (`popfit.loihi.staircase_decoders`), and a fit of ``LoihiLIF``
-   (`popfit.loihi.fit_loihi`); nengo-loihi's own decoded ``Ensemble`` of 4 and
+   (`popfit.fit.staircase_decoders`), and a fit of ``LoihiLIF``
+   (`popfit.fit.whole_step.fit_whole_step`); nengo-loihi's own decoded ``Ensemble`` of 4 and
    20 neurons (default tuning, radius 3); the signed baseline, one
    ``RegularSpiking(Tanh)`` neuron, which nengo-loihi refuses.
    Bars: LoihiLIF N=4 <= 0.040, N=8 <= 0.032 on the emulator.
@@ -47,7 +47,8 @@ from nengo_loihi.decode_neurons import Preset10DecodeNeurons
 from nengo_loihi.neurons import LoihiLIF
 
 import popfit
-from popfit.loihi import quantization_cost, rate_forward, staircase_decoders
+from popfit.fit import staircase_decoders
+from popfit.loihi import quantization_cost, rate_forward
 
 warnings.filterwarnings("ignore")  # nengo-loihi's version and discretization chatter
 DT = 0.001

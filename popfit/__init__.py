@@ -33,6 +33,13 @@ _LAZY = {
     "to_nir": "nir",
 }
 
+# Documented submodules, reachable as attributes (``popfit.nir.nir_neuron_type``)
+# without importing them first; each is imported on first access.
+_SUBMODULES = (
+    "baseline", "conversion", "estimator", "exceptions", "fit", "io", "loihi", "metrics",
+    "network", "neurons", "nir", "plotting", "result", "spiking", "targets",
+)
+
 __all__ = [
     "ConversionError", "FitFileError", "PopfitError", "PopfitTypeError", "PopfitValueError",
     "PopulationFit", "SearchDiagnostics", "SearchOptions", "TARGETS", "Target",
@@ -44,8 +51,10 @@ def __getattr__(name):
     if name in _LAZY:
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(module, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'popfit' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

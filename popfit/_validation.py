@@ -22,29 +22,41 @@ _CALLER = contextvars.ContextVar("popfit_public_caller", default=None)
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding (used by nengo) takes seeds < 2**32
 
 
-def public(name):
+def public(func):
     """Decorate a public function or method: errors raised inside name it.
 
+    The name comes from the function itself (``__qualname__``; a class's
+    ``__init__`` is named by its class), so it cannot drift from the code.
     Only the outermost decorated call sets the name, so a function used by
     another public function (``fit_activation`` inside
     ``PopulationRegressor.fit``) reports the one the user called.
     """
-    def decorate(func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            if _CALLER.get() is not None:
-                return func(*args, **kwargs)
-            token = _CALLER.set(name)
-            try:
-                return func(*args, **kwargs)
-            except PopfitError as err:
-                if err.where is None:
-                    err.where = name
-                raise
-            finally:
-                _CALLER.reset(token)
-        return wrapper
-    return decorate
+    if isinstance(func, str):  # the older @public("name") form, until every call site is updated
+        return lambda f: _wrap(f, func)
+    return _wrap(func, public_name(func))
+
+
+def public_name(func):
+    """``"convert"``, ``"ConvertedModel.predict"``, ``"PopulationLayer"`` (for its ``__init__``)."""
+    name = func.__qualname__.replace(".<locals>", "")
+    return name[:-len(".__init__")] if name.endswith(".__init__") else name
+
+
+def _wrap(func, name):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if _CALLER.get() is not None:
+            return func(*args, **kwargs)
+        token = _CALLER.set(name)
+        try:
+            return func(*args, **kwargs)
+        except PopfitError as err:
+            if err.where is None:
+                err.where = name
+            raise
+        finally:
+            _CALLER.reset(token)
+    return wrapper
 
 
 def current_caller():
@@ -196,20 +208,6 @@ def check_synapse(synapse, name, allow_none=True):
             return None
         raise PopfitValueError(f"{name} must be a time constant > 0 s (got None)")
     return check_positive(synapse, name)
-
-
-def check_fit(fit, name="fit"):
-    """Return ``fit``, checking that it is a `popfit.PopulationFit`."""
-    # imported here: result.py imports neurons.py and targets.py, which import this module
-    from .result import PopulationFit
-
-    if not isinstance(fit, PopulationFit):
-        raise PopfitTypeError(
-            f"{name} must be a popfit.PopulationFit (got {type(fit).__name__}); "
-            "make one with popfit.fit_activation or popfit.load_fit"
-        )
-    return fit
-
 
 
 def check_finite_array(value, name, shape=None, shape_name=None):

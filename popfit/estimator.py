@@ -172,7 +172,7 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         self.seed_ = seed
         return self
 
-    @public("PopulationRegressor.predict")
+    @public
     def predict(self, X):
         """Rate-level output of the fitted population.
 
@@ -189,7 +189,7 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         X = _validated(self, X, reset=False, dtype=np.float64)
         return self.fit_.predict(X[:, 0])
 
-    @public("PopulationRegressor.score")
+    @public
     def score(self, X, y, sample_weight=None):
         """R² of `predict` on ``X`` against ``y`` (scikit-learn's `RegressorMixin.score`).
 

@@ -44,7 +44,8 @@ import numpy as np
 
 from ._validation import check_domain, check_seed, check_synapse, public
 from .exceptions import FitFileError, PopfitError, PopfitTypeError, PopfitValueError
-from .neurons import (LOIHI_NAMES, SUPPORTED, check_max_rate, neuron_type_from_dict,
+from . import wholestep
+from .neurons import (SUPPORTED, check_max_rate, neuron_type_from_dict,
                       neuron_type_to_dict)
 from .result import PopulationFit
 from .targets import evaluate_target, get_named_target, tabulated_target
@@ -161,10 +162,8 @@ def _checked(check, key, source, *args, **kwargs):
 def _neuron_type(v, source):
     classes = {cls.__name__: cls for cls in SUPPORTED}
     name = v.get("type") if isinstance(v, dict) else None
-    if name in LOIHI_NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
-        from .loihi import loihi_neuron_type
-
-        classes[name] = type(loihi_neuron_type(name))
+    if name in wholestep.NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
+        classes[name] = type(wholestep.make(name))
     if not isinstance(name, str) or name not in classes:
         _fail(source, f"field 'neuron_type' must be an object whose 'type' is one of "
                       f"{sorted(classes)} (got {_describe(v)}): unknown neuron type")

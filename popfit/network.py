@@ -25,11 +25,13 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import (check_bool, check_finite_array, check_fit, check_int, check_seed,
+from ._validation import (check_bool, check_finite_array, check_int, check_seed,
                           check_synapse, current_caller, public, user_stacklevel)
 from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import (SUPPORTED, ignore_max_rates_warnings, is_loihi_type,  # noqa: F401
+from .neurons import (SUPPORTED, ignore_max_rates_warnings,  # noqa: F401
                       rate_twin, spiking_twin)
+from .result import check_fit
+from .wholestep import export_neuron_type as whole_step_export, is_whole_step
 
 #: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
 HARDWARE = (None, "loihi")
@@ -104,10 +106,8 @@ def export_neuron_type(fit, spiking):
     spiking twin (``spiking=True``) or is not a type popfit supports.
     """
     nt = fit.neuron_type
-    if is_loihi_type(nt):  # nengo-loihi's whole-step types (popfit.loihi)
-        from .loihi import loihi_export_neuron_type
-
-        return loihi_export_neuron_type(nt, spiking)
+    if is_whole_step(nt):  # nengo-loihi's whole-step types (popfit.wholestep)
+        return whole_step_export(nt, spiking)
     twin = spiking_twin(nt) if spiking else None
     if spiking and twin is not None:
         warn_tau_ref_below_dt(twin)
@@ -530,21 +530,23 @@ def _largest(matrix):
     return float(np.max(np.abs(values))) if values.size else 0.0
 
 
-def _transform_matrix(transform):
+def _transform_matrix(transform, name="transform"):
     """A `connect_to` transform as a finite float ndarray or scipy CSR matrix.
 
     Accepts an array, a scipy sparse matrix, `nengo.transforms.Dense` and
     `nengo.transforms.Sparse` (with nengo's meaning of their ``init``).
+    ``name`` is the argument's name in error messages (`popfit.to_nir` checks
+    its ``transforms[k]`` here too).
     """
     if isinstance(transform, nengo.transforms.Dense):
         init = transform.init
         if isinstance(init, nengo.dists.Distribution):
             raise PopfitTypeError(
-                f"transform nengo.Dense holds a Distribution ({init!r}), sampled only at "
-                "build time; connect_to folds the transform into the weights now: "
+                f"{name} nengo.Dense holds a Distribution ({init!r}), sampled only at "
+                "build time; the transform is folded into the weights now: "
                 "sample it yourself and pass nengo.Dense(shape, init=array) or the array"
             )
-        init = check_finite_array(init, "transform (nengo.Dense init)")
+        init = check_finite_array(init, f"{name} (nengo.Dense init)")
         if init.ndim < 2:  # nengo: a scalar or a vector is a diagonal
             t = np.zeros(transform.shape)
             np.fill_diagonal(t, init)
@@ -555,22 +557,22 @@ def _transform_matrix(transform):
         if isinstance(init, nengo.transforms.SparseMatrix):
             if isinstance(init.data, nengo.dists.Distribution):
                 raise PopfitTypeError(
-                    f"transform nengo.Sparse holds a Distribution ({init.data!r}), sampled "
-                    "only at build time; connect_to folds the transform into the weights "
+                    f"{name} nengo.Sparse holds a Distribution ({init.data!r}), sampled "
+                    "only at build time; the transform is folded into the weights "
                     "now: pass numeric data or a scipy sparse matrix"
                 )
             init = init.allocate()
-        t = _real_sparse(init, "transform (nengo.Sparse init)")
+        t = _real_sparse(init, f"{name} (nengo.Sparse init)")
     elif isinstance(transform, nengo.transforms.Transform):
         raise PopfitTypeError(
-            f"transform must be an array, a scipy sparse matrix, nengo.Dense or "
-            f"nengo.Sparse (got {type(transform).__name__}); connect_to folds a linear "
-            "map into the neuron-to-neuron weights"
+            f"{name} must be an array, a scipy sparse matrix, nengo.Dense or "
+            f"nengo.Sparse (got {type(transform).__name__}); only a linear map can be "
+            "folded into the neuron-to-neuron weights"
         )
     elif scipy.sparse.issparse(transform):
-        t = _real_sparse(transform, "transform")
+        t = _real_sparse(transform, name)
     else:
-        t = check_finite_array(transform, "transform")
+        t = check_finite_array(transform, name)
     return t
 
 

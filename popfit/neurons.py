@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import nengo
 
+from . import wholestep
 from ._validation import check_positive
 from .exceptions import PopfitTypeError, PopfitValueError
 
@@ -49,10 +50,8 @@ def resolve_neuron_type(neuron_type):
     """
     if isinstance(neuron_type, str):
         key = neuron_type.replace("_", "").replace("-", "").lower()
-        if key in LOIHI_NAMES:  # imports nengo_loihi (popfit[loihi])
-            from .loihi import loihi_neuron_type
-
-            return loihi_neuron_type(LOIHI_NAMES[key])
+        if key in wholestep.NAMES:  # imports nengo_loihi (popfit[loihi])
+            return wholestep.make(wholestep.NAMES[key])
         if key not in _NAMES:
             raise PopfitValueError(
                 f"unknown neuron_type {neuron_type!r}; use one of "
@@ -64,10 +63,8 @@ def resolve_neuron_type(neuron_type):
             f"neuron_type must be an instance, not the class "
             f"{neuron_type.__name__}; write {neuron_type.__name__}()"
         )
-    if is_loihi_type(neuron_type):
-        from .loihi import check_loihi_neuron_type
-
-        return check_loihi_neuron_type(neuron_type)
+    if wholestep.is_whole_step(neuron_type):
+        return wholestep.check(neuron_type)
     if type(neuron_type) not in SUPPORTED:
         why = ("it can emit negative output (nengo's `negative` is True), and popfit "
                "puts the sign in encoders and decoders" if getattr(neuron_type, "negative", 0)
@@ -81,18 +78,6 @@ def resolve_neuron_type(neuron_type):
             "the decoders already scale each neuron's output"
         )
     return neuron_type
-
-
-#: nengo-loihi's neuron types, by name (resolved by `popfit.loihi`, which
-#: imports nengo_loihi only when one is asked for).
-LOIHI_NAMES = {"loihilif": "LoihiLIF",
-               "loihispikingrectifiedlinear": "LoihiSpikingRectifiedLinear"}
-
-
-def is_loihi_type(neuron_type):
-    """True for an instance of a nengo-loihi neuron type (without importing nengo_loihi)."""
-    module = getattr(type(neuron_type), "__module__", "") or ""
-    return module.split(".")[0] == "nengo_loihi"
 
 
 def is_lif(neuron_type):
@@ -162,10 +147,8 @@ def neuron_type_from_dict(d):
     one nengo refuses)."""
     classes = {cls.__name__: cls for cls in SUPPORTED}
     name = d.get("type") if isinstance(d, dict) else None
-    if name in LOIHI_NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
-        from .loihi import loihi_neuron_type
-
-        return loihi_neuron_type(name, **{
+    if name in wholestep.NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
+        return wholestep.make(name, **{
             k: float(v) for k, v in d.items() if k in ("tau_rc", "tau_ref")})
     if name not in classes:
         raise PopfitValueError(f"unknown neuron type entry {d!r}; expected one of {sorted(classes)}")

@@ -74,6 +74,52 @@ def _layer_stage(layer):
                   layer.decoders_block())
 
 
+def _network_links(model):
+    """``(stages, links, out_link)`` read from ``model.network``'s connections.
+
+    For a model converted with ``weight_bits``: `popfit.loihi.quantize_network`
+    rounded ``gain * weights`` of every connection into a layer's neurons per
+    neuron, which no unit-level weight matrix can express, so each link here is
+    neuron level (the stages' encoders are the identity): the input link is the
+    (quantized) encoders times the first layer's weights, link ``k`` the
+    connection from layer ``k - 1``'s neurons to layer ``k``'s.
+    """
+    import nengo
+
+    from .network import _transform_matrix
+
+    def ends_at(obj, ensemble):
+        return isinstance(obj, nengo.ensemble.Neurons) and obj.ensemble is ensemble
+
+    net = model.network
+    stages, links = [], []
+    for k, layer in enumerate(net.layers):
+        conns = [c for c in net.all_connections if ends_at(c.post_obj, layer.ensemble)]
+        pre = None if k == 0 else net.layers[k - 1].ensemble
+        if len(conns) != 1 or (pre is not None and not ends_at(conns[0].pre_obj, pre)):
+            raise PopfitValueError(
+                f"the model's layer {k} has {len(conns)} incoming connections (expected "
+                f"one, from {'its input' if pre is None else f'layer {k - 1}'}): the "
+                "network was changed after convert; export the model convert returned")
+        w = _dense(_transform_matrix(conns[0].transform, f"layer {k}'s input weights"))
+        if k == 0:
+            if layer.hardware == "loihi":  # the input is sent as x / scale (PopulationLayer.input)
+                w = w / layer.input_scale[None, :]
+            w = w @ model.spec.hidden[0].weights.T
+        links.append(w)
+        ens = layer.ensemble
+        stages.append(_Stage(layer.fit, layer.n_units, ens.gain, ens.bias,
+                             np.eye(layer.n_neurons), layer.decoders_block()))
+    last = net.layers[-1].ensemble
+    out = [c for c in net.all_connections
+           if c.post_obj is net.output and ends_at(c.pre_obj, last)]
+    if len(out) != 1:
+        raise PopfitValueError(
+            f"the model's output has {len(out)} connections from the last layer (expected "
+            "one): the network was changed after convert; export the model convert returned")
+    return stages, links, _dense(_transform_matrix(out[0].transform, "output weights"))
+
+
 def _fold(stages, ts):
     """Unit-level transforms -> links: ``ts[k] @ decoders`` of stage k-1 for k >= 1."""
     return [ts[0]] + [t @ pre.decoders_block for pre, t in zip(stages[:-1], ts[1:])]
@@ -89,7 +135,7 @@ def _read_object(obj, transforms):
     the outputs.
     """
     from .conversion import ConvertedModel
-    from .network import PopulationLayer, PopulationNeuron
+    from .network import PopulationLayer, PopulationNeuron, _transform_matrix
 
     if transforms is not None and isinstance(obj, (ConvertedModel, PopulationNeuron)):
         raise PopfitValueError(
@@ -97,11 +143,14 @@ def _read_object(obj, transforms):
             f"{type(obj).__name__}, which carries its own weights)")
     if isinstance(obj, ConvertedModel):
         spec = obj.spec
-        stages = [_layer_stage(layer) for layer in obj.network.layers]
         weights, biases = obj.neuron_weights()  # neuron-level, decoders folded in
-        return (stages, [spec.hidden[0].weights.T] + weights[:-1], weights[-1],
-                np.asarray(biases[-1], dtype=float).copy(), obj.synapse,
-                f"popfit.convert({spec.source})")
+        if obj.weight_bits is None:
+            stages = [_layer_stage(layer) for layer in obj.network.layers]
+            links, out_link = [spec.hidden[0].weights.T] + weights[:-1], weights[-1]
+        else:  # quantized per neuron: the weights the network runs
+            stages, links, out_link = _network_links(obj)
+        return (stages, links, out_link, np.asarray(biases[-1], dtype=float).copy(),
+                obj.synapse, f"popfit.convert({spec.source})")
     if isinstance(obj, PopulationNeuron):
         fit = obj.fit
         stage = _Stage(fit, 1, fit.gain, fit.bias, fit.encoders[:, None],
@@ -115,11 +164,12 @@ def _read_object(obj, transforms):
         n_links = len(layers) - 1
         if transforms is None:
             transforms = [None] * n_links
-        if not isinstance(transforms, (list, tuple)) or len(transforms) != n_links:
-            raise PopfitValueError(
-                f"transforms must be a list of {n_links} matrices (or None "
-                "entries for identity), one per link between consecutive layers "
-                f"(got {transforms!r:.100})")
+        want = (f"transforms must be a list of {n_links} matrices (or None entries "
+                "for identity), one per link between consecutive layers")
+        if not isinstance(transforms, (list, tuple)):
+            raise PopfitTypeError(f"{want} (got {type(transforms).__name__})")
+        if len(transforms) != n_links:
+            raise PopfitValueError(f"{want} (got a list of {len(transforms)})")
         ts = [np.eye(layers[0].n_units)]
         for k, (pre, post, t) in enumerate(zip(layers[:-1], layers[1:], transforms)):
             shape = (post.n_units, pre.n_units)
@@ -130,7 +180,8 @@ def _read_object(obj, transforms):
                         f"{pre.n_units} units and layer {k + 1} has {post.n_units}; pass "
                         f"a matrix of shape {shape}")
                 t = np.eye(shape[0])
-            t = _dense(t)
+            else:  # connect_to's check: finite real arrays, scipy sparse, nengo.Dense/Sparse
+                t = _dense(_transform_matrix(t, f"transforms[{k}]"))
             if t.shape != shape:
                 raise PopfitValueError(
                     f"transforms[{k}] must have shape {shape} (layer {k + 1} "
@@ -203,6 +254,35 @@ def _check_neuron_type(fit, k, drop_tau_ref, consumer):
     raise PopfitValueError(  # pragma: no cover - fits only hold the types above
         f"layer {k}'s fit uses {nt!r}, which has no NIR node; export supports "
         "LIF, LIFRate, RectifiedLinear and SpikingRectifiedLinear fits")
+
+
+def _check_finite_parameters(stages):
+    """Refuse a fit or layer with NaN/inf gain, bias or decoders: they would be
+    written into the graph's Affine nodes (as `PopulationLayer.connect_to`
+    refuses them)."""
+    for k, stage in enumerate(stages):
+        for what in ("gain", "bias", "decoders"):
+            values = np.asarray(getattr(stage.fit, what), dtype=float)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise PopfitValueError(
+                    f"layer {k}'s fit {what} must be finite (got {int(bad.sum())} of "
+                    f"{bad.size} non-finite, e.g. {float(values[bad].flat[0])!r}): the NIR "
+                    "graph would carry them into its Affine weights; export a fit with finite "
+                    "parameters (refit it, or check how it was built or loaded)")
+
+
+def _affine(nir, node, weight, bias):
+    """``nir.Affine(weight, bias)``, refusing entries that overflowed to inf."""
+    for what, values in (("weight", weight), ("bias", bias)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise PopfitValueError(
+                f"the {what} of Affine node {node!r} overflows: {int(bad.sum())} of "
+                f"{bad.size} entries are not finite (the transforms or the model's "
+                "weights times the gains and decoders exceed the float range); scale "
+                "the transforms or weights down")
+    return nir.Affine(weight=weight, bias=bias)
 
 
 def _check_choice(value, name, choices):
@@ -281,11 +361,13 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         Time constant (s) of the inter-layer synapses and of the read-out
         filter. Default: the `ConvertedModel`'s ``synapse``, else 0.005
         (``connect_to``'s default).
-    transforms : list of (array_like or None), optional
+    transforms : list of (array_like, scipy sparse, nengo.Dense/Sparse or None), optional
         Chains of layers only: ``transforms[k]`` of shape
         ``(layer[k+1].n_units, layer[k].n_units)`` maps layer ``k``'s outputs
-        to layer ``k + 1``'s inputs (``connect_to``'s ``transform``); None is
-        the identity.
+        to layer ``k + 1``'s inputs: ``connect_to``'s ``transform``, checked
+        and read as `PopulationLayer.connect_to` reads it (finite real
+        values; a nengo transform with nengo's meaning of ``init``, not a
+        Distribution); None is the identity.
     readout : {"LI", "affine"}, optional
         ``"LI"`` (default): the decoded output is filtered by an LI node with
         ``tau = synapse``, as nengo's probe of the converted output.
@@ -309,6 +391,10 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         neurons fire faster than the fit assumes (``tau_ref`` is kept in the
         node metadata). Default False: such fits are refused.
 
+    A `ConvertedModel` converted with ``weight_bits`` is exported with the
+    quantized weights its network runs (read from its connections), not the
+    float weights.
+
     Returns
     -------
     nir.NIRGraph
@@ -324,9 +410,12 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         ``nir`` is not installed (``pip install 'popfit[nir]'``).
     popfit.PopfitValueError
         A fit NIR cannot express (``tau_ref > 0`` without ``drop_tau_ref``),
-        or an invalid option.
+        a fit with non-finite parameters, a transform with non-finite values
+        or the wrong shape, weights that overflow, or an invalid option.
     popfit.PopfitTypeError
-        ``obj`` is not an exportable popfit object.
+        ``obj`` is not an exportable popfit object, or a transform is not
+        real numbers (complex, strings) or not a matrix type `connect_to`
+        takes.
     """
     nir = import_nir("to_nir")
     _check_choice(readout, "readout", READOUTS)
@@ -335,6 +424,7 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
         raise PopfitTypeError("drop_tau_ref must be True or False (got "
                               f"{drop_tau_ref!r})")
     stages, links, out_link, out_bias, default_synapse, label = _read_object(obj, transforms)
+    _check_finite_parameters(stages)
     if synapse is None:
         synapse = DEFAULT_SYNAPSE if default_synapse is None else default_synapse
     synapse = _check_synapse(synapse)
@@ -384,7 +474,7 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
                             metadata=meta)
         if k > 0 and dt is not None:
             weight = weight / dt  # spikes of area dt in the consumer
-        nodes[f"affine_{k}"] = nir.Affine(weight=weight, bias=bias)
+        nodes[f"affine_{k}"] = _affine(nir, f"affine_{k}", weight, bias)
         edges.append((prev, f"affine_{k}"))
         prev = f"affine_{k}"
         if kind == "IF" and k > 0:
@@ -398,7 +488,8 @@ def to_nir(obj, *, synapse=None, transforms=None, readout=None, consumer=None,
     weight = np.array(out_link, dtype=float)
     if dt is not None:
         weight = weight / dt
-    nodes["affine_out"] = nir.Affine(weight=weight, bias=np.asarray(out_bias, dtype=float))
+    nodes["affine_out"] = _affine(nir, "affine_out", weight,
+                                  np.asarray(out_bias, dtype=float))
     edges.append((prev, "affine_out"))
     prev = "affine_out"
     n_out = weight.shape[0]

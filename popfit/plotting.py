@@ -10,7 +10,8 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_fit, check_int, public
+from ._validation import check_int, public
+from .result import check_fit
 from .baseline import compute_accuracy  # re-exported: popfit.plotting.compute_accuracy
 from .exceptions import PopfitTypeError, PopfitValueError
 

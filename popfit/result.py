@@ -11,7 +11,8 @@ from ._validation import (check_bool, check_finite_array, check_int, check_posit
                           check_real_array, check_seed, check_synapse, public)
 from .exceptions import PopfitTypeError, PopfitValueError
 from .metrics import population_metrics
-from .neurons import RateModel, check_max_rate, is_loihi_type, resolve_neuron_type
+from . import wholestep
+from .neurons import RateModel, check_max_rate, resolve_neuron_type
 from .targets import Target, resolve_target
 
 #: Relative slack of the ``max_rate`` bound in `PopulationFit.from_parameters`:
@@ -23,11 +24,9 @@ MAX_RATE_RTOL = 1e-9
 
 def _check_max_rate(max_rate, neuron_type):
     """``max_rate`` (Hz) within the bounds the fitting functions enforce for ``neuron_type``."""
-    if not is_loihi_type(neuron_type):
+    if not wholestep.is_whole_step(neuron_type):
         return check_max_rate(max_rate, neuron_type)
-    from .loihi import discretized_taus  # as popfit.loihi.fit_loihi
-
-    tau_ref = discretized_taus(neuron_type)[1]
+    tau_ref = wholestep.discretized_taus(neuron_type)[1]  # as popfit.fit.whole_step
     return check_positive(
         max_rate, "max_rate", upper=1.0 / tau_ref if tau_ref > 0 else None,
         upper_why=f" Hz (1/tau_ref: {type(neuron_type).__name__} with tau_ref = "
@@ -112,7 +111,7 @@ class PopulationFit:
     diagnostics: Optional[object] = field(default=None, repr=False)
 
     @classmethod
-    @public("PopulationFit.from_parameters")
+    @public
     def from_parameters(cls, *, target, domain, neuron_type, gain, bias, encoders,
                         decoders, max_rate, synapse, seed=None, success=True,
                         message="", nfev=0, fit_time=0.0, diagnostics=None):
@@ -363,7 +362,7 @@ class PopulationFit:
 
         return plot_fit(self, ax=ax, **kwargs)
 
-    @public("PopulationFit.network")
+    @public
     def network(self, label=None, spiking=True, **kwargs):
         """A `popfit.PopulationNeuron` (nengo.Network) that computes this fit.
 
@@ -372,3 +371,13 @@ class PopulationFit:
         from .network import PopulationNeuron
 
         return PopulationNeuron(self, label=label, spiking=spiking, **kwargs)
+
+
+def check_fit(fit, name="fit"):
+    """Return ``fit``, checking that it is a `PopulationFit`."""
+    if not isinstance(fit, PopulationFit):
+        raise PopfitTypeError(
+            f"{name} must be a popfit.PopulationFit (got {type(fit).__name__}); "
+            "make one with popfit.fit_activation or popfit.load_fit"
+        )
+    return fit

@@ -16,7 +16,8 @@ from typing import Optional
 import numpy as np
 import nengo
 
-from ._validation import check_fit, check_positive, check_seed, check_synapse, public
+from ._validation import check_positive, check_seed, check_synapse, public
+from .result import check_fit
 from .baseline import SignedBaselineLayer, signed_baseline
 from .exceptions import PopfitValueError
 from .metrics import error_scale, grid

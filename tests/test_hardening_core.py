@@ -75,7 +75,7 @@ def test_decoders_are_solved_for_nengos_rates_and_unresolved_neurons_are_reporte
     """If nengo's rates of the exported gain and bias differ from the fitted
     curves (neurons too slow for float64's J), the fit says so (success False,
     a warning) and its decoders are the least-squares ones for nengo's rates."""
-    import popfit.fit as fit_module
+    import popfit.fit.population as fit_module
 
     # emulate float64 losing the slowest neuron: shift one exported bias below threshold
     real = fit_module.gain_bias

@@ -6,19 +6,24 @@ nengo's reference simulator, and the quantization against an independent
 rounding. tests/loihi/ runs the same networks on nengo-loihi's emulator.
 """
 
+import copy
 import importlib.util
+import pickle
 import warnings
 
 import nengo
 import numpy as np
 import pytest
 import scipy.sparse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 import popfit
-from popfit.exceptions import PopfitValueError
+from popfit.exceptions import PopfitTypeError, PopfitValueError
 from popfit.loihi import chip_mapping, quantize, quantization_cost, rate_forward
 from popfit.network import PopulationLayer, PopulationNeuron
 
@@ -194,6 +199,156 @@ def test_quantize_against_independent_rounding(rng):
     np.testing.assert_array_equal(quantize(np.zeros(3), 8), np.zeros(3))
 
 
+PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
+
+
+@st.composite
+def weights_and_bits(draw):
+    """Finite arrays of 0-3 dimensions, scales 1e-100 to 1e100, some exact zeros."""
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
+    unit = draw(hnp.arrays(float, shape, elements=st.floats(-1, 1, allow_subnormal=False)))
+    scale = 10.0 ** draw(st.integers(-100, 100))
+    w = unit * scale
+    return w, draw(st.integers(2, 16))
+
+
+@PROPERTY_SETTINGS
+@given(weights_and_bits())
+def test_quantize_properties(args):
+    """On the shared step grid, at most 2**bits - 1 nonzero magnitudes per sign,
+    within half a step of the input, zeros kept, the largest magnitude exact."""
+    w, bits = args
+    q = quantize(w, bits)
+    assert q.shape == w.shape and np.all(np.isfinite(q))
+    if not np.any(w):
+        np.testing.assert_array_equal(q, w)
+        return
+    wmax = np.abs(w).max()
+    step = wmax / (2**bits - 1)
+    levels = q / step
+    np.testing.assert_allclose(levels, np.round(levels), rtol=0, atol=1e-6)  # on the grid
+    for sign in (1, -1):
+        mags = np.unique(np.round(levels[sign * q > 0]))
+        assert len(mags) <= 2**bits - 1 and np.all(mags <= 2**bits - 1)
+    assert np.all(np.abs(q - w) <= step * (0.5 + 1e-9))  # nearest level
+    np.testing.assert_array_equal(q[w == 0], 0.0)  # zeros stay zero
+    assert np.abs(q).max() == wmax  # the largest magnitude is exact
+    assert np.all(np.sign(q) * np.sign(w) >= 0)  # no sign flips
+
+
+@PROPERTY_SETTINGS
+@given(weights_and_bits(), st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_quantize_refuses_non_finite_weights(args, bad):
+    w, bits = args
+    w = np.append(w.ravel(), bad)
+    with pytest.raises(PopfitValueError, match=r"^quantize: weights must be a finite array"):
+        quantize(w, bits)
+
+
+@PROPERTY_SETTINGS
+@given(weights_and_bits(), st.one_of(
+    st.integers(max_value=1), st.integers(min_value=17),
+    st.floats(allow_nan=True).filter(lambda b: b != int(b) if np.isfinite(b) else True)))
+def test_quantize_refuses_bits_outside_2_to_16(args, bits):
+    w, _ = args
+    with pytest.raises((PopfitValueError, PopfitTypeError),
+                       match=r"^quantize: bits must be an integer in \[2, 16\] \(got "):
+        quantize(w, bits)
+
+
+@pytest.mark.parametrize("bits, error, got", [
+    (2.5, PopfitTypeError, "2.5 of type float"), (-1, PopfitValueError, "-1"),
+    (0, PopfitValueError, "0"), (1, PopfitValueError, "1"), (17, PopfitValueError, "17"),
+    (True, PopfitTypeError, "True of type bool"), ("8", PopfitTypeError, "'8' of type str")])
+def test_quantize_refuses_bad_bits(bits, error, got):
+    """bits outside [2, 16] used to run (-1 zeroed every weight, 2.5 made a
+    fractional level count) or raise ZeroDivisionError (0)."""
+    with pytest.raises(error, match=rf"^quantize: bits must be an integer in \[2, 16\] "
+                                    rf"\(got {got}"):
+        quantize(np.array([0.5, -1.0]), bits)
+
+
+def test_quantize_refuses_non_finite_and_non_numeric_weights():
+    with pytest.raises(PopfitValueError, match="^quantize: weights must be a finite array"):
+        quantize([1.0, np.nan], 8)  # used to turn the finite weight into NaN too
+    sparse = scipy.sparse.csr_matrix(np.array([[0.0, np.inf], [1.0, 0.0]]))
+    with pytest.raises(PopfitValueError, match="^quantize: weights must be a finite array"):
+        quantize(sparse, 8)
+    with pytest.raises(PopfitTypeError, match="^quantize: weights must be an array of real"):
+        quantize("abc", 8)
+
+
+@pytest.fixture(scope="module")
+def model_2bit(digits_mlp):
+    mlp, X_cal, X, y = digits_mlp
+    return popfit.convert(mlp, calibration_data=X_cal, seed=0, weight_bits=2)
+
+
+def test_quantization_cost_of_pickled_and_copied_model(model_2bit, digits_mlp):
+    """The float weights were looked up by id(connection), stale in a copy: a
+    pickled or deep-copied model reported a cost of exactly 0."""
+    X = digits_mlp[2]
+    cost = quantization_cost(model_2bit, X)
+    assert cost["output_nrmse"] > 0
+    for other in (pickle.loads(pickle.dumps(model_2bit)), copy.deepcopy(model_2bit)):
+        again = quantization_cost(other, X)
+        assert again == cost
+        np.testing.assert_array_equal(rate_forward(other, X, float_weights=True),
+                                      rate_forward(model_2bit, X, float_weights=True))
+    # the float weights are the unquantized network's (an independent conversion)
+    float_model = popfit.convert(digits_mlp[0], calibration_data=digits_mlp[1], seed=0)
+    np.testing.assert_allclose(rate_forward(model_2bit, X, float_weights=True),
+                               rate_forward(float_model, X), atol=1e-12)
+
+
+@pytest.mark.parametrize("func", [rate_forward, quantization_cost], ids=lambda f: f.__name__)
+def test_rate_forward_and_cost_refuse_bad_input(model_2bit, digits_mlp, func):
+    name = func.__name__
+    good = np.zeros((2, 64))
+    nan = good.copy()
+    nan[0, 0] = np.nan  # rate_forward gave a number, quantization_cost 0.0
+    for X, error, match in [
+            (nan, PopfitValueError, "X contains NaN"),
+            (np.zeros((2, 3)), PopfitValueError, "X has 3 features but the model expects 64"),
+            (np.zeros(64), PopfitValueError, r"X must be 2-D, shape \(n_samples, 64\)"),
+            ("abc", PopfitTypeError, "X must be an array"),
+            ([["a"] * 64], PopfitValueError, "X must be a numeric array")]:
+        with pytest.raises(error, match=f"^{name}: {match}"):
+            func(model_2bit, X)
+    with pytest.raises(PopfitTypeError, match=f"^{name}: model must be a popfit.ConvertedModel "
+                                              r"\(got MLPClassifier\)"):
+        func(digits_mlp[0], good)  # the source model instead of the converted one
+    if func is rate_forward:
+        with pytest.raises(PopfitTypeError, match="^rate_forward: float_weights must be True"):
+            rate_forward(model_2bit, good, float_weights="yes")
+
+
+def test_chip_mapping_refuses_non_networks():
+    for bad in (5, None, "net"):
+        with pytest.raises(PopfitTypeError,
+                           match=rf"^chip_mapping: network must be a nengo.Network \(got "
+                                 rf"{type(bad).__name__}\)"):
+            chip_mapping(bad)
+
+
+def test_chip_mapping_says_the_default_network_will_not_build(model_2bit, digits_mlp):
+    """nengo-loihi refuses Sparse host-to-chip transforms (the default layer input):
+    chip_mapping and the report name the connection and the fix.
+    tests/loihi/test_emulator.py checks the verdict against nengo-loihi itself."""
+    m = chip_mapping(model_2bit.network)
+    assert m["builds"] is False and len(m["problems"]) == 1
+    problem = m["problems"][0]
+    assert "Sparse transform, host to chip" in problem
+    assert "hidden 0" in problem and 'convert(..., hardware="loihi")' in problem
+    text = model_2bit.report()
+    assert "WILL NOT BUILD" in text and problem in text
+    loihi = popfit.convert(digits_mlp[0], calibration_data=digits_mlp[1], seed=0,
+                           hardware="loihi", weight_bits=8)
+    m = chip_mapping(loihi.network)
+    assert m["builds"] is True and m["problems"] == []
+    assert "WILL NOT BUILD" not in loihi.report()
+
+
 @pytest.mark.parametrize("hardware", [None, "loihi"])
 def test_convert_weight_bits(digits_mlp, hardware):
     """weight_bits rounds gain * weights into each layer to 2**bits - 1 levels; the
@@ -220,6 +375,9 @@ def test_convert_weight_bits(digits_mlp, hardware):
     assert 0 < cost["output_nrmse"] < 0.05
     again = quantization_cost(model, X)
     assert again["output_nrmse"] > 0 and again["class_changed"] <= 0.1
+    # float_weights=True reads the weights convert kept before rounding
+    np.testing.assert_allclose(rate_forward(model, X, float_weights=True),
+                               rate_forward(float_model, X), atol=1e-9)
     text = model.report()
     assert "[[loihi]]" in text and "6-bit" in text and "rate-level output NRMSE" in text
     assert model.summary()["weight_bits"] == 6

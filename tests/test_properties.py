@@ -154,3 +154,142 @@ def test_every_target_pickles(target):
     x = np.linspace(*fit.domain, 11)
     np.testing.assert_array_equal(clone.target(x), fit.target(x))
     np.testing.assert_array_equal(clone.predict(x), fit.predict(x))
+
+
+# to_nir transforms
+# For random finite real transforms of the right shape, in every form connect_to
+# takes (array, nested list, scipy sparse, nengo.Dense, nengo.Sparse), to_nir
+# exports the weights connect_to wires into nengo (read from the nengo
+# connection, times the post gain) and the graph round-trips through nir.write /
+# nir.read; non-finite, complex, wrongly shaped or non-numeric transforms are
+# refused with a popfit error that names transforms[k].
+import functools  # noqa: E402
+import io  # noqa: E402
+
+import scipy.sparse  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+from popfit.exceptions import PopfitTypeError, PopfitValueError  # noqa: E402
+
+NIR_SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=None,
+                        suppress_health_check=[HealthCheck.too_slow])
+TRANSFORM_FORMS = ["array", "list", "csr", "nengo.Dense", "nengo.Sparse"]
+
+
+@functools.lru_cache(maxsize=None)
+def _nir_fit():
+    # NIR's LIF has no refractory period: to_nir exports only tau_ref = 0 fits
+    return popfit.fit_activation("tanh", 2, neuron_type=nengo.LIF(tau_ref=0),
+                                 search=popfit.SearchOptions.quick(), seed=0)
+
+
+def _layers(n_pre, n_post):
+    with warnings.catch_warnings():  # tau_ref = 0 < dt: nengo's spiking LIF warning
+        warnings.simplefilter("ignore")
+        return (popfit.PopulationLayer(_nir_fit(), n_pre, label="pre"),
+                popfit.PopulationLayer(_nir_fit(), n_post, label="post"))
+
+
+def _as(form, t):
+    if form == "list":
+        return t.tolist()
+    if form == "csr":
+        return scipy.sparse.csr_matrix(t)
+    if form == "nengo.Dense":
+        return nengo.Dense(t.shape, init=t)
+    if form == "nengo.Sparse":
+        return nengo.transforms.Sparse(t.shape, init=scipy.sparse.csr_matrix(t))
+    return t
+
+
+def _wired_weights(pre, post, transform):
+    """``gain_post * W`` of the nengo connection connect_to makes (what nengo runs)."""
+    with nengo.Network():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            conn = pre.connect_to(post, transform=transform)
+    t = conn.transform
+    w = t.init.toarray() if isinstance(t, nengo.transforms.Sparse) else np.asarray(t.init)
+    return post.ensemble.gain[:, None] * w
+
+
+@st.composite
+def shapes(draw):
+    return draw(st.integers(1, 4)), draw(st.integers(1, 4))  # n_pre, n_post units
+
+
+@st.composite
+def finite_transforms(draw):
+    n_pre, n_post = draw(shapes())
+    t = draw(hnp.arrays(float, (n_post, n_pre),
+                        elements=st.floats(-1e3, 1e3, allow_subnormal=False)))
+    return n_pre, n_post, t, draw(st.sampled_from(TRANSFORM_FORMS))
+
+
+@NIR_SETTINGS
+@given(finite_transforms())
+def test_to_nir_exports_finite_transforms_as_connect_to_wires_them(case):
+    nir = pytest.importorskip("nir")
+    n_pre, n_post, t, form = case
+    pre, post = _layers(n_pre, n_post)
+    graph = popfit.to_nir([pre, post], transforms=[_as(form, t)])
+    weight = graph.nodes["affine_1"].weight
+    assert weight.shape == (post.n_neurons, pre.n_neurons) and weight.dtype == float
+    np.testing.assert_allclose(weight, _wired_weights(pre, post, _as(form, t)),
+                               rtol=1e-12, atol=1e-300)
+    buf = io.BytesIO()
+    nir.write(buf, graph)
+    buf.seek(0)
+    assert popfit.nir.graphs_equal(nir.read(buf), graph)
+
+
+@st.composite
+def bad_transforms(draw, kind):
+    """``(transform, n_pre, n_post, error, match)`` for a transform to_nir must refuse."""
+    n_pre, n_post = draw(shapes())
+    t = draw(hnp.arrays(float, (n_post, n_pre), elements=st.floats(-10, 10)))
+    i, j = draw(st.integers(0, n_post - 1)), draw(st.integers(0, n_pre - 1))
+    if kind == "non-finite":
+        t[i, j] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        form = draw(st.sampled_from(["array", "list", "csr", "nengo.Dense"]))
+        return (_as(form, t), n_pre, n_post, PopfitValueError,
+                r"to_nir: transforms\[0\].* must be a finite array.*non-finite")
+    if kind == "complex":
+        t = t.astype(complex)
+        t[i, j] += 1j * draw(st.floats(1e-6, 10))
+        form = draw(st.sampled_from(["array", "list", "csr"]))
+        return (_as(form, t), n_pre, n_post, PopfitTypeError,
+                r"to_nir: transforms\[0\].* must be an array of real numbers .*complex")
+    if kind == "shape":
+        rows, cols = draw(shapes())
+        if (cols, rows) == (n_pre, n_post):
+            rows += 1
+        t = np.ones((rows, cols))
+        return (_as(draw(st.sampled_from(TRANSFORM_FORMS)), t), n_pre, n_post,
+                PopfitValueError, rf"to_nir: transforms\[0\] must have shape "
+                                  rf"\({n_post}, {n_pre}\).*got shape \({rows}, {cols}\)")
+    bad = draw(st.sampled_from(["1.0", "abc", b"\x00", {"a": 1}, {1.0}, object(),
+                                [["a"] * n_pre] * n_post, [[1.0], [1.0, 2.0]],
+                                nengo.Convolution(1, (3, 1), kernel_size=(1,),
+                                                  strides=(1,))]))
+    return (bad, n_pre, n_post, PopfitTypeError,
+            r"to_nir: transforms\[0\] must be an array")
+
+
+@pytest.mark.parametrize("kind", ["non-finite", "complex", "shape", "type"])
+@settings(max_examples=10, deadline=None, derandomize=True, database=None)
+@given(data=st.data())
+def test_to_nir_refuses_bad_transforms_naming_them(kind, data):
+    pytest.importorskip("nir")
+    transform, n_pre, n_post, error, match = data.draw(bad_transforms(kind))
+    pre, post = _layers(n_pre, n_post)
+    with pytest.raises(error, match=match):
+        popfit.to_nir([pre, post], transforms=[transform])
+
+
+@pytest.mark.parametrize("transforms", ["abc", np.eye(2), {"0": np.eye(2)}, 1.0])
+def test_to_nir_transforms_must_be_a_list(transforms):
+    pytest.importorskip("nir")
+    with pytest.raises(PopfitTypeError, match=r"to_nir: transforms must be a list of 1 "
+                                              r"matrices .*\(got \w+\)"):
+        popfit.to_nir(list(_layers(2, 2)), transforms=transforms)

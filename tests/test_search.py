@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import popfit
-from popfit import fit as F
+from popfit.fit.objective import Problem, cap_onset_slopes
+from popfit.fit.search import _sign_patterns
 from popfit.neurons import RateModel, spike_noise_variance
 
 # Best known rate-only NRMSE (LIF tau_rc 0.02 s, tau_ref 0.002 s / ReLU, max
@@ -26,7 +27,7 @@ def _problem(neuron_type, synapse, m=201, target=np.tanh, domain=(-3.0, 3.0)):
     lo, hi = domain
     x = np.linspace(lo, hi, m)
     y = target(x)
-    return F._Problem(RateModel(neuron_type), x, y, lo, hi, 400.0, synapse, float(np.ptp(y)))
+    return Problem(RateModel(neuron_type), x, y, lo, hi, 400.0, synapse, float(np.ptp(y)))
 
 
 # intercepts and max rates placed so that no onset is within 0.3 grid steps of a
@@ -64,7 +65,7 @@ def test_onset_slope_cap():
     then no longer the derivative of the residual (which is why it is named)."""
     rates = np.array([0.0, 5.0, 50.0, 300.0])
     slopes = np.array([0.0, 1e4, 300.0, 10.0])
-    np.testing.assert_array_equal(F.cap_onset_slopes(rates, slopes, 0.1),
+    np.testing.assert_array_equal(cap_onset_slopes(rates, slopes, 0.1),
                                   [0.0, 50.0, 300.0, 10.0])
     problem = _problem(nengo.LIF(), None)
     a, dc, drho = problem.rates(_THETA[None], _ENC[None], derivatives=True, cap=False)
@@ -89,7 +90,7 @@ def test_batch_cost_is_the_squared_residual_norm(neuron_type, synapse):
     problem = _problem(neuron_type, synapse)
     rng = np.random.default_rng(0)
     thetas = np.column_stack([rng.uniform(-1.5, 0.9, (50, 4)), rng.uniform(0.2, 1.0, (50, 4))])
-    for enc in F._sign_patterns(4, 5):
+    for enc in _sign_patterns(4, 5):
         cost = problem.batch_cost(thetas, enc)
         resid = problem.evaluate(thetas, np.tile(enc, (50, 1)), jacobian=False).residual
         np.testing.assert_allclose(cost, np.sum(resid**2, axis=1), rtol=1e-7)

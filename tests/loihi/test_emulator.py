@@ -21,7 +21,9 @@ import nengo  # noqa: E402
 from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear  # noqa: E402
 
 import popfit  # noqa: E402
-from popfit.loihi import chip_mapping, staircase_decoders  # noqa: E402
+from popfit.fit import staircase_decoders  # noqa: E402
+from popfit.loihi import chip_mapping  # noqa: E402
+from popfit.wholestep import tau_rc_bounds  # noqa: E402
 from popfit.network import PopulationLayer, PopulationNeuron  # noqa: E402
 
 DT = 0.001
@@ -199,3 +201,99 @@ def test_convert_on_emulator_with_8bit_weights():
         nengo.Connection(nengo.Node(np.zeros(64)), plain.network.input)
     with pytest.raises(nengo.exceptions.BuildError, match="Sparse"):
         emulate(wrapper2, 0.01)
+
+
+@pytest.mark.parametrize("tau_rc", [1e-4, 5e-5, 10.0, 100.0])
+def test_loihi_lif_tau_rc_outside_the_12_bit_decay_is_refused(tau_rc):
+    """Loihi's 12-bit membrane decay rounds tau_rc = 1e-4 s to 0 (nengo then said
+    "LIFRate.tau_rc: ... got 0.0") and 10 s to infinity (a rate curve of 0: a
+    fit of nothing, silently)."""
+    lo, hi = tau_rc_bounds()
+    assert lo == pytest.approx(1.11e-4, rel=1e-3) and hi == pytest.approx(8.19, rel=1e-3)
+    # the bounds are where nengo-loihi's own discretization leaves (0, inf)
+    from nengo_loihi.neurons import discretize_tau_rc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert discretize_tau_rc(lo * 0.999, DT) == 0 and discretize_tau_rc(lo * 1.001, DT) > 0
+        assert np.isinf(discretize_tau_rc(hi * 1.001, DT))
+        assert np.isfinite(discretize_tau_rc(hi * 0.999, DT))
+    with pytest.raises(popfit.PopfitValueError,
+                       match=rf"^fit_activation: LoihiLIF tau_rc must be in \(0.000111, "
+                             rf"8.189\) s \(got {tau_rc!r}\)"):
+        popfit.fit_activation("tanh", 4, neuron_type=LoihiLIF(tau_rc=tau_rc))
+
+
+def test_staircase_decoders_refuses_bad_arguments(fit_lif):
+    with pytest.raises(popfit.PopfitTypeError,
+                       match=r"^staircase_decoders: fit must be a popfit.PopulationFit "
+                             r"\(got int\)"):
+        staircase_decoders(5)
+    for points, shown in [([0.0, np.nan], "nan"), ([0.0, 4.0], "4.0")]:
+        with pytest.raises(popfit.PopfitValueError,
+                           match=rf"^staircase_decoders: eval_points must be finite and "
+                                 rf"inside the domain \[-3.0, 3.0\] .* e.g. {shown}"):
+            staircase_decoders(fit_lif, eval_points=points)
+    with pytest.raises(popfit.PopfitValueError, match="^staircase_decoders: LoihiLIF tau_rc"):
+        staircase_decoders(popfit.fit_activation("tanh", 2, seed=0, neuron_type=nengo.LIF(
+            tau_rc=10.0)))
+    # in-domain eval_points still work
+    fixed = staircase_decoders(fit_lif, eval_points=np.linspace(-1, 1, 50))
+    assert np.all(np.isfinite(fixed.decoders))
+
+
+def _builds_on_nengo_loihi(network):
+    """Build ``network`` (driven by a host input Node) with nengo-loihi's emulator."""
+    with nengo.Network() as wrapper:
+        wrapper.networks.append(network)
+        nengo.Connection(nengo.Node(np.zeros(network.input.size_in)), network.input,
+                         synapse=None)
+        nengo.Probe(network.output)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nengo_loihi.Simulator(wrapper, dt=DT, target="sim", progress_bar=False).close()
+    except nengo.exceptions.BuildError as err:
+        return False, str(err)
+    return True, ""
+
+
+@pytest.fixture(scope="module")
+def small_digits_mlp():
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((16,), activation="tanh", max_iter=200, random_state=0)
+        mlp.fit(X[:400], y[:400])
+    return mlp, X[:400]
+
+
+@pytest.mark.parametrize("hardware", [None, "loihi"])
+@pytest.mark.parametrize("hidden", [(16,), (8, 8)])
+def test_chip_mapping_verdict_agrees_with_nengo_loihi(small_digits_mlp, hardware, hidden):
+    """The default convert() network has a Sparse host-to-chip input, which
+    nengo-loihi refuses; chip_mapping says so (naming the connection and
+    convert(..., hardware="loihi")) and is right both ways."""
+    mlp, X = small_digits_mlp
+    if hidden != (16,):
+        from sklearn.neural_network import MLPClassifier
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlp = MLPClassifier(hidden, activation="tanh", max_iter=100,
+                                random_state=0).fit(X, mlp.predict(X))
+    model = popfit.convert(mlp, n_neurons=2, neuron_type="LoihiLIF", calibration_data=X,
+                           seed=0, hardware=hardware)
+    m = chip_mapping(model.network)
+    builds, error = _builds_on_nengo_loihi(model.network)
+    assert m["builds"] is builds is (hardware == "loihi")
+    if hardware is None:
+        assert "Sparse" in error  # nengo-loihi's own refusal
+        assert m["problems"] and all('hardware="loihi"' in p for p in m["problems"])
+        assert "hidden 0" in m["problems"][0]
+    else:
+        assert m["problems"] == []

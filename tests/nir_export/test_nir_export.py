@@ -15,6 +15,7 @@ import warnings
 import nengo
 import numpy as np
 import pytest
+import scipy.sparse
 from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPRegressor
 
@@ -77,12 +78,17 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def regressor(digits):
-    """A 2-hidden-layer tanh regressor (two pixels from the image), and its conversion."""
+def mlp(digits):
+    """A 2-hidden-layer tanh regressor (two pixels from the image)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlp = MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=200, random_state=0).fit(
-            digits, digits[:, 20:22])
+        return MLPRegressor(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=200,
+                            random_state=0).fit(digits, digits[:, 20:22])
+
+
+@pytest.fixture(scope="module")
+def regressor(mlp, digits):
+    """``mlp``'s conversion."""
     return popfit.convert(mlp, n_neurons=3, neuron_type=NIR_LIF, calibration_data=digits,
                           search=QUICK, seed=0)
 
@@ -215,3 +221,89 @@ def test_invalid_objects_and_transforms(fit_lif, fit_relu):
         to_nir(layers, transforms=[None, None])
     with pytest.raises(PopfitValueError, match=r"snnTorch 1.0 imports NIR's IF"):
         to_nir(PopulationLayer(fit_relu, 2), consumer="snntorch")
+    with pytest.raises(PopfitTypeError, match=r"transforms\[0\] must be an array of real "
+                                              r"numbers \(got str\)"):
+        to_nir(layers, transforms=["1.0"])
+    with pytest.raises(PopfitTypeError, match=r"transforms must be a list of 1 matrices"):
+        to_nir(layers, transforms=np.ones((2, 3)))
+
+
+def test_transforms_take_what_connect_to_takes(fit_lif):
+    """nengo.Dense (a scalar init is a diagonal, as in nengo), nengo.Sparse and scipy
+    sparse transforms export as the equivalent array (they raised TypeError)."""
+    layers = [PopulationLayer(fit_lif, 3), PopulationLayer(fit_lif, 3)]
+    t = np.diag([0.5, 0.5, 0.5])
+    want = to_nir(layers, transforms=[t]).nodes["affine_1"].weight
+    indices = np.array([[0, 0], [1, 1], [2, 2]])
+    for transform in [nengo.Dense((3, 3), init=0.5), scipy.sparse.csr_matrix(t),
+                      nengo.transforms.Sparse((3, 3), indices=indices, init=[0.5] * 3)]:
+        np.testing.assert_array_equal(
+            to_nir(layers, transforms=[transform]).nodes["affine_1"].weight, want)
+
+
+def _with_decoders(fit, decoders):
+    return popfit.PopulationFit.from_parameters(
+        target=fit.target, domain=fit.domain, neuron_type=fit.neuron_type, gain=fit.gain,
+        bias=fit.bias, encoders=fit.encoders, decoders=decoders, max_rate=fit.max_rate,
+        synapse=fit.synapse)
+
+
+def test_non_finite_weights_are_refused(fit_lif):
+    """A fit with a NaN decoder was written into the Affine weights (connect_to refuses
+    it); so was a complex transform's real part (covered in tests/test_properties.py)."""
+    nan = fit_lif.decoders.copy()
+    nan[1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = _with_decoders(fit_lif, nan)
+    ok = PopulationLayer(fit_lif, 2)
+    for obj, layer in [(bad.network(), 0), ([PopulationLayer(bad, 2), ok], 0),
+                       ([ok, PopulationLayer(bad, 2)], 1)]:
+        with pytest.raises(PopfitValueError,
+                           match=rf"to_nir: layer {layer}'s fit decoders must be finite "
+                                 r"\(got 1 of 4 non-finite, e\.g\. nan\).*export a fit "
+                                 r"with finite"):
+            to_nir(obj)
+    # finite parameters whose product overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        big = _with_decoders(fit_lif, fit_lif.decoders * 1e15)
+    with pytest.raises(PopfitValueError, match=r"the weight of Affine node 'affine_1' "
+                                               r"overflows: \d+ of 64 entries are not finite"):
+        to_nir([PopulationLayer(big, 2), ok], transforms=[np.diag([1e300, 1.0])])
+
+
+@pytest.fixture(scope="module")
+def quantized(mlp, digits):
+    """``mlp`` converted with 2-bit weights (a coarse grid: float weights differ visibly)."""
+    return popfit.convert(mlp, n_neurons=3, neuron_type=NIR_LIF, calibration_data=digits,
+                          search=QUICK, seed=0, weight_bits=2)
+
+
+def test_weight_bits_model_exports_the_weights_it_runs(quantized, digits):
+    """The exported weights are the quantized ones the network runs (they were the float
+    weights): between populations, the nengo connection's transform times the post gain;
+    for the whole graph, its rate-level output is the network's (`popfit.loihi.rate_forward`,
+    which reads the connections)."""
+    from popfit.loihi import rate_forward
+
+    g = to_nir(quantized)
+    net = quantized.network
+    for k in range(1, len(net.layers)):
+        pre, post = net.layers[k - 1].ensemble, net.layers[k].ensemble
+        conn, = [c for c in net.all_connections
+                 if isinstance(c.pre_obj, nengo.ensemble.Neurons) and c.pre_obj.ensemble is pre
+                 and isinstance(c.post_obj, nengo.ensemble.Neurons)
+                 and c.post_obj.ensemble is post]
+        t = conn.transform
+        w = t.init.toarray() if isinstance(t, nengo.transforms.Sparse) else np.asarray(t.init)
+        np.testing.assert_allclose(g.nodes[f"affine_{k}"].weight, post.gain[:, None] * w,
+                                   rtol=1e-12, atol=0)
+    x = digits[:50]
+    expected = rate_forward(quantized, x)
+    np.testing.assert_allclose(graph_rates(g, x), expected, rtol=1e-9,
+                               atol=1e-9 * np.abs(expected).max())
+    # the adapted graphs carry the same weights
+    np.testing.assert_allclose(graph_rates(to_nir(quantized, consumer="snntorch"), x,
+                                           SNNTORCH_DT), expected, rtol=1e-9,
+                               atol=1e-9 * np.abs(expected).max())

@@ -1,0 +1,255 @@
+"""Where a network runs: one concept, one registry.
+
+A `Platform` says everything popfit must know about a place a network runs,
+so one argument selects it everywhere (``fit_activation(..., platform=)``,
+``PopulationLayer(..., platform=)``, ``convert(..., platform=)``,
+``to_nir(..., platform=)``):
+
+- the neuron model fits are made for (``neuron_type``; a platform that
+  spikes on whole time steps of ``step`` seconds and resets on the step a
+  neuron crosses threshold loses on average half a step per spike, which
+  `popfit.wholestep.whole_step_tau_ref` turns into a refractory period);
+- the weight precision (``weight_bits``: None for floats);
+- which transforms it takes on connections between the host and its neurons
+  (``host_transforms``; nengo-loihi takes no ``Sparse`` transform there);
+- how a network leaves popfit (``export``: a nengo network or a NIR graph,
+  with the NIR consumer's conventions: ``nir_dt`` and ``readout``);
+- how it is simulated (``simulator``, a ``"module:attribute"`` path and
+  keyword arguments, imported only when asked for, with ``requires`` naming
+  the pip extra).
+
+Platforms are frozen: ``get_platform("loihi", weight_bits=4)`` returns a copy
+with that field overridden. New platforms plug in with `register_platform`
+(as model readers do with `popfit.conversion.readers.register_reader`); the
+code that uses a platform knows no platform names.
+"""
+
+import dataclasses
+import importlib
+from typing import Optional, Tuple
+
+from ._validation import check_int, check_positive
+from .exceptions import PopfitTypeError, PopfitValueError
+from .wholestep import DT, whole_step_tau_ref
+
+#: Transform kinds a platform may accept between host and neurons.
+TRANSFORMS = ("Dense", "Sparse")
+EXPORTS = ("nengo", "nir")
+READOUTS = ("LI", "affine")
+
+
+@dataclasses.dataclass(frozen=True)
+class Platform:
+    """Where a network runs (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        Registry key.
+    description : str
+        One line for reports and error messages.
+    neuron_type : str
+        Name of the neuron type fits are made for (`popfit.neurons`
+        resolves it; a name needing an optional package imports it then).
+    tau_ref : float or None
+        Refractory period (s) the platform's neurons have, where it differs
+        from the named type's default (NIR's LIF has none: 0).
+    step : float or None
+        Whole-step spiking period (s), or None for continuous-time spiking.
+    weight_bits : int or None
+        Magnitude bits of the weights between populations; None: floats.
+    host_transforms : tuple of str
+        Transform kinds accepted on connections between host and neurons.
+    export : {"nengo", "nir"}
+        What `popfit.convert` / `popfit.to_nir` hand over.
+    nir_dt : float or None
+        Time step (s) a NIR consumer fixes (spikes of area ``nir_dt``).
+    readout : {"LI", "affine"} or None
+        A NIR graph's read-out node.
+    simulator : str or None
+        ``"module:attribute"`` of the nengo backend's Simulator.
+    simulator_kwargs : tuple of (str, object)
+        Keyword arguments for the simulator (a tuple of pairs, so the
+        platform stays hashable).
+    requires : str or None
+        The pip extra (``popfit[...]``) the platform's optional packages
+        come from.
+    """
+
+    name: str
+    description: str
+    neuron_type: str = "LIF"
+    tau_ref: Optional[float] = None
+    step: Optional[float] = None
+    weight_bits: Optional[int] = None
+    host_transforms: Tuple[str, ...] = TRANSFORMS
+    export: str = "nengo"
+    nir_dt: Optional[float] = None
+    readout: Optional[str] = None
+    simulator: Optional[str] = None
+    simulator_kwargs: Tuple[Tuple[str, object], ...] = ()
+    requires: Optional[str] = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise PopfitTypeError(f"Platform.name must be a non-empty string (got {self.name!r})")
+        if self.tau_ref is not None and not (self.tau_ref >= 0):
+            raise PopfitValueError(f"Platform.tau_ref must be >= 0 s (got {self.tau_ref!r})")
+        for name in ("step", "nir_dt"):
+            if getattr(self, name) is not None:
+                check_positive(getattr(self, name), f"Platform.{name}")
+        if self.weight_bits is not None:
+            check_int(self.weight_bits, "Platform.weight_bits", low=2, high=16)
+        if not set(self.host_transforms) <= set(TRANSFORMS) or not self.host_transforms:
+            raise PopfitValueError(
+                f"Platform.host_transforms must be a non-empty subset of {TRANSFORMS} "
+                f"(got {self.host_transforms!r})")
+        _check_choice(self.export, "Platform.export", EXPORTS)
+        if self.readout is not None:
+            _check_choice(self.readout, "Platform.readout", READOUTS)
+
+    @property
+    def sparse_host_transforms(self):
+        """Whether host<->neuron connections may use ``nengo.transforms.Sparse``."""
+        return "Sparse" in self.host_transforms
+
+    def replace(self, **overrides):
+        """A copy with some fields overridden (checked as a new platform)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise PopfitTypeError(
+                f"{unknown[0]!r} is not a field of Platform; the fields are "
+                f"{', '.join(sorted(names))}")
+        return dataclasses.replace(self, **overrides)
+
+    def fit_neuron_type(self):
+        """The nengo neuron type popfit fits for this platform.
+
+        A NIR consumer that steps at ``step`` and resets on the crossing step
+        gets its lost half step as refractory period (`whole_step_tau_ref`);
+        whole-step nengo-loihi types model their staircase themselves.
+        """
+        import nengo
+
+        from .neurons import resolve_neuron_type
+
+        neuron_type = resolve_neuron_type(self.neuron_type)
+        if self.tau_ref is None:
+            return neuron_type
+        tau_ref = self.tau_ref
+        if self.step is not None and self.export == "nir":
+            tau_ref = whole_step_tau_ref(tau_ref, self.step)
+        return nengo.LIF(tau_rc=neuron_type.tau_rc, tau_ref=tau_ref)
+
+    def make_simulator(self):
+        """The nengo backend's Simulator class (with its keyword arguments bound),
+        or None for nengo's reference simulator."""
+        if self.simulator is None:
+            return None
+        module, _, attribute = self.simulator.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attribute)
+        except ImportError as err:
+            extra = f"pip install 'popfit[{self.requires}]'" if self.requires else \
+                f"install {module.split('.')[0]}"
+            raise ImportError(
+                f"platform {self.name!r} runs on {self.simulator}, which is not "
+                f"installed ({err}); {extra}") from None
+        kwargs = dict(self.simulator_kwargs)
+        if not kwargs:
+            return cls
+        import functools
+
+        return functools.partial(cls, **kwargs)
+
+
+def _check_choice(value, name, choices):
+    if value not in choices:
+        raise PopfitValueError(
+            f"{name} must be one of {', '.join(map(repr, choices))} (got {value!r})")
+    return value
+
+
+_PLATFORMS = {}
+
+
+def register_platform(platform):
+    """Add ``platform`` to the registry under ``platform.name`` (replacing one of that name).
+
+    Returns the platform, so a module can register its own at import time.
+    """
+    if not isinstance(platform, Platform):
+        raise PopfitTypeError(
+            f"register_platform takes a popfit.platforms.Platform (got {platform!r:.80} "
+            f"of type {type(platform).__name__})")
+    _PLATFORMS[platform.name] = platform
+    return platform
+
+
+def registered_platforms():
+    """The registered platform names, in registration order."""
+    return tuple(_PLATFORMS)
+
+
+def get_platform(platform=None, **overrides):
+    """Resolve a platform name (or a `Platform`) and apply per-field overrides.
+
+    ``None`` is nengo's reference simulator (``"nengo"``). Overrides whose
+    value is None are ignored only for fields not given explicitly, so
+    ``get_platform("loihi", weight_bits=None)`` does turn quantization off:
+    pass only the fields you mean to change.
+    """
+    if platform is None:
+        platform = "nengo"
+    if isinstance(platform, str):
+        if platform not in _PLATFORMS:
+            raise PopfitValueError(
+                f"platform must be a popfit.platforms.Platform or one of "
+                f"{', '.join(map(repr, _PLATFORMS))} (got {platform!r}); register a new "
+                "one with popfit.platforms.register_platform")
+        platform = _PLATFORMS[platform]
+    elif not isinstance(platform, Platform):
+        raise PopfitTypeError(
+            f"platform must be a name or a popfit.platforms.Platform (got {platform!r:.80} "
+            f"of type {type(platform).__name__})")
+    return platform.replace(**overrides) if overrides else platform
+
+
+NENGO = register_platform(Platform(
+    name="nengo",
+    description="nengo's reference simulator (float weights, block-sparse transforms)",
+))
+
+LOIHI = register_platform(Platform(
+    name="loihi",
+    description="Intel Loihi through nengo-loihi 1.1 (whole-step spiking, 8-bit weights, "
+                "Dense transforms between host and chip)",
+    neuron_type="LoihiLIF",
+    step=DT,
+    weight_bits=8,
+    host_transforms=("Dense",),
+    simulator="nengo_loihi:Simulator",
+    simulator_kwargs=(("target", "sim"),),
+    requires="loihi",
+))
+
+NIR = register_platform(Platform(
+    name="nir",
+    description="a NIR graph in continuous time (LIF without refractory period)",
+    tau_ref=0.0,
+    export="nir",
+    readout="LI",
+    requires="nir",
+))
+
+SNNTORCH = register_platform(Platform(
+    name="snntorch",
+    description="snnTorch 1.0's NIR import (dt 0.1 ms, reset on the crossing step, no LI node)",
+    tau_ref=0.0,
+    step=1e-4,
+    export="nir",
+    nir_dt=1e-4,
+    readout="affine",
+    requires="nir",
+))
