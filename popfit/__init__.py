@@ -31,13 +31,17 @@ _LAZY = {
     "plot_accuracy": "plotting",
     "nengo_default_nrmse": "baseline",
     "to_nir": "nir",
+    "SpikeNoiseL2": "solvers",
+    "Platform": "platforms",
+    "get_platform": "platforms",
 }
 
 # Documented submodules, reachable as attributes (``popfit.nir.nir_neuron_type``)
 # without importing them first; each is imported on first access.
 _SUBMODULES = (
     "baseline", "conversion", "estimator", "exceptions", "fit", "io", "loihi", "metrics",
-    "network", "neurons", "nir", "plotting", "result", "spiking", "targets",
+    "network", "neurons", "nir", "platforms", "plotting", "result", "solvers", "spiking",
+    "targets", "wholestep",
 )
 
 __all__ = [

@@ -13,6 +13,7 @@ import sys
 from .exceptions import PopfitError
 
 _NEURONS = {"lif": "LIF", "relu": "RectifiedLinear"}
+_TITLED = ("png", "pdf", "svg")  # formats whose metadata take a "Title"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +75,10 @@ def _output_file(path, option):
     """Refuse, before fitting, an output path that cannot be a new or existing file."""
     if not path:
         raise _UsageError(f"popfit fit: error: {option} needs a file name (got {path!r})")
+    if path.endswith(tuple(os.sep + (os.altsep or ""))):
+        example = os.path.join(path, "fit.json" if option == "--save" else "fit.png")
+        raise _UsageError(f"popfit fit: error: {option} needs a file name, not a path ending "
+                          f"in a separator (got {path!r}); e.g. {example!r}")
     if os.path.isdir(path):
         raise _UsageError(f"popfit fit: error: {option} needs a file name, not the "
                           f"directory {path!r}")
@@ -117,8 +122,17 @@ def _cmd_fit(args, out):
         fit.save(args.save)
         print(f"saved fit to {args.save}", file=out)
     if args.plot is not None:
-        fig = fit.plot()
-        fig.savefig(plot_path, format=plot_format, dpi=110)
+        import matplotlib.pyplot as plt
+
+        from .plotting import _fit_title
+
+        fig = fit.plot()  # titled with the rate and the expected spiking NRMSE (and synapse)
+        title = _fit_title(fit, escape=False).replace("\n", ", ")
+        metadata = {"Title": f"popfit fit: {title}"} if plot_format in _TITLED else None
+        try:
+            fig.savefig(plot_path, format=plot_format, dpi=110, metadata=metadata)
+        finally:
+            plt.close(fig)
         print(f"wrote plot to {plot_path}", file=out)
 
 

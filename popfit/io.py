@@ -17,33 +17,35 @@ A fit file is one JSON object (format ``"popfit.PopulationFit"``, version 1)::
 Only the parameters are stored. The metrics (``nrmse``, ``max_error``,
 ``spiking_nrmse``) and the derived ``max_rates`` and ``intercepts`` are
 recomputed on load from the parameters, the single source of truth, so they
-follow the current definitions. Files written by popfit 0.1.0 also hold a
-``metrics`` block; it is accepted and ignored (a stored copy would go stale when
-a metric's definition improves, and checking it would make such files
-unloadable).
+follow the current definitions and a file whose decoders were edited loads with
+the error of the edited decoders, never a stale one. Files written by popfit
+0.1.0 also hold a ``metrics`` block; it is accepted and ignored (a stored copy
+would go stale when a metric's definition improves, and checking it would make
+such files unloadable).
 
 Loading is strict, so that what loads also saves, and a loaded fit saves again
 to the same bytes: every field has its JSON type (integers where integers go,
-no strings for numbers, no ``NaN`` or ``Infinity``), the bounds
-`popfit.fit_activation` enforces, and a size bound checked before anything is
-allocated (`MAX_FILE_BYTES`, `MAX_FILE_NEURONS`, `MAX_TARGET_SAMPLES`). Saving
-checks the same rules first, so a fit that saves also loads.
+no strings for numbers, no ``NaN`` or ``Infinity``, no key twice in one
+object), the bounds `popfit.fit_activation` enforces (on ``domain``,
+``max_rate``, the neuron type; gains finite and > 0, encoders +1 or -1), and a
+size bound checked before anything is allocated (`MAX_FILE_BYTES`,
+`MAX_FILE_NEURONS`, `MAX_TARGET_SAMPLES`). The neurons must keep the file's own
+promise: each one's rate over the domain, recomputed with nengo's ``rates`` of
+the stored neuron type from ``gain``, ``bias`` and ``encoders``, may not exceed
+``max_rate`` by more than the rounding of nengo's current ``J = gain * x + bias``
+(`MAX_RATE_RTOL`). Saving checks the same rules first, so a fit that saves also
+loads.
 """
 
-import errno
-import glob
 import json
 import math
-import os
 import reprlib
-import secrets
-import stat
-import time
 
 import numpy as np
 
 from ._validation import check_domain, check_seed, check_synapse, public
-from .exceptions import FitFileError, PopfitError, PopfitTypeError, PopfitValueError
+from .exceptions import FitFileError, PopfitError, PopfitValueError
+from .files import atomic_write_text, check_path, read_regular_file
 from . import wholestep
 from .neurons import (SUPPORTED, check_max_rate, neuron_type_from_dict,
                       neuron_type_to_dict)
@@ -64,14 +66,15 @@ from taking minutes and gigabytes; 200,000 neurons would need ~30 GiB.
 `popfit.fit_activation` fits far fewer."""
 MAX_TARGET_SAMPLES = 100_001
 """Most samples a tabulated (callable) target may hold in a file."""
+MAX_RATE_RTOL = 1e-9
+"""Relative excess over ``max_rate`` tolerated in a loaded neuron's highest rate,
+for the rounding of the rate formula; the rounding of nengo's current ``J`` is
+allowed for separately (a few ulps of ``|gain * x| + |bias|``)."""
+_J_ULPS = 8  # rounding of J = gain * x + bias tolerated when checking rates against max_rate
 N_TARGET_SAMPLES = 2001
 """Samples written for a callable target (linear interpolation error ~1e-7 of
 the range for smooth curves)."""
 
-STALE_TMP_SECONDS = 3600.0
-"""Temporary files of a save killed at least this long ago are removed by the next save."""
-_TMP_INFIX = ".popfit-tmp-"
-_TMP_RANDOM = 8  # hex digits in a temporary file's name
 _MAX_INT_DIGITS = 400  # longer JSON integers are too large for any field (no float has > 309)
 _TOP_KEYS = ("format", "format_version", "target", "domain", "neuron_type", "gain", "bias",
              "encoders", "decoders", "max_rate", "synapse", "seed", "success", "message",
@@ -285,6 +288,8 @@ def fit_from_dict(d, source=None):
     if fit_time < 0:
         _fail(source, f"field 'fit_time' must be a finite number >= 0 (s) (got {fit_time!r})")
 
+    # before from_parameters, which enforces the same rule, so a file gets this message
+    _check_rates(neuron_type, (lo, hi), gain, bias, encoders, max_rate, source)
     with np.errstate(all="ignore"):
         try:
             fit = PopulationFit.from_parameters(
@@ -304,6 +309,32 @@ def fit_from_dict(d, source=None):
     if fit.spiking_nrmse is not None and not math.isfinite(fit.spiking_nrmse):
         _fail(source, f"field 'synapse' ({synapse!r} s) gives a non-finite spike noise")
     return fit
+
+
+def _check_rates(neuron_type, domain, gain, bias, encoders, max_rate, source):
+    """Refuse neurons that fire above ``max_rate`` anywhere in the domain.
+
+    Rates are nengo's (``neuron_type.rates``), monotone in the current, so each
+    neuron's highest rate over the domain is at the edge it faces; ``J`` there
+    is lowered by its rounding (`_J_ULPS`) before comparing with ``max_rate``.
+    `PopulationFit.from_parameters` applies the same rule to every fit.
+    """
+    lo, hi = domain
+    edge = np.where(encoders > 0, hi, -lo)  # largest encoder * x in the domain
+    with np.errstate(all="ignore"):
+        slack = _J_ULPS * np.finfo(float).eps * (np.abs(gain * edge) + np.abs(bias))
+        lowest = neuron_type.rates(edge[None, :], gain, bias - slack)[0]
+        max_rates = neuron_type.rates(edge[None, :], gain, bias)[0]
+    over = ~(lowest <= max_rate * (1.0 + MAX_RATE_RTOL))  # NaN counts as over
+    if over.any():
+        rates = np.where(over, max_rates, -np.inf)
+        i = int(np.argmax(rates))
+        _fail(source, f"{int(over.sum())} of {len(gain)} neurons fire above the file's "
+                      f"max_rate {max_rate:g} Hz: neuron {i} fires at "
+                      f"{float(max_rates[i]):.6g} Hz at x = {float(edge[i]*encoders[i])!r}"
+                      f" (nengo's rates of {type(neuron_type).__name__} from fields 'gain', "
+                      "'bias' and 'encoders' over 'domain'); the file was changed after the "
+                      "fit: restore it or refit with popfit.fit_activation")
 
 
 def fit_to_dict(fit):
@@ -337,85 +368,23 @@ def fit_to_dict(fit):
     }
 
 
-def _check_path(path):
-    """``path`` as a non-empty str (a file name)."""
-    if isinstance(path, (str, bytes, os.PathLike)):
-        path = os.fsdecode(os.fspath(path))
-        if path:
-            return path
-    raise (PopfitValueError if path == "" else PopfitTypeError)(
-        f"path must be a non-empty file name (str or os.PathLike) (got {path!r})")
+class _DuplicateKey(Exception):
+    def __init__(self, key, keys):
+        self.key = key
+        self.where = ("the top-level object" if "format" in keys else
+                      f"the object with keys {_describe(sorted(keys, key=str))}")
 
 
-def _temp_pattern(folder, name):
-    return os.path.join(glob.escape(folder), glob.escape(f".{name}{_TMP_INFIX}")
-                        + "[0-9a-f]" * _TMP_RANDOM)
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` (UTF-8) to the file ``path``, atomically.
-
-    The text goes to a temporary file beside the destination, named
-    ``.<name>.popfit-tmp-<8 hex digits>`` (safe to delete), which then replaces
-    it with one rename: a reader sees the old file or the new one, never a mix.
-    As editors do, a symbolic link at ``path`` is written through (its target is
-    replaced, the link stays) and an existing file keeps its permission bits; a
-    new file gets the permissions ``open()`` would give it (0666 less the umask).
-    Temporary files left by a save killed more than `STALE_TMP_SECONDS` ago are
-    removed.
-
-    Raises
-    ------
-    OSError
-        As ``open()`` would, naming ``path`` (not the temporary file).
-    """
-    path = _check_path(path)
-    real = os.path.realpath(path)
-    folder, name = os.path.split(real)
-    tmp = None
-    try:
-        try:
-            mode = stat.S_IMODE(os.stat(real).st_mode)
-        except FileNotFoundError:
-            mode = None
-        fd, tmp = _create_temporary(folder, name)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            if mode is not None:
-                os.chmod(tmp, mode)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, real)
-        tmp = None
-    except OSError as err:
-        if err.errno is None:
-            raise
-        raise type(err)(err.errno, err.strerror, path) from err
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    _remove_stale_temporaries(folder, name)
-
-
-def _create_temporary(folder, name):
-    """Create ``folder/.name.popfit-tmp-<hex>``; return its descriptor and path."""
-    for _ in range(100):
-        tmp = os.path.join(folder, f".{name}{_TMP_INFIX}{secrets.token_hex(_TMP_RANDOM // 2)}")
-        try:  # the umask applies to 0o666, exactly as for open(path, "w")
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name beside it", name)
-
-
-def _remove_stale_temporaries(folder, name):
-    cutoff = time.time() - STALE_TMP_SECONDS
-    for old in glob.glob(_temp_pattern(folder, name)):
-        try:
-            if os.stat(old).st_mtime < cutoff:
-                os.unlink(old)
-        except OSError:
-            pass  # another save removed it, or it is not ours to remove
+def _unique_keys(pairs):
+    """``object_pairs_hook`` for `json.loads`: a dict, refusing a key given twice."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key, d)
+            seen.add(key)
+    return d
 
 
 def save_fit(fit, path):
@@ -428,7 +397,7 @@ def save_fit(fit, path):
     OSError
         If the file cannot be written; the message names ``path``.
     """
-    path = _check_path(path)
+    path = check_path(path)
     d = fit_to_dict(fit)
     try:
         fit_from_dict(d)
@@ -459,12 +428,16 @@ def load_fit(path):
         If the file is not UTF-8 JSON, is truncated, larger than
         `MAX_FILE_BYTES`, not a popfit fit of a known format version, or any
         field is invalid (the message names the file and the field).
+        It is also raised, naming ``path``, if ``path`` is not a regular
+        file (a directory, FIFO, device or socket: refused before opening, so
+        loading never blocks on a pipe) or reading fails (``EIO``, ...), and
+        if a JSON object holds a key twice.
     OSError
-        If the file cannot be read.
+        If the file cannot be opened (it does not exist, permission denied);
+        the message names ``path``.
     """
-    path = _check_path(path)
-    with open(path, "rb") as f:
-        data = f.read(MAX_FILE_BYTES + 1)
+    path = check_path(path)
+    data = read_regular_file(path, MAX_FILE_BYTES)
     if len(data) > MAX_FILE_BYTES:
         _fail(path, f"file is larger than {MAX_FILE_BYTES} bytes (MAX_FILE_BYTES); a popfit "
                     "fit is far smaller")
@@ -473,7 +446,10 @@ def load_fit(path):
     except UnicodeDecodeError:
         _fail(path, "file is not UTF-8 text (a popfit fit is JSON)")
     try:
-        d = json.loads(text, parse_int=_parse_int)
+        d = json.loads(text, parse_int=_parse_int, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as err:
+        _fail(path, f"key {err.key!r} appears twice in {err.where}; JSON parsers disagree "
+                    "on which value wins, so popfit refuses: keep one and delete the other")
     except json.JSONDecodeError as err:
         _fail(path, f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
                     "the file may be truncated or not a popfit fit")

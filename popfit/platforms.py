@@ -36,6 +36,7 @@ from .wholestep import DT, whole_step_tau_ref
 TRANSFORMS = ("Dense", "Sparse")
 EXPORTS = ("nengo", "nir")
 READOUTS = ("LI", "affine")
+NEURON_NODES = ("LIF", "IF")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,12 @@ class Platform:
     nir_dt : float or None
         Time step (s) a NIR consumer fixes (spikes of area ``nir_dt``).
     readout : {"LI", "affine"} or None
-        A NIR graph's read-out node.
+        A NIR graph's default read-out node.
+    readouts : tuple of str
+        The read-outs the consumer can run (snnTorch 1.0 has no LI node).
+    neuron_nodes : tuple of str
+        The NIR neuron nodes the consumer runs as NIR defines them
+        (snnTorch 1.0 imports ``IF`` as a leaky neuron).
     simulator : str or None
         ``"module:attribute"`` of the nengo backend's Simulator.
     simulator_kwargs : tuple of (str, object)
@@ -86,6 +92,8 @@ class Platform:
     export: str = "nengo"
     nir_dt: Optional[float] = None
     readout: Optional[str] = None
+    readouts: Tuple[str, ...] = READOUTS
+    neuron_nodes: Tuple[str, ...] = NEURON_NODES
     simulator: Optional[str] = None
     simulator_kwargs: Tuple[Tuple[str, object], ...] = ()
     requires: Optional[str] = None
@@ -106,7 +114,12 @@ class Platform:
                 f"(got {self.host_transforms!r})")
         _check_choice(self.export, "Platform.export", EXPORTS)
         if self.readout is not None:
-            _check_choice(self.readout, "Platform.readout", READOUTS)
+            _check_choice(self.readout, "Platform.readout", self.readouts)
+        if not set(self.readouts) <= set(READOUTS) or not set(self.neuron_nodes) <= set(
+                NEURON_NODES):
+            raise PopfitValueError(
+                f"Platform.readouts must be a subset of {READOUTS} and Platform.neuron_nodes "
+                f"of {NEURON_NODES} (got {self.readouts!r}, {self.neuron_nodes!r})")
 
     @property
     def sparse_host_transforms(self):
@@ -251,5 +264,7 @@ SNNTORCH = register_platform(Platform(
     export="nir",
     nir_dt=1e-4,
     readout="affine",
+    readouts=("affine",),
+    neuron_nodes=("LIF",),
     requires="nir",
 ))

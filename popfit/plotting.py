@@ -63,6 +63,32 @@ def _target_curve(fit, x):
     return y
 
 
+def _literal(text):
+    """``text`` shown as written: every ``$`` escaped, so matplotlib never parses mathtext.
+
+    A target name comes from the user or a fit file; ``"$\\frac"`` would make
+    drawing fail. With every dollar escaped matplotlib sees no math and drops
+    exactly the escapes it added, so the name is drawn unchanged.
+    """
+    return str(text).replace("$", r"\$")
+
+
+def _fit_title(fit, escape=True):
+    """The title `plot_fit` gives a fit: its target and errors.
+
+    The rate NRMSE, and for a fit made for a synapse also, on a second line,
+    the expected spiking NRMSE (what the fit was optimized for) with that
+    synapse. With ``escape`` the target's name is escaped so that matplotlib
+    draws it as written (without: plain text, e.g. for a file's metadata).
+    """
+    name = _literal(fit.target.name) if escape else fit.target.name
+    title = f"{name}: rate NRMSE {fit.nrmse:.3g}"
+    if fit.spiking_nrmse is not None:
+        title += (f"\nexpected spiking NRMSE {fit.spiking_nrmse:.3g} "
+                  f"(synapse {fit.synapse:g} s)")
+    return title
+
+
 def _mark_domain(ax, domain):
     for edge in domain:
         ax.axvline(edge, color="0.6", lw=0.8, ls=":", zorder=0)
@@ -80,7 +106,10 @@ def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kw
     fit : PopulationFit
         The fit to show.
     ax : matplotlib.axes.Axes, optional
-        If given, the target and approximation are drawn on it, the tuning
+        If given, the target and approximation are drawn on it (titled with
+        the rate NRMSE and, for a fit made for a synapse, the expected spiking
+        NRMSE at that synapse; the target's name is drawn as written, never
+        parsed as mathtext), the tuning
         curves (Hz) on a twin y-axis (``ax.twinx()``), and the error is not
         drawn; that Axes is returned. If None, a new Figure with three stacked
         panels (target and approximation; tuning curves in Hz; error
@@ -111,7 +140,8 @@ def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kw
     y_fit = fit.predict(x)
     rates = fit.rates(x)
     label_fit = f"popfit ({fit.n_neurons} {type(fit.neuron_type).__name__})"
-    t_kws = {**_TARGET_STYLE, "label": f"target ({fit.target.name})", **(target_kws or {})}
+    t_kws = {**_TARGET_STYLE, "label": f"target ({_literal(fit.target.name)})",
+             **(target_kws or {})}
     f_kws = {**_FIT_STYLE, "label": label_fit, **(fit_kws or {})}
 
     if ax is None:
@@ -124,7 +154,7 @@ def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kw
     main.plot(x, y_target, **t_kws)
     main.plot(x, y_fit, **f_kws)
     main.set_ylabel("output")
-    main.set_title(f"{fit.target.name}: rate NRMSE {fit.nrmse:.3g}")
+    main.set_title(_fit_title(fit), fontsize="medium")
     _mark_domain(main, fit.domain)
 
     for i in range(fit.n_neurons):
@@ -285,12 +315,12 @@ def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 
         sizes = np.asarray(r["n_neurons"])
         nengo = np.asarray(r["nengo"], dtype=float)
         q25, q50, q75 = np.percentile(nengo, [25, 50, 75], axis=1)
-        ax.plot(sizes, r["popfit"], "o-", color=color, label=f"{target}: popfit")
+        ax.plot(sizes, r["popfit"], "o-", color=color, label=f"{_literal(target)}: popfit")
         if r.get("popfit_spiking") is not None:
             ax.plot(sizes, r["popfit_spiking"], "o:", color=color, mfc="none",
-                    label=f"{target}: popfit, expected spiking")
+                    label=f"{_literal(target)}: popfit, expected spiking")
         ax.plot(sizes, q50, "s--", color=color, alpha=0.7, mfc="none",
-                label=f"{target}: Nengo default (median)")
+                label=f"{_literal(target)}: Nengo default (median)")
         ax.fill_between(sizes, q25, q75, color=color, alpha=0.15, lw=0)
     ax.set_yscale("log")
     ax.set_xticks(sorted({int(n) for r in results.values() for n in r["n_neurons"]}))

@@ -15,13 +15,6 @@ from . import wholestep
 from .neurons import RateModel, check_max_rate, resolve_neuron_type
 from .targets import Target, resolve_target
 
-#: Relative slack of the ``max_rate`` bound in `PopulationFit.from_parameters`:
-#: a neuron's rate at the domain edge it faces may exceed ``max_rate`` by this
-#: fraction (float64 rounding between the fitted rates and nengo's ``rates``
-#: of the exported gain and bias is many orders of magnitude smaller).
-MAX_RATE_RTOL = 1e-9
-
-
 def _check_max_rate(max_rate, neuron_type):
     """``max_rate`` (Hz) within the bounds the fitting functions enforce for ``neuron_type``."""
     if not wholestep.is_whole_step(neuron_type):
@@ -140,9 +133,11 @@ class PopulationFit:
             Finite.
         max_rate : float
             In `popfit.neurons.max_rate_bounds` of ``neuron_type`` (Hz), and
-            no neuron may fire above it anywhere in the domain (its rate at
+            no neuron may fire above it anywhere in the domain: its rate at
             the edge it faces, by ``neuron_type.rates``, at most
-            ``max_rate * (1 + MAX_RATE_RTOL)``).
+            ``max_rate * (1 + popfit.io.MAX_RATE_RTOL)`` once the current is
+            lowered by its float64 rounding (the rule `popfit.load_fit`
+            applies to files).
         synapse : float or None
             Time constant (s), > 0, or None (rates only).
         seed : int or None
@@ -165,7 +160,7 @@ class PopulationFit:
             Naming the argument, its bound and the value received.
         """
         from .fit import SearchDiagnostics
-        from .io import MAX_FILE_NEURONS
+        from .io import _J_ULPS, MAX_FILE_NEURONS, MAX_RATE_RTOL  # the rules of fit files
 
         target, (lo, hi) = resolve_target(target, domain)
         neuron_type = resolve_neuron_type(neuron_type)
@@ -213,8 +208,12 @@ class PopulationFit:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             max_rates = neuron_type.rates(edge[None, :], gain, bias)[0]
             intercepts = (RateModel(neuron_type).j0 - bias) / gain
-        # rates rise with encoder * x (gain > 0), so the faced edge has the highest
-        over = ~(max_rates <= max_rate * (1.0 + MAX_RATE_RTOL))
+            # rates rise with encoder * x (gain > 0), so the faced edge has the highest;
+            # the current J there may be off by its float64 rounding (a few ulps of
+            # |gain * x| + |bias|, large where they cancel), so it is lowered by that
+            slack = _J_ULPS * np.finfo(float).eps * (np.abs(gain * edge) + np.abs(bias))
+            lowest = neuron_type.rates(edge[None, :], gain, bias - slack)[0]
+        over = ~(lowest <= max_rate * (1.0 + MAX_RATE_RTOL))  # NaN counts as over
         if over.any():
             i = int(np.argmax(np.where(np.isnan(max_rates), np.inf, max_rates)))
             raise PopfitValueError(
@@ -345,7 +344,7 @@ class PopulationFit:
 
     @public("PopulationFit.save")
     def save(self, path):
-        """Write the fit to ``path`` as JSON, atomically; see `popfit.io.atomic_write_text`.
+        """Write the fit to ``path`` as JSON, atomically; see `popfit.files.atomic_write_text`.
 
         An existing file keeps its permissions and a symbolic link is written
         through to its target. Raises `popfit.PopfitValueError` (before

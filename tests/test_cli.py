@@ -49,3 +49,34 @@ def test_console_script_exit_code():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("popfit: error: fit_activation: n_neurons")
+
+
+def test_plot_title_gives_both_errors_and_the_synapse(tmp_path):
+    from PIL import Image
+
+    import popfit
+    from popfit.plotting import plot_fit
+
+    out = io.StringIO()
+    png, js = tmp_path / "f.png", tmp_path / "f.json"
+    assert main(["fit", "tanh", "--neurons", "2", "--synapse", "0.01", "--plot", str(png),
+                 "--save", str(js)], out=out) == 0
+    fit = popfit.load_fit(js)
+    rate, spiking = f"rate NRMSE {fit.nrmse:.3g}", f"spiking NRMSE {fit.spiking_nrmse:.3g}"
+    assert f"{fit.spiking_nrmse:.5f} (expected, at synapse 0.01 s)" in out.getvalue()
+    title = Image.open(png).text["Title"]  # what the CLI wrote, read back from the PNG
+    assert title == f"popfit fit: tanh: {rate}, expected {spiking} (synapse 0.01 s)"
+    fig = plot_fit(fit)  # the function the CLI draws with
+    assert fig.axes[0].get_title() == f"tanh: {rate}\nexpected {spiking} (synapse 0.01 s)"
+
+
+@pytest.mark.parametrize("option", ["--save", "--plot"])
+def test_output_path_ending_in_a_separator_is_refused_before_fitting(tmp_path, option,
+                                                                     capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "tanh", "--neurons", "1", option, "newdir/"], out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert f"{option} needs a file name, not a path ending in a separator" in err
+    assist = "newdir/fit.json" if option == "--save" else "newdir/fit.png"
+    assert f"e.g. '{assist}'" in err
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ import os
 import pytest
 
 import popfit.cli
+import popfit.files
 import popfit.io
 from popfit.cli import main
 
@@ -104,7 +105,7 @@ def test_save_errors_name_the_users_path(capsys, tmp_path, monkeypatch):
     def refuse(src, dst):
         raise PermissionError(errno.EACCES, "Permission denied", src, dst)
 
-    monkeypatch.setattr(popfit.io.os, "replace", refuse)
+    monkeypatch.setattr(popfit.files.os, "replace", refuse)
     path = tmp_path / "fit.json"
     err, _ = _one_line_error(capsys, ["fit", "tanh", *QUICK, "--save", str(path)])
     assert err.strip() == f"popfit: error: [Errno 13] Permission denied: {str(path)!r}"

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import popfit
+import popfit.files
 import popfit.io
 from popfit.exceptions import FitFileError, PopfitTypeError, PopfitValueError
 from popfit.result import PopulationFit
@@ -299,7 +300,7 @@ def test_killed_save_leaves_an_obvious_temporary_that_a_later_save_removes(fit, 
     assert len(left) == 1 and left[0].startswith(".fit.json.popfit-tmp-"), left
     fit.save(tmp_path / "fit.json")  # a fresh temporary: kept (could be a concurrent save)
     assert left[0] in os.listdir(tmp_path)
-    hour_ago = os.stat(tmp_path / left[0]).st_mtime - popfit.io.STALE_TMP_SECONDS - 1
+    hour_ago = os.stat(tmp_path / left[0]).st_mtime - popfit.files.STALE_TMP_SECONDS - 1
     os.utime(tmp_path / left[0], (hour_ago, hour_ago))
     (tmp_path / ".fit.json.popfit-tmp-notours").write_text("x")  # not the exact pattern
     os.utime(tmp_path / ".fit.json.popfit-tmp-notours", (hour_ago, hour_ago))

@@ -191,3 +191,34 @@ def test_import_does_not_load_matplotlib():
     code = ("import sys, popfit, popfit.plotting, popfit.baseline, popfit.estimator; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_plot_fit_title_gives_the_rate_and_the_expected_spiking_error(fit):
+    assert fit.synapse == 0.005 and fit.spiking_nrmse is not None
+    title = plot_fit(fit).axes[0].get_title()
+    assert title == (f"tanh: rate NRMSE {fit.nrmse:.3g}\n"
+                     f"expected spiking NRMSE {fit.spiking_nrmse:.3g} (synapse 0.005 s)")
+    rate_only = popfit.PopulationFit.from_parameters(
+        target=fit.target, domain=fit.domain, neuron_type=fit.neuron_type, gain=fit.gain,
+        bias=fit.bias, encoders=fit.encoders, decoders=fit.decoders, max_rate=fit.max_rate,
+        synapse=None)
+    ax = plot_fit(rate_only, ax=plt.figure().add_subplot())
+    assert ax.get_title() == f"tanh: rate NRMSE {rate_only.nrmse:.3g}"
+
+
+NASTY_NAMES = ["$\\frac", "a$b", "$$", "$^$", "$\\sqrt{$", "\\$a$", "$x$ and $y", "{}%#&~_^\\",
+               "$" * 7]
+
+
+@pytest.mark.parametrize("name", NASTY_NAMES)
+def test_plot_fit_draws_any_target_name_as_written(fit, name):
+    d = fit.to_dict()
+    d["target"] = {"name": name, "named": False, "x": [-3.0, 3.0], "y": [-1.0, 1.0]}
+    named = popfit.PopulationFit.from_dict(d)
+    fig = named.plot()
+    fig.canvas.draw()  # lays out every text: mathtext errors surface here
+    title = fig.axes[0].title
+    shown, is_math = title._preprocess_math(title.get_text())
+    assert not is_math and shown.startswith(f"{name}: rate NRMSE")
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[0] == f"target ({name})".replace("$", "\\$")

@@ -22,7 +22,7 @@ import warnings
 import nengo
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import popfit
@@ -293,3 +293,120 @@ def test_to_nir_transforms_must_be_a_list(transforms):
     with pytest.raises(PopfitTypeError, match=r"to_nir: transforms must be a list of 1 "
                                               r"matrices .*\(got \w+\)"):
         popfit.to_nir(list(_layers(2, 2)), transforms=transforms)
+
+
+# fit files
+# A saved fit file edited by hand (or corrupted) must either be refused with a
+# FitFileError, or load to a fit that computes what the file says: nengo's rates
+# of the file's gain, bias and encoders, never above the file's max_rate, decoded
+# by the file's decoders. What loads saves again byte for byte.
+
+@pytest.fixture(scope="module")
+def saved_fits(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fitfiles")
+    fits = {
+        "lif": _fit(dict(target="tanh", n_neurons=3, max_rate=300.0, synapse=0.005, seed=1)),
+        "relu": _fit(dict(target="sigmoid", n_neurons=2, neuron_type="relu", max_rate=200.0,
+                          synapse=None, seed=2)),
+    }
+    texts = {}
+    for name, fit in fits.items():
+        fit.save(folder / f"{name}.json")
+        texts[name] = (folder / f"{name}.json").read_text()
+    return texts
+
+
+_TOP = ["format", "format_version", "target", "domain", "neuron_type", "gain", "bias",
+        "encoders", "decoders", "max_rate", "synapse", "seed"]
+
+
+@st.composite
+def file_mutations(draw):
+    """(kind, function mutating a fit file's dict in place)."""
+    kind = draw(st.sampled_from(["gain", "bias", "max_rate", "encoders", "decoders",
+                                 "domain", "duplicate"]))
+    i = draw(st.integers(0, 1))
+    factor = draw(st.floats(0.25, 4.0))
+    value = draw(st.floats(-1e308, 1e308) | st.floats(-10.0, 10.0))
+    if kind == "gain":
+        everyone = draw(st.booleans())
+
+        def mutate(d):
+            for j in range(len(d["gain"])) if everyone else [i]:
+                d["gain"][j] *= factor
+    elif kind == "bias":
+        def mutate(d):
+            d["bias"][i] = value
+    elif kind == "max_rate":
+        def mutate(d):
+            d["max_rate"] *= factor
+    elif kind == "encoders":
+        def mutate(d):
+            d["encoders"][i] = -d["encoders"][i]
+    elif kind == "decoders":
+        def mutate(d):
+            d["decoders"][i] = value
+    elif kind == "domain":
+        shift = draw(st.floats(-2.0, 2.0))
+
+        def mutate(d):
+            d["domain"] = [d["domain"][0] * factor + shift, d["domain"][1] * factor + shift]
+    else:
+        key = draw(st.sampled_from(_TOP))
+
+        def mutate(d):
+            d[key] = ["duplicate", d[key]]  # marked for _dump below
+    return kind, mutate
+
+
+def _dump(d):
+    """A fit file's text; a value ``["duplicate", v]`` becomes the key twice (v, then v)."""
+    items = []
+    for k, v in d.items():
+        if isinstance(v, list) and v[:1] == ["duplicate"]:
+            items += [f"{json.dumps(k)}: {json.dumps(v[1])}"] * 2
+        else:
+            items.append(f"{json.dumps(k)}: {json.dumps(v)}")
+    return "{" + ", ".join(items) + "}"
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["lif", "relu"]), mutation=file_mutations())
+def test_an_edited_fit_file_is_refused_or_computes_what_it_says(saved_fits, tmp_path, which,
+                                                                 mutation):
+    kind, mutate = mutation
+    d = json.loads(saved_fits[which])
+    mutate(d)
+    path = tmp_path / "edited.json"
+    path.write_text(_dump(d))
+    try:
+        fit = popfit.load_fit(path)
+    except popfit.FitFileError:
+        event(f"{kind}: refused")
+        return
+    event(f"{kind}: loaded")
+    assert kind != "duplicate", "a key given twice must be refused"
+    # the reference: nengo's own rates of the file's numbers
+    params = dict(d["neuron_type"])
+    neuron_type = getattr(nengo, params.pop("type"))(**params)
+    gain, bias, encoders, decoders = (np.array(d[k], dtype=float)
+                                      for k in ("gain", "bias", "encoders", "decoders"))
+    x = np.linspace(*d["domain"], 2001)
+    rates = neuron_type.rates(x[:, None] * encoders, gain, bias)
+    highest = float(rates.max())
+    assert highest <= d["max_rate"] * (1 + 1e-9), f"{highest} Hz > max_rate {d['max_rate']}"
+    np.testing.assert_array_equal(fit.rates(x), rates)
+    np.testing.assert_allclose(fit.predict(x), rates @ decoders, rtol=1e-12,
+                               atol=1e-12 * np.abs(rates @ decoders).max())
+    assert fit.max_rate == d["max_rate"] and list(fit.domain) == d["domain"]
+    fit.save(tmp_path / "a.json")
+    popfit.load_fit(tmp_path / "a.json").save(tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+@pytest.mark.parametrize("which", ["lif", "relu"])
+def test_save_load_save_is_byte_identical(saved_fits, tmp_path, which):
+    (tmp_path / "a.json").write_text(saved_fits[which])
+    popfit.load_fit(tmp_path / "a.json").save(tmp_path / "b.json")
+    assert (tmp_path / "b.json").read_text() == saved_fits[which]

@@ -4,8 +4,8 @@ The references: the normal equations ``(A^T W A + diag(p)) X = A^T W Y``
 solved here with numpy, with ``p`` from the regular-spike-train variance
 written out here (``r / (2 tau) (coth(u) - 1/u)``, ``u = 1 / (2 r tau)``);
 nengo's own build and simulation of a connection; nengo's ``LstsqL2`` on the
-same ensemble; and the three solves popfit had before (`fit._Problem.solve`,
-`loihi.solve_decoders`, `refit.solve_weights`), called as they are.
+same ensemble. The optimizer (`popfit.fit.objective.Problem.solve`) and the
+whole-step decoders call `spike_noise_ridge` itself.
 """
 
 import nengo
@@ -14,10 +14,8 @@ import pytest
 from nengo.builder.ensemble import get_activities
 from nengo.exceptions import ReadonlyError
 
-from popfit import fit as F
 from popfit.conversion import refit
 from popfit.exceptions import PopfitTypeError, PopfitValueError
-from popfit.neurons import RateModel
 from popfit.solvers import (RIDGE_FLOOR, RidgeSolution, SpikeNoiseL2, spike_noise_penalty,
                             spike_noise_ridge)
 
@@ -208,53 +206,6 @@ def test_spiking_error_not_worse_than_lstsql2():
     for the full comparison): the noise-aware decoders decode no worse."""
     ours, lstsq = _sweep_nrmse([SpikeNoiseL2(synapse=0.02), nengo.solvers.LstsqL2()])
     assert ours <= lstsq
-
-
-def _problem(synapse, weights=None):
-    x = np.linspace(-3.0, 3.0, 401)
-    y = np.tanh(x)
-    return F._Problem(RateModel(nengo.LIF()), x, y, -3.0, 3.0, 400.0, synapse,
-                      float(np.ptp(y)), weights), y / float(np.ptp(y))
-
-
-@pytest.mark.parametrize("synapse", [0.005, None])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_matches_fit_problem_solve(synapse, weighted):
-    """fit._Problem.solve (the optimizer's decoders) is spike_noise_ridge with its penalty."""
-    weights = None
-    if weighted:
-        points = np.random.default_rng(0).normal(0.0, 1.0, 500).clip(-3, 3)
-        weights = F._grid_weights(points, -3.0, 3.0, 401)
-    problem, y_scaled = _problem(synapse, weights)
-    rng = np.random.default_rng(5)
-    thetas = np.column_stack([rng.uniform(-0.8, 0.8, (3, 4)), rng.uniform(0.3, 1.0, (3, 4))])
-    encoders = rng.choice([-1.0, 1.0], (3, 4))
-    a = problem.rates(thetas, encoders)
-    old = problem.solve(a)
-    if synapse is None:
-        penalty = np.full((3, 4), F._RATE_ONLY_RIDGE * 400.0**2)
-    else:
-        penalty = spike_noise_penalty(a, synapse, problem.w)
-    new = spike_noise_ridge(a, y_scaled, penalty, problem.w, full_output=True)
-    close(new.X, old.decoders, 1e-12)
-    close(new.residual, old.residual, 1e-12)
-    np.testing.assert_allclose(new.lam, old.lam, rtol=1e-12)
-    # the QR factors the Golub-Pereyra Jacobian reuses: the same up to rounding
-    close(new.q, old.q, 1e-12)
-    close(new.r, old.r, 1e-12)
-
-
-def test_matches_loihi_solve_decoders():
-    from popfit.loihi import _grid_weights, solve_decoders
-
-    x = np.linspace(-3.0, 3.0, 301)
-    a = lif_rates(6, x / 3.0, seed=4)
-    y = np.tanh(x)
-    w = _grid_weights(np.random.default_rng(1).uniform(-3, 3, 200), x)
-    close(spike_noise_ridge(a, y, spike_noise_penalty(a, 0.01, w), w),
-          solve_decoders(a, y, w, 0.01, 400.0), 1e-10)
-    close(spike_noise_ridge(a, y, 1e-14 * 400.0**2, w), solve_decoders(a, y, w, None, 400.0),
-          1e-8)
 
 
 def test_matches_refit_solve_weights():

@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 
 from ..neurons import LOWEST_RATE_FRACTION, spike_noise_variance
+from ..solvers import spike_noise_ridge
 
 _C_BOUNDS = (-5.0, 0.95)  # intercepts, in units where the faced domain edge is 1 (below -1:
 # the neuron fires over the whole domain, a saturating offset that tanh-like fits use)
@@ -116,7 +117,8 @@ class Problem:
         # weights of the grid points (sum 1): uniform, or the eval_points density
         self.w = np.full(self.m, 1.0 / self.m) if weights is None else weights
         self.sqrt_w = np.sqrt(self.w)
-        self.ty = self.sqrt_w * y / scale
+        self.y_scaled = y / scale
+        self.ty = self.sqrt_w * self.y_scaled
 
     @staticmethod
     def bounds(n):
@@ -155,17 +157,9 @@ class Problem:
 
     def solve(self, a):
         """Optimal decoders for rates ``a`` (B, m, n), by QR of the stacked basis."""
-        bsz, m, n = a.shape
         noise, dnoise = self._noise(a)
-        lam = np.sqrt(noise + 1e-300)
-        basis = np.zeros((bsz, m + n, n))
-        basis[:, :m] = self.sqrt_w[:, None] * a
-        basis[:, m + np.arange(n), np.arange(n)] = lam
-        q, rr = np.linalg.qr(basis)
-        d = np.linalg.solve(rr, np.einsum("m,bmn->bn", self.ty, q[:, :m])[..., None])[..., 0]
-        resid = np.einsum("bkn,bn->bk", basis, d)
-        resid[:, :m] -= self.ty
-        return _Solution(d, resid, q, rr, lam, dnoise)
+        sol = spike_noise_ridge(a, self.y_scaled, noise, self.w, full_output=True)
+        return _Solution(sol.X, sol.residual, sol.q, sol.r, sol.lam, dnoise)
 
     def evaluate(self, thetas, encoders, jacobian=True, cap=True):
         """Cost, residual, and (with ``jacobian``) the Golub-Pereyra Jacobian of

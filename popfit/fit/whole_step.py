@@ -16,6 +16,7 @@ import scipy.optimize
 from .._validation import check_eval_points, check_positive, public
 from ..exceptions import PopfitTypeError
 from ..neurons import is_lif, spike_noise_variance
+from ..solvers import spike_noise_penalty, spike_noise_ridge
 from ..result import PopulationFit, check_fit
 from ..targets import evaluate_target, resolve_target
 from ..wholestep import (DT, check, discretized_taus, kind, make, surrogate_neuron_type,
@@ -41,14 +42,9 @@ def solve_decoders(rates, y, weights, synapse, max_rate):
     None fits rates only (a tiny ridge keeps the solve well posed). This is
     the objective `popfit.fit_activation` minimizes, solved for fixed rates.
     """
-    if synapse is None:
-        noise = np.full(rates.shape[1], RATE_ONLY_RIDGE * max_rate**2)
-    else:
-        noise = weights @ spike_noise_variance(rates, synapse)[0]
-    sw = np.sqrt(weights)
-    a = np.vstack([sw[:, None] * rates, np.diag(np.sqrt(noise + 1e-300))])
-    t = np.concatenate([sw * y, np.zeros(rates.shape[1])])
-    return np.linalg.lstsq(a, t, rcond=None)[0]
+    noise = (RATE_ONLY_RIDGE * max_rate**2 if synapse is None
+             else spike_noise_penalty(rates, synapse, weights))
+    return spike_noise_ridge(rates, y, noise, weights)
 
 
 class _Staircase:
@@ -116,7 +112,7 @@ def staircase_decoders(fit, neuron_type=None, eval_points=None):
     x = np.linspace(lo, hi, _N_SOLVE_POINTS)
     points = None if eval_points is None else check_eval_points(eval_points, fit.domain)
     stair = _Staircase(neuron_type, x, evaluate_target(fit.target, x),
-                       _grid_weights(points, x), fit.encoders, fit.synapse, np.inf)
+                       _grid_weights(points, x), fit.encoders, fit.synapse, fit.max_rate)
     return PopulationFit.from_parameters(
         target=fit.target, domain=fit.domain, neuron_type=neuron_type, gain=fit.gain,
         bias=fit.bias, encoders=fit.encoders, decoders=stair.decoders(fit.gain, fit.bias),
