@@ -25,8 +25,8 @@ import numpy as np
 import nengo
 import scipy.sparse
 
-from ._validation import (check_bool, check_finite_array, check_int, check_seed,
-                          check_synapse, current_caller, public, user_stacklevel)
+from ._validation import (check_bool, check_finite_array, check_int, check_real_array,
+                          check_seed, check_synapse, current_caller, public, user_stacklevel)
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import (SUPPORTED, ignore_max_rates_warnings,  # noqa: F401
                       rate_twin, spiking_twin)
@@ -490,8 +490,12 @@ class PopulationLayer(nengo.Network):
                     "(neuron level, used as given), not both")
             if scipy.sparse.issparse(weights):
                 weights = weights.toarray()  # the connection is dense anyway
-            weights = check_finite_array(weights, "weights", shape=(k, self.n_neurons),
-                                         shape_name="(post size, this layer's n_neurons)")
+            weights = check_real_array(weights, "weights")
+            if weights.shape != (k, self.n_neurons) or not np.all(np.isfinite(weights)):
+                raise PopfitValueError(
+                    f"weights must be a finite array of shape ({k}, {self.n_neurons}) "
+                    f"(post size, this layer's n_neurons) (got shape {weights.shape}"
+                    f"{' with non-finite values' if weights.shape == (k, self.n_neurons) else ''})")
         elif transform is None:
             if k != self.n_units:
                 raise PopfitValueError(
