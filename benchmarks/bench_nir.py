@@ -10,15 +10,16 @@ For a scikit-learn ``MLPClassifier((32,), tanh)`` and a 2-hidden-layer
 the training set), the first ``--n-test`` test digits, each presented for 0.1 s:
 
 - fits for NIR's neuron model (``nengo.LIF(tau_ref=0)``), exported with
-  ``popfit.to_nir(model, consumer="snntorch")``, written and read back with
+  ``popfit.to_nir(model, platform="snntorch")``, written and read back with
   ``nir.write`` / ``nir.read`` (checked identical), imported by snnTorch's own
   ``snntorch.import_nir.import_from_nir`` and run at snnTorch's dt = 0.1 ms;
 - the same fits in nengo (the converted network, dt 0.1 ms and popfit's 1 ms);
 - nengo's default LIF (tau_ref = 2 ms) fits: in nengo, and exported with
   ``drop_tau_ref=True`` to snnTorch (the mismatch `to_nir` refuses by default);
-- a fit with ``tau_ref = dt / 2`` (``popfit.nir.nir_neuron_type("snntorch")``:
-  the mean step lost by snnTorch's whole-step reset), which ``to_nir`` accepts
-  for that consumer: does the discrete-time correction help?
+- a fit with ``tau_ref = dt / 2``
+  (``popfit.get_platform("snntorch").fit_neuron_type()``: the mean step lost
+  by snnTorch's whole-step reset), which ``to_nir`` accepts for that
+  platform: does the discrete-time correction help?
 
 The decoded output (logits, before softmax) is averaged over the last half of
 each presentation and compared with the ANN's logits: accuracy, and NRMSE =
@@ -46,12 +47,14 @@ from sklearn.neural_network import MLPClassifier
 
 import popfit
 from popfit.network import ignore_max_rates_warnings
-from popfit.nir import SNNTORCH_DT, graphs_equal, nir_neuron_type
+from popfit.nir import graphs_equal
 
 N_NEURONS = 4
 MAX_RATE = 400.0
 SYNAPSE = 0.005
 PRESENTATION_TIME = 0.1
+SNNTORCH = popfit.get_platform("snntorch")
+SNNTORCH_DT = SNNTORCH.nir_dt
 
 
 def ann_logits(mlp, X):
@@ -122,7 +125,7 @@ def main():
     fits = [
         ("NIR fit: LIF(tau_ref=0)", nengo.LIF(tau_ref=0), False),
         ("nengo default LIF(tau_ref=2ms)", nengo.LIF(), True),
-        ("step fit: LIF(tau_ref=dt/2)", nir_neuron_type("snntorch"), False),
+        ("step fit: LIF(tau_ref=dt/2)", SNNTORCH.fit_neuron_type(), False),
     ]
     print(f"popfit -> NIR -> snnTorch benchmark: load_digits (X/16), {len(X_test)} test "
           f"digits, {N_NEURONS} LIF per unit, max {MAX_RATE:g} Hz, synapse "
@@ -160,7 +163,7 @@ def main():
                                    max_rate=MAX_RATE, synapse=SYNAPSE,
                                    calibration_data=X_train, seed=args.seed)
             convert_s = time.perf_counter() - t
-            graph = popfit.to_nir(model, consumer="snntorch", drop_tau_ref=drop)
+            graph = popfit.to_nir(model, platform="snntorch", drop_tau_ref=drop)
             back, size = round_trip(graph)
             assert graphs_equal(graph, back), "nir.read(nir.write(g)) differs from g"
             out, wall = run_snntorch(back, X_test)
@@ -170,12 +173,12 @@ def main():
                 summary.append((hidden, r, size, convert_s))
                 out, wall = run_nengo(model, X_test, SNNTORCH_DT, args.seed)
                 row(name, f"nengo dt={SNNTORCH_DT * 1e3:g}ms", out, wall)
-            if neuron_type.tau_ref != SNNTORCH_DT / 2:
+            if neuron_type.tau_ref != SNNTORCH.fit_neuron_type().tau_ref:
                 out, wall = run_nengo(model, X_test, 1e-3, args.seed)
                 row(name, "nengo dt=1ms", out, wall)
         faithful = popfit.to_nir(nir_model)
         back, size = round_trip(faithful)
-        print(f"spec-faithful graph (readout LI, no consumer adapter): "
+        print(f"spec-faithful graph (platform 'nir': readout LI, unit-area spikes): "
               f"{len(faithful.nodes)} nodes, {size / 1024:.0f} kB, round trip identical: "
               f"{graphs_equal(faithful, back)}")
 

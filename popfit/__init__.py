@@ -36,7 +36,7 @@ _LAZY = {
     "get_platform": "platforms",
 }
 
-# Documented submodules, reachable as attributes (``popfit.nir.nir_neuron_type``)
+# Documented submodules, reachable as attributes (``popfit.nir.to_nir``)
 # without importing them first; each is imported on first access.
 _SUBMODULES = (
     "baseline", "conversion", "estimator", "exceptions", "fit", "io", "loihi", "metrics",

@@ -305,7 +305,8 @@ def quantization_cost(model, X):
         samples whose predicted class changes (classifiers; else None),
         ``n_samples``.
     """
-    from .conversion.spec import apply_activation, check_samples
+    from .conversion.spec import check_samples
+    from .targets import apply_activation
 
     model = _check_model(model)
     X = check_samples(X, model.n_features_in_, "X")

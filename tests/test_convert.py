@@ -283,3 +283,136 @@ def test_noise_synapse_sets_the_fits_noise_model(digits, digits_mlp, digits_conv
     direct = popfit.fit_activation("tanh", 4, domain=(lo, hi), synapse=0.02,
                                    eval_points=z[np.abs(z) <= hi], search=QUICK, seed=1)
     np.testing.assert_array_equal(direct.decoders, default.fits[0].decoders)
+
+
+# ------------------------------------------- one model, one answer; bounded runs
+@pytest.fixture(scope="module")
+def digits_two_layers(digits):
+    X, y, _, _ = digits
+    return _fit(MLPClassifier(hidden_layer_sizes=(8, 6), activation="tanh", max_iter=300,
+                              random_state=0), X, y)
+
+
+def _rms(a, b):
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+@pytest.mark.parametrize("hardware", [None, "loihi"])
+def test_weight_bits_every_path_runs_the_rounded_weights(digits, digits_two_layers, hardware):
+    """With weight_bits, predict/decoded_output (batched), the sequential path,
+    rate_output and neuron_weights all describe the network that runs: its
+    rounded weights, not the float ones."""
+    import scipy.sparse
+
+    from popfit.loihi import rate_forward
+
+    X_cal, X = digits[0], digits[2][:8]
+    kw = dict(n_neurons=2, calibration_data=X_cal, search=QUICK, seed=0, hardware=hardware)
+    exact = popfit.convert(digits_two_layers, **kw)
+    rounded = popfit.convert(digits_two_layers, weight_bits=2, **kw)
+    run = dict(presentation_time=0.2, progress_bar=False)
+    batched = rounded.decoded_output(X, **run)
+    sequential = rounded.decoded_output(X, sequential=True, **run)
+    floats = exact.decoded_output(X, **run)
+    # the same network: batched and sequential agree within spike noise, and
+    # both are far from the float model
+    assert _rms(batched, sequential) < 0.5 * _rms(batched, floats)
+    assert _rms(batched, rate_forward(rounded, X)) < 0.5 * _rms(batched, floats)
+    # rate_output describes the rounded network
+    np.testing.assert_allclose(rounded.rate_output(X),
+                               rounded._outputs(rate_forward(rounded, X)), atol=1e-12)
+    assert _rms(rounded.rate_output(X), exact.rate_output(X)) > 1e-3
+    # neuron_weights: exactly the network's neuron-to-neuron transform
+    weights, biases = rounded.neuron_weights(per_neuron=True)
+    layers = rounded.network.layers
+    (conn,) = [c for c in rounded.network.all_connections
+               if getattr(c.post_obj, "ensemble", None) is layers[1].ensemble]
+    init = conn.transform.init
+    init = init.toarray() if scipy.sparse.issparse(init) else np.asarray(init)
+    w = weights[0].toarray() if scipy.sparse.issparse(weights[0]) else weights[0]
+    np.testing.assert_array_equal(w, init)
+    assert w.shape == (layers[1].n_neurons, layers[0].n_neurons)
+    assert weights[1].shape == (10, layers[1].n_neurons)
+    np.testing.assert_array_equal(biases[1], digits_two_layers.intercepts_[-1])
+    with pytest.raises(PopfitValueError, match=r"neuron_weights\(per_neuron=True\)"):
+        rounded.neuron_weights()
+    # without weight_bits, the neuron-level weights are the unit-level ones
+    # behind each receiving neuron's encoder
+    unit, _ = exact.neuron_weights()
+    per, _ = exact.neuron_weights(per_neuron=True)
+    enc = np.kron(np.eye(6), exact.fits[1].encoders[:, None])
+    per0 = per[0].toarray() if scipy.sparse.issparse(per[0]) else per[0]
+    np.testing.assert_allclose(per0, enc @ unit[0], rtol=1e-12, atol=1e-12)
+
+
+def test_presentation_time_bounded(digits, digits_converted):
+    from popfit.conversion.model import MAX_PRESENTATION_STEPS, MAX_TOTAL_STEPS
+
+    X = digits[2]
+    model = digits_converted
+    for kwargs in (dict(), dict(sequential=True)):
+        with pytest.raises(PopfitValueError, match=r"presentation_time must be at most "
+                                                   r"100,000 time steps per sample \(100 s"):
+            model.predict(X[:1], presentation_time=1e5, **kwargs)
+        with pytest.raises(PopfitValueError, match="100,000 time steps per sample"):
+            model.decoded_output(X[:1], presentation_time=1e9, **kwargs)
+        n = MAX_TOTAL_STEPS // MAX_PRESENTATION_STEPS + 1
+        with pytest.raises(PopfitValueError, match=rf"at most 10,000,000 time steps in one "
+                                                   rf"call \(got {n} samples x 100,000"):
+            model.predict(np.repeat(X[:1], n, axis=0), presentation_time=100.0, **kwargs)
+    with pytest.raises(PopfitValueError, match=r"present: presentation_time must be at most"):
+        popfit.conversion.present(model.network, X[:1], 1e9)
+
+
+def test_n_jobs_capped_by_chunks_and_cpus(digits, digits_converted):
+    import threading
+
+    import joblib
+    import nengo
+
+    threads = []
+
+    class Counting(nengo.Simulator):  # a real simulator that notes the threads running
+        def __init__(self, *args, **kwargs):
+            threads.append(threading.active_count())
+            super().__init__(*args, **kwargs)
+
+    X = digits[2][:3]
+    before = threading.active_count()
+    ref = digits_converted.decoded_output(X, 0.03, progress_bar=False)
+    with joblib.parallel_config(backend="threading"):
+        out = digits_converted.decoded_output(X, 0.03, progress_bar=False, n_jobs=40,
+                                              simulator=Counting)
+        np.testing.assert_array_equal(out, ref)
+        assert len(threads) == min(3, joblib.cpu_count())  # chunks over the workers
+        # the workers, plus the pool's three handler threads (40 workers before)
+        assert max(threads) <= before + min(3, joblib.cpu_count()) + 3
+        np.testing.assert_array_equal(
+            digits_converted.decoded_output(X, 0.03, progress_bar=False, n_jobs=-1), ref)
+
+
+def test_simulator_must_be_a_simulator(digits, digits_converted):
+    X = digits[2][:2]
+
+    class NoRunSteps:
+        def __init__(self, network, **kwargs):
+            pass
+
+    for sequential in (False, True):
+        kw = dict(presentation_time=0.03, progress_bar=False, sequential=sequential)
+        with pytest.raises(PopfitTypeError, match=r"predict: simulator must be .*with "
+                                                  r"run_steps.*got <class 'dict'>"):
+            digits_converted.predict(X, simulator=dict, **kw)
+        with pytest.raises(PopfitTypeError, match=r"simulator must be .*got .*NoRunSteps"):
+            digits_converted.predict(X, simulator=NoRunSteps, **kw)
+        with pytest.raises(PopfitTypeError, match=r"simulator must return a simulator .* "
+                                                  r"returned None of type NoneType"):
+            digits_converted.predict(X, simulator=lambda net, **k: None, **kw)
+
+
+def test_numpy_integer_n_neurons_reports(digits, digits_mlp):
+    model = popfit.convert(digits_mlp, n_neurons=np.int64(2), search=QUICK, seed=0)
+    s = model.summary()
+    assert s["n_neurons_per_unit"] == 2 and type(s["n_neurons_per_unit"]) is int
+    json.dumps(s)
+    assert "2 x LIF() per unit" in model.report()

@@ -1,6 +1,7 @@
 """popfit.convert (popfit.conversion) on real Keras 3 models trained in the tests."""
 
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -10,6 +11,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 keras = pytest.importorskip("keras")
 
 import popfit  # noqa: E402
+from popfit.conversion import read_model  # noqa: E402
 from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError  # noqa: E402
 
 # these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
@@ -101,13 +103,25 @@ def test_unsupported_layer_named():
 
 
 def test_unsupported_activation_named():
-    model = _seq(keras.layers.Dense(4, activation="elu", name="d0"), keras.layers.Dense(1))
+    def centred(x):  # not elementwise: each output depends on its whole row
+        return x - keras.ops.mean(x, axis=-1, keepdims=True)
+
+    model = _seq(keras.layers.Dense(4, activation=centred, name="d0"), keras.layers.Dense(1))
     with pytest.raises(ConversionError,
-                       match=r"'d0' \(Dense\) has activation 'elu'.*tanh, sigmoid, linear, relu"):
+                       match=r"'d0' \(Dense\) has activation 'centred', which is not "
+                             r"elementwise.*tanh, sigmoid, linear, relu"):
         popfit.convert(model)
-    model = _seq(keras.layers.Dense(4, name="d1"), keras.layers.Activation("selu", name="a1"),
+    model = _seq(keras.layers.Dense(4, name="d1"), keras.layers.Activation(centred, name="a1"),
                  keras.layers.Dense(1))
-    with pytest.raises(ConversionError, match=r"'a1' \(Activation\) applies 'selu'"):
+    with pytest.raises(ConversionError, match=r"'a1' \(Activation\) applies 'centred', which "
+                                              r"is not elementwise"):
+        popfit.convert(model)
+    def needs_1d(x):  # fails on a batch
+        return keras.ops.convert_to_tensor(float(x))
+
+    model = _seq(keras.layers.Dense(4, activation=needs_1d, name="e"), keras.layers.Dense(1))
+    with pytest.raises(ConversionError, match=r"'e' \(Dense\) has activation 'needs_1d', which "
+                                              r"raised TypeError"):
         popfit.convert(model)
     model = _seq(keras.layers.Dense(4, activation="softmax", name="d2"), keras.layers.Dense(1))
     with pytest.raises(ConversionError, match=r"'d2' has activation 'softmax'.*output layer"):
@@ -116,6 +130,48 @@ def test_unsupported_activation_named():
                  keras.layers.Activation("relu", name="a3"), keras.layers.Dense(1))
     with pytest.raises(ConversionError, match=r"'a3' applies 'relu' after 'd3'"):
         popfit.convert(model)
+    model = _seq(keras.layers.Dense(4, activation="tanh"),
+                 keras.layers.Dense(1, activation="elu", name="o4"))
+    with pytest.raises(ConversionError, match=r"'o4' \(Dense\) has activation 'elu', a custom "
+                                              r"activation on the output layer"):
+        popfit.convert(model)
+
+
+def tanh(x):  # LeCun's scaled tanh, under the name of the plain one
+    return 1.7159 * keras.ops.tanh(2.0 * x / 3.0)
+
+
+def test_custom_activation_is_fitted_as_its_own_curve():
+    """An activation is identified by its function, not its name: a custom
+    function called ``tanh`` is fitted as the curve it computes."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 3)).astype("float32")
+    keras.utils.set_random_seed(3)
+    model = _seq(keras.layers.Dense(6, activation=tanh, name="lecun"),
+                 keras.layers.Dense(1, name="out"))
+    ref = model.predict(X, verbose=0)
+    conv = popfit.convert(model, calibration_data=X, n_neurons=4, search=QUICK, seed=0,
+                          refit=False)
+    assert conv.layers[0].activation == "custom tanh" and "custom tanh" in conv.report()
+    assert "Keras activation tanh of layer lecun" in conv.fits[0].target.name
+    # the fitted curve is the scaled tanh itself (to the fit's error), not np.tanh
+    lo, hi = conv.layers[0].domain
+    x = np.linspace(lo, hi, 201)
+    curve = 1.7159 * np.tanh(2 * x / 3)
+    fit_err = np.sqrt(np.mean((conv.fits[0].predict(x) - curve) ** 2))
+    assert fit_err < 0.05 * np.ptp(curve)
+    # so the converted model's rate output matches Keras within that fit error
+    rate = conv.rate_output(X)
+    rmse = np.sqrt(np.mean((rate - ref) ** 2))
+    w_out = np.abs(conv.spec.output.weights).sum()
+    assert rmse < 0.05 * np.std(ref) and rmse <= 1.5 * w_out * fit_err, (rmse, fit_err)
+    # it pickles (batched prediction in processes), the function by reference
+    clone = pickle.loads(pickle.dumps(conv))
+    np.testing.assert_array_equal(clone.rate_output(X[:5]), rate[:5])
+    # Keras's own functions, and functions equal to a named curve, keep the curve's name
+    same = _seq(keras.layers.Dense(2, name="h"), keras.layers.Activation(keras.ops.tanh),
+                keras.layers.Dense(1))
+    assert read_model(same).layers[0].activation == "tanh"
 
 
 def test_unsupported_architectures():
@@ -151,3 +207,86 @@ def test_missing_keras_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras", None)  # `import keras` now fails
     with pytest.raises(ImportError, match=r"pip install popfit\[keras\]"):
         import_keras()
+
+
+# ---------------------------------------------------------------- task
+@pytest.fixture(scope="module")
+def cancer_classifier():
+    """A small Keras binary classifier (one sigmoid output) trained on breast cancer."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = _seq(keras.layers.Dense(8, activation="tanh"),
+                 keras.layers.Dense(1, activation="sigmoid"), n_in=X.shape[1])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
+    model.fit(X, y, epochs=5, batch_size=32, verbose=0)
+    return model, X, y
+
+
+def test_sigmoid_output_trained_with_cross_entropy_is_a_classifier(cancer_classifier):
+    from sklearn.metrics import accuracy_score
+
+    model, X, y = cancer_classifier
+    p = model.predict(X, verbose=0)[:, 0]
+    assert accuracy_score(y, p > 0.5) > 0.9  # the Keras model learned
+    conv = popfit.convert(model, calibration_data=X, n_neurons=4, search=QUICK, seed=0)
+    assert conv.is_classifier and list(conv.classes_) == [0, 1]
+    Xs, ys = X[::8], y[::8]  # 72 samples
+    proba = conv.predict_proba(Xs, progress_bar=False)
+    assert proba.shape == (len(Xs), 2)  # [1 - p, p], as scikit-learn's
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.mean(np.abs(proba[:, 1] - p[::8])) < 0.05
+    labels = conv.predict(Xs, progress_bar=False)
+    assert set(np.unique(labels)) <= {0, 1}
+    np.testing.assert_array_equal(labels, (proba[:, 1] > 0.5).astype(int))
+    acc = conv.score(Xs, ys, progress_bar=False)
+    assert acc == accuracy_score(ys, labels) and acc > 0.85
+    assert conv.summary()["task"] == "classifier"
+    # task= overrides what the loss says
+    reg = popfit.convert(model, calibration_data=X, n_neurons=2, search=QUICK, seed=0,
+                         task="regressor")
+    assert not reg.is_classifier and not hasattr(reg, "predict_proba")
+
+
+@pytest.mark.parametrize("loss, task", [
+    ("binary_crossentropy", "classifier"),
+    ("BinaryCrossentropy", "classifier"),
+    (lambda: keras.losses.BinaryCrossentropy(), "classifier"),
+    (lambda: keras.losses.binary_crossentropy, "classifier"),
+    (lambda: keras.losses.BinaryFocalCrossentropy(), "classifier"),
+    ("mse", "regressor"),
+    (lambda: keras.losses.MeanSquaredError(), "regressor"),
+])
+def test_task_of_a_sigmoid_output_from_the_compiled_loss(loss, task):
+    model = _seq(keras.layers.Dense(3, activation="tanh"),
+                 keras.layers.Dense(1, activation="sigmoid"))
+    model.compile(loss=loss() if callable(loss) else loss)
+    spec = read_model(model)
+    assert spec.is_classifier == (task == "classifier")
+    if spec.is_classifier:
+        assert list(spec.classes) == [0, 1] and not spec.multilabel
+
+
+def test_task_argument_checked_and_uncompiled_sigmoid_warns():
+
+    model = _seq(keras.layers.Dense(3, activation="tanh"),
+                 keras.layers.Dense(2, activation="sigmoid"))
+    with pytest.warns(UserWarning, match=r"sigmoid output but no compiled loss.*"
+                                         r"task='classifier'"):
+        assert not read_model(model).is_classifier
+    logits = _seq(keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1))
+    logits.compile(loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    with pytest.warns(UserWarning, match=r"classifier's loss \(binarycrossentropy, on logits\) "
+                                         r"but its output layer .* is linear"):
+        assert not read_model(logits).is_classifier
+    spec = read_model(model, task="classifier")  # two sigmoid outputs: multi-label
+    assert spec.is_classifier and spec.multilabel
+    with pytest.raises(PopfitValueError, match=r"task must be 'classifier', 'regressor' or "
+                                               r"None.*\(got 'binary'\)"):
+        popfit.convert(model, task="binary")
+    linear = _seq(keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(2, name="lin"))
+    with pytest.raises(ConversionError, match=r"task='classifier' needs a sigmoid or softmax "
+                                              r"output layer.*'lin' has activation 'linear'"):
+        popfit.convert(linear, task="classifier")

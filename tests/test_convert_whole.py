@@ -233,3 +233,90 @@ def test_refit_outputs_are_significantly_better_on_held_out_data_or_standard(
     else:
         for w, s in zip(ws, std_w):
             np.testing.assert_array_equal(w, s)
+
+
+# ---------------------------------------------------------------- calibration data
+def _generator():
+    yield [0.0, 0.0]
+
+
+@pytest.mark.parametrize("data, received", [
+    (3.0, r"got the scalar 3.0"),
+    (np.float64(3.0), r"got the scalar 3.0"),
+    ("abc", r"got the str 'abc'"),
+    ({}, r"got an object of type dict"),
+    (_generator(), r"got an object of type generator\); make it an array first, e\.g\. "
+                   r"np\.array\(list\(calibration_data\)\)"),
+    ([[0.0, 1.0], [2.0]], r"numpy cannot make into an array.*rows of a nested list must all "
+                          r"have 2 numbers"),
+    (np.array([["1", "2"]]), r"got dtype <U1"),
+    (np.array([[1.0, "x"]], dtype=object), r"object array holding the str 'x'"),
+    (np.array([[1.0, None]], dtype=object), r"object array holding an object of type NoneType"),
+    (np.zeros((0, 2)), r"\(got shape \(0, 2\)\)"),
+    ([[0.0, np.nan]], r"1 of 2, the first at row 0, column 1: nan"),
+    (np.ma.masked_array([[1.0, 2.0]], mask=[[True, False]]), r"masked array with 1 masked "
+                                                             r"values.*\.filled"),
+])
+def test_calibration_data_of_the_wrong_kind_is_named(regressor, data, received):
+    mlp, _ = regressor
+    with pytest.raises((PopfitTypeError, PopfitValueError),
+                       match=r"^convert: calibration_data .*(shape \(n_samples, 2\).*" + received
+                             + "|" + received + r".*shape \(n_samples, 2\))"):
+        popfit.convert(mlp, calibration_data=data)
+
+
+def test_sparse_calibration_data_densified_if_small(regressor):
+    import scipy.sparse
+
+    mlp, X = regressor
+    small = popfit.convert(mlp, calibration_data=scipy.sparse.csr_matrix(X[:50]), n_neurons=1,
+                           search=QUICK, seed=0, refit=False)
+    dense = popfit.convert(mlp, calibration_data=X[:50], n_neurons=1, search=QUICK, seed=0,
+                           refit=False)
+    assert small.layers[0].domain == dense.layers[0].domain
+    big = scipy.sparse.coo_matrix((2**23 + 1, 2))  # 2**24 + 2 values when dense
+    with pytest.raises(PopfitValueError, match=r"calibration_data is a scipy.sparse matrix of "
+                                               r"shape \(8388609, 2\).*\.toarray\(\)"):
+        popfit.convert(mlp, calibration_data=big)
+
+
+def test_n_neurons_as_numpy_integers(regressor):
+    mlp, X = regressor
+    for n in (np.array(1), np.int64(1)):
+        conv = popfit.convert(mlp, n_neurons=n, search=QUICK, seed=0)
+        assert conv.fits[0].n_neurons == 1
+    with pytest.raises(PopfitTypeError, match=r"n_neurons must be an integer >= 1 \(got 1.5"):
+        popfit.convert(mlp, n_neurons=np.array(1.5))
+    with pytest.raises(PopfitTypeError, match=r"n_neurons\[0\] must be an integer"):
+        popfit.convert(mlp, n_neurons=np.array([1.5]))
+
+
+def test_hand_edited_weights_of_the_wrong_shape_are_refused(regressor):
+    import copy
+
+    mlp, _ = regressor
+    edited = copy.deepcopy(mlp)
+    edited.coefs_[1] = np.zeros((5, 1))  # the hidden layer has 8 units
+    with pytest.raises(popfit.ConversionError,
+                       match=r"coefs_\[1\] has shape \(5, 1\), but its 5 input rows must match "
+                             r"the 8 outputs of the previous layer \(coefs_\[0\] has shape "
+                             r"\(2, 8\)\)"):
+        popfit.convert(edited)
+    edited = copy.deepcopy(mlp)
+    edited.coefs_[0] = np.zeros((3, 8))
+    with pytest.raises(popfit.ConversionError, match=r"coefs_\[0\] has shape \(3, 8\).*"
+                                                     r"n_features_in_ = 2"):
+        popfit.convert(edited)
+    edited = copy.deepcopy(mlp)
+    edited.intercepts_[0] = np.zeros(7)
+    with pytest.raises(popfit.ConversionError, match=r"intercepts_\[0\] has shape \(7,\), but "
+                                                     r"coefs_\[0\] has shape \(2, 8\)"):
+        popfit.convert(edited)
+
+
+def test_calibration_preactivations_too_large_for_any_domain(regressor):
+    mlp, X = regressor
+    with pytest.raises(popfit.ConversionError,
+                       match=r"calibration pre-activations of MLPRegressor layer 0 "
+                             r"\('coefs_\[0\]'\) are too large.*scale calibration_data"):
+        popfit.convert(mlp, calibration_data=X * 1e200)

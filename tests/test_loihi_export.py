@@ -356,7 +356,7 @@ def test_convert_weight_bits(digits_mlp, hardware):
     when float, and the report states the cost."""
     mlp, X_cal, X, y = digits_mlp
     float_model = popfit.convert(mlp, calibration_data=X_cal, seed=0, hardware=hardware)
-    from popfit.conversion.model import apply_activation
+    from popfit.targets import apply_activation
 
     np.testing.assert_allclose(apply_activation("softmax", rate_forward(float_model, X)),
                                float_model.rate_output(X), atol=1e-9)

@@ -21,8 +21,8 @@ loaded = sorted(sys.modules)
 names = {{}}
 for name in {SUBMODULES!r}:
     names[name] = getattr(popfit, name).__name__
-nt = popfit.nir.nir_neuron_type()  # documented; failed with "no attribute 'nir'"
-print(json.dumps({{"loaded": loaded, "names": names, "nir_neuron_type": repr(nt),
+nt = popfit.get_platform("snntorch").fit_neuron_type()  # documented for NIR fits
+print(json.dumps({{"loaded": loaded, "names": names, "fit_neuron_type": repr(nt),
                   "nir_after": "nir" in sys.modules, "dir": dir(popfit)}}))
 """
 
@@ -37,7 +37,7 @@ def probe():
 def test_documented_submodules_are_attributes_without_importing_them(probe):
     assert probe["names"] == {name: f"popfit.{name}" for name in SUBMODULES}
     assert set(SUBMODULES) <= set(probe["dir"])
-    assert probe["nir_neuron_type"] == "LIF(tau_ref=0.0)"
+    assert probe["fit_neuron_type"] == "LIF(tau_ref=5e-05)"
     assert not probe["nir_after"]  # popfit.nir imports the nir package only in to_nir
 
 

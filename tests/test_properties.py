@@ -410,3 +410,74 @@ def test_save_load_save_is_byte_identical(saved_fits, tmp_path, which):
     (tmp_path / "a.json").write_text(saved_fits[which])
     popfit.load_fit(tmp_path / "a.json").save(tmp_path / "b.json")
     assert (tmp_path / "b.json").read_text() == saved_fits[which]
+
+
+# calibration data
+# `convert` given generated calibration data (random shapes, dtypes, NaN/inf
+# placements, lists or arrays, 0..4 samples) either converts, and then the
+# rate output is finite, or raises a popfit error: never a raw exception.
+_TINY = []
+
+
+def _tiny_mlp():
+    """A tiny trained MLP (2 inputs, 2 tanh units), built once."""
+    from sklearn.neural_network import MLPRegressor
+
+    if _TINY:
+        return _TINY[0]
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(40, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _TINY.append(MLPRegressor(hidden_layer_sizes=(2,), activation="tanh", max_iter=30,
+                                  random_state=0).fit(X, X[:, 0] * X[:, 1]))
+    return _TINY[0]
+
+
+_SPECIAL = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e308, -1e-308, 3.5])
+
+
+@st.composite
+def calibration_arrays(draw):
+    rows = draw(st.integers(0, 4))
+    cols = draw(st.sampled_from([2, 2, 2, 2, 2, 1, 3, 0]))
+    dtype = draw(st.sampled_from(["float64", "float32", "int64", "int8", "bool", "object",
+                                  "complex"]))
+    n = rows * cols
+    values = draw(st.lists(st.floats(-1e3, 1e3), min_size=n, max_size=n))
+    if n and draw(st.booleans()):  # one special value (NaN, inf, huge, ...) somewhere
+        values[draw(st.integers(0, n - 1))] = draw(_SPECIAL)
+    if dtype in ("int64", "int8"):
+        values = [int(v) % 100 if np.isfinite(v) else 0 for v in values]
+    elif dtype == "object" and values and draw(st.booleans()):
+        values[draw(st.integers(0, n - 1))] = draw(st.sampled_from([None, "1.5", 2, True]))
+    array = np.array(values, dtype=object if dtype == "object" else None)
+    if dtype != "object":
+        with np.errstate(invalid="ignore", over="ignore"):
+            array = array.astype(dtype)
+    shape = draw(st.sampled_from(["2d"] * 6 + ["1d", "3d", "scalar", "ragged"]))
+    if shape == "scalar":
+        return array.ravel()[0] if n else draw(st.sampled_from([0, 1.5, np.float32(2)]))
+    if shape == "ragged":  # a list whose last row is one value short
+        rows = array.reshape(rows, cols).tolist()
+        return rows[:-1] + [rows[-1][:-1]] if n else [[1.0, 2.0], [3.0]]
+    array = array.reshape((rows, cols) if shape == "2d" else (n,) if shape == "1d"
+                          else (rows, cols, 1))
+    return array.tolist() if draw(st.booleans()) else array
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(calibration_arrays())
+def test_calibration_data_converts_or_raises_a_popfit_error(data):
+    mlp = _tiny_mlp()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            conv = popfit.convert(mlp, calibration_data=data, n_neurons=1,
+                                  search=popfit.SearchOptions.quick(), seed=0)
+    except popfit.PopfitError:
+        return
+    X = np.asarray(data, dtype=float)
+    assert np.all(np.isfinite(conv.rate_output(X)))
+    assert all(np.isfinite(layer.domain).all() for layer in conv.layers)

@@ -16,7 +16,7 @@ from nengo.exceptions import ReadonlyError
 
 from popfit.conversion import refit
 from popfit.exceptions import PopfitTypeError, PopfitValueError
-from popfit.solvers import (RIDGE_FLOOR, RidgeSolution, SpikeNoiseL2, spike_noise_penalty,
+from popfit.solvers import (RidgeSolution, SpikeNoiseL2, spike_noise_penalty,
                             spike_noise_ridge)
 
 
@@ -208,17 +208,17 @@ def test_spiking_error_not_worse_than_lstsql2():
     assert ours <= lstsq
 
 
-def test_matches_refit_solve_weights():
-    """refit's intercept is an unpenalised column of ones."""
+def test_refit_weights_equal_centred_normal_equations():
+    """refit's solve (an unpenalised intercept column) equals the centred normal equations
+    ``(A_c^T A_c / m + diag(p)) M^T = A_c^T Z_c / m``, ``c = mean(z) - mean(a) M^T``."""
     rng = np.random.default_rng(6)
     x = rng.uniform(-1, 1, 150)
     a = lif_rates(16, x, seed=6)
     z = np.column_stack([np.sin(3 * x), x**2 - 0.3])
     penalty = refit.noise_penalty(a, 0.005)
     M, c = refit.solve_weights(a, z, penalty)
-    ridge = refit._RIDGE * (a.var(axis=0).sum() / a.shape[1] + 1.0)
-    X = spike_noise_ridge(np.column_stack([a, np.ones(len(a))]), z,
-                          np.append(penalty + ridge, 0.0))
-    close(X[:-1].T, M, 1e-10)
-    close(X[-1], c, 1e-10)
-    assert RIDGE_FLOOR < 1e-200
+    ac, zc = a - a.mean(axis=0), z - z.mean(axis=0)
+    ridge = refit._RIDGE * (a.var(axis=0).mean() + 1.0)
+    mt = np.linalg.solve(ac.T @ ac / len(a) + np.diag(penalty + ridge), ac.T @ zc / len(a))
+    close(M, mt.T, 1e-9)
+    close(c, z.mean(axis=0) - a.mean(axis=0) @ mt, 1e-9)

@@ -5,9 +5,11 @@
 network is built holding ``B`` copies of the converted model, as
 `popfit.PopulationLayer` holds its units: one Ensemble per hidden layer of
 ``B * n_units * N`` neurons, and block-diagonal `nengo.transforms.Sparse`
-weights between layers. Every copy runs for ``presentation_time`` from the
-same initial neuron state, so a sample's prediction depends only on the
-sample and the seed:
+weights between layers: the weights ``ConvertedModel.network`` holds
+(`ConvertedModel.neuron_weights` with ``per_neuron=True``; rounded, as the
+network's, when the model was converted with ``weight_bits``). Every copy
+runs for ``presentation_time`` from the same initial neuron state, so a
+sample's prediction depends only on the sample and the seed:
 
 - Each copy's first-layer input ``x @ W + b`` is constant over the
   presentation (the input connection has no synapse); it is computed once
@@ -38,11 +40,12 @@ Chunks are sized to a memory budget and can run in parallel processes
 cluster). ``simulator`` takes any nengo backend's ``Simulator`` class.
 """
 
-import inspect
 import math
 
 import numpy as np
 import scipy.sparse
+
+from ..exceptions import PopfitTypeError
 
 
 #: Memory budget (bytes) of one chunk's probed data and neuron state.
@@ -52,14 +55,39 @@ BYTES_PER_NEURON = 400
 
 
 def with_initial_state(neuron_type, n_neurons, copies, rng):
-    """A copy of ``neuron_type`` whose initial state, drawn for ``n_neurons``, repeats."""
+    """A copy of ``neuron_type`` whose initial state, drawn for ``n_neurons``, repeats.
+
+    The copy is made as pickle makes one (nengo's ``FrozenObject.__getstate__``
+    and ``__setstate__``) with only ``initial_state`` replaced, so it works
+    for any nengo neuron type, whatever its constructor takes (nengo-loihi's
+    types take ``**kwargs``, and a subclass may store its arguments under
+    other names).
+    """
     state = neuron_type.make_state(n_neurons, rng=rng)
     if not state:
         return neuron_type
-    params = inspect.signature(type(neuron_type)).parameters
-    kwargs = {k: getattr(neuron_type, k) for k in params if k != "initial_state"}
-    return type(neuron_type)(**kwargs, initial_state={
-        name: np.tile(value, copies) for name, value in state.items()})
+    params = neuron_type.__getstate__()
+    params.pop("_FrozenObject__argreprs", None)  # the cached repr, without initial_state
+    params["initial_state"] = {name: np.tile(value, copies) for name, value in state.items()}
+    copy = type(neuron_type).__new__(type(neuron_type))
+    copy.__setstate__(params)
+    return copy
+
+
+def make_simulator(simulator, network, **kwargs):
+    """``simulator(network, **kwargs)``, checked to be a simulator (context manager
+    with ``run_steps``) (the max_rates build warnings silenced)."""
+    from ..network import ignore_max_rates_warnings
+
+    with ignore_max_rates_warnings():
+        sim = simulator(network, **kwargs)
+    if not all(hasattr(sim, name) for name in ("run_steps", "__enter__", "__exit__")):
+        raise PopfitTypeError(
+            f"simulator must return a simulator (a context manager with run_steps, as "
+            f"nengo.Simulator) when called as simulator(network, dt=..., seed=..., "
+            f"progress_bar=...) (simulator {simulator!r} returned {sim!r:.80} of type "
+            f"{type(sim).__name__}); pass a nengo backend's Simulator class")
+    return sim
 
 
 class BatchPlan:
@@ -82,7 +110,12 @@ class BatchPlan:
         self.spec = model.spec
         self.fits = model.fits
         self.neuron_types = [export_neuron_type(fit, True) for fit in model.fits]
-        self.weights, self.biases = model.neuron_weights()
+        # the weights the network runs (rounded with weight_bits): neuron to neuron
+        # between hidden layers, then the unit-level output weights
+        self.weights, self.biases = model.neuron_weights(per_neuron=True)
+        # first layer: the current per unit input of each neuron, where weight_bits
+        # rounded it (None: gain * encoders, folded with the input bias below)
+        self.input_gain = None if model.weight_bits is None else model._first_layer_gains()
         self.synapse = model.synapse
         self.steps, self.dt, self.seed = steps, dt, seed
         self.simulator = simulator
@@ -91,8 +124,7 @@ class BatchPlan:
     def bytes_per_sample(self):
         n_last = self.weights[-1].shape[1]
         neurons = sum(w.shape[1] for w in self.weights)
-        nnz = sum(w.shape[0] * w.shape[1] for w in self.weights[:-1]) * max(
-            [f.n_neurons for f in self.fits])
+        nnz = sum(w.nnz if scipy.sparse.issparse(w) else w.size for w in self.weights[:-1])
         return 8 * n_last + BYTES_PER_NEURON * neurons + 12 * nnz  # + the read-out sums
 
     def first_inputs(self, X):
@@ -100,7 +132,8 @@ class BatchPlan:
         rounding does not depend on how many samples there are)."""
         first = self.spec.layers[0]
         w, b = first.weights, first.bias
-        return np.stack([x @ w for x in X]) + b
+        z = np.stack([x @ w for x in X])
+        return z if self.input_gain is not None else z + b
 
     def build(self, z0):
         """The network of ``len(z0)`` copies; returns (network, probe)."""
@@ -116,18 +149,20 @@ class BatchPlan:
                 z = z0 if i == 0 else np.tile(self.biases[i - 1], (copies, 1))
                 gain = np.tile(fit.gain, copies * units)
                 enc = np.tile(fit.encoders, copies * units)
-                bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
-                    z.ravel(), n)
+                if i == 0 and self.input_gain is not None:  # rounded input weights
+                    b = np.tile(self.spec.layers[0].bias, (copies, 1))
+                    bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
+                        b.ravel(), n) + np.tile(self.input_gain, copies) * np.repeat(
+                        z.ravel(), n)
+                else:
+                    bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
+                        z.ravel(), n)
                 ensembles.append(nengo.Ensemble(
                     copies * units * n, 1, gain=gain, bias=bias, encoders=enc[:, None],
                     eval_points=np.zeros((1, 1)), label=f"hidden {i}",
                     neuron_type=with_initial_state(nt, units * n, copies, rng)))
             for i in range(len(ensembles) - 1):
-                n = self.fits[i + 1].n_neurons
-                units = self.spec.hidden[i + 1].n_out
-                enc = scipy.sparse.diags(np.tile(self.fits[i + 1].encoders, units)) @ \
-                    scipy.sparse.kron(scipy.sparse.identity(units), np.ones((n, 1)))
-                block = scipy.sparse.csr_matrix(enc @ self.weights[i])
+                block = scipy.sparse.csr_matrix(self.weights[i])  # the network's transform
                 full = scipy.sparse.block_diag([block] * copies, format="csr")
                 nengo.Connection(ensembles[i].neurons, ensembles[i + 1].neurons,
                                  transform=nengo.transforms.Sparse(full.shape, init=full),
@@ -143,11 +178,9 @@ class BatchPlan:
 
     def run(self, X, progress_bar=False):
         """Decoded outputs (before the output nonlinearity) of samples ``X``."""
-        from ..network import ignore_max_rates_warnings
-
         net, readout = self.build(self.first_inputs(X))
-        with ignore_max_rates_warnings():
-            sim = self.simulator(net, dt=self.dt, seed=self.seed, progress_bar=progress_bar)
+        sim = make_simulator(self.simulator, net, dt=self.dt, seed=self.seed,
+                             progress_bar=progress_bar)
         with sim:
             sim.run_steps(self.steps)
         mean = readout.mean().reshape(len(X), -1)
@@ -199,11 +232,33 @@ def chunk_size(plan, n_samples, batch_size, n_jobs):
     return max(1, min(size, math.ceil(n_samples / n_jobs)))
 
 
+def max_workers(n_jobs):
+    """``n_jobs``, at most one per CPU (`joblib.cpu_count`) on joblib's local backends
+    (processes, threads); a cluster backend (``joblib.parallel_config(backend="dask")``)
+    keeps ``n_jobs``."""
+    import joblib
+
+    try:
+        from joblib.parallel import get_active_backend
+
+        backend = get_active_backend()[0]
+        local = type(backend).__module__.startswith("joblib.")
+    except (ImportError, AttributeError, TypeError):  # joblib's internals moved
+        local = True
+    return min(n_jobs, joblib.cpu_count()) if local else n_jobs
+
+
 def predict_batched(plan, X, batch_size=None, n_jobs=1, progress_bar=False):
-    """Decoded outputs of all samples, chunk by chunk (in ``n_jobs`` processes)."""
+    """Decoded outputs of all samples, chunk by chunk (in ``n_jobs`` processes).
+
+    At most one process per chunk, and per CPU on joblib's local backends
+    (`max_workers`): more would only wait or share the CPUs.
+    """
+    n_jobs = max_workers(n_jobs)
     size = chunk_size(plan, len(X), batch_size, n_jobs)
     chunks = [X[i:i + size] for i in range(0, len(X), size)]
-    if n_jobs == 1 or len(chunks) == 1:
+    n_jobs = min(n_jobs, len(chunks))
+    if n_jobs == 1:
         out = [plan.run(c, progress_bar) for c in chunks]
     else:
         import joblib

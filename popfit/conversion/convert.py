@@ -27,12 +27,12 @@ import time
 
 import numpy as np
 
-from .._validation import check_int, check_positive, check_seed, check_synapse, public
+from .._validation import (DOMAIN_WIDTH_BOUNDS, check_int, check_positive, check_seed,
+                           check_synapse, public)
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from ..metrics import grid
 from ..network import check_hardware
 from ..neurons import check_max_rate, resolve_neuron_type
-from ..targets import get_named_target
 from .model import ConvertedModel, LayerInfo
 from .readers import read_model
 from .refit import enough_for_refit, refit_weights
@@ -43,6 +43,9 @@ CALIBRATION_PERCENTILE = 99.0
 DOMAIN_FLOOR_FRACTION = 0.25
 #: Significant digits of a calibrated half-width (readable, and equal domains share a fit).
 DOMAIN_DIGITS = 3
+#: Largest calibrated half-width: the domain's width stays within the bound of
+#: `popfit._validation.check_domain` after rounding up.
+MAX_HALF_WIDTH = 0.49 * DOMAIN_WIDTH_BOUNDS[1]
 
 
 def round_up(m, digits=DOMAIN_DIGITS):
@@ -53,20 +56,32 @@ def round_up(m, digits=DOMAIN_DIGITS):
     return r
 
 
-def choose_domain(activation, z):
+def choose_domain(target, z, where="this layer"):
     """Symmetric domain ``(-m, m)`` from pre-activations ``z`` (or the default).
 
-    ``m`` is rounded outward, so the domain always contains the calibration
-    pre-activations at or below the percentile (at least one).
+    ``target`` is the layer's curve (a `popfit.targets.Target`, with its
+    default domain). ``m`` is rounded outward, so the domain always contains
+    the calibration pre-activations at or below the percentile (at least one).
+    Pre-activations too large for any domain popfit can fit
+    (`MAX_HALF_WIDTH`) raise a `ConversionError` naming ``where``.
 
     Returns the domain and the fraction of ``z`` outside it (None without ``z``).
     """
-    lo, hi = get_named_target(activation).default_domain
+    lo, hi = target.default_domain
     if z is None:
         return (float(lo), float(hi)), None
     floor = DOMAIN_FLOOR_FRACTION * 0.5 * (hi - lo)
-    m = float(np.percentile(np.abs(z), CALIBRATION_PERCENTILE))
-    m = round_up(m) if m > floor else floor
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = float(np.percentile(np.abs(z), CALIBRATION_PERCENTILE))
+        m = round_up(m) if m > floor else floor
+    if not m <= MAX_HALF_WIDTH:
+        raise ConversionError(
+            f"the calibration pre-activations of {where} are too large: the "
+            f"{CALIBRATION_PERCENTILE:g}th percentile of their |value| is "
+            f"{float(np.percentile(np.abs(z), CALIBRATION_PERCENTILE)):.3g}, above the "
+            f"largest domain half-width popfit can fit ({MAX_HALF_WIDTH:.3g}); scale "
+            "calibration_data to the range the model was trained on (e.g. the same "
+            "sklearn.preprocessing.StandardScaler), or the layer's weights down")
     return (-m, m), float(np.mean(np.abs(z) > m))
 
 
@@ -78,6 +93,8 @@ REFIT_HOLDOUT = 0.2
 
 def check_n_neurons(n_neurons, n_hidden):
     """Per-hidden-layer neurons per unit: a tuple of ints, or None for ``"auto"``."""
+    if isinstance(n_neurons, np.ndarray) and n_neurons.ndim == 0:
+        n_neurons = n_neurons.item()  # a 0-d array: its one value (checked below)
     if isinstance(n_neurons, str):
         if n_neurons != "auto":
             raise PopfitValueError(
@@ -89,7 +106,8 @@ def check_n_neurons(n_neurons, n_hidden):
             raise PopfitValueError(
                 f"n_neurons has {len(n_neurons)} entries but the model has {n_hidden} "
                 f"hidden layer(s); pass one int per hidden layer (got {list(n_neurons)!r})")
-        return tuple(check_int(n, "n_neurons", low=1) for n in n_neurons)
+        return tuple(check_int(n.item() if isinstance(n, np.generic) else n,
+                               f"n_neurons[{i}]", low=1) for i, n in enumerate(n_neurons))
     return (check_int(n_neurons, "n_neurons", low=1),) * n_hidden
 
 
@@ -102,7 +120,7 @@ def fit_error(fit):
 def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
             noise_synapse=0.02,
             calibration_data=None, seed=None, refit=None, refit_holdout=REFIT_HOLDOUT,
-            tolerance=0.02, hardware=None, weight_bits=None, search=None):
+            tolerance=0.02, hardware=None, weight_bits=None, search=None, task=None):
     """Convert a trained model into a spiking Nengo network of positive-only neurons.
 
     Every hidden unit becomes a small population fitted by
@@ -118,10 +136,24 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     model : sklearn MLPClassifier or MLPRegressor, or keras.Model
         A trained model. Hidden activations: tanh, logistic/sigmoid,
         identity/linear, relu. Keras models must be a Sequential or functional
-        chain of ``Dense`` and ``Activation`` layers (not a subclassed model); a
-        softmax output makes the converted model a classifier (class labels
-        ``0 .. k-1``), any other output a regressor. Weights and biases must
-        be finite.
+        chain of ``Dense`` and ``Activation`` layers (not a subclassed model).
+        A Keras activation is identified by its function, not its name
+        (Keras's own by identity; any other function by its values, to
+        float32 precision): a hidden layer's elementwise function that is
+        none of the named curves is fitted as a custom curve (activation
+        ``"custom <name>"``, default domain (-3, 3) without calibration data);
+        a function that is not elementwise, or a custom one on the output
+        layer, raises `ConversionError`. A Keras model is a classifier when
+        its output activation is softmax (class labels ``0 .. k-1``), or
+        sigmoid and it was compiled with a cross-entropy loss (binary,
+        categorical or sparse categorical, plain or focal): one sigmoid
+        output is a binary classifier (labels 0/1 at the 0.5 threshold,
+        `ConvertedModel.predict_proba` columns ``[1 - p, p]`` as
+        scikit-learn's, `ConvertedModel.score` the accuracy), several a
+        multi-label one; any other model is a regressor (an uncompiled
+        sigmoid output, or a linear one compiled with a cross-entropy loss on
+        logits, warns). Weights and biases must be finite, and
+        scikit-learn's ``coefs_`` / ``intercepts_`` shapes must chain.
     n_neurons : int, list of int, or "auto"
         Neurons per hidden unit (>= 1); a list gives one count per hidden
         layer. ``"auto"`` picks, per hidden layer, the smallest count in
@@ -147,7 +179,9 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         gave 97.11% and 3.8e-4). ``None`` fits rates only, whose large
         cancelling decoders are noisy when spiking.
     calibration_data : array_like, shape (n_samples, n_features), optional
-        Typical inputs (e.g. the training set), real and finite. Each hidden
+        Typical inputs (e.g. the training set), real and finite: a numeric
+        array or nested list (a scipy.sparse matrix of at most 2**24 values
+        is densified; larger ones are refused). Each hidden
         layer's domain is then ``(-m, m)`` with ``m`` the 99th percentile of
         its units' ``|pre-activation|`` over these samples, rounded up to 3
         significant digits (at least a quarter of the activation's default
@@ -202,6 +236,10 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         The search budget of every fit (`popfit.fit_activation`'s
         ``search``); ``SearchOptions.quick()`` converts faster with fits that
         are good but not the best.
+    task : {"classifier", "regressor"}, optional
+        Override the task read from the model (see ``model``): a Keras model
+        with a sigmoid or softmax output can be converted as either; a
+        scikit-learn model's class fixes its task. Default: from the model.
 
     Returns
     -------
@@ -210,7 +248,9 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     Raises
     ------
     popfit.ConversionError
-        Unsupported layer, activation or architecture, or non-finite weights.
+        Unsupported layer, activation or architecture, non-finite or
+        inconsistently shaped weights, or calibration pre-activations too
+        large for any domain.
     popfit.PopfitValueError, popfit.PopfitTypeError
         An unfitted model or an invalid argument.
     ImportError
@@ -235,17 +275,17 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         raise PopfitValueError(
             "refit=True needs calibration_data (the weights are solved on it); pass "
             "calibration_data (e.g. the training inputs) or refit=False")
-    spec = read_model(model)
+    spec = read_model(model, task)
     counts = check_n_neurons(n_neurons, len(spec.hidden))
-    if refit and calibration_data is not None and refit_default and \
-            not enough_for_refit(len(np.asarray(calibration_data)), refit_holdout):
-        refit = False  # the default only: too few samples to solve on and hold out
     pre = X_cal = None
+    if calibration_data is not None:
+        X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
+        if refit and refit_default and not enough_for_refit(len(X_cal), refit_holdout):
+            refit = False  # the default only: too few samples to solve on and hold out
     hardware = check_hardware(hardware)
     if weight_bits is not None:
         weight_bits = check_int(weight_bits, "weight_bits", low=2, high=16)
-    if calibration_data is not None:
-        X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
+    if X_cal is not None:
         with np.errstate(over="ignore", invalid="ignore"):
             pre = spec.forward(X_cal)[0]
         for i, z in enumerate(pre[:-1]):
@@ -253,22 +293,27 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
                 raise ConversionError(
                     f"the pre-activations of {spec.source} layer {i} "
                     f"({spec.layers[i].label!r}) over calibration_data overflow to inf or "
-                    "NaN; its weights or the calibration inputs are too large to simulate")
+                    "NaN; its weights or the calibration inputs are too large to simulate "
+                    "(scale calibration_data to the range the model was trained on)")
 
     cache = {}
     fits, infos = [], []
     for i, layer in enumerate(spec.hidden):
         z = None if pre is None else pre[i]
-        domain, outside = choose_domain(layer.activation, z)
+        target = layer.target
+        domain, outside = choose_domain(
+            target, z, f"{spec.source} layer {i} ({layer.label!r})")
+        # a custom curve is keyed by its layer: two functions may share a description
+        name = layer.activation if layer.curve is None else ("custom", i)
         if z is None:  # one fit per (activation, domain), shared
-            key, eval_points = (layer.activation, domain), None
+            key, eval_points = (name, domain), None
         else:  # fitted to this layer's pre-activations inside its domain
-            key, eval_points = (layer.activation, domain, i), z[np.abs(z) <= domain[1]]
+            key, eval_points = (name, domain, i), z[np.abs(z) <= domain[1]]
         sizes = AUTO_NEURONS if counts is None else (counts[i],)
         for n in sizes:  # "auto": smallest population meeting the tolerance
             if key + (n,) not in cache:
                 cache[key + (n,)] = fit_activation(
-                    layer.activation, n, neuron_type=neuron_type, domain=domain,
+                    target, n, neuron_type=neuron_type, domain=domain,
                     max_rate=max_rate, synapse=noise_synapse, eval_points=eval_points,
                     seed=seed, search=search)
             fit = cache[key + (n,)]

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import numpy as np
+import scipy.sparse
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.metaestimators import available_if
 
-from .._validation import check_int, check_positive, check_seed, public, user_stacklevel
+from .._validation import (check_bool, check_int, check_positive, check_seed, public,
+                           user_stacklevel)
 from ..exceptions import PopfitTypeError, PopfitValueError
 from .refit import folded_weights, forward
-from .spec import apply_activation, check_samples
+from ..targets import apply_activation
+from .spec import check_samples
 
 #: ``presentation_time`` below this many synapse time constants per filtered
 #: stage (one per hidden layer) gives a warning: the output may not settle.
@@ -29,6 +32,14 @@ MIN_SYNAPSES_PER_PRESENTATION = 5
 SETTLE_STEPS = 10
 #: Fewest time steps per presentation (the read-out averages the last half).
 MIN_STEPS = 2
+#: Most time steps per presentation (per sample): 100 s at ``dt`` = 1 ms.
+MAX_PRESENTATION_STEPS = 100_000
+#: Most time steps simulated in one call, samples x steps per presentation.
+#: The sequential path (`present`) probes the output at every step (8 bytes x
+#: outputs x steps: 800 MB for 10 outputs at the bound), and nengo's reference
+#: simulator takes about 0.1 ms per step or more, so the bound is tens of
+#: minutes of simulation; split larger sets over several calls.
+MAX_TOTAL_STEPS = 10_000_000
 #: Simulated seconds from which nengo's progress bar is shown by default.
 LONG_BATCH_SECONDS = 20.0
 #: Batched predictions show nengo's progress bar by default from this many
@@ -51,8 +62,12 @@ def _check_progress_bar(progress_bar):
         f"{type(progress_bar).__name__})")
 
 
-def _check_presentation_time(presentation_time, dt):
-    """Return the whole number of ``dt`` steps per presentation (at least `MIN_STEPS`)."""
+def _check_presentation_time(presentation_time, dt, n_samples):
+    """Return the whole number of ``dt`` steps per presentation.
+
+    At least `MIN_STEPS`, at most `MAX_PRESENTATION_STEPS`, and ``n_samples``
+    presentations of at most `MAX_TOTAL_STEPS` steps in all.
+    """
     if isinstance(presentation_time, bool) or not isinstance(presentation_time,
                                                              numbers.Real):
         raise PopfitTypeError(
@@ -65,6 +80,17 @@ def _check_presentation_time(presentation_time, dt):
             f"presentation_time must be at least {MIN_STEPS} time steps "
             f"({MIN_STEPS * dt:g} s at dt={dt:g} s) (got {t:g} s); the output is read "
             "over the last half of each presentation")
+    if steps > MAX_PRESENTATION_STEPS:
+        raise PopfitValueError(
+            f"presentation_time must be at most {MAX_PRESENTATION_STEPS:,} time steps "
+            f"per sample ({MAX_PRESENTATION_STEPS * dt:g} s at dt={dt:g} s) (got {t:g} s, "
+            f"{steps:,} steps); every step is simulated: shorten presentation_time")
+    if n_samples * steps > MAX_TOTAL_STEPS:
+        raise PopfitValueError(
+            f"n_samples x presentation_time must be at most {MAX_TOTAL_STEPS:,} time "
+            f"steps in one call (got {n_samples:,} samples x {steps:,} steps = "
+            f"{n_samples * steps:,}, presentation_time {t:g} s at dt={dt:g} s); every "
+            "step is simulated: pass fewer samples per call, or shorten presentation_time")
     return steps
 
 
@@ -89,7 +115,8 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     X : array_like, shape (n_samples, n_features)
         Real, finite samples.
     presentation_time : float
-        Seconds per sample, rounded to whole time steps (at least 2 steps).
+        Seconds per sample, rounded to whole time steps (at least 2 steps, at
+        most `MAX_PRESENTATION_STEPS`, and `MAX_TOTAL_STEPS` over all samples).
         The output must settle within the first half of each presentation.
     dt : float
         Simulator time step (s).
@@ -109,8 +136,6 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     """
     import nengo
 
-    from ..network import ignore_max_rates_warnings
-
     size_in = getattr(getattr(network, "input", None), "size_in", None)
     if not isinstance(network, nengo.Network) or not isinstance(size_in, int) \
             or getattr(network, "output", None) is None:
@@ -119,7 +144,7 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
             f"n_features) and an `output` to probe (got {type(network).__name__})")
     X = check_samples(X, size_in, "X")
     dt = check_positive(dt, "dt")
-    steps = _check_presentation_time(presentation_time, dt)
+    steps = _check_presentation_time(presentation_time, dt, len(X))
     seed = check_seed(seed, allow_none=True)
     progress_bar = _check_progress_bar(progress_bar)
     simulator = check_simulator(simulator)
@@ -137,39 +162,67 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     # The build can raise nengo's spurious `max_rates` warnings for neurons
     # whose threshold (with the folded-in layer bias) lies beyond x = 1; only
     # the build is wrapped, with a filter for exactly those messages.
-    with ignore_max_rates_warnings():
-        sim = simulator(wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
+    from .batch import make_simulator
+
+    sim = make_simulator(simulator, wrapper, dt=dt, progress_bar=progress_bar, seed=seed)
     with sim:
         sim.run_steps(n * steps)
     y = sim.data[probe].reshape(n, steps, -1)
     return y[:, steps // 2:, :].mean(axis=1)
 
 
+def _connection_matrix(conn):
+    """A connection's transform as a scipy csr matrix (Sparse) or an ndarray (Dense)."""
+    import nengo
+
+    t = conn.transform
+    if isinstance(t, nengo.transforms.Sparse):
+        init = t.init
+        if not scipy.sparse.issparse(init):  # nengo's SparseMatrix
+            init = scipy.sparse.csr_matrix((init.data, init.indices.T), shape=t.shape)
+        return scipy.sparse.csr_matrix(init)
+    init = np.asarray(t.init, dtype=float)
+    if init.ndim < 2:  # nengo's meaning: a scalar or 1-D init is a diagonal
+        return np.diag(init * np.ones(t.shape[0]))
+    return init
+
+
 def check_simulator(simulator):
-    """``simulator`` (a callable, e.g. a nengo backend's Simulator class) or `nengo.Simulator`."""
+    """``simulator`` (a callable, e.g. a nengo backend's Simulator class) or `nengo.Simulator`.
+
+    A class (or a `functools.partial` of one) must have ``run_steps``; what a
+    call returns is checked by `make_simulator`.
+    """
+    import functools
+
     import nengo
 
     if simulator is None:
         return nengo.Simulator
-    if not callable(simulator):
+    cls = simulator.func if isinstance(simulator, functools.partial) else simulator
+    if not callable(simulator) or (isinstance(cls, type) and not hasattr(cls, "run_steps")):
         raise PopfitTypeError(
-            f"simulator must be a nengo backend's Simulator class (e.g. nengo.Simulator, "
-            f"nengo_loihi.Simulator, or functools.partial(nengo_loihi.Simulator, "
-            f"target='sim')) (got {simulator!r} of type {type(simulator).__name__})")
+            f"simulator must be a nengo backend's Simulator class, with run_steps (e.g. "
+            f"nengo.Simulator, nengo_loihi.Simulator, or functools.partial("
+            f"nengo_loihi.Simulator, target='sim')) (got {simulator!r} of type "
+            f"{type(simulator).__name__})")
     return simulator
 
 
 def _check_batching(batch_size, n_jobs, sequential):
-    if not isinstance(sequential, (bool, np.bool_)):
-        raise PopfitTypeError(f"sequential must be True or False (got {sequential!r})")
+    sequential = check_bool(sequential, "sequential")
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", low=1)
     if n_jobs is None:
         n_jobs = 1
-    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
-        raise PopfitValueError(
+    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise PopfitTypeError(
             f"n_jobs must be None, a positive int or a negative int (joblib: -1 uses all "
-            f"CPUs) (got {n_jobs!r})")
+            f"CPUs) (got {n_jobs!r} of type {type(n_jobs).__name__})")
+    elif n_jobs == 0:
+        raise PopfitValueError(
+            "n_jobs must be None, a positive int or a negative int (joblib: -1 uses all "
+            "CPUs) (got 0)")
     elif n_jobs < 0:
         import joblib
 
@@ -306,7 +359,9 @@ class ConvertedModel:
         ----------
         X : array_like, shape (n_samples, n_features)
         presentation_time : float
-            Seconds per sample (rounded to whole 1 ms time steps, at least 2).
+            Seconds per sample (rounded to whole 1 ms time steps, at least 2, at
+            most `MAX_PRESENTATION_STEPS` (100 s), and `MAX_TOTAL_STEPS` over
+            all samples of one call).
             Below `min_presentation_time` (or 10 time steps) a `UserWarning`
             says the output may not settle; short presentations can still
             classify well, which is the user's call to check.
@@ -319,8 +374,11 @@ class ConvertedModel:
             Samples per simulator (batched prediction); default: as many as
             fit a 256 MiB memory budget, split evenly over ``n_jobs``.
         n_jobs : int, optional
-            Processes simulating chunks in parallel (joblib; -1: all CPUs);
-            default 1. ``joblib.parallel_config`` selects other backends.
+            Processes simulating chunks in parallel (joblib; -1: all CPUs, -2:
+            all but one, as joblib counts); default 1. At most one process is
+            started per chunk, and per CPU (`joblib.cpu_count`) on joblib's
+            local backends; ``joblib.parallel_config`` selects other backends
+            (a cluster's, e.g. Dask, is not capped by the local CPUs).
         simulator : callable, optional
             A nengo backend's ``Simulator`` class, called as
             ``simulator(network, dt=0.001, seed=seed, progress_bar=...)``
@@ -337,7 +395,7 @@ class ConvertedModel:
         from .batch import BatchPlan, predict_batched
 
         X = check_samples(X, self.n_features_in_, "X")
-        steps = _check_presentation_time(presentation_time, DT)
+        steps = _check_presentation_time(presentation_time, DT, len(X))
         progress_bar = _check_progress_bar(progress_bar)
         simulator = check_simulator(simulator)
         batch_size, n_jobs = _check_batching(batch_size, n_jobs, sequential)
@@ -390,7 +448,9 @@ class ConvertedModel:
         if not self.is_classifier:
             raise AttributeError(
                 f"predict_proba is only available for classifiers; this model converted "
-                f"from {self.spec.source} is a regressor (use predict)")
+                f"from {self.spec.source} is a regressor (use predict); a Keras model with "
+                "a sigmoid or softmax output converts as a classifier with "
+                "popfit.convert(..., task='classifier')")
         return True
 
     @available_if(_check_classifier)
@@ -465,16 +525,90 @@ class ConvertedModel:
             return float(accuracy_score(y, pred))
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
 
-    def neuron_weights(self):
-        """``(weights, biases)``: ``weights[l]`` (shape ``(n_next, n_neurons_l)``) maps
-        hidden layer ``l``'s neurons to the next layer's units (the outputs, for
-        the last), ``biases[l]`` is that next layer's bias: the re-solved weights
-        (`refit`), or the source model's weights with the decoders folded in."""
+    @public("ConvertedModel.neuron_weights")
+    def neuron_weights(self, per_neuron=False):
+        """``(weights, biases)``: the weights leaving each hidden layer's neurons, as run.
+
+        Parameters
+        ----------
+        per_neuron : bool
+            False (default): ``weights[l]``, shape ``(n_next, n_neurons_l)``,
+            maps hidden layer ``l``'s neurons to the next layer's units (the
+            outputs, for the last): the re-solved weights (`refit`), or the
+            source model's weights with the decoders folded in. A model
+            converted with ``weight_bits`` has no such form (each receiving
+            neuron's weights are rounded separately, ``gain * weight``), so
+            this raises `PopfitValueError`; use ``per_neuron=True``.
+            True: ``weights[l]`` for every hidden layer but the last is the
+            transform of the connection from layer ``l``'s neurons to layer
+            ``l + 1``'s neurons in `network`, shape ``(n_neurons_l+1,
+            n_neurons_l)``, exactly as the network holds it (rounded with
+            ``weight_bits``; nengo multiplies it by the receiving neurons'
+            gains): a `scipy.sparse.csr_matrix` for a Sparse transform, an
+            ndarray for a Dense one. The last is as with ``per_neuron=False``
+            (the output is decoded off chip and never rounded).
+
+        Returns
+        -------
+        weights : list of ndarray or scipy.sparse.csr_matrix
+        biases : list of ndarray
+            ``biases[l]``, shape ``(n_next,)``: the input bias of hidden layer
+            ``l + 1``'s units (the output bias, for the last).
+        """
+        per_neuron = check_bool(per_neuron, "per_neuron")
+        if not per_neuron and self.weight_bits is not None:
+            raise PopfitValueError(
+                f"this model was converted with weight_bits={self.weight_bits}: the rounded "
+                "weights into each neuron (gain * weight, one step per connection) differ "
+                "per receiving neuron and have no unit-level form (per_neuron=False); use "
+                "neuron_weights(per_neuron=True) for the weights the network runs")
+        weights, biases = self._unit_weights()
+        if per_neuron:
+            weights = [_connection_matrix(self._connection_into(i + 1)) for i in
+                       range(len(self.spec.hidden) - 1)] + weights[-1:]
+        return weights, biases
+
+    def _unit_weights(self):
         if self.weights is not None:
             return list(self.weights), list(self.biases)
         nxt = self.spec.layers[1:]
         return ([folded_weights(fit, layer.weights) for fit, layer in zip(self.fits, nxt)],
                 [layer.bias.astype(float) for layer in nxt])
+
+    def _connection_into(self, i):
+        """The one connection into hidden layer ``i``'s neurons in `network`."""
+        ens = self.network.layers[i].ensemble
+        conns = [c for c in self.network.all_connections
+                 if getattr(c.post_obj, "ensemble", None) is ens]
+        if len(conns) != 1:
+            raise PopfitValueError(
+                f"hidden layer {i} of the network has {len(conns)} connections into its "
+                "neurons (expected 1): the network was changed after convert")
+        return conns[0]
+
+    def _first_layer_gains(self):
+        """Current per unit input of each first-layer neuron, as the network runs it.
+
+        Neuron ``n`` of unit ``u`` receives ``c[n] * (x @ W)[u]`` from the
+        input (``W``: the source model's first weights; its bias is in the
+        neurons' bias currents): ``c = gain * encoders``, or its rounding
+        with ``weight_bits`` (the connection into the neurons is on chip).
+        Read from `network`.
+
+        Returns
+        -------
+        ndarray, shape (n_neurons_0,)
+        """
+        layer = self.network.layers[0]
+        conn = self._connection_into(0)
+        t = _connection_matrix(conn)
+        t = t.toarray() if scipy.sparse.issparse(t) else np.asarray(t)
+        n = layer.fit.n_neurons
+        unit = np.repeat(np.arange(layer.n_units), n)
+        c = np.asarray(layer.ensemble.gain, dtype=float) * t[np.arange(len(unit)), unit]
+        if conn.pre_obj is not layer.input:  # hardware="loihi": fed x / input_scale
+            c = c / layer.input_scale[unit]
+        return c
 
     @public("ConvertedModel.rate_output")
     def rate_output(self, X):
@@ -482,10 +616,16 @@ class ConvertedModel:
 
         Each hidden unit is replaced by its fit's rate curves
         (`PopulationFit.rates`, decoded by `PopulationFit.predict`, or by the
-        re-solved `weights`); the output nonlinearity is applied.
-        Shape ``(n_samples, n_outputs)``.
+        re-solved `weights`); the output nonlinearity is applied. It
+        describes the model that runs: with ``weight_bits``, the rounded
+        weights `network` holds (`popfit.loihi.rate_forward`), as `predict`
+        and `decoded_output` use them. Shape ``(n_samples, n_outputs)``.
         """
         a = check_samples(X, self.n_features_in_, "X")
+        if self.weight_bits is not None:
+            from ..loihi import rate_forward
+
+            return self._outputs(rate_forward(self, a))
         if self.weights is not None:
             return self._outputs(forward(self.spec, self.fits, self.weights, self.biases,
                                          a)[1])
@@ -528,8 +668,9 @@ class ConvertedModel:
             "output_activation": out.activation,
             "output_label": out.label,
             "neuron_type": repr(self.neuron_type),
-            "n_neurons_per_unit": (self.n_neurons if isinstance(self.n_neurons, int)
-                                   else list(self.n_neurons)),
+            "n_neurons_per_unit": (int(self.n_neurons)
+                                   if isinstance(self.n_neurons, numbers.Integral)
+                                   else [int(n) for n in self.n_neurons]),
             "max_rate": self.max_rate,
             "synapse": self.synapse,
             "noise_synapse": self.fits[0].synapse,

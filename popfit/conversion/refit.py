@@ -11,7 +11,7 @@ form, like the decoders of a single fit (`popfit.fit_activation`):
 with ``a(x)`` the neurons' real rates (`PopulationFit.rates` of each unit's
 input), ``z(x)`` the source model's pre-activations of the next layer (the
 output layer's for the last), and ``var_j`` the variance of neuron ``j``'s
-synapse-filtered spike train (`popfit.neurons.spike_noise_variance`): a ridge
+synapse-filtered spike train (`popfit.solvers.spike_noise_penalty`): a ridge
 problem with one penalty per neuron, and the expected squared error of the
 spiking network's next pre-activations. Layers are solved in order, each fed
 by the previous *converted* layer (its re-solved weights and rates), so
@@ -37,11 +37,10 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
-import scipy.linalg
 
 from ..exceptions import PopfitValueError
-from ..neurons import spike_noise_variance
-from .spec import apply_activation
+from ..solvers import spike_noise_penalty, spike_noise_ridge
+from ..targets import apply_activation
 
 #: Fewest calibration samples in each of the solve and held-out shares.
 MIN_SAMPLES = 10
@@ -69,7 +68,7 @@ def folded_weights(fit, weights):
 
 def noise_penalty(a, synapse):
     """Mean spike-noise variance of each neuron (Hz**2) over the samples of ``a``."""
-    return spike_noise_variance(a, synapse)[0].mean(axis=0)
+    return spike_noise_penalty(a, synapse)
 
 
 def solve_weights(a, z, penalty):
@@ -88,14 +87,12 @@ def solve_weights(a, z, penalty):
     M : ndarray, shape (k, n)
     c : ndarray, shape (k,)
     """
-    a_mean, z_mean = a.mean(axis=0), z.mean(axis=0)
-    ac = a - a_mean
-    m = len(a)
-    gram = ac.T @ ac / m
-    gram[np.diag_indices_from(gram)] += penalty + _RIDGE * (np.trace(gram) / len(gram) + 1.0)
-    mt = scipy.linalg.solve(gram, ac.T @ (z - z_mean) / m, assume_a="pos",
-                            check_finite=False)
-    return mt.T, z_mean - a_mean @ mt
+    # the intercept c is an unpenalised column of ones; the tiny relative ridge
+    # keeps a rank-deficient rate matrix (silent neurons) well posed
+    ridge = _RIDGE * (a.var(axis=0).mean() + 1.0)
+    x = spike_noise_ridge(np.column_stack([a, np.ones(len(a))]), z,
+                          np.append(penalty + ridge, 0.0))
+    return x[:-1].T, x[-1]
 
 
 def sample_errors(a, z, weights, bias, penalty):

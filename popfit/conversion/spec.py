@@ -8,30 +8,26 @@ conversion knows about activation names: which popfit targets
 applied in numpy, and how each source library spells them.
 """
 
-import functools
+import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
+import scipy.sparse
 import scipy.special
 
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
-from ..targets import TARGETS
+from ..targets import TARGETS, Target, activation_names, apply_activation
 
 # ------------------------------------------------------------------ activations
 #: Hidden activations a population can replace (names in `popfit.targets.TARGETS`).
 HIDDEN_ACTIVATIONS = ("tanh", "sigmoid", "linear", "relu")
 
 
-#: Output activation -> numpy function of the decoded output, shape (n_samples, n_outputs).
-#: The scalar curves are the registry's own functions; softmax and exp are output-only.
-OUTPUT_FUNCTIONS = {
-    **{name: TARGETS[name].function for name in HIDDEN_ACTIVATIONS},
-    "softmax": functools.partial(scipy.special.softmax, axis=1),
-    "exp": np.exp,
-}
-#: Output activations applied in numpy to the decoded output.
-OUTPUT_ACTIVATIONS = tuple(OUTPUT_FUNCTIONS)
+#: Output activations applied in numpy to the decoded output (`popfit.targets.apply_activation`):
+#: the hidden ones and the registry's output-only ones (softmax, exp).
+OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + activation_names(fittable=False)
 
 #: scikit-learn's activation names (``activation``, ``out_activation_``) -> popfit's.
 SKLEARN_ACTIVATIONS = {"tanh": "tanh", "logistic": "sigmoid", "identity": "linear",
@@ -44,11 +40,6 @@ KERAS_ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "linear": "linear",
 def source_names(table, hidden=False):
     """The source library's names in ``table`` (hidden-layer ones only if ``hidden``)."""
     return tuple(k for k, v in table.items() if not hidden or v in HIDDEN_ACTIVATIONS)
-
-
-def apply_activation(name, z):
-    """Apply output activation ``name`` (one of `OUTPUT_ACTIVATIONS`) to ``z`` in numpy."""
-    return OUTPUT_FUNCTIONS[name](np.asarray(z, dtype=float))
 
 
 # ------------------------------------------------------------------ the spec
@@ -66,12 +57,28 @@ class DenseSpec:
     label : str
         Where the layer came from (e.g. ``"coefs_[0]"`` or the Keras layer name),
         used in messages and the summary.
+    curve : popfit.targets.Target, optional
+        A hidden layer's custom elementwise activation (a source-library
+        function that is none of the named curves), fitted as a callable
+        target; ``activation`` is then a description (``"custom <name>"``).
     """
 
     weights: np.ndarray
     bias: np.ndarray
     activation: str
     label: str
+    curve: Optional[Target] = None
+
+    @property
+    def target(self):
+        """The curve a population of this (hidden) layer is fitted to: a `Target`."""
+        return TARGETS[self.activation] if self.curve is None else self.curve
+
+    def apply(self, z):
+        """The layer's activation applied to pre-activations ``z`` in numpy."""
+        if self.curve is not None:
+            return self.curve(z)
+        return apply_activation(self.activation, z)
 
     @property
     def n_in(self):
@@ -103,6 +110,9 @@ class ModelSpec:
     ravel_output : bool
         True when a single-output regressor returns shape ``(n_samples,)``
         (scikit-learn's convention) rather than ``(n_samples, 1)``.
+    task_fixed : bool
+        True when the source model's class fixes the task (scikit-learn's
+        ``MLPClassifier`` / ``MLPRegressor``), so `with_task` cannot change it.
     """
 
     source: str
@@ -111,6 +121,7 @@ class ModelSpec:
     classes: Optional[np.ndarray] = None
     multilabel: bool = False
     ravel_output: bool = False
+    task_fixed: bool = False
 
     def __post_init__(self):
         for i, layer in enumerate(self.layers):
@@ -126,6 +137,41 @@ class ModelSpec:
     @property
     def n_features(self):
         return self.layers[0].n_in
+
+    def with_task(self, task):
+        """This spec as a ``"classifier"`` or a ``"regressor"`` (a new spec).
+
+        A classifier needs a sigmoid or softmax output: one sigmoid output is
+        a binary classifier (classes ``[0, 1]``), several sigmoid outputs a
+        multi-label one, softmax outputs a multi-class one (classes
+        ``0 .. k-1``). A regressor returns the output values.
+        """
+        if not isinstance(task, str) or task not in ("classifier", "regressor"):
+            raise PopfitValueError(
+                f"task must be 'classifier', 'regressor' or None (decided from the model) "
+                f"(got {task!r})")
+        if task == ("classifier" if self.is_classifier else "regressor"):
+            return self
+        if self.task_fixed:
+            raise PopfitValueError(
+                f"task={task!r} does not apply to a {self.source}, which is a "
+                f"{'classifier' if self.is_classifier else 'regressor'} by its class; "
+                "leave task=None")
+        out = self.output
+        if task == "regressor":
+            return dataclasses.replace(self, is_classifier=False, classes=None,
+                                       multilabel=False, ravel_output=False)
+        if out.activation not in ("sigmoid", "softmax"):
+            raise ConversionError(
+                f"task='classifier' needs a sigmoid or softmax output layer, but "
+                f"{self.source} layer {out.label!r} has activation {out.activation!r}; "
+                "give the output layer a sigmoid (binary or multi-label) or softmax "
+                "(multi-class) activation, or convert it with task='regressor'")
+        multilabel = out.activation == "sigmoid" and out.n_out > 1
+        classes = np.arange(2 if out.activation == "sigmoid" and out.n_out == 1
+                            else out.n_out)
+        return dataclasses.replace(self, is_classifier=True, classes=classes,
+                                   multilabel=multilabel, ravel_output=False)
 
     @property
     def hidden(self):
@@ -146,35 +192,92 @@ class ModelSpec:
         for layer in self.layers:
             z = a @ layer.weights + layer.bias
             pre.append(z)
-            a = apply_activation(layer.activation, z)
+            a = layer.apply(z)
         return pre, a
 
 
+#: Largest scipy.sparse input (in dense values, n_samples * n_features) that
+#: `check_samples` densifies: 2**24 values, 128 MiB as float64.
+MAX_SPARSE_VALUES = 2**24
+
+
+def _what(X):
+    """A short description of an argument that is not an array, for messages."""
+    if isinstance(X, (str, bytes)):
+        return f"the {type(X).__name__} {X!r:.60}"
+    if isinstance(X, (numbers.Number, np.generic)):
+        return f"the scalar {X!r:.60}"
+    return f"an object of type {type(X).__name__}"
+
+
 def check_samples(X, n_features, name):
-    """Return ``X`` as a finite real float array of shape ``(n_samples, n_features)``."""
-    if isinstance(X, (str, bytes)) or X is None:
+    """Return ``X`` as a finite real float array of shape ``(n_samples, n_features)``.
+
+    Accepts numpy arrays, nested lists or tuples of numbers, objects with
+    ``__array__`` and scipy.sparse matrices of at most `MAX_SPARSE_VALUES`
+    values (densified; larger ones are refused with the fix). Anything else
+    (a scalar, a string, a dict, a set, a generator, a ragged list, strings or
+    other non-numbers) raises a popfit error naming ``name``, the expected
+    shape and what was received.
+    """
+    shape = f"(n_samples, {n_features})"
+    if scipy.sparse.issparse(X):
+        size = int(X.shape[0]) * int(X.shape[1])
+        if size > MAX_SPARSE_VALUES:
+            raise PopfitValueError(
+                f"{name} is a scipy.sparse matrix of shape {X.shape} ({size} values when "
+                f"dense), more than the {MAX_SPARSE_VALUES} values popfit densifies; pass "
+                f"a dense array of shape {shape}, e.g. a subset of the rows: "
+                f"{name}[:10000].toarray()")
+        X = X.toarray()  # small: densified explicitly (documented)
+    array_like = (isinstance(X, (list, tuple, np.ndarray)) or hasattr(X, "__array__")
+                  or hasattr(X, "__array_interface__"))
+    if not array_like:
+        fix = (f"; make it an array first, e.g. np.array(list({name}))"
+               if hasattr(X, "__iter__") and not isinstance(X, (str, bytes, dict)) else "")
         raise PopfitTypeError(
-            f"{name} must be an array of shape (n_samples, {n_features}) "
-            f"(got {type(X).__name__})"
-        )
+            f"{name} must be an array of shape {shape} (got {_what(X)}){fix}")
+    if np.ma.isMaskedArray(X) and np.ma.getmaskarray(X).any():
+        raise PopfitValueError(
+            f"{name} must be an array of shape {shape} without missing values (got a "
+            f"masked array with {int(np.ma.getmaskarray(X).sum())} masked values); popfit "
+            f"does not guess them: fill them explicitly ({name}.filled(...)) or drop those "
+            "samples")
     try:
         X = np.asarray(X)
-        real = not np.iscomplexobj(X)
-        if real:
-            X = X.astype(float)
     except (TypeError, ValueError) as err:
         raise PopfitValueError(
-            f"{name} must be a numeric array of shape (n_samples, {n_features}) "
-            f"({err})"
-        ) from None
-    if not real:
+            f"{name} must be an array of shape {shape} (got a {type(X).__name__} that "
+            f"numpy cannot make into an array: {err}); rows of a nested list must all "
+            f"have {n_features} numbers") from None
+    if X.dtype.kind == "O":
+        bad = [v for v in X.flat if isinstance(v, (str, bytes))
+               or not isinstance(v, (numbers.Number, np.generic))][:1]
+        if bad:
+            bad = bad[0]
+            raise PopfitValueError(
+                f"{name} must hold numbers, shape {shape} (got an object array holding "
+                f"{_what(bad)}); convert the values to numbers yourself")
+    elif X.dtype.kind not in "biufc":
+        raise PopfitValueError(
+            f"{name} must be a numeric array of shape {shape} (got dtype {X.dtype}, "
+            f"shape {X.shape}); convert it explicitly, e.g. np.asarray({name}, "
+            "dtype=float), after checking the values")
+    if np.iscomplexobj(X) or (X.dtype.kind == "O" and any(
+            isinstance(v, complex) and v.imag != 0 for v in X.flat)):
         raise PopfitValueError(
             f"{name} must be real (got a complex array of shape {X.shape}); pass "
             f"its real part ({name}.real) or its magnitude (abs({name})) explicitly")
-    if X.ndim != 2:
+    try:
+        X = X.astype(float)
+    except (TypeError, ValueError, OverflowError) as err:
         raise PopfitValueError(
-            f"{name} must be 2-D, shape (n_samples, {n_features}) (got shape "
-            f"{X.shape}); reshape one sample with X.reshape(1, -1)"
+            f"{name} must be a numeric array of shape {shape} ({err})") from None
+    if X.ndim != 2:
+        what = f"the scalar {X.item()!r}" if X.ndim == 0 else f"shape {X.shape}"
+        raise PopfitValueError(
+            f"{name} must be 2-D, shape {shape} (got {what}); reshape one sample "
+            f"with X.reshape(1, -1)"
         )
     if X.shape[1] != n_features:
         raise PopfitValueError(
@@ -182,7 +285,13 @@ def check_samples(X, n_features, name):
             f"{n_features} (got shape {X.shape})"
         )
     if X.shape[0] == 0:
-        raise PopfitValueError(f"{name} must have at least one sample (got 0)")
-    if not np.all(np.isfinite(X)):
-        raise PopfitValueError(f"{name} contains NaN or infinite values")
+        raise PopfitValueError(
+            f"{name} must have at least one sample, shape {shape} (got shape {X.shape})")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise PopfitValueError(
+            f"{name} contains NaN or infinite values ({int(bad.sum())} of {X.size}, the "
+            f"first at row {row}, column {col}: {float(X[row, col])!r}); it must be a finite "
+            f"array of shape {shape}: remove or impute them")
     return X

@@ -25,7 +25,8 @@ from popfit.exceptions import PopfitTypeError, PopfitValueError
 from popfit.network import PopulationLayer
 
 nir = pytest.importorskip("nir")
-from popfit.nir import SNNTORCH_DT, graphs_equal, nir_neuron_type, to_nir  # noqa: E402
+from popfit.nir import graphs_equal, to_nir  # noqa: E402
+from popfit.platforms import Platform, get_platform  # noqa: E402
 
 # NIR fits have tau_ref = 0 < nengo's dt: exporting them to nengo warns, by design
 pytestmark = pytest.mark.filterwarnings("ignore:.*tau_ref = .* < dt = :UserWarning")
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*tau_ref = .* < dt = :UserWarni
 QUICK = popfit.SearchOptions.quick()
 
 NIR_LIF = nengo.LIF(tau_ref=0)
+SNNTORCH = get_platform("snntorch")
 
 
 def graph_rates(graph, x, spike_area=1.0):
@@ -110,11 +112,11 @@ def exportables(fit_lif, fit_relu, regressor):
         "neuron": (fit_lif.network(), {}),
         "layer": (PopulationLayer(fit_lif, 5, input_bias=np.linspace(-1, 1, 5)), {}),
         "chain": ([PopulationLayer(fit_lif, 5), PopulationLayer(fit_relu, 3)],
-                  dict(transforms=[t], synapse=0.01)),
+                  dict(transforms=[t], connection_synapse=0.01)),
         "relu chain": ([PopulationLayer(fit_relu, 3), PopulationLayer(fit_relu, 3)], {}),
         "converted": (regressor, {}),
         "converted, affine read-out": (regressor, dict(readout="affine")),
-        "converted, snntorch": (regressor, dict(consumer="snntorch")),
+        "converted, snntorch": (regressor, dict(platform="snntorch")),
     }
 
 
@@ -146,7 +148,7 @@ def test_round_trip_and_rate_level(which, fit_lif, fit_relu, regressor, digits, 
             bias = getattr(layer, "input_bias", 0.0)
             a = layer.fit.predict(a + bias)
         expected = a
-    area = SNNTORCH_DT if kwargs.get("consumer") else 1.0
+    area = SNNTORCH.nir_dt if kwargs.get("platform") else 1.0
     np.testing.assert_allclose(graph_rates(graph, x, area), expected, rtol=1e-7,
                                atol=1e-7 * np.abs(expected).max())
 
@@ -155,7 +157,7 @@ def test_nodes_map_nengo_parameters(fit_lif, fit_relu):
     """The node types and time constants follow the mapping table."""
     chain = [PopulationLayer(fit_lif, 2), PopulationLayer(fit_lif, 2),
              PopulationLayer(fit_relu, 2)]
-    g = to_nir(chain, synapse=0.007)
+    g = to_nir(chain, connection_synapse=0.007)
     assert [type(g.nodes[k]).__name__ for k in ("neurons_0", "neurons_1", "synapse_2",
                                                 "neurons_2", "readout")] == \
         ["LIF", "CubaLIF", "LI", "IF", "LI"]
@@ -171,41 +173,149 @@ def test_nodes_map_nengo_parameters(fit_lif, fit_relu):
 
 
 def test_converted_readout_synapse(regressor):
+    synapse = getattr(regressor, "connection_synapse", None) or regressor.synapse
     g = to_nir(regressor)
-    assert np.all(g.nodes["readout"].tau == regressor.synapse)
-    assert np.all(g.nodes["neurons_1"].tau_syn == regressor.synapse)
+    assert np.all(g.nodes["readout"].tau == synapse)
+    assert np.all(g.nodes["neurons_1"].tau_syn == synapse)
+    assert g.metadata["connection_synapse"] == synapse
 
 
 def test_refractory_fit_is_refused_with_the_fix(regressor):
     fit = popfit.fit_activation("tanh", 3, neuron_type="LIF",
                                 search=QUICK, seed=0)  # tau_ref = 2 ms
-    with pytest.raises(PopfitValueError, match=r"tau_ref = 0\.002 s.*nengo\.LIF\(tau_ref=0\)"
-                       r".*drop_tau_ref=True"):
+    with pytest.raises(PopfitValueError,
+                       match=r"^to_nir: layer 0's fit uses LIF\(\), with refractory period "
+                             r"tau_ref = 0\.002 s, which platform 'nir' does not run .*"
+                             r"popfit\.get_platform\('nir'\)\.fit_neuron_type\(\) = "
+                             r"LIF\(tau_ref=0\.0\).*drop_tau_ref=True"):
         to_nir(fit.network())
     g = to_nir(fit.network(), drop_tau_ref=True)
     assert g.nodes["neurons_0"].metadata["tau_ref"] == 0.002
 
 
-def test_whole_step_fit_only_for_its_consumer():
-    nt = nir_neuron_type("snntorch")
-    assert nt.tau_ref == SNNTORCH_DT / 2 and nir_neuron_type().tau_ref == 0
-    fit = popfit.fit_activation("tanh", 3, neuron_type=nt, search=QUICK, seed=0)
-    to_nir(fit.network(), consumer="snntorch")
-    with pytest.raises(PopfitValueError, match="tau_ref"):
-        to_nir(fit.network())
+@pytest.fixture
+def slower_snntorch(monkeypatch):
+    """A user's platform: snnTorch's conventions at a 0.2 ms step, registered by name (the
+    registry is restored after the test)."""
+    from popfit import platforms
+
+    monkeypatch.setattr(platforms, "_PLATFORMS", dict(platforms._PLATFORMS))
+    return platforms.register_platform(get_platform(
+        "snntorch", name="snntorch-0.2ms", nir_dt=2e-4, step=2e-4,
+        description="snnTorch's NIR import at dt 0.2 ms (no LI node)"))
+
+
+def _with_neuron_type(fit, neuron_type):
+    return popfit.PopulationFit.from_parameters(
+        target=fit.target, domain=fit.domain, neuron_type=neuron_type, gain=fit.gain,
+        bias=fit.bias, encoders=fit.encoders, decoders=fit.decoders, max_rate=fit.max_rate,
+        synapse=fit.synapse)
+
+
+def test_whole_step_fit_only_for_its_platform(fit_lif, slower_snntorch):
+    """A fit with the half-step refractory period of a platform's step is exported for
+    that platform only (the accepted tau_ref comes from the platform, not from a table)."""
+    assert SNNTORCH.fit_neuron_type().tau_ref == SNNTORCH.nir_dt / 2
+    assert get_platform("nir").fit_neuron_type().tau_ref == 0
+    assert slower_snntorch.fit_neuron_type().tau_ref == 2e-4 / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = {p.name: _with_neuron_type(fit_lif, p.fit_neuron_type())
+                for p in (SNNTORCH, slower_snntorch)}
+    for name, fit in fits.items():
+        for platform in ("nir", "snntorch", "snntorch-0.2ms"):
+            if platform == name:
+                to_nir(fit.network(), platform=platform)
+            else:
+                with pytest.raises(PopfitValueError,
+                                   match=rf"tau_ref = {fit.neuron_type.tau_ref:g} s, which platform "
+                                         rf"'{platform}' does not run"):
+                    to_nir(fit.network(), platform=platform)
+        # a fit without refractory period runs everywhere
+        to_nir(fit_lif.network(), platform=name)
+
+
+def test_registered_platform_sets_the_graph(regressor, digits, slower_snntorch):
+    """A platform the user registers changes the graph exactly as its fields say, with no
+    change to popfit.nir: neurons get r = tau / nir_dt (the Affine weights and biases
+    into them divided by r), spike-carrying weights are multiplied by 1 / nir_dt, and
+    the read-out is the platform's ("affine")."""
+    dt = 2e-4
+    ref = to_nir(regressor, readout="affine")  # NIR's own semantics: r = 1, unit-area spikes
+    g = to_nir(regressor, platform="snntorch-0.2ms")
+    assert graphs_equal(g, to_nir(regressor, platform=slower_snntorch))
+    assert list(g.nodes) == list(ref.nodes) and "readout" not in g.nodes
+    assert g.metadata["platform"] == "snntorch-0.2ms" and g.metadata["nir_dt"] == dt
+    assert ref.metadata["platform"] == "nir" and ref.metadata["nir_dt"] == 0.0
+    n_layers = len(regressor.network.layers)
+    for k in range(n_layers):
+        neurons = ref.nodes[f"neurons_{k}"]
+        assert np.all(neurons.r == 1)
+        tau = neurons.tau if k == 0 else neurons.tau_mem
+        r = tau / dt
+        np.testing.assert_allclose(g.nodes[f"neurons_{k}"].r, r, rtol=1e-15, atol=0)
+        spike = 1.0 if k == 0 else 1.0 / dt  # the input is not spikes
+        np.testing.assert_allclose(g.nodes[f"affine_{k}"].weight,
+                                   ref.nodes[f"affine_{k}"].weight * spike / r[:, None],
+                                   rtol=1e-12, atol=0)
+        np.testing.assert_allclose(g.nodes[f"affine_{k}"].bias,
+                                   ref.nodes[f"affine_{k}"].bias / r, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g.nodes["affine_out"].weight,
+                               ref.nodes["affine_out"].weight / dt, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(g.nodes["affine_out"].bias, ref.nodes["affine_out"].bias)
+    # read with spikes of area dt, its steady state is the model's rate-level output
+    x = digits[:50]
+    expected = regressor.rate_output(x)
+    np.testing.assert_allclose(graph_rates(g, x, dt), expected, rtol=1e-7,
+                               atol=1e-7 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("platform", ["loihi", "nengo", get_platform("loihi")])
+def test_non_nir_platform_is_refused_by_name(platform, fit_lif):
+    name = getattr(platform, "name", platform)
+    with pytest.raises(PopfitValueError,
+                       match=rf"^to_nir: platform must export a NIR graph: one of 'nir', "
+                             rf"'snntorch' or a popfit\.platforms\.Platform with export='nir' "
+                             rf"\(got .*'{name}'.*, which exports a nengo network; "
+                             rf"'{name}' is .*\); export to it with popfit\.convert"):
+        to_nir(fit_lif.network(), platform=platform)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(readout="spikes"), PopfitValueError, r"readout must be None or one of 'LI'"),
-    (dict(consumer="norse"), PopfitValueError, r"consumer must be None or one of 'snntorch'"),
-    (dict(consumer="snntorch", readout="LI"), PopfitValueError, r"no LI node"),
-    (dict(synapse=0), PopfitValueError, r"synapse must be a time constant > 0 s \(got 0\)"),
+    (dict(platform="norse"), PopfitValueError,
+     r"platform must be a popfit\.platforms\.Platform or one of .*'snntorch' \(got 'norse'\)"),
+    (dict(platform=3), PopfitTypeError, r"platform must be a name or a popfit\.platforms"),
+    (dict(platform="snntorch", readout="LI"), PopfitValueError,
+     r"readout must be one of the read-outs platform 'snntorch' runs, 'affine' \(got 'LI'; "
+     r"'snntorch' is snnTorch 1\.0's NIR import .*no LI node\)\); use readout='affine'"),
+    (dict(connection_synapse=0), PopfitValueError,
+     r"connection_synapse must be finite and > 0 \(got 0\.0\)"),
+    (dict(connection_synapse=True), PopfitTypeError,
+     r"connection_synapse must be a positive number"),
     (dict(transforms=[None]), PopfitValueError, r"transforms is only for a chain"),
     (dict(drop_tau_ref="yes"), PopfitTypeError, r"drop_tau_ref must be True or False"),
 ])
 def test_invalid_options(kwargs, error, match, fit_lif):
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match="^to_nir: " + match):
         to_nir(fit_lif.network(), **kwargs)
+
+
+def test_neuron_nodes_the_platform_does_not_run_are_refused(fit_relu):
+    """RectifiedLinear fits are NIR's IF node, which snnTorch 1.0 imports as a leaky
+    neuron; a platform without LI nodes cannot take the LI synapse before an IF layer."""
+    with pytest.raises(PopfitValueError,
+                       match=r"layer 0's fit uses RectifiedLinear\(\), which is NIR's IF node, "
+                             r"and platform 'snntorch' runs only the neuron nodes 'LIF' as NIR "
+                             r"defines them \('snntorch' is snnTorch 1\.0's NIR import"):
+        to_nir(PopulationLayer(fit_relu, 2), platform="snntorch")
+    no_li = get_platform("nir", name="nir-without-LI", readout="affine", readouts=("affine",))
+    to_nir(PopulationLayer(fit_relu, 2), platform=no_li)  # one IF layer: no LI node
+    with pytest.raises(PopfitValueError, match=r"layer 1's fit .* input synapse is written "
+                                               r"as an LI node, which platform "
+                                               r"'nir-without-LI'"):
+        to_nir([PopulationLayer(fit_relu, 2), PopulationLayer(fit_relu, 2)], platform=no_li)
+    assert isinstance(no_li, Platform)
 
 
 def test_invalid_objects_and_transforms(fit_lif, fit_relu):
@@ -220,8 +330,6 @@ def test_invalid_objects_and_transforms(fit_lif, fit_relu):
         to_nir(layers, transforms=[np.ones((3, 2))])
     with pytest.raises(PopfitValueError, match=r"list of 1 matrices"):
         to_nir(layers, transforms=[None, None])
-    with pytest.raises(PopfitValueError, match=r"snnTorch 1.0 imports NIR's IF"):
-        to_nir(PopulationLayer(fit_relu, 2), consumer="snntorch")
     with pytest.raises(PopfitTypeError, match=r"transforms\[0\] must be an array of real "
                                               r"numbers \(got str\)"):
         to_nir(layers, transforms=["1.0"])
@@ -304,6 +412,6 @@ def test_weight_bits_model_exports_the_weights_it_runs(quantized, digits):
     np.testing.assert_allclose(graph_rates(g, x), expected, rtol=1e-9,
                                atol=1e-9 * np.abs(expected).max())
     # the adapted graphs carry the same weights
-    np.testing.assert_allclose(graph_rates(to_nir(quantized, consumer="snntorch"), x,
-                                           SNNTORCH_DT), expected, rtol=1e-9,
+    np.testing.assert_allclose(graph_rates(to_nir(quantized, platform="snntorch"), x,
+                                           SNNTORCH.nir_dt), expected, rtol=1e-9,
                                atol=1e-9 * np.abs(expected).max())

@@ -43,9 +43,10 @@ def test_fit_without_refractory_period(max_rate):
     assert np.sqrt(np.mean((fit.predict(x) - np.tanh(x)) ** 2)) / 2 < 0.02
 
 
-def test_convert_with_nir_neuron_type():
-    """convert(..., neuron_type=nengo.LIF(tau_ref=0)) works; its rate-level output is
-    the source model's within the fit error."""
+def test_convert_for_the_nir_platform():
+    """convert(..., neuron_type=get_platform("nir").fit_neuron_type()), which is
+    nengo.LIF(tau_ref=0), works; its rate-level output is the source model's within the
+    fit error."""
     X, y = load_digits(return_X_y=True)
     X = X[:300] / 16.0
     target = X[:, 20:22]  # two pixels: a 2-output regression
@@ -53,8 +54,10 @@ def test_convert_with_nir_neuron_type():
         warnings.simplefilter("ignore")
         mlp = MLPRegressor(hidden_layer_sizes=(8,), activation="tanh", max_iter=300, random_state=0).fit(
             X, target)
-    model = popfit.convert(mlp, n_neurons=4, neuron_type=nengo.LIF(tau_ref=0),
-                           calibration_data=X, seed=0)
+    neuron_type = popfit.get_platform("nir").fit_neuron_type()
+    assert neuron_type.tau_ref == 0 and neuron_type.tau_rc == nengo.LIF().tau_rc
+    model = popfit.convert(mlp, n_neurons=4, neuron_type=neuron_type, calibration_data=X,
+                           seed=0)
     assert model.neuron_type.tau_ref == 0 and model.fits[0].neuron_type.tau_ref == 0
     err = model.rate_output(X) - mlp.predict(X)
     assert np.sqrt(np.mean(err ** 2)) / np.ptp(mlp.predict(X)) < 0.05

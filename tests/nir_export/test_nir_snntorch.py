@@ -27,7 +27,9 @@ nir = pytest.importorskip("nir")
 import snntorch.utils  # noqa: E402
 from snntorch.import_nir import import_from_nir  # noqa: E402
 
-from popfit.nir import SNNTORCH_DT, nir_neuron_type, to_nir  # noqa: E402
+from popfit.nir import to_nir  # noqa: E402
+
+SNNTORCH = popfit.get_platform("snntorch")
 
 # NIR fits have tau_ref = 0 < nengo's dt: exporting them to nengo warns, by design
 pytestmark = pytest.mark.filterwarnings("ignore:.*tau_ref = .* < dt = :UserWarning")
@@ -42,7 +44,7 @@ def run_snntorch(graph, x, seconds):
     with contextlib.redirect_stdout(io.StringIO()):  # the importer prints progress
         net = import_from_nir(graph)
     snntorch.utils.reset(net)
-    steps = int(round(seconds / SNNTORCH_DT))
+    steps = int(round(seconds / SNNTORCH.nir_dt))
     xt = torch.tensor(np.asarray(x), dtype=torch.float32)
     total, state = 0.0, None
     with torch.no_grad():
@@ -55,13 +57,13 @@ def run_snntorch(graph, x, seconds):
 
 @pytest.fixture(scope="module")
 def tanh_fit():
-    return popfit.fit_activation("tanh", 4, neuron_type=nir_neuron_type("snntorch"),
+    return popfit.fit_activation("tanh", 4, neuron_type=SNNTORCH.fit_neuron_type(),
                                  max_rate=400.0, synapse=0.02, seed=0)
 
 
 def test_population_neuron_computes_tanh(tanh_fit):
     x = np.linspace(-2.5, 2.5, 21)[:, None]
-    y = run_snntorch(to_nir(tanh_fit.network(), consumer="snntorch"), x, 0.2)
+    y = run_snntorch(to_nir(tanh_fit.network(), platform="snntorch"), x, 0.2)
     assert y.shape == (21, 1)
     nrmse = np.sqrt(np.mean((y[:, 0] - np.tanh(x[:, 0])) ** 2)) / 2.0
     assert nrmse < 0.03, nrmse
@@ -71,7 +73,7 @@ def test_layer_chain_computes_tanh_of_tanh(tanh_fit):
     """Two layers, neuron to neuron through a CubaLIF synapse, with a transform."""
     t = np.array([[0.8, -0.6, 0.3], [-0.5, 0.2, 0.9]])
     layers = [PopulationLayer(tanh_fit, 3), PopulationLayer(tanh_fit, 2)]
-    graph = to_nir(layers, transforms=[t], consumer="snntorch")
+    graph = to_nir(layers, transforms=[t], platform="snntorch")
     x = np.random.default_rng(0).uniform(-2, 2, size=(30, 3))
     y = run_snntorch(graph, x, 0.2)
     ref = np.tanh(np.tanh(x) @ t.T)
@@ -106,7 +108,7 @@ def logits(mlp, X):
 
 @pytest.mark.parametrize("hidden, neuron_type, drop, max_err, max_drop", [
     ((32,), nengo.LIF(tau_ref=0), False, 0.035, 0.01),  # the issue's bar (measured 0.031)
-    ((32,), nir_neuron_type("snntorch"), False, 0.029, 0.01),  # whole-step fit (0.027)
+    ((32,), SNNTORCH.fit_neuron_type(), False, 0.029, 0.01),  # whole-step fit (0.027)
     # 2 hidden layers, no bar in the issue: measured RMSE/std 0.044 with refit (0.054
     # without), 96% vs the ANN's 98%: two borderline digits of these 100
     ((32, 32), nengo.LIF(tau_ref=0), False, 0.055, 0.03),
@@ -118,7 +120,7 @@ def test_digits_in_snntorch(hidden, neuron_type, drop, max_err, max_drop, digits
     mlp = ann(hidden)
     model = popfit.convert(mlp, n_neurons=4, neuron_type=neuron_type, max_rate=400.0,
                            synapse=0.005, calibration_data=X_train, seed=0)
-    out = run_snntorch(to_nir(model, consumer="snntorch", drop_tau_ref=drop), X_test, 0.1)
+    out = run_snntorch(to_nir(model, platform="snntorch", drop_tau_ref=drop), X_test, 0.1)
     ref = logits(mlp, X_test)
     acc = np.mean(mlp.classes_[out.argmax(axis=1)] == y_test)
     assert acc >= mlp.score(X_test, y_test) - max_drop
@@ -132,6 +134,6 @@ def test_refractory_mismatch_is_why_to_nir_refuses(digits):
     X_train, X_test, _ = digits
     mlp = ann((32,))
     model = popfit.convert(mlp, n_neurons=4, calibration_data=X_train, seed=0)
-    out = run_snntorch(to_nir(model, consumer="snntorch", drop_tau_ref=True), X_test, 0.1)
+    out = run_snntorch(to_nir(model, platform="snntorch", drop_tau_ref=True), X_test, 0.1)
     ref = logits(mlp, X_test)
     assert np.sqrt(np.mean((out - ref) ** 2)) / np.std(ref) > 0.5

@@ -1,0 +1,23 @@
+"""Export popfit networks to NIR, the Neuromorphic Intermediate Representation.
+
+NIR (``pip install popfit[nir]``, nir 1.0.x) is the exchange format read by
+neuromorphic simulators and chips (snnTorch, Norse, Rockpool, Lava, Spyx,
+SpiNNaker2, Speck, Xylo). `to_nir` writes a popfit model as a chain of NIR
+nodes that describe the same neurons in continuous time::
+
+    Input -> Affine -> LIF -> Affine -> CubaLIF -> ... -> Affine -> LI -> Output
+
+adapted to the NIR platform it is for (`popfit.platforms`: ``"nir"``,
+``"snntorch"`` or one registered with ``export="nir"``). The ``nir`` package
+is imported on first use, so ``import popfit`` never needs it. See `to_nir`
+for the mapping and docs/nir.md for which consumers run the graphs.
+
+Modules: ``_stages`` reads popfit objects into populations and the weights
+between them; ``_export`` writes them as NIR nodes (`to_nir`); ``_compare``
+compares graphs (`graphs_equal`).
+"""
+
+from ._compare import graphs_equal
+from ._export import DEFAULT_CONNECTION_SYNAPSE, to_nir
+
+__all__ = ["DEFAULT_CONNECTION_SYNAPSE", "graphs_equal", "to_nir"]

@@ -1,0 +1,341 @@
+"""`to_nir`: popfit populations written as NIR nodes for a NIR platform."""
+
+import numpy as np
+
+from .._optional import import_optional
+from .._validation import check_bool, check_synapse, public
+from ..exceptions import PopfitValueError
+from ..platforms import READOUTS, get_platform, registered_platforms
+from ._stages import _check_finite_parameters, _read_object
+
+#: Synapse (s) between layers and of the read-out when the object has none.
+DEFAULT_CONNECTION_SYNAPSE = 0.005
+
+
+def _nir_platform(platform):
+    """``platform`` resolved with `get_platform`; refused unless it exports NIR graphs."""
+    resolved = get_platform(platform)
+    if resolved.export != "nir":
+        what = repr(platform) if isinstance(platform, str) else \
+            f"a Platform named {resolved.name!r}"
+        names = [name for name in registered_platforms()
+                 if get_platform(name).export == "nir"]
+        raise PopfitValueError(
+            f"platform must export a NIR graph: one of {', '.join(map(repr, names))} or a "
+            f"popfit.platforms.Platform with export='nir' (got {what}, which "
+            f"exports a {resolved.export} network; {_about(resolved)}); export to it with "
+            "popfit.convert, or register a NIR platform with "
+            "popfit.platforms.register_platform")
+    return resolved
+
+
+def _about(platform):
+    """``"'snntorch' is snnTorch 1.0's NIR import (...)"``, for messages."""
+    return f"{platform.name!r} is {platform.description}"
+
+
+def _check_readout(readout, platform):
+    """The read-out node to write: ``readout``, else the platform's default."""
+    if readout is not None and readout not in READOUTS:
+        raise PopfitValueError(
+            f"readout must be None or one of {', '.join(map(repr, READOUTS))} "
+            f"(got {readout!r})")
+    default = platform.readout or platform.readouts[0]
+    if readout is None:
+        return default
+    if readout not in platform.readouts:
+        hint = " and average or filter the output in the consumer" \
+            if default == "affine" else ""
+        raise PopfitValueError(
+            f"readout must be one of the read-outs platform {platform.name!r} runs, "
+            f"{', '.join(map(repr, platform.readouts))} (got {readout!r}; "
+            f"{_about(platform)}); use readout={default!r} (this platform's default)"
+            f"{hint}, or export for another platform")
+    return readout
+
+
+def _neuron_node(fit, k, platform, drop_tau_ref):
+    """``"LIF"`` or ``"IF"`` for the NIR node of this fit; refuses what ``platform``
+    cannot run as the fit assumes.
+
+    A LIF fit's ``tau_ref`` must be 0 (NIR's LIF has none) or the one
+    ``platform.fit_neuron_type()`` has (a whole-step consumer's correction).
+    """
+    import nengo
+
+    nt = fit.neuron_type
+    fit_type = platform.fit_neuron_type()
+    fix = (f"popfit.get_platform({platform.name!r}).fit_neuron_type() = {fit_type!r}, e.g. "
+           f"popfit.convert(model, neuron_type=popfit.get_platform({platform.name!r})"
+           ".fit_neuron_type())")
+    if isinstance(nt, nengo.LIFRate):  # nengo.LIF too
+        kind = "LIF"
+        accepted = float(getattr(fit_type, "tau_ref", 0.0))
+        if nt.tau_ref > 0 and not drop_tau_ref and not np.isclose(
+                nt.tau_ref, accepted, rtol=1e-9, atol=0):
+            raise PopfitValueError(
+                f"layer {k}'s fit uses {nt!r}, with refractory period tau_ref = "
+                f"{nt.tau_ref:g} s, which platform {platform.name!r} does not run (NIR's LIF "
+                f"has no refractory period; popfit fits this platform with tau_ref = "
+                f"{accepted:g} s; {_about(platform)}): the graph's neurons "
+                "would fire faster than the fit assumes (digits MLP in snnTorch: logits 60x "
+                f"further from the ANN's). Fit for this platform with neuron_type={fix}, "
+                "or pass drop_tau_ref=True to export this fit anyway (tau_ref is kept in "
+                "the node's metadata only)")
+    elif isinstance(nt, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)):
+        kind = "IF"
+    else:  # pragma: no cover - fits only hold the types above
+        raise PopfitValueError(
+            f"layer {k}'s fit uses {nt!r}, which has no NIR node; export supports "
+            "LIF, LIFRate, RectifiedLinear and SpikingRectifiedLinear fits")
+    if kind not in platform.neuron_nodes:
+        raise PopfitValueError(
+            f"layer {k}'s fit uses {nt!r}, which is NIR's {kind} node, and platform "
+            f"{platform.name!r} runs only the neuron nodes "
+            f"{', '.join(map(repr, platform.neuron_nodes))} as NIR defines them "
+            f"({_about(platform)}). Fit this layer with neuron_type={fix}, or export for "
+            "another platform")
+    if kind == "IF" and k > 0 and "LI" not in platform.readouts:
+        raise PopfitValueError(
+            f"layer {k}'s fit uses {nt!r}, whose input synapse is written as an LI node, "
+            f"which platform {platform.name!r} does not run ({_about(platform)}); fit "
+            f"this layer with neuron_type={fix}, or export for another platform")
+    return kind
+
+
+def _affine(nir, node, weight, bias):
+    """``nir.Affine(weight, bias)``, refusing entries that overflowed to inf."""
+    for what, values in (("weight", weight), ("bias", bias)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise PopfitValueError(
+                f"the {what} of Affine node {node!r} overflows: {int(bad.sum())} of "
+                f"{bad.size} entries are not finite (the transforms or the model's "
+                "weights times the gains and decoders exceed the float range); scale "
+                "the transforms or weights down")
+    return nir.Affine(weight=weight, bias=bias)
+
+
+@public("to_nir")
+def to_nir(obj, *, platform="nir", connection_synapse=None, transforms=None, readout=None,
+           drop_tau_ref=False):
+    """A popfit network as a NIR graph (`nir.NIRGraph`) for a NIR platform.
+
+    The graph describes the exported nengo network in NIR's continuous-time
+    terms: one neuron node per population layer, one ``Affine`` node per
+    connection (gains, decoders and the model's weights folded into one matrix),
+    the connection synapse as a ``CubaLIF`` synaptic current and the read-out
+    filter as an ``LI`` node::
+
+        Input(n_in) -> Affine -> LIF -> Affine -> CubaLIF -> ... -> Affine -> LI -> Output
+
+    ===============================  ===========================================
+    nengo / popfit                   NIR
+    ===============================  ===========================================
+    LIF ``tau_rc`` (s)               LIF ``tau`` / CubaLIF ``tau_mem`` (s)
+    threshold 1, reset to 0          ``v_threshold = 1``, ``v_reset = 0``
+    neuron ``gain``                  folded into the Affine ``weight``; ``r = 1``
+    neuron ``bias`` (with the        Affine ``bias`` (``v_leak = 0``; ``v_leak``
+    model's layer bias folded in)    is equivalent in the spec but importers
+                                     reject it)
+    connection synapse (Lowpass, s)  CubaLIF ``tau_syn``, ``w_in = 1``
+    read-out filter (Lowpass, s)     LI(``tau = connection_synapse``, ``r = 1``,
+                                     ``v_leak = 0``)
+    decoders (per spike of height    Affine ``weight`` (per unit-area spike:
+    1/dt)                            the same numbers)
+    RectifiedLinear /                IF(``r = 1``, ``v_threshold = 1``,
+    SpikingRectifiedLinear           ``v_reset = 0``); a synapse into it is an
+                                     LI(``tau = connection_synapse``) node
+                                     before the IF
+    ``tau_ref``, ``min_voltage``     no field: NIR has no refractory period (see
+                                     ``drop_tau_ref``)
+    ===============================  ===========================================
+
+    Units: time constants in seconds; neuron input currents in nengo's units
+    (threshold 1), so an Affine node computes exactly the current ``J`` nengo
+    feeds the neurons; the graph's output is the model's decoded output (before
+    a classifier's output nonlinearity, which NIR has no node for: apply
+    softmax etc. yourself). A neuron's ``gain`` and ``encoders``, the model's
+    weights and the previous layer's decoders all multiply into one dense
+    Affine weight of shape ``(n_neurons, n_inputs)``.
+
+    Everything that depends on the consumer comes from the platform
+    (`popfit.platforms.Platform`), so a new consumer plugs in with
+    `popfit.platforms.register_platform`, without changes here:
+
+    - ``nir_dt``: None (platform ``"nir"``) keeps NIR's semantics (unit-area
+      spikes, ``r = 1``). A consumer that steps at a fixed ``nir_dt`` and
+      counts a spike as 1 for one step (an area of ``nir_dt``; platform
+      ``"snntorch"``) gets neurons with ``r = tau / nir_dt`` (the Affine
+      weights and biases into them divided by ``r``, which leaves NIR's
+      dynamics unchanged) and spike-carrying Affine weights multiplied by
+      ``1 / nir_dt``. Such a graph is for that consumer only: read by NIR's
+      own semantics its spikes weigh ``1 / nir_dt`` too much.
+    - ``readout`` / ``readouts``: the default read-out node and the ones the
+      consumer runs (snnTorch 1.0 has no LI node).
+    - ``neuron_nodes``: the neuron nodes the consumer runs as NIR defines them
+      (snnTorch 1.0 imports IF as a leaky neuron, so RectifiedLinear fits are
+      refused for it).
+    - ``fit_neuron_type()``: the neuron type fits are made for. NIR's neurons
+      have no refractory period, so a LIF fit must have ``tau_ref = 0`` or the
+      platform's ``fit_neuron_type().tau_ref`` (for a consumer that resets on
+      the step a neuron crosses threshold, the half step it loses:
+      `popfit.wholestep.whole_step_tau_ref`); any other ``tau_ref > 0`` is
+      refused unless ``drop_tau_ref``. Fit with
+      ``neuron_type=popfit.get_platform(name).fit_neuron_type()`` in
+      `popfit.fit_activation` or `popfit.convert` (with ``tau_ref = 0`` any
+      ``max_rate`` works: there is no ``1 / tau_ref`` cap).
+
+    Parameters
+    ----------
+    obj : ConvertedModel, PopulationNeuron, PopulationLayer or list of PopulationLayer
+        What to export. A list of layers is a chain: layer ``k`` feeds layer
+        ``k + 1`` neuron to neuron, as ``PopulationLayer.connect_to`` wires it;
+        the graph input is the first layer's unit inputs, the output the last
+        layer's decoded unit outputs.
+    platform : str or popfit.platforms.Platform
+        Where the graph runs: a registered name or a `Platform`, resolved with
+        `popfit.get_platform`; it must have ``export == "nir"`` (built in:
+        ``"nir"``, NIR's continuous-time semantics, and ``"snntorch"``,
+        snnTorch 1.0's NIR import). Default ``"nir"``.
+    connection_synapse : float, optional
+        Time constant (s) of the synapses between layers and of the read-out
+        filter. Default: the `ConvertedModel`'s connection synapse, else 0.005
+        (``connect_to``'s default). Not the ``synapse`` a fit's noise model
+        assumes.
+    transforms : list of (array_like, scipy sparse, nengo.Dense/Sparse or None), optional
+        Chains of layers only: ``transforms[k]`` of shape
+        ``(layer[k+1].n_units, layer[k].n_units)`` maps layer ``k``'s outputs
+        to layer ``k + 1``'s inputs: ``connect_to``'s ``transform``, checked
+        and read as `PopulationLayer.connect_to` reads it (finite real
+        values; a nengo transform with nengo's meaning of ``init``, not a
+        Distribution); None is the identity.
+    readout : {"LI", "affine"}, optional
+        ``"LI"``: the decoded output is filtered by an LI node with
+        ``tau = connection_synapse``, as nengo's probe of the converted
+        output. ``"affine"``: the graph ends with the decoding Affine, whose
+        output is the decoded spikes (``decoders * spikes``) and the output
+        bias; filter or average it in the consumer. Default: the platform's
+        ``readout``; one the platform does not run is refused.
+    drop_tau_ref : bool
+        Export LIF fits with a ``tau_ref`` the platform does not run anyway,
+        accepting that the graph's neurons fire faster than the fit assumes
+        (``tau_ref`` is kept in the node metadata). Default False: such fits
+        are refused.
+
+    A `ConvertedModel` converted with ``weight_bits`` is exported with the
+    quantized weights its network runs (read from its connections), not the
+    float weights.
+
+    Returns
+    -------
+    nir.NIRGraph
+        Nodes ``input``, ``affine_0``, ``neurons_0`` (``synapse_k`` before an
+        IF layer ``k > 0``), ``affine_1``, ``neurons_1``, ...,
+        ``affine_out``, ``readout`` (``readout="LI"``), ``output``. The
+        neuron nodes' ``metadata`` record the fit (target, domain, nengo
+        neuron type, neurons per unit); the graph's record the platform's
+        name and ``nir_dt`` (0 for None). Save it with ``nir.write(path, graph)``.
+
+    Raises
+    ------
+    ImportError
+        ``nir`` is not installed (``pip install 'popfit[nir]'``).
+    popfit.PopfitValueError
+        A platform that does not export NIR, a fit the platform cannot run as
+        fitted (a ``tau_ref`` it does not have without ``drop_tau_ref``, a
+        neuron node it does not run), a read-out it does not run, a fit with
+        non-finite parameters, a transform with non-finite values or the wrong
+        shape, weights that overflow, or an invalid option.
+    popfit.PopfitTypeError
+        ``obj`` is not an exportable popfit object, ``platform`` is neither a
+        name nor a `Platform`, or a transform is not real numbers (complex,
+        strings) or not a matrix type `connect_to` takes.
+    """
+    nir = import_optional("nir")
+    platform = _nir_platform(platform)
+    readout = _check_readout(readout, platform)
+    drop_tau_ref = check_bool(drop_tau_ref, "drop_tau_ref")
+    stages, links, out_link, out_bias, default_synapse, label = _read_object(obj, transforms)
+    _check_finite_parameters(stages)
+    if connection_synapse is None:
+        connection_synapse = DEFAULT_CONNECTION_SYNAPSE if default_synapse is None \
+            else default_synapse
+    synapse = check_synapse(connection_synapse, "connection_synapse", allow_none=False)
+    kinds = [_neuron_node(stage.fit, k, platform, drop_tau_ref)
+             for k, stage in enumerate(stages)]
+    dt = platform.nir_dt
+
+    def arr(value, n):
+        return np.full(n, float(value))
+
+    nodes = {"input": nir.Input(input_type=np.array([links[0].shape[1]]))}
+    edges = []
+    prev = "input"
+    for k, (stage, link, kind) in enumerate(zip(stages, links, kinds)):
+        n = stage.n_neurons
+        fit = stage.fit
+        weight = stage.weights_in(link)
+        bias = stage.bias.copy()
+        meta = _metadata(fit, stage, k, synapse if k > 0 else None)
+        if kind == "LIF":
+            tau = float(fit.neuron_type.tau_rc)
+            r = 1.0 if dt is None else tau / dt
+            weight, bias = weight / r, bias / r
+            if k == 0:
+                neuron = nir.LIF(tau=arr(tau, n), r=arr(r, n), v_leak=arr(0, n),
+                                 v_threshold=arr(1, n), v_reset=arr(0, n), metadata=meta)
+            else:
+                neuron = nir.CubaLIF(tau_syn=arr(synapse, n), tau_mem=arr(tau, n),
+                                     r=arr(r, n), v_leak=arr(0, n), v_threshold=arr(1, n),
+                                     v_reset=arr(0, n), w_in=arr(1, n), metadata=meta)
+        else:
+            neuron = nir.IF(r=arr(1, n), v_threshold=arr(1, n), v_reset=arr(0, n),
+                            metadata=meta)
+        if k > 0 and dt is not None:
+            weight = weight / dt  # spikes of area dt in the consumer
+        nodes[f"affine_{k}"] = _affine(nir, f"affine_{k}", weight, bias)
+        edges.append((prev, f"affine_{k}"))
+        prev = f"affine_{k}"
+        if kind == "IF" and k > 0:
+            nodes[f"synapse_{k}"] = nir.LI(tau=arr(synapse, n), r=arr(1, n),
+                                           v_leak=arr(0, n))
+            edges.append((prev, f"synapse_{k}"))
+            prev = f"synapse_{k}"
+        nodes[f"neurons_{k}"] = neuron
+        edges.append((prev, f"neurons_{k}"))
+        prev = f"neurons_{k}"
+    weight = np.array(out_link, dtype=float)
+    if dt is not None:
+        weight = weight / dt
+    nodes["affine_out"] = _affine(nir, "affine_out", weight,
+                                  np.asarray(out_bias, dtype=float))
+    edges.append((prev, "affine_out"))
+    prev = "affine_out"
+    n_out = weight.shape[0]
+    if readout == "LI":
+        nodes["readout"] = nir.LI(tau=arr(synapse, n_out), r=arr(1, n_out),
+                                  v_leak=arr(0, n_out))
+        edges.append((prev, "readout"))
+        prev = "readout"
+    nodes["output"] = nir.Output(output_type=np.array([n_out]))
+    edges.append((prev, "output"))
+    metadata = {"source": "popfit", "label": str(label), "connection_synapse": synapse,
+                "readout": readout, "platform": platform.name,
+                "nir_dt": dt if dt is not None else 0.0}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _metadata(fit, stage, k, synapse):
+    """JSON/HDF5-safe description of one population layer, for a neuron node."""
+    nt = fit.neuron_type
+    return {
+        "popfit_layer": k,
+        "target": str(fit.target.name),
+        "domain": np.array(fit.domain, dtype=float),
+        "neuron_type": repr(nt),
+        "tau_ref": float(getattr(nt, "tau_ref", 0.0)),
+        "n_units": int(stage.n_units),
+        "neurons_per_unit": int(fit.n_neurons),
+        "input_synapse": 0.0 if synapse is None else float(synapse),
+    }

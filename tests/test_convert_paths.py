@@ -1,0 +1,157 @@
+"""Every neuron type and network option of `popfit.convert` through every public path.
+
+A converted model gives one answer whichever way it is asked: `predict`,
+`predict_proba`, `score`, `decoded_output`, `rate_output`, the sequential
+reference path and a pickled copy all run the same network. The nengo-loihi
+neuron types run the same matrix in tests/loihi/test_batched_predict.py.
+
+The property tests draw `predict` options: any ``batch_size`` and ``n_jobs``
+give identical outputs, and bad values raise popfit's errors, never raw ones.
+"""
+
+import json
+import pickle
+import warnings
+
+import joblib
+import nengo
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+import popfit
+from popfit.exceptions import PopfitError
+
+QUICK = popfit.SearchOptions.quick()
+PT = 0.03  # s; short: the matrix checks the plumbing, test_convert.py the accuracy
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:presentation_time .* is below:UserWarning"),
+    # LIF(tau_ref=0) spiking at dt = 1 ms is warned about (and runs)
+    pytest.mark.filterwarnings("ignore:.*tau_ref = 0 s < dt:UserWarning"),
+    # nengo's own, when a Node without output is unpickled
+    pytest.mark.filterwarnings("ignore:'Node.size_out' is being overwritten:UserWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def digits_small():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", max_iter=200,
+                            random_state=0).fit(X[:300], y[:300])
+    return mlp, X[:300], X[300:303], y[300:303]
+
+
+NEURON_TYPES = {"LIF": "LIF", "LIFRate": "LIFRate", "relu": "relu",
+                "SpikingRectifiedLinear": "SpikingRectifiedLinear",
+                "LIF(tau_ref=0)": nengo.LIF(tau_ref=0)}
+OPTIONS = {"default": {}, "refit=False": {"refit": False}, "loihi": {"hardware": "loihi"},
+           "weight_bits=4": {"weight_bits": 4},
+           "loihi+weight_bits=8": {"hardware": "loihi", "weight_bits": 8}}
+
+
+def check_all_paths(model, X, y):
+    """Every public path of a classifier ``model`` on samples ``X`` (labels ``y``)."""
+    kw = dict(presentation_time=PT, progress_bar=False)
+    decoded = model.decoded_output(X, **kw)
+    assert decoded.shape == (len(X), 10) and np.all(np.isfinite(decoded))
+    out = model._outputs(decoded)
+    np.testing.assert_array_equal(model.predict(X, **kw), model.classes_[np.argmax(out, 1)])
+    np.testing.assert_array_equal(model.predict_proba(X, **kw), out)
+    assert model.score(X, y, **kw) == np.mean(model.classes_[np.argmax(out, 1)] == y)
+    seq = model.decoded_output(X, sequential=True, **kw)
+    assert seq.shape == decoded.shape and np.all(np.isfinite(seq))
+    assert model.predict(X, sequential=True, **kw).shape == (len(X),)
+    rate = model.rate_output(X)
+    assert rate.shape == (len(X), 10) and np.all(np.isfinite(rate))
+    copy = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(copy.decoded_output(X, **kw), decoded)
+    np.testing.assert_array_equal(copy.decoded_output(X, sequential=True, **kw), seq)
+    np.testing.assert_array_equal(copy.rate_output(X), rate)
+    json.dumps(model.summary())
+    assert "[[layers]]" in model.report()
+    return decoded
+
+
+@pytest.mark.parametrize("options", list(OPTIONS.values()), ids=list(OPTIONS))
+@pytest.mark.parametrize("neuron_type", list(NEURON_TYPES.values()), ids=list(NEURON_TYPES))
+def test_every_neuron_type_and_option_through_every_path(digits_small, neuron_type, options):
+    mlp, X_cal, X, y = digits_small
+    model = popfit.convert(mlp, neuron_type=neuron_type, n_neurons=2, calibration_data=X_cal,
+                           search=QUICK, seed=0, **options)
+    check_all_paths(model, X, y)
+
+
+# ------------------------------------------------------------ property tests
+@pytest.fixture(scope="module")
+def small_model(digits_small):
+    mlp, X_cal, _, _ = digits_small
+    return popfit.convert(mlp, n_neurons=2, calibration_data=X_cal, search=QUICK, seed=3)
+
+
+SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(batch_size=st.one_of(st.none(), st.integers(1, 6)),
+       n_jobs=st.sampled_from([None, 1, 2, -1]),
+       steps=st.integers(2, 40))
+def test_predict_identical_for_any_batching(small_model, digits_small, batch_size, n_jobs,
+                                            steps):
+    X = digits_small[1][:5]
+    kw = dict(presentation_time=steps * 0.001, progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # short presentations
+        ref = small_model.decoded_output(X, **kw)
+        with joblib.parallel_config(backend="threading"):  # parallel, without process start-up
+            out = small_model.decoded_output(X, batch_size=batch_size, n_jobs=n_jobs, **kw)
+    np.testing.assert_array_equal(out, ref)
+
+
+class NoRunSteps:
+    """A class that is not a simulator (no ``run_steps``)."""
+
+    def __init__(self, network, **kwargs):
+        self.network = network
+
+
+def returns_none(network, **kwargs):
+    return None
+
+
+ANY = st.one_of(st.text(max_size=3), st.just([1]), st.just({}), st.just(np.array([2])))
+#: For each predict option, values it must refuse.
+BAD = {
+    "batch_size": st.one_of(ANY, st.floats(), st.integers(-3, 0), st.booleans()),
+    "n_jobs": st.one_of(ANY, st.floats(), st.just(0), st.booleans()),
+    "presentation_time": st.one_of(
+        ANY, st.booleans(), st.just(None), st.integers(-3, 0),
+        st.floats().filter(lambda v: not 0.0014 < v < 100.001)),
+    "progress_bar": st.one_of(ANY, st.integers(), st.floats()),
+    "sequential": st.one_of(ANY, st.integers(), st.floats(), st.just(None)),
+    "simulator": st.one_of(ANY, st.integers(),
+                           st.sampled_from([dict, NoRunSteps, returns_none])),
+}
+
+
+@SETTINGS
+@given(option=st.sampled_from(sorted(BAD)).flatmap(
+    lambda name: st.tuples(st.just(name), BAD[name])))
+def test_bad_predict_options_raise_popfit_errors(small_model, digits_small, option):
+    name, value = option
+    X = digits_small[2][:2]
+    kw = dict(presentation_time=0.02, progress_bar=False)
+    kw[name] = value
+    with pytest.raises(PopfitError) as err, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        small_model.predict(X, **kw)
+    assert name in str(err.value)
