@@ -10,15 +10,53 @@ hands back the `popfit.PopulationFit` for saving and Nengo export.
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import public
-from .exceptions import PopfitValueError
+from ._validation import SEED_MAX, public
+from .exceptions import PopfitError, PopfitTypeError, PopfitValueError
 from .fit import fit_activation
 from .targets import tabulated_target
 
 __all__ = ["PopulationRegressor"]
+
+
+def _validated(estimator, *args, **kwargs):
+    """scikit-learn's `validate_data`, its errors (NaN, shapes, too few samples...)
+    raised as `PopfitValueError` / `PopfitTypeError` (still ValueError /
+    TypeError, with scikit-learn's message, which its compatibility checks match)."""
+    try:
+        return validate_data(estimator, *args, **kwargs)
+    except PopfitError:
+        raise
+    except ValueError as err:
+        raise PopfitValueError(str(err)) from err
+    except TypeError as err:
+        raise PopfitTypeError(str(err)) from err
+
+
+def _check_no_text(value, name, what):
+    """Refuse text in ``X`` or ``y``: scikit-learn converts numeric text in an
+    object ``y`` silently, leaves a string ``y`` for the fit to fail on, and
+    reports text in ``X`` without naming ``X``."""
+    if value is None:
+        return  # scikit-learn says that fit requires y
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        return  # ragged: scikit-learn's message
+    if arr.dtype.kind in "USa":
+        text = arr.ravel()[:1].tolist()
+    elif arr.dtype.kind == "O":
+        text = [v for v in arr.ravel() if isinstance(v, (str, bytes))][:1]
+    else:
+        return
+    if text:
+        raise PopfitValueError(
+            f"{name} must hold real numbers, {what} (got an array of dtype {arr.dtype} "
+            f"holding text, e.g. {text[0]!r}); convert it with np.asarray({name}, "
+            "dtype=float)" + (", or fit class labels with a classifier" if name == "y" else ""))
 
 
 def _interpolant(x, y):
@@ -93,14 +131,16 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         X : array-like, shape (n_samples, 1)
             Inputs (one feature), at least two distinct values.
         y : array-like, shape (n_samples,)
-            Target values at ``X``.
+            Target values at ``X``: finite real numbers (text is refused, even
+            numeric text such as ``"1.5"``, as in ``X``).
 
         Returns
         -------
         self : PopulationRegressor
         """
-        X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=2,
-                             dtype=np.float64)
+        _check_no_text(X, "X", "the inputs")
+        _check_no_text(y, "y", "the target values at X")
+        X, y = _validated(self, X, y, y_numeric=True, ensure_min_samples=2, dtype=np.float64)
         if X.shape[1] != 1:
             raise PopfitValueError(
                 f"X must have exactly 1 feature (the unit's input), got "
@@ -114,7 +154,13 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
                 f"X must hold at least 2 distinct values to define the domain "
                 f"(got {len(x)} samples, all at x={float(xu[0])!r})"
             )
-        rng = check_random_state(self.random_state)
+        try:
+            rng = check_random_state(self.random_state)
+        except ValueError:
+            raise PopfitValueError(
+                f"random_state must be None, an integer in [0, {SEED_MAX}] or a "
+                f"numpy.random.RandomState (got {self.random_state!r} of type "
+                f"{type(self.random_state).__name__})") from None
         seed = int(rng.randint(np.iinfo(np.int32).max))
         target = tabulated_target(f"samples (n={len(x)})", xu, yu)
         self.fit_ = fit_activation(
@@ -126,6 +172,7 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         self.seed_ = seed
         return self
 
+    @public
     def predict(self, X):
         """Rate-level output of the fitted population.
 
@@ -138,8 +185,26 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         ndarray, shape (n_samples,)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        _check_no_text(X, "X", "the inputs")
+        X = _validated(self, X, reset=False, dtype=np.float64)
         return self.fit_.predict(X[:, 0])
+
+    @public
+    def score(self, X, y, sample_weight=None):
+        """R² of `predict` on ``X`` against ``y`` (scikit-learn's `RegressorMixin.score`).
+
+        Text in ``X`` or ``y``, and scikit-learn's data errors (NaN, shapes), are
+        raised as popfit errors; an unfitted regressor raises scikit-learn's
+        `NotFittedError`.
+        """
+        check_is_fitted(self)
+        _check_no_text(y, "y", "the target values at X")
+        try:
+            return super().score(X, y, sample_weight=sample_weight)
+        except (PopfitError, NotFittedError):
+            raise
+        except ValueError as err:
+            raise PopfitValueError(str(err)) from err
 
     def to_fit(self):
         """The fitted `popfit.PopulationFit` (for ``save``, ``network()``, ...)."""

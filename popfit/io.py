@@ -292,6 +292,8 @@ def fit_from_dict(d, source=None):
     if fit_time < 0:
         _fail(source, f"field 'fit_time' must be a finite number >= 0 (s) (got {fit_time!r})")
 
+    # before from_parameters, which enforces the same rule, so a file gets this message
+    _check_rates(neuron_type, (lo, hi), gain, bias, encoders, max_rate, source)
     with np.errstate(all="ignore"):
         try:
             fit = PopulationFit.from_parameters(
@@ -304,7 +306,6 @@ def fit_from_dict(d, source=None):
     if not (np.all(np.isfinite(fit.max_rates)) and np.all(np.isfinite(fit.intercepts))):
         _fail(source, "fields 'gain' and 'bias' give non-finite firing rates or intercepts "
                       f"(gain in [{float(gain.min())!r}, {float(gain.max())!r}])")
-    _check_rates(fit, source)
     if not (math.isfinite(fit.nrmse) and math.isfinite(fit.max_error)):
         _fail(source, "field 'decoders' gives a non-finite output over the domain (decoders "
                       f"up to {float(np.abs(decoders).max())!r}, rates up to "
@@ -314,26 +315,28 @@ def fit_from_dict(d, source=None):
     return fit
 
 
-def _check_rates(fit, source):
-    """Refuse neurons that fire above ``fit.max_rate`` anywhere in the domain.
+def _check_rates(neuron_type, domain, gain, bias, encoders, max_rate, source):
+    """Refuse neurons that fire above ``max_rate`` anywhere in the domain.
 
     Rates are nengo's (``neuron_type.rates``), monotone in the current, so each
     neuron's highest rate over the domain is at the edge it faces; ``J`` there
     is lowered by its rounding (`_J_ULPS`) before comparing with ``max_rate``.
+    `PopulationFit.from_parameters` applies the same rule to every fit.
     """
-    lo, hi = fit.domain
-    edge = np.where(fit.encoders > 0, hi, -lo)  # largest encoder * x in the domain
+    lo, hi = domain
+    edge = np.where(encoders > 0, hi, -lo)  # largest encoder * x in the domain
     with np.errstate(all="ignore"):
-        slack = _J_ULPS * np.finfo(float).eps * (np.abs(fit.gain * edge) + np.abs(fit.bias))
-        lowest = fit.neuron_type.rates(edge[None, :], fit.gain, fit.bias - slack)[0]
-    over = ~(lowest <= fit.max_rate * (1.0 + MAX_RATE_RTOL))  # NaN counts as over
+        slack = _J_ULPS * np.finfo(float).eps * (np.abs(gain * edge) + np.abs(bias))
+        lowest = neuron_type.rates(edge[None, :], gain, bias - slack)[0]
+        max_rates = neuron_type.rates(edge[None, :], gain, bias)[0]
+    over = ~(lowest <= max_rate * (1.0 + MAX_RATE_RTOL))  # NaN counts as over
     if over.any():
-        rates = np.where(over, fit.max_rates, -np.inf)
+        rates = np.where(over, max_rates, -np.inf)
         i = int(np.argmax(rates))
-        _fail(source, f"{int(over.sum())} of {fit.n_neurons} neurons fire above the file's "
-                      f"max_rate {fit.max_rate:g} Hz: neuron {i} fires at "
-                      f"{float(fit.max_rates[i]):.6g} Hz at x = {float(edge[i]*fit.encoders[i])!r}"
-                      f" (nengo's rates of {type(fit.neuron_type).__name__} from fields 'gain', "
+        _fail(source, f"{int(over.sum())} of {len(gain)} neurons fire above the file's "
+                      f"max_rate {max_rate:g} Hz: neuron {i} fires at "
+                      f"{float(max_rates[i]):.6g} Hz at x = {float(edge[i]*encoders[i])!r}"
+                      f" (nengo's rates of {type(neuron_type).__name__} from fields 'gain', "
                       "'bias' and 'encoders' over 'domain'); the file was changed after the "
                       "fit: restore it or refit with popfit.fit_activation")
 

@@ -26,8 +26,11 @@ import numpy as np
 import scipy.sparse
 
 from ._validation import (
+    check_bool,
     check_finite_array,
     check_int,
+    check_real_array,
+    check_seed,
     check_synapse,
     current_caller,
     public,
@@ -43,6 +46,16 @@ from .wholestep import is_whole_step
 HARDWARE = (None, "loihi")
 #: nengo's default time step (s); `warn_tau_ref_below_dt` compares tau_ref with it.
 NENGO_DT = 0.001
+#: Most neurons a `PopulationLayer` may hold (``n_units * fit.n_neurons``):
+#: generous for any layer nengo's reference simulator can run, and far below
+#: what exhausts memory. Memory and time per step grow linearly with the
+#: neurons; a larger layer would be killed by the operating system (or raise
+#: a bare MemoryError) while being built, and would take seconds per step.
+# Measured on a 2-core, 23 GB machine (tanh fit, 4 LIF per unit, input and
+# output connected): 10**6 neurons build in 1.5 s, peak 0.34 GB, 0.12 s per
+# step; 10**7 neurons in 18 s, peak 2.0 GB, 2.4 s per step; n_units = 10**9
+# (2 neurons each) was killed for lack of memory while tiling the gains.
+MAX_LAYER_NEURONS = 10_000_000
 
 
 def check_hardware(hardware):
@@ -52,6 +65,29 @@ def check_hardware(hardware):
             "hardware must be None (nengo's reference simulator: block-sparse "
             f"transforms) or 'loihi' (builds on nengo_loihi.Simulator) (got {hardware!r})")
     return hardware
+
+
+#: Keyword arguments popfit's networks pass on to `nengo.Network` (besides ``label``).
+NETWORK_KWARGS = ("seed", "add_to_container")
+
+
+def _network_kwargs(label, kwargs):
+    """Check the `nengo.Network` arguments popfit's networks pass on: ``label``
+    (None or a string), ``seed`` (None or an int in [0, 2**32 - 1], what
+    nengo's simulator accepts) and ``add_to_container`` (None, True or False)."""
+    if label is not None and not isinstance(label, str):
+        raise PopfitTypeError(
+            f"label must be a string or None (got {label!r} of type {type(label).__name__})")
+    unknown = sorted(set(kwargs) - set(NETWORK_KWARGS))
+    if unknown:
+        raise PopfitTypeError(
+            f"unexpected keyword arguments {unknown}; besides its own arguments the "
+            f"network takes nengo.Network's label, {' and '.join(NETWORK_KWARGS)}")
+    if "seed" in kwargs:
+        kwargs["seed"] = check_seed(kwargs["seed"], allow_none=True)
+    if kwargs.get("add_to_container") is not None:
+        kwargs["add_to_container"] = check_bool(kwargs["add_to_container"], "add_to_container")
+    return kwargs
 
 
 def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
@@ -114,9 +150,11 @@ class PopulationNeuron(nengo.Network):
     spiking : bool
         True: the fit's spiking twin (`nengo.LIF`, `nengo.SpikingRectifiedLinear`);
         False: its rate twin (`nengo.LIFRate`, `nengo.RectifiedLinear`), which
-        reproduces ``fit.predict`` exactly.
+        reproduces ``fit.predict`` exactly. Only True or False: a string such
+        as ``"False"`` is refused.
     **kwargs
-        Passed to `nengo.Network` (e.g. ``seed``).
+        Passed to `nengo.Network`: ``seed`` (None or an int in [0, 2**32 - 1])
+        and ``add_to_container`` (None, True or False).
 
     Attributes
     ----------
@@ -150,7 +188,8 @@ class PopulationNeuron(nengo.Network):
     @public("PopulationNeuron")
     def __init__(self, fit, label=None, spiking=True, **kwargs):
         self.fit = check_fit(fit)
-        self.spiking = bool(spiking)
+        self.spiking = check_bool(spiking, "spiking")
+        kwargs = _network_kwargs(label, kwargs)
         neuron_type = export_neuron_type(fit, self.spiking)
         if label is None:
             label = f"PopulationNeuron({fit.target.name})"
@@ -193,11 +232,13 @@ class PopulationLayer(nengo.Network):
     fit : PopulationFit
         The fitted population used for every unit.
     n_units : int
-        Number of signed units (>= 1).
+        Number of signed units (>= 1), with ``n_units * fit.n_neurons`` at most
+        `MAX_LAYER_NEURONS`.
     label : str, optional
         Network label (default ``"PopulationLayer(<target>, <n_units>)"``).
     spiking : bool
-        Spiking twin (True) or rate twin (False) of the fit's neuron type.
+        Spiking twin (True) or rate twin (False) of the fit's neuron type
+        (only True or False: a string such as ``"False"`` is refused).
     input_bias : array_like, shape (n_units,), optional
         Added to each unit's input before the activation; folded into the
         neurons' bias currents (``bias_n + gain_n * encoder_n * b_u``).
@@ -213,7 +254,8 @@ class PopulationLayer(nengo.Network):
         transforms cost O(n_units**2 * N) per step in nengo (a 1,000-unit layer
         runs 30-40x slower than the Sparse one), hence not the default.
     **kwargs
-        Passed to `nengo.Network` (e.g. ``seed``).
+        Passed to `nengo.Network`: ``seed`` (None or an int in [0, 2**32 - 1])
+        and ``add_to_container`` (None, True or False).
 
     Attributes
     ----------
@@ -270,8 +312,16 @@ class PopulationLayer(nengo.Network):
                  hardware=None, **kwargs):
         self.fit = check_fit(fit)
         self.n_units = check_int(n_units, "n_units", low=1)
-        self.spiking = bool(spiking)
+        if self.n_units * fit.n_neurons > MAX_LAYER_NEURONS:
+            raise PopfitValueError(
+                f"n_units * fit.n_neurons must be at most MAX_LAYER_NEURONS = "
+                f"{MAX_LAYER_NEURONS:,} neurons (got {self.n_units:,} units x "
+                f"{fit.n_neurons} neurons = {self.n_units * fit.n_neurons:,}): memory and "
+                "time per step grow with the neurons, and a larger layer exhausts memory "
+                "while it is built; use fewer units or a fit with fewer neurons")
+        self.spiking = check_bool(spiking, "spiking")
         self.hardware = check_hardware(hardware)
+        kwargs = _network_kwargs(label, kwargs)
         neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
         if input_bias is None:
@@ -281,7 +331,15 @@ class PopulationLayer(nengo.Network):
         self.input_bias = input_bias
         gain = np.tile(fit.gain, self.n_units)
         encoders = np.tile(fit.encoders, self.n_units)
-        bias = np.tile(fit.bias, self.n_units) + gain * encoders * np.repeat(input_bias, n)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bias = np.tile(fit.bias, self.n_units) + gain * encoders * np.repeat(input_bias, n)
+        if not np.all(np.isfinite(bias)):
+            limit = np.finfo(float).max / (2.0 * float(np.max(fit.gain)))
+            raise PopfitValueError(
+                f"input_bias folded into the bias currents (bias + gain * encoder * "
+                f"input_bias) overflows: |input_bias| must be below about {limit:.3g} for "
+                f"this fit's largest gain {float(np.max(fit.gain)):g} (got "
+                f"{float(np.max(np.abs(input_bias))):g}); rescale the input")
         if label is None:
             label = f"PopulationLayer({fit.target.name}, {self.n_units})"
         super().__init__(label=label, **kwargs)
@@ -408,8 +466,8 @@ class PopulationLayer(nengo.Network):
             build time); other nengo transforms (``Convolution``) are refused.
         synapse : float or None
             Lowpass time constant (s) of the connection, > 0, or None.
-        weights : array_like, shape (k, n_neurons), optional
-            Neuron-level weights from each of this layer's neurons to ``post``'s
+        weights : array_like or scipy sparse matrix, shape (k, n_neurons), optional
+            Finite real neuron-level weights from each of this layer's neurons to ``post``'s
             ``k`` inputs, used as given instead of ``transform @
             self.decoders_block()`` (e.g. the weights `popfit.convert` re-solves
             for the actual populations, ``refit=True``); not together with
@@ -439,7 +497,9 @@ class PopulationLayer(nengo.Network):
                 raise PopfitValueError(
                     "pass either transform (unit level, decoders folded in) or weights "
                     "(neuron level, used as given), not both")
-            weights = np.asarray(weights, dtype=float)
+            if scipy.sparse.issparse(weights):
+                weights = weights.toarray()  # the connection is dense anyway
+            weights = check_real_array(weights, "weights")
             if weights.shape != (k, self.n_neurons) or not np.all(np.isfinite(weights)):
                 raise PopfitValueError(
                     f"weights must be a finite array of shape ({k}, {self.n_neurons}) "

@@ -17,6 +17,7 @@ This module
 """
 
 import contextlib
+import numbers
 import warnings
 
 import nengo
@@ -122,6 +123,10 @@ def spiking_twin(neuron_type):
 
 def rate_twin(neuron_type):
     """The rate (non-spiking) version of a supported ``neuron_type``."""
+    if type(neuron_type) not in SUPPORTED:
+        raise PopfitTypeError(
+            f"neuron_type must be one of popfit's types {SUPPORTED_NAMES} (got "
+            f"{neuron_type!r} of type {type(neuron_type).__name__})")
     return _rate_class(type(neuron_type))(**_twin_kwargs(neuron_type))
 
 
@@ -137,7 +142,9 @@ def neuron_type_to_dict(neuron_type):
 
 
 def neuron_type_from_dict(d):
-    """Inverse of `neuron_type_to_dict`; raises ValueError on anything else."""
+    """Inverse of `neuron_type_to_dict`; raises `PopfitValueError` on anything else
+    (an unknown type or parameter, a parameter that is not a finite number, or
+    one nengo refuses)."""
     classes = {cls.__name__: cls for cls in SUPPORTED}
     name = d.get("type") if isinstance(d, dict) else None
     if name in wholestep.NAMES.values():  # a fit for nengo-loihi: needs popfit[loihi]
@@ -145,8 +152,28 @@ def neuron_type_from_dict(d):
             k: float(v) for k, v in d.items() if k in ("tau_rc", "tau_ref")})
     if name not in classes:
         raise PopfitValueError(f"unknown neuron type entry {d!r}; expected one of {sorted(classes)}")
-    kwargs = {k: float(v) for k, v in d.items() if k in ("tau_rc", "tau_ref", "min_voltage")}
-    return classes[name](**kwargs)
+    takes = sorted(set(neuron_type_to_dict(classes[name]())) - {"type"})
+    unknown = sorted(set(d) - set(takes) - {"type"}, key=str)
+    if unknown:
+        raise PopfitValueError(
+            f"neuron type entry {d!r} has unknown parameters {unknown}; {name} takes {takes}")
+    kwargs = {}
+    for k in takes:
+        if k not in d:
+            continue
+        v = d[k]
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise PopfitTypeError(
+                f"neuron type entry {name}.{k} must be a finite number (got {v!r} of type "
+                f"{type(v).__name__})")
+        if not np.isfinite(v):
+            raise PopfitValueError(f"neuron type entry {name}.{k} must be a finite number "
+                                   f"(got {v!r})")
+        kwargs[k] = float(v)
+    try:
+        return classes[name](**kwargs)
+    except ValueError as err:  # nengo's ValidationError names the parameter and its bound
+        raise PopfitValueError(f"neuron type entry {d!r}: {err}") from None
 
 
 class RateModel:

@@ -1,16 +1,38 @@
 """`PopulationFit`: the immutable result of `popfit.fit_activation`."""
 
 import html
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import numpy as np
 
-from ._validation import check_real_array, public
-from .exceptions import PopfitTypeError
+from . import wholestep
+from ._validation import (
+    check_bool,
+    check_finite_array,
+    check_int,
+    check_positive,
+    check_real_array,
+    check_seed,
+    check_synapse,
+    public,
+)
+from .exceptions import PopfitTypeError, PopfitValueError
 from .metrics import population_metrics
-from .neurons import RateModel
-from .targets import Target
+from .neurons import RateModel, check_max_rate, resolve_neuron_type
+from .targets import Target, resolve_target
+
+
+def _check_max_rate(max_rate, neuron_type):
+    """``max_rate`` (Hz) within the bounds the fitting functions enforce for ``neuron_type``."""
+    if not wholestep.is_whole_step(neuron_type):
+        return check_max_rate(max_rate, neuron_type)
+    tau_ref = wholestep.discretized_taus(neuron_type)[1]  # as popfit.fit.whole_step
+    return check_positive(
+        max_rate, "max_rate", upper=1.0 / tau_ref if tau_ref > 0 else None,
+        upper_why=f" Hz (1/tau_ref: {type(neuron_type).__name__} with tau_ref = "
+        f"{tau_ref:g} s after Loihi's rounding to whole steps)")
 
 
 def _frozen(a):
@@ -91,29 +113,138 @@ class PopulationFit:
     diagnostics: Optional[object] = field(default=None, repr=False)
 
     @classmethod
+    @public
     def from_parameters(cls, *, target, domain, neuron_type, gain, bias, encoders,
                         decoders, max_rate, synapse, seed=None, success=True,
                         message="", nfev=0, fit_time=0.0, diagnostics=None):
-        """Build a fit from its parameters, computing the derived quantities."""
-        lo, hi = float(domain[0]), float(domain[1])
-        gain, bias, encoders, decoders = (
-            np.array(v, dtype=float) for v in (gain, bias, encoders, decoders))
-        edge = np.where(encoders > 0, hi, -lo)
-        max_rates = neuron_type.rates(edge[None, :], gain, bias)[0]
-        intercepts = (RateModel(neuron_type).j0 - bias) / gain
+        """Build a fit from its parameters, computing the derived quantities.
 
+        Every argument is checked with the bounds `popfit.fit_activation`
+        enforces (and `popfit.load_fit` for the number of neurons), so the fit
+        describes neurons that nengo runs as the fit says.
+
+        Parameters
+        ----------
+        target : str, Target or callable
+            As in `popfit.fit_activation`.
+        domain : (float, float)
+            Input interval, as in `popfit.fit_activation`.
+        neuron_type : str or nengo.neurons.NeuronType
+            A type `popfit.fit_activation` fits (LIF, LIFRate, RectifiedLinear,
+            SpikingRectifiedLinear, or nengo-loihi's with ``popfit[loihi]``).
+        gain : array_like, shape (n_neurons,)
+            Finite and > 0; ``1 <= n_neurons <= popfit.io.MAX_FILE_NEURONS``.
+        bias : array_like, shape (n_neurons,)
+            Finite.
+        encoders : array_like, shape (n_neurons,)
+            Exactly +1 or -1.
+        decoders : array_like, shape (n_neurons,)
+            Finite.
+        max_rate : float
+            In `popfit.neurons.max_rate_bounds` of ``neuron_type`` (Hz), and
+            no neuron may fire above it anywhere in the domain: its rate at
+            the edge it faces, by ``neuron_type.rates``, at most
+            ``max_rate * (1 + popfit.io.MAX_RATE_RTOL)`` once the current is
+            lowered by its float64 rounding (the rule `popfit.load_fit`
+            applies to files).
+        synapse : float or None
+            Time constant (s), > 0, or None (rates only).
+        seed : int or None
+            In [0, 2**32 - 1].
+        success : bool
+        message : str
+        nfev : int
+            >= 0.
+        fit_time : float
+            Finite, >= 0 (s).
+        diagnostics : SearchDiagnostics or None
+
+        Returns
+        -------
+        PopulationFit
+
+        Raises
+        ------
+        popfit.PopfitValueError, popfit.PopfitTypeError
+            Naming the argument, its bound and the value received.
+        """
+        from .fit import SearchDiagnostics
+        from .io import (  # the rules of fit files
+            _J_ULPS,
+            MAX_FILE_NEURONS,
+            MAX_RATE_RTOL,
+        )
+
+        target, (lo, hi) = resolve_target(target, domain)
+        neuron_type = resolve_neuron_type(neuron_type)
+        gain = check_real_array(gain, "gain")
+        n = gain.shape[0] if gain.ndim == 1 else 0
+        if not 1 <= n <= MAX_FILE_NEURONS:
+            raise PopfitValueError(
+                f"gain must be a 1-d array of 1 to {MAX_FILE_NEURONS} values, one per neuron "
+                f"(got shape {gain.shape})")
+        shape, words = (n,), "(len(gain),)"
+        gain = check_finite_array(gain, "gain")
+        bias = check_finite_array(bias, "bias", shape, words)
+        encoders = check_finite_array(encoders, "encoders", shape, words)
+        decoders = check_finite_array(decoders, "decoders", shape, words)
+        if not np.all(gain > 0):
+            i = int(np.argmin(gain))
+            raise PopfitValueError(
+                f"gain must be > 0 for every neuron (got gain[{i}] = {float(gain[i])!r}); the "
+                "encoders carry the sign")
+        bad = np.abs(encoders) != 1
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise PopfitValueError(
+                f"encoders must be exactly +1 or -1 (got encoders[{i}] = {float(encoders[i])!r}); "
+                "scale the gain instead")
+        max_rate = _check_max_rate(max_rate, neuron_type)
+        synapse = check_synapse(synapse, "synapse")
+        seed = check_seed(seed, allow_none=True)
+        success = check_bool(success, "success")
+        if not isinstance(message, str):
+            raise PopfitTypeError(
+                f"message must be a string (got {message!r} of type {type(message).__name__})")
+        nfev = check_int(nfev, "nfev", low=0)
+        if isinstance(fit_time, bool) or not isinstance(fit_time, numbers.Real):
+            raise PopfitTypeError(f"fit_time must be a finite number >= 0 (s) (got "
+                                  f"{fit_time!r} of type {type(fit_time).__name__})")
+        if not (np.isfinite(fit_time) and fit_time >= 0):
+            raise PopfitValueError(f"fit_time must be a finite number >= 0 (s) (got {fit_time!r})")
+        if diagnostics is not None and not isinstance(diagnostics, SearchDiagnostics):
+            raise PopfitTypeError(
+                f"diagnostics must be a popfit.SearchDiagnostics or None (got "
+                f"{type(diagnostics).__name__})")
+
+        edge = np.where(encoders > 0, hi, -lo)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            max_rates = neuron_type.rates(edge[None, :], gain, bias)[0]
+            intercepts = (RateModel(neuron_type).j0 - bias) / gain
+            # rates rise with encoder * x (gain > 0), so the faced edge has the highest;
+            # the current J there may be off by its float64 rounding (a few ulps of
+            # |gain * x| + |bias|, large where they cancel), so it is lowered by that
+            slack = _J_ULPS * np.finfo(float).eps * (np.abs(gain * edge) + np.abs(bias))
+            lowest = neuron_type.rates(edge[None, :], gain, bias - slack)[0]
+        over = ~(lowest <= max_rate * (1.0 + MAX_RATE_RTOL))  # NaN counts as over
+        if over.any():
+            i = int(np.argmax(np.where(np.isnan(max_rates), np.inf, max_rates)))
+            raise PopfitValueError(
+                f"no neuron may fire above max_rate = {max_rate:g} Hz on the domain "
+                f"[{lo!r}, {hi!r}] (got {int(over.sum())} of {n}: neuron {i} fires "
+                f"{max_rates[i]:.6g} Hz at x = {edge[i] * encoders[i]:g}, by "
+                f"{type(neuron_type).__name__}.rates of its gain {gain[i]:g} and bias "
+                f"{bias[i]:g}); lower the gains or biases, or raise max_rate")
         metrics = population_metrics(target, (lo, hi), neuron_type, gain, bias, encoders,
                                      decoders, synapse)
         return cls(
             target=target, domain=(lo, hi), neuron_type=neuron_type,
             gain=_frozen(gain), bias=_frozen(bias), encoders=_frozen(encoders),
             decoders=_frozen(decoders), max_rates=_frozen(max_rates),
-            intercepts=_frozen(intercepts), max_rate=float(max_rate),
-            synapse=None if synapse is None else float(synapse), nrmse=metrics.nrmse,
-            max_error=metrics.max_error, spiking_nrmse=metrics.spiking_nrmse,
-            success=bool(success),
-            message=str(message), nfev=int(nfev), fit_time=float(fit_time),
-            seed=None if seed is None else int(seed), diagnostics=diagnostics,
+            intercepts=_frozen(intercepts), max_rate=max_rate, synapse=synapse,
+            nrmse=metrics.nrmse, max_error=metrics.max_error,
+            spiking_nrmse=metrics.spiking_nrmse, success=success, message=message,
+            nfev=nfev, fit_time=float(fit_time), seed=seed, diagnostics=diagnostics,
         )
 
     @property
@@ -243,8 +374,12 @@ class PopulationFit:
 
         return plot_fit(self, ax=ax, **kwargs)
 
+    @public
     def network(self, label=None, spiking=True, **kwargs):
-        """A `popfit.PopulationNeuron` (nengo.Network) that computes this fit."""
+        """A `popfit.PopulationNeuron` (nengo.Network) that computes this fit.
+
+        ``spiking`` must be True or False; see `popfit.PopulationNeuron`.
+        """
         from .network import PopulationNeuron
 
         return PopulationNeuron(self, label=label, spiking=spiking, **kwargs)

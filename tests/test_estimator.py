@@ -1,4 +1,5 @@
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -148,3 +149,67 @@ def test_to_fit_round_trips(fitted, tmp_path):
     np.testing.assert_allclose(loaded.predict(x), fitted.predict(x[:, None]), rtol=1e-12)
     np.testing.assert_allclose(loaded.target(x), fit.target(x), atol=1e-6)
     assert loaded.nrmse == pytest.approx(fit.nrmse, rel=1e-6)
+
+
+_X = np.linspace(-1.0, 1.0, 20)[:, None]
+
+
+@pytest.mark.parametrize("X, y, error, match", [
+    (_X, ["a"] * 20, PopfitValueError,
+     r"y must hold real numbers, the target values at X \(got an array of dtype <U1 holding "
+     r"text, e.g. 'a'\); convert it with np.asarray\(y, dtype=float\)"),
+    (_X, [f"{v:.2f}" for v in _X[:, 0]], PopfitValueError,  # numeric text, as in X
+     r"y must hold real numbers.*dtype <U5 holding text, e.g. '-1.00'"),
+    (_X, np.array(["a"] * 20, dtype=object), PopfitValueError,
+     r"y must hold real numbers.*dtype object holding text, e.g. 'a'"),
+    (_X, np.full(20, np.nan), PopfitValueError, r"Input y contains NaN"),
+    (_X, np.ones((20, 2)), PopfitValueError, r"y should be a 1d array, got an array of shape "
+                                             r"\(20, 2\)"),
+    (_X, np.ones(5), PopfitValueError, r"Found input variables with inconsistent numbers of "
+                                       r"samples: \[20, 5\]"),
+    ([["a"]] * 20, np.ones(20), PopfitValueError,
+     r"X must hold real numbers, the inputs \(got an array of dtype <U1 holding text"),
+    (np.full((20, 1), np.inf), np.ones(20), PopfitValueError, r"Input X contains infinity"),
+    (np.empty((0, 1)), [], PopfitValueError, r"Found array with 0 sample\(s\)"),
+    (_X + 1j, np.ones(20), PopfitValueError, r"Complex data not supported"),
+])
+def test_fit_data_errors_are_popfit_errors(X, y, error, match):
+    """Text in y raised numpy's "could not convert string to float" (numeric text was
+    silently converted); scikit-learn's own checks keep their messages, which its
+    compatibility suite matches, as popfit errors naming the method."""
+    with pytest.raises(error, match="^PopulationRegressor.fit: " + match):
+        PopulationRegressor(2, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("random_state", [1.5, "a", -1, 2**32])
+def test_random_state_errors_are_popfit_errors(random_state):
+    with pytest.raises(PopfitValueError, match=rf"^PopulationRegressor.fit: random_state must be "
+                                               rf"None, an integer in \[0, 4294967295\] or a "
+                                               rf"numpy.random.RandomState \(got "
+                                               rf"{re.escape(repr(random_state))} of type"):
+        PopulationRegressor(2, random_state=random_state).fit(_X, _X[:, 0])
+
+
+@pytest.mark.parametrize("X, match", [
+    ([["a"]], r"X must hold real numbers, the inputs .*e.g. 'a'"),
+    (np.ones((3, 2)), r"X has 2 features, but PopulationRegressor is expecting 1 features"),
+    ([[np.nan]], r"Input X contains NaN"),
+    (np.ones(3), r"Expected 2D array, got 1D array instead"),
+])
+def test_predict_data_errors_are_popfit_errors(fitted, X, match):
+    with pytest.raises(PopfitValueError, match="^PopulationRegressor.predict: " + match):
+        fitted.predict(X)
+    with pytest.raises(NotFittedError):  # scikit-learn's own error, before the data
+        PopulationRegressor().predict(X)
+
+
+@pytest.mark.parametrize("y, match", [
+    (["a"] * 20, r"y must hold real numbers, the target values at X .*e.g. 'a'"),
+    (np.full(20, np.nan), r"Input contains NaN"),
+    (np.ones(5), r"Found input variables with inconsistent numbers of samples: \[5, 20\]"),
+])
+def test_score_data_errors_are_popfit_errors(fitted, y, match):
+    with pytest.raises(PopfitValueError, match="^PopulationRegressor.score: " + match):
+        fitted.score(_X, y)
+    with pytest.raises(NotFittedError):  # scikit-learn's own error, before the data
+        PopulationRegressor().score(_X, y)

@@ -5,12 +5,15 @@ formulas (LIF: ``1 / (tau_ref - tau_rc * log(1 - 1/J))`` for ``J > 1``; ReLU:
 ``max(J, 0)``), not with popfit's or nengo's ``rates``.
 """
 
+import dataclasses
 import os
+import re
 import warnings
 
 import nengo
 import numpy as np
 import pytest
+import scipy.sparse
 
 import popfit
 from popfit.exceptions import PopfitTypeError, PopfitValueError
@@ -226,10 +229,8 @@ def test_network_errors(fit_lif):
     with pytest.raises(PopfitTypeError, match="PopulationFit"):
         PopulationNeuron("tanh")
     # a fit of a signed rate type has no positive-only spiking twin
-    odd = PopulationFit.from_parameters(
-        target=fit_lif.target, domain=fit_lif.domain, neuron_type=nengo.Tanh(),
-        gain=[1.0], bias=[0.0], encoders=[1.0], decoders=[0.0025], max_rate=400.0,
-        synapse=None)
+    # (from_parameters refuses a signed rate type; a fit made by hand may still hold one)
+    odd = dataclasses.replace(fit_lif, neuron_type=nengo.Tanh())
     with pytest.raises(PopfitValueError, match=r"neuron_type Tanh.*spiking=True"):
         odd.network()
     with pytest.raises(PopfitValueError, match=r"neuron_type Tanh"):
@@ -317,3 +318,185 @@ def test_small_layers_decode_densely_and_exactly_as_sparse(fit_lif, monkeypatch)
     big = int(np.sqrt(network.DENSE_MAX_ENTRIES / n)) + 1  # n_units * (n_units * N) above
     _, kinds = run(big)
     assert kinds == {nengo.transforms.Sparse}
+
+
+# --- argument checks: a popfit error naming the argument, never a different network -----
+
+@pytest.mark.parametrize("spiking", ["False", "no", "", 0, 1, 1.0, None])
+@pytest.mark.parametrize("build", ["PopulationNeuron", "PopulationLayer", "PopulationFit.network"])
+def test_spiking_must_be_a_boolean(fit_lif, build, spiking):
+    """A non-empty string is truthy: spiking="False" used to build a spiking network."""
+    make = {"PopulationNeuron": lambda s: PopulationNeuron(fit_lif, spiking=s),
+            "PopulationLayer": lambda s: PopulationLayer(fit_lif, 2, spiking=s),
+            "PopulationFit.network": lambda s: fit_lif.network(spiking=s)}[build]
+    with pytest.raises(PopfitTypeError, match=rf"^{build}: spiking must be True or False "
+                                              rf"\(got {re.escape(repr(spiking))} of type"):
+        make(spiking)
+    # numpy's booleans are booleans
+    assert type(make(np.bool_(False)).ensemble.neuron_type) is nengo.LIFRate
+    assert type(make(np.bool_(True)).ensemble.neuron_type) is nengo.LIF
+
+
+def _parameters(fit, **changes):
+    params = dict(target=fit.target, domain=fit.domain, neuron_type=fit.neuron_type,
+                  gain=fit.gain, bias=fit.bias, encoders=fit.encoders, decoders=fit.decoders,
+                  max_rate=fit.max_rate, synapse=fit.synapse)
+    params.update(changes)
+    return params
+
+
+def test_from_parameters_rebuilds_a_fit_at_its_bounds(fit_lif):
+    """The fit's own parameters pass (its neurons reach max_rate at the domain edges)
+    and give the same fit; names are resolved as in fit_activation."""
+    assert np.max(fit_lif.max_rates) == pytest.approx(fit_lif.max_rate, rel=1e-12)
+    again = PopulationFit.from_parameters(**_parameters(
+        fit_lif, target="tanh", neuron_type="LIF", gain=list(fit_lif.gain)))
+    assert again.target.name == fit_lif.target.name and type(again.neuron_type) is nengo.LIF
+    np.testing.assert_array_equal(again.max_rates, fit_lif.max_rates)
+    assert (again.nrmse, again.spiking_nrmse) == (fit_lif.nrmse, fit_lif.spiking_nrmse)
+    np.testing.assert_array_equal(again.predict([-1.0, 0.5]), fit_lif.predict([-1.0, 0.5]))
+
+
+_G = [1.0, 1.0, 1.0, 1.0]  # shapes of the 4-neuron fit_lif
+
+
+@pytest.mark.parametrize("changes, error, match", [
+    (dict(gain=[np.nan] + _G[1:]), PopfitValueError,
+     r"gain must be a finite array \(got shape \(4,\) with non-finite values\)"),
+    (dict(gain=[0.0] + _G[1:]), PopfitValueError,
+     r"gain must be > 0 for every neuron \(got gain\[0\] = 0.0\)"),
+    (dict(gain=[1.0, 1.0, -2.0, 1.0]), PopfitValueError, r"gain must be > 0 .*gain\[2\] = -2.0"),
+    (dict(gain="abcd"), PopfitTypeError, r"gain must be an array of real numbers \(got str\)"),
+    (dict(gain=[], bias=[], encoders=[], decoders=[]), PopfitValueError,
+     r"gain must be a 1-d array of 1 to 256 values, one per neuron \(got shape \(0,\)\)"),
+    (dict(gain=np.ones(257), bias=np.zeros(257), encoders=np.ones(257),
+          decoders=np.zeros(257)), PopfitValueError,
+     r"gain must be .* 1 to 256 values.*\(257,\)\)"),
+    (dict(encoders=[0.5, 1.0, -1.0, -1.0]), PopfitValueError,
+     r"encoders must be exactly \+1 or -1 \(got encoders\[0\] = 0.5\)"),
+    (dict(encoders=[1.0, -1.0, 1.0]), PopfitValueError,
+     r"encoders must be a finite array of shape \(len\(gain\),\) = \(4,\) \(got shape \(3,\)\)"),
+    (dict(bias=[0.0, 1.0]), PopfitValueError, r"bias must be .*= \(4,\) \(got shape \(2,\)\)"),
+    (dict(bias=[_G]), PopfitValueError, r"bias must be .*= \(4,\) \(got shape \(1, 4\)\)"),
+    (dict(bias=[np.nan] + _G[1:]), PopfitValueError, r"bias must be a finite array .*non-finite"),
+    (dict(decoders=np.zeros(5)), PopfitValueError, r"decoders must be .*\(got shape \(5,\)\)"),
+    (dict(decoders=[np.inf] + _G[1:]), PopfitValueError, r"decoders must be a finite array"),
+    (dict(decoders=[1j] + _G[1:]), PopfitTypeError, r"decoders must be an array of real numbers"),
+    (dict(domain=(3.0, -3.0)), PopfitValueError, r"domain must have lo < hi"),
+    (dict(domain="ab"), PopfitValueError, r"domain must be a pair \(lo, hi\)"),
+    (dict(target=3), PopfitTypeError, r"target must be a name .* or a callable"),
+    (dict(neuron_type=nengo.Tanh()), PopfitTypeError, r"unsupported neuron_type Tanh\(\)"),
+    (dict(neuron_type=None), PopfitTypeError, r"unsupported neuron_type None"),
+    (dict(max_rate=np.nan), PopfitValueError, r"max_rate must be finite and > 0 \(got nan\)"),
+    (dict(max_rate=600.0), PopfitValueError, r"max_rate must be < 500 Hz.*\(got 600\)"),
+    (dict(max_rate=200.0), PopfitValueError,
+     r"no neuron may fire above max_rate = 200 Hz on the domain \[-3.0, 3.0\] \(got [1-4] "
+     r"of 4: neuron \d fires 400 Hz at x = -?3, by LIF.rates of its gain"),
+    (dict(synapse=0.0), PopfitValueError, r"synapse must be finite and > 0 \(got 0.0\)"),
+    (dict(synapse="0.01"), PopfitTypeError, r"synapse must be a positive number"),
+    (dict(seed=1.5), PopfitTypeError, r"seed must be an integer in \[0, 4294967295\] \(got 1.5"),
+    (dict(seed=-1), PopfitValueError, r"seed must be an integer in \[0, 4294967295\] \(got -1\)"),
+    (dict(success="no"), PopfitTypeError, r"success must be True or False \(got 'no'"),
+    (dict(message=3), PopfitTypeError, r"message must be a string \(got 3 of type int\)"),
+    (dict(nfev=-1), PopfitValueError, r"nfev must be an integer >= 0 \(got -1\)"),
+    (dict(nfev="a"), PopfitTypeError, r"nfev must be an integer >= 0 \(got 'a'"),
+    (dict(fit_time=np.nan), PopfitValueError, r"fit_time must be a finite number >= 0 .*nan"),
+    (dict(fit_time="1"), PopfitTypeError, r"fit_time must be a finite number >= 0 .*'1'"),
+    (dict(diagnostics="x"), PopfitTypeError,
+     r"diagnostics must be a popfit.SearchDiagnostics or None \(got str\)"),
+])
+def test_from_parameters_enforces_the_fit_bounds(fit_lif, changes, error, match):
+    """NaN or zero gains, an encoder of 0.5 or a neuron above max_rate used to make a fit
+    (and a network) silently; mismatched lengths raised numpy's errors."""
+    with pytest.raises(error, match="^PopulationFit.from_parameters: " + match):
+        PopulationFit.from_parameters(**_parameters(fit_lif, **changes))
+
+
+def test_layer_size_is_bounded_by_max_layer_neurons(fit_lif, monkeypatch):
+    """n_units = 10**10 exhausted memory (MemoryError, or the process killed) while
+    tiling the gains; the bound is on the layer's neurons, n_units * fit.n_neurons."""
+    import popfit.network as network
+
+    assert network.MAX_LAYER_NEURONS == 10**7
+    with pytest.raises(PopfitValueError, match=r"^PopulationLayer: n_units \* fit.n_neurons "
+                                               r"must be at most MAX_LAYER_NEURONS = "
+                                               r"10,000,000 neurons \(got 10,000,000,000 "
+                                               r"units x 4 neurons = 40,000,000,000\)"):
+        PopulationLayer(fit_lif, 10**10)
+    monkeypatch.setattr(network, "MAX_LAYER_NEURONS", 8)
+    assert PopulationLayer(fit_lif, 2).n_neurons == 8  # exactly at the bound
+    with pytest.raises(PopfitValueError, match=r"at most MAX_LAYER_NEURONS = 8 neurons "
+                                               r"\(got 3 units x 4 neurons = 12\)"):
+        PopulationLayer(fit_lif, 3)
+
+
+def test_input_bias_that_overflows_the_bias_currents_is_refused(fit_lif):
+    """bias + gain * encoder * input_bias overflowed to inf neurons silently."""
+    with pytest.raises(PopfitValueError, match=r"^PopulationLayer: input_bias folded into the "
+                                               r"bias currents .* overflows: \|input_bias\| must "
+                                               r"be below about .*\(got 1e\+308\)"):
+        PopulationLayer(fit_lif, 2, input_bias=[0.0, 1e308])
+    layer = PopulationLayer(fit_lif, 2, input_bias=[0.0, 1e300])  # large but finite: kept
+    assert np.all(np.isfinite(layer.ensemble.bias))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(label=3), PopfitTypeError, r"label must be a string or None \(got 3 of type int\)"),
+    (dict(seed=1.5), PopfitTypeError, r"seed must be an integer in \[0, 4294967295\] \(got 1.5"),
+    (dict(seed="1"), PopfitTypeError, r"seed must be an integer .*\(got '1' of type str\)"),
+    (dict(seed=-1), PopfitValueError, r"seed must be an integer in \[0, 4294967295\] \(got -1\)"),
+    (dict(seed=2**32), PopfitValueError, r"seed must be an integer .*\(got 4294967296\)"),
+    (dict(add_to_container="no"), PopfitTypeError, r"add_to_container must be True or False"),
+    (dict(foo=1), PopfitTypeError, r"unexpected keyword arguments \['foo'\]; besides its own "
+                                   r"arguments the network takes nengo.Network's label, seed "
+                                   r"and add_to_container"),
+])
+@pytest.mark.parametrize("cls", [PopulationNeuron, PopulationLayer])
+def test_network_arguments_are_checked(fit_lif, cls, kwargs, error, match):
+    """nengo refused a float seed or an int label with its own error, took seed=-1 (which
+    fails only when the simulator is built) and add_to_container="no" (a truthy string)."""
+    args = (fit_lif,) if cls is PopulationNeuron else (fit_lif, 2)
+    with pytest.raises(error, match=rf"^{cls.__name__}: {match}"):
+        cls(*args, **kwargs)
+    assert cls(*args, seed=np.int64(3), label="ok").seed == 3
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(weights="abc"), PopfitTypeError, r"weights must be an array of real numbers "
+                                           r"\(got str\)"),
+    (dict(weights=[[1.0], [1.0, 2.0]]), PopfitTypeError, r"weights must be an array of real "
+                                                         r"numbers \(got list\)"),
+    (dict(weights=np.ones((2, 8)) * 1j), PopfitTypeError, r"weights must be an array of real "
+                                                          r"numbers .*complex128"),
+    (dict(weights=np.full((2, 8), np.nan)), PopfitValueError,
+     r"weights must be a finite array of shape \(2, 8\) \(post size, this layer's "
+     r"n_neurons\) \(got shape \(2, 8\) with non-finite values\)"),
+    (dict(weights=np.ones((8, 2))), PopfitValueError, r"weights .*\(2, 8\) .*\(got shape "
+                                                      r"\(8, 2\)\)"),
+    (dict(weights=np.ones((2, 8)), transform=np.eye(2)), PopfitValueError,
+     r"pass either transform .* or weights"),
+    (dict(transform="abc"), PopfitTypeError, r"transform must be an array of real numbers "
+                                             r"\(got str\)"),
+    (dict(transform=[["a", "b"], ["c", "d"]]), PopfitTypeError, r"transform must be an "
+                                                                r"array of real numbers"),
+    (dict(synapse="abc"), PopfitTypeError, r"synapse must be a positive number"),
+    (dict(synapse=nengo.Lowpass(0.01)), PopfitTypeError, r"synapse must be a positive "
+                                                         r"number .*Lowpass"),
+])
+def test_connect_to_arguments_are_checked(fit_lif, kwargs, error, match):
+    """String or ragged weights raised numpy's errors; complex weights lost their
+    imaginary part silently."""
+    with nengo.Network():
+        a, b = PopulationLayer(fit_lif, 2), PopulationLayer(fit_lif, 2)
+        with pytest.raises(error, match="^PopulationLayer.connect_to: " + match):
+            a.connect_to(b, **kwargs)
+
+
+def test_connect_to_takes_sparse_weights(fit_lif, rng):
+    w = rng.normal(size=(2, 8))
+    w[w < 0] = 0.0
+    with nengo.Network():
+        a, b = PopulationLayer(fit_lif, 2), PopulationLayer(fit_lif, 2)
+        dense = a.connect_to(b, weights=w)
+        sparse = a.connect_to(b, weights=scipy.sparse.csr_matrix(w))
+    np.testing.assert_array_equal(sparse.transform.init, dense.transform.init)

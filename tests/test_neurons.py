@@ -87,3 +87,34 @@ def test_twins_follow_nengos_spiking_property_and_old_import_paths_work():
     assert popfit.network.ignore_max_rates_warnings is ignore_max_rates_warnings
     with pytest.raises(PopfitTypeError, match=r"can emit negative output \(nengo's `negative`"):
         resolve_neuron_type(nengo.Tanh())
+
+
+@pytest.mark.parametrize("entry, error, match", [
+    ({"type": "LIF", "tau_rc": "0.02"}, PopfitTypeError,
+     r"neuron type entry LIF.tau_rc must be a finite number \(got '0.02' of type str\)"),
+    ({"type": "LIF", "tau_ref": True}, PopfitTypeError, r"LIF.tau_ref must be a finite number"),
+    ({"type": "LIF", "tau_rc": float("nan")}, PopfitValueError,
+     r"LIF.tau_rc must be a finite number \(got nan\)"),
+    ({"type": "LIF", "tau_rc": -0.02}, PopfitValueError,
+     r"neuron type entry .*: LIF.tau_rc: Value must be greater than 0 \(got -0.02\)"),
+    ({"type": "RectifiedLinear", "tau_rc": 0.02}, PopfitValueError,
+     r"unknown parameters \['tau_rc'\]; RectifiedLinear takes \[\]"),
+    ({"type": "LIFRate", "min_voltage": 0}, PopfitValueError,
+     r"unknown parameters \['min_voltage'\]; LIFRate takes \['tau_rc', 'tau_ref'\]"),
+    ({"type": "Tanh"}, PopfitValueError, r"unknown neuron type entry"),
+    (["LIF"], PopfitValueError, r"unknown neuron type entry"),
+])
+def test_neuron_type_from_dict_errors(entry, error, match):
+    """A string parameter raised float()'s error, a negative one nengo's, and a parameter
+    of another type (tau_rc for RectifiedLinear) Python's TypeError; LIFRate silently
+    dropped a min_voltage."""
+    with pytest.raises(error, match=match):
+        neuron_type_from_dict(entry)
+
+
+def test_rate_twin_of_an_unsupported_type_is_a_popfit_error():
+    from popfit.neurons import rate_twin
+
+    with pytest.raises(PopfitTypeError, match=r"neuron_type must be one of popfit's types .*"
+                                              r"\(got Tanh\(\) of type Tanh\)"):
+        rate_twin(nengo.Tanh())

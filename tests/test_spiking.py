@@ -22,7 +22,6 @@ import scipy.signal
 import popfit
 from popfit.exceptions import PopfitTypeError, PopfitValueError
 from popfit.neurons import spike_noise_variance
-from popfit.result import PopulationFit
 from popfit.spiking import SpikingReport, evaluate_spiking
 
 SYN = 0.01
@@ -166,9 +165,26 @@ def test_evaluate_spiking_errors():
         evaluate_spiking(fit, duration=0.5, dt=1.0)
     with pytest.raises(PopfitTypeError, match="PopulationFit"):
         evaluate_spiking("tanh")
-    odd = PopulationFit.from_parameters(
-        target=fit.target, domain=fit.domain, neuron_type=nengo.Sigmoid(),
-        gain=[1.0], bias=[0.0], encoders=[1.0], decoders=[0.0025], max_rate=400.0,
-        synapse=None)
+    # from_parameters refuses a signed rate type; a fit made by hand may still hold one
+    odd = dataclasses.replace(fit, neuron_type=nengo.Sigmoid())
     with pytest.raises(PopfitValueError, match=r"neuron_type Sigmoid.*spiking"):
         evaluate_spiking(odd)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(fit=None), PopfitTypeError, r"fit must be a popfit.PopulationFit \(got NoneType\)"),
+    (dict(synapse="0.01"), PopfitTypeError, r"synapse must be a positive number"),
+    (dict(synapse=nengo.Lowpass(0.01)), PopfitTypeError, r"synapse must be a positive number"),
+    (dict(duration="1"), PopfitTypeError, r"duration must be a positive number"),
+    (dict(duration=np.inf), PopfitValueError, r"duration must be finite and > 0 \(got inf\)"),
+    (dict(dt=np.nan), PopfitValueError, r"dt must be finite and > 0 \(got nan\)"),
+    (dict(dt=[0.001]), PopfitTypeError, r"dt must be a positive number"),
+    (dict(seed=1.5), PopfitTypeError, r"seed must be an integer in \[0, 4294967295\]"),
+    (dict(seed=None), PopfitTypeError, r"seed must be an integer in \[0, 4294967295\]"),
+])
+def test_evaluate_spiking_argument_types(kwargs, error, match):
+    fit = popfit.fit_activation("tanh", 1, max_rate=MAX_RATE, synapse=None, seed=0,
+                                search=popfit.SearchOptions.quick())
+    kwargs = {"fit": fit, **kwargs}
+    with pytest.raises(error, match="^evaluate_spiking: " + match):
+        evaluate_spiking(**kwargs)
