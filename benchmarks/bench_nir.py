@@ -46,7 +46,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
 import popfit
-from popfit.network import ignore_max_rates_warnings
+from popfit.neurons import ignore_max_rates_warnings
 from popfit.nir import graphs_equal
 
 N_NEURONS = 4

@@ -53,7 +53,7 @@ from .neurons import (
     neuron_type_from_dict,
     neuron_type_to_dict,
 )
-from .result import PopulationFit
+from .result import _J_ULPS, MAX_FILE_NEURONS, MAX_RATE_RTOL, PopulationFit
 from .targets import evaluate_target, get_named_target, tabulated_target
 
 FORMAT = "popfit.PopulationFit"
@@ -62,19 +62,8 @@ FORMAT_VERSION = 1
 MAX_FILE_BYTES = 16 * 2**20
 """Largest fit file `load_fit` reads (bytes); a 256-neuron fit with a callable
 target takes about 0.1 MB."""
-MAX_FILE_NEURONS = 256
-"""Most neurons a fit file may declare. Loading evaluates every neuron on the
-20,001-point grid of ``max_error`` (measured at 1024 neurons: 4.4 s and 0.9 GB
-before the metrics were chunked), so the bound keeps a hostile or corrupted file
-from taking minutes and gigabytes; 200,000 neurons would need ~30 GiB.
-`popfit.fit_activation` fits far fewer."""
 MAX_TARGET_SAMPLES = 100_001
 """Most samples a tabulated (callable) target may hold in a file."""
-MAX_RATE_RTOL = 1e-9
-"""Relative excess over ``max_rate`` tolerated in a loaded neuron's highest rate,
-for the rounding of the rate formula; the rounding of nengo's current ``J`` is
-allowed for separately (a few ulps of ``|gain * x| + |bias|``)."""
-_J_ULPS = 8  # rounding of J = gain * x + bias tolerated when checking rates against max_rate
 N_TARGET_SAMPLES = 2001
 """Samples written for a callable target (linear interpolation error ~1e-7 of
 the range for smooth curves)."""

@@ -21,6 +21,7 @@ from ._validation import (
 from .exceptions import PopfitTypeError, PopfitValueError
 from .metrics import population_metrics
 from .neurons import RateModel, check_max_rate, resolve_neuron_type
+from .options import SearchDiagnostics
 from .targets import Target, resolve_target
 
 
@@ -39,6 +40,20 @@ def _frozen(a):
     a = np.array(a, dtype=float)
     a.setflags(write=False)
     return a
+
+
+#: Most neurons a fit may have (`PopulationFit.from_parameters`, fit files).
+MAX_FILE_NEURONS = 256
+"""Most neurons a fit file may declare. Loading evaluates every neuron on the
+20,001-point grid of ``max_error`` (measured at 1024 neurons: 4.4 s and 0.9 GB
+before the metrics were chunked), so the bound keeps a hostile or corrupted file
+from taking minutes and gigabytes; 200,000 neurons would need ~30 GiB.
+`popfit.fit_activation` fits far fewer."""
+MAX_RATE_RTOL = 1e-9
+"""Relative excess over ``max_rate`` tolerated in a loaded neuron's highest rate,
+for the rounding of the rate formula; the rounding of nengo's current ``J`` is
+allowed for separately (a few ulps of ``|gain * x| + |bias|``)."""
+_J_ULPS = 8  # rounding of J = gain * x + bias tolerated when checking rates against max_rate
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +148,7 @@ class PopulationFit:
             A type `popfit.fit_activation` fits (LIF, LIFRate, RectifiedLinear,
             SpikingRectifiedLinear, or nengo-loihi's with ``popfit[loihi]``).
         gain : array_like, shape (n_neurons,)
-            Finite and > 0; ``1 <= n_neurons <= popfit.io.MAX_FILE_NEURONS``.
+            Finite and > 0; ``1 <= n_neurons <= popfit.result.MAX_FILE_NEURONS``.
         bias : array_like, shape (n_neurons,)
             Finite.
         encoders : array_like, shape (n_neurons,)
@@ -168,13 +183,6 @@ class PopulationFit:
         popfit.PopfitValueError, popfit.PopfitTypeError
             Naming the argument, its bound and the value received.
         """
-        from .fit import SearchDiagnostics
-        from .io import (  # the rules of fit files
-            _J_ULPS,
-            MAX_FILE_NEURONS,
-            MAX_RATE_RTOL,
-        )
-
         target, (lo, hi) = resolve_target(target, domain)
         neuron_type = resolve_neuron_type(neuron_type)
         gain = check_real_array(gain, "gain")

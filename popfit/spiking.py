@@ -21,11 +21,11 @@ from .baseline import SignedBaselineLayer, signed_baseline
 from .exceptions import PopfitValueError
 from .metrics import error_scale, grid
 from .network import PopulationNeuron
-from .neurons import LinearRate, ignore_max_rates_warnings  # noqa: F401 (LinearRate: old home)
+from .neurons import ignore_max_rates_warnings
 from .result import check_fit
 from .targets import evaluate_target
 
-__all__ = ["evaluate_spiking", "SpikingReport", "LinearRate", "signed_baseline", "MAX_STEPS"]
+__all__ = ["evaluate_spiking", "SpikingReport", "signed_baseline", "MAX_STEPS"]
 
 # The longest run evaluate_spiking accepts (duration / dt). Every step's spikes
 # and traces are kept (8 bytes x (n_neurons + 6) per step: 110 MB at N = 8) and

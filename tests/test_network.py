@@ -256,7 +256,7 @@ def test_network_errors(fit_lif):
 def test_max_rates_warnings_are_nengo_build_only_and_filterable(fit_lif):
     """nengo's informational max_rates warn for a threshold just beyond x = 1; the
     narrow filter silences exactly those, and the simulation is unaffected."""
-    from popfit.network import ignore_max_rates_warnings
+    from popfit.neurons import ignore_max_rates_warnings
 
     fit = fit_lif
     # shift unit 0 so neuron 0 has gain + bias = 0.5 (fires only beyond x = 1)
@@ -309,7 +309,7 @@ def test_small_layers_decode_densely_and_exactly_as_sparse(fit_lif, monkeypatch)
     assert small * small * n <= network.DENSE_MAX_ENTRIES
     dense_out, kinds = run(small)
     assert kinds == {nengo.transforms.Dense}
-    monkeypatch.setattr(network, "DENSE_MAX_ENTRIES", 0)
+    monkeypatch.setattr(network.layer, "DENSE_MAX_ENTRIES", 0)  # where the layer reads it
     sparse_out, kinds = run(small)
     assert kinds == {nengo.transforms.Sparse}
     assert np.ptp(sparse_out) > 1.0  # the units spiked and swept their range
@@ -423,7 +423,7 @@ def test_layer_size_is_bounded_by_max_layer_neurons(fit_lif, monkeypatch):
                                                r"10,000,000 neurons \(got 10,000,000,000 "
                                                r"units x 4 neurons = 40,000,000,000\)"):
         PopulationLayer(fit_lif, 10**10)
-    monkeypatch.setattr(network, "MAX_LAYER_NEURONS", 8)
+    monkeypatch.setattr(network.layer, "MAX_LAYER_NEURONS", 8)
     assert PopulationLayer(fit_lif, 2).n_neurons == 8  # exactly at the bound
     with pytest.raises(PopfitValueError, match=r"at most MAX_LAYER_NEURONS = 8 neurons "
                                                r"\(got 3 units x 4 neurons = 12\)"):

@@ -69,11 +69,9 @@ def test_neuron_type_dict_round_trip_and_twins():
     assert isinstance(spiking_twin(nengo.RectifiedLinear()), nengo.SpikingRectifiedLinear)
 
 
-def test_twins_follow_nengos_spiking_property_and_old_import_paths_work():
-    """Twins are picked by nengo's `spiking` flag; moved names import from their old homes."""
-    import popfit.network
-    import popfit.spiking
-    from popfit.neurons import SUPPORTED, LinearRate, ignore_max_rates_warnings, rate_twin
+def test_twins_follow_nengos_spiking_property():
+    """Twins are picked by nengo's `spiking` flag."""
+    from popfit.neurons import SUPPORTED, rate_twin
 
     assert not any(cls.negative for cls in SUPPORTED)
     for cls in SUPPORTED:
@@ -83,8 +81,6 @@ def test_twins_follow_nengos_spiking_property_and_old_import_paths_work():
     lif = spiking_twin(nengo.LIFRate(tau_rc=0.03, tau_ref=0.004))
     assert (lif.tau_rc, lif.tau_ref, lif.min_voltage) == (0.03, 0.004, 0)
     assert spiking_twin(nengo.Tanh()) is None
-    assert popfit.spiking.LinearRate is LinearRate
-    assert popfit.network.ignore_max_rates_warnings is ignore_max_rates_warnings
     with pytest.raises(PopfitTypeError, match=r"can emit negative output \(nengo's `negative`"):
         resolve_neuron_type(nengo.Tanh())
 

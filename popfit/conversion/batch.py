@@ -46,7 +46,8 @@ import numpy as np
 import scipy.sparse
 
 from ..exceptions import PopfitTypeError
-from ..network import export_neuron_type, ignore_max_rates_warnings
+from ..network import export_neuron_type
+from ..neurons import ignore_max_rates_warnings
 
 #: Memory budget (bytes) of one chunk's probed data and neuron state.
 CHUNK_BYTES = 256 * 2**20

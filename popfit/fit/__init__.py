@@ -12,8 +12,8 @@ is exactly the level N of the chain that `fit_activation(f, N + 1)` climbs.
 
 Modules:
 
-- `popfit.fit.options`: `SearchOptions` (the search budget) and
-  `SearchDiagnostics` (how a fit was found);
+- `popfit.options` (beside the result, which records it): `SearchOptions`
+  (the search budget) and `SearchDiagnostics` (how a fit was found);
 - `popfit.fit.objective`: the objective, the variable-projection problem on
   one grid (`cap_onset_slopes` bounds LIF onset slopes in its Jacobian) and
   the batched Levenberg-Marquardt;
@@ -30,9 +30,9 @@ import time
 
 from .._validation import check_int, public
 from ..neurons import resolve_neuron_type
+from ..options import SearchDiagnostics, SearchOptions
 from ..wholestep import is_whole_step
 from .objective import cap_onset_slopes
-from .options import SearchDiagnostics, SearchOptions
 from .population import fit_population
 from .whole_step import fit_whole_step, staircase_decoders
 

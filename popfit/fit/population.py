@@ -16,10 +16,10 @@ from .._validation import check_eval_points, check_seed, check_synapse, user_sta
 from ..exceptions import PopfitTypeError
 from ..metrics import error_scale
 from ..neurons import RateModel, check_max_rate, gain_bias
+from ..options import SearchDiagnostics, SearchOptions
 from ..result import PopulationFit
 from ..targets import evaluate_target, resolve_target
 from .objective import Problem, grid_weights
-from .options import SearchDiagnostics, SearchOptions
 from .search import fit_level
 
 #: Largest gap (as a fraction of max_rate) tolerated between a neuron's fitted

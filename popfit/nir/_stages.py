@@ -10,7 +10,7 @@ import numpy as np
 
 from ..conversion import ConvertedModel
 from ..exceptions import PopfitTypeError, PopfitValueError
-from ..network import PopulationLayer, PopulationNeuron, _transform_matrix
+from ..network import PopulationLayer, PopulationNeuron, transform_matrix
 
 
 class _Stage:
@@ -71,7 +71,7 @@ def _network_links(model):
                 f"the model's layer {k} has {len(conns)} incoming connections (expected "
                 f"one, from {'its input' if pre is None else f'layer {k - 1}'}): the "
                 "network was changed after convert; export the model convert returned")
-        w = _dense(_transform_matrix(conns[0].transform, f"layer {k}'s input weights"))
+        w = _dense(transform_matrix(conns[0].transform, f"layer {k}'s input weights"))
         if k == 0:
             if layer.hardware == "loihi":  # the input is sent as x / scale (PopulationLayer.input)
                 w = w / layer.input_scale[None, :]
@@ -87,7 +87,7 @@ def _network_links(model):
         raise PopfitValueError(
             f"the model's output has {len(out)} connections from the last layer (expected "
             "one): the network was changed after convert; export the model convert returned")
-    return stages, links, _dense(_transform_matrix(out[0].transform, "output weights"))
+    return stages, links, _dense(transform_matrix(out[0].transform, "output weights"))
 
 
 def _fold(stages, ts):
@@ -151,7 +151,7 @@ def _read_object(obj, transforms):
                         f"a matrix of shape {shape}")
                 t = np.eye(shape[0])
             else:  # connect_to's check: finite real arrays, scipy sparse, nengo.Dense/Sparse
-                t = _dense(_transform_matrix(t, f"transforms[{k}]"))
+                t = _dense(transform_matrix(t, f"transforms[{k}]"))
             if t.shape != shape:
                 raise PopfitValueError(
                     f"transforms[{k}] must have shape {shape} (layer {k + 1} "

@@ -1,51 +1,25 @@
-"""Nengo export: one fitted signed unit, or a whole layer of them.
-
-A fitted population is exported exactly as nengo describes it::
-
-    ens = nengo.Ensemble(N, 1, neuron_type, gain=fit.gain, bias=fit.bias,
-                         encoders=fit.encoders[:, None])
-    nengo.Connection(input, ens, synapse=None)
-    nengo.Connection(ens.neurons, output, transform=fit.decoders[None, :], synapse=None)
-
-Only positive-only neuron types are used (`nengo.LIF`,
-`nengo.SpikingRectifiedLinear`, or their rate twins `nengo.LIFRate`,
-`nengo.RectifiedLinear` when ``spiking=False``): the sign of the unit lives in
-the encoders and decoders, never in the spikes.
-
-Nengo multiplies every connection into ``ensemble.neurons`` by the ensemble's
-gain, so the transforms into neurons built here carry only the encoder signs
-(and, between layers, the decoders and the user's transform); the gain stays
-on the Ensemble.
-"""
+"""`PopulationLayer`: many fitted units in one Ensemble, with block-structured transforms."""
 
 
-import warnings
+
 
 import nengo
 import numpy as np
 import scipy.sparse
 
-from ._validation import (
+from .._validation import (
     check_bool,
     check_finite_array,
     check_int,
     check_real_array,
-    check_seed,
     check_synapse,
-    current_caller,
     public,
-    user_stacklevel,
 )
-from .exceptions import PopfitTypeError, PopfitValueError
-from .neurons import SUPPORTED, ignore_max_rates_warnings, rate_twin, spiking_twin  # noqa: F401
-from .result import check_fit
-from .wholestep import export_neuron_type as whole_step_export
-from .wholestep import is_whole_step
+from ..exceptions import PopfitTypeError, PopfitValueError
+from ..result import check_fit
+from .neuron import check_hardware, export_neuron_type, network_kwargs
+from .transforms import DENSE_MAX_ENTRIES, as_sparse, largest_entry, transform_matrix
 
-#: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
-HARDWARE = (None, "loihi")
-#: nengo's default time step (s); `warn_tau_ref_below_dt` compares tau_ref with it.
-NENGO_DT = 0.001
 #: Most neurons a `PopulationLayer` may hold (``n_units * fit.n_neurons``):
 #: generous for any layer nengo's reference simulator can run, and far below
 #: what exhausts memory. Memory and time per step grow linearly with the
@@ -56,159 +30,6 @@ NENGO_DT = 0.001
 # step; 10**7 neurons in 18 s, peak 2.0 GB, 2.4 s per step; n_units = 10**9
 # (2 neurons each) was killed for lack of memory while tiling the gains.
 MAX_LAYER_NEURONS = 10_000_000
-
-
-def check_hardware(hardware):
-    """Return ``hardware`` (None or ``"loihi"``) or raise `PopfitValueError`."""
-    if hardware is not None and not (isinstance(hardware, str) and hardware in HARDWARE):
-        raise PopfitValueError(
-            "hardware must be None (nengo's reference simulator: block-sparse "
-            f"transforms) or 'loihi' (builds on nengo_loihi.Simulator) (got {hardware!r})")
-    return hardware
-
-
-#: Keyword arguments popfit's networks pass on to `nengo.Network` (besides ``label``).
-NETWORK_KWARGS = ("seed", "add_to_container")
-
-
-def _network_kwargs(label, kwargs):
-    """Check the `nengo.Network` arguments popfit's networks pass on: ``label``
-    (None or a string), ``seed`` (None or an int in [0, 2**32 - 1], what
-    nengo's simulator accepts) and ``add_to_container`` (None, True or False)."""
-    if label is not None and not isinstance(label, str):
-        raise PopfitTypeError(
-            f"label must be a string or None (got {label!r} of type {type(label).__name__})")
-    unknown = sorted(set(kwargs) - set(NETWORK_KWARGS))
-    if unknown:
-        raise PopfitTypeError(
-            f"unexpected keyword arguments {unknown}; besides its own arguments the "
-            f"network takes nengo.Network's label, {' and '.join(NETWORK_KWARGS)}")
-    if "seed" in kwargs:
-        kwargs["seed"] = check_seed(kwargs["seed"], allow_none=True)
-    if kwargs.get("add_to_container") is not None:
-        kwargs["add_to_container"] = check_bool(kwargs["add_to_container"], "add_to_container")
-    return kwargs
-
-
-def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
-    """Warn when a spiking nengo LIF has ``tau_ref < dt``.
-
-    nengo's spiking `nengo.LIF` does not reach its rate model then: with
-    ``tau_ref=0`` and ``J = 10`` it fires 333 Hz at ``dt = 1 ms`` where
-    ``LIF.rates`` says 475 Hz, so a fit made against the rate model is wrong in
-    ``nengo.Simulator``.
-    """
-    if isinstance(neuron_type, nengo.LIF) and neuron_type.tau_ref < dt:
-        warnings.warn(
-            f"{current_caller()}: spiking {neuron_type!r} has tau_ref = "
-            f"{neuron_type.tau_ref:g} s < "
-            f"dt = {dt:g} s: nengo's spiking LIF then fires below its rate model (tau_ref=0, "
-            f"J=10: 333 Hz instead of 475 Hz), so the fitted decoders are wrong in "
-            f"nengo.Simulator; fit with tau_ref >= {dt:g} s, or export with spiking=False",
-            UserWarning, stacklevel=user_stacklevel())
-
-
-def export_neuron_type(fit, spiking):
-    """The positive-only neuron type that runs ``fit`` (spiking or rate).
-
-    Raises `PopfitValueError` when the fit's neuron type has no positive-only
-    spiking twin (``spiking=True``) or is not a type popfit supports.
-    """
-    nt = fit.neuron_type
-    if is_whole_step(nt):  # nengo-loihi's whole-step types (popfit.wholestep)
-        return whole_step_export(nt, spiking)
-    twin = spiking_twin(nt) if spiking else None
-    if spiking and twin is not None:
-        warn_tau_ref_below_dt(twin)
-    if type(nt) not in SUPPORTED or (spiking and twin is None):
-        mode = "spiking=True" if spiking else "spiking=False"
-        raise PopfitValueError(
-            f"fit.neuron_type {nt!r} has no positive-only "
-            f"{'spiking' if spiking else 'rate'} twin ({mode}); export supports fits of "
-            "LIF, LIFRate, RectifiedLinear and SpikingRectifiedLinear"
-        )
-    return twin if spiking else rate_twin(nt)
-
-
-class PopulationNeuron(nengo.Network):
-    """One signed unit as a Nengo network of positive-only neurons.
-
-    Drop it into any model: ``nengo.Connection(a, pop.input)`` and
-    ``nengo.Connection(pop.output, b, synapse=...)``. The network adds no
-    synapse of its own: the input Node drives the ensemble with
-    ``synapse=None`` and the decoded neurons reach the output Node with
-    ``synapse=None``, so ``output`` carries the raw decoded spikes
-    (``decoders * spikes``, spikes of height 1/dt) and the user's outgoing
-    connection sets all the filtering.
-
-    Parameters
-    ----------
-    fit : PopulationFit
-        The fitted population.
-    label : str, optional
-        Network label (default ``"PopulationNeuron(<target>)"``).
-    spiking : bool
-        True: the fit's spiking twin (`nengo.LIF`, `nengo.SpikingRectifiedLinear`);
-        False: its rate twin (`nengo.LIFRate`, `nengo.RectifiedLinear`), which
-        reproduces ``fit.predict`` exactly. Only True or False: a string such
-        as ``"False"`` is refused.
-    **kwargs
-        Passed to `nengo.Network`: ``seed`` (None or an int in [0, 2**32 - 1])
-        and ``add_to_container`` (None, True or False).
-
-    Attributes
-    ----------
-    fit : PopulationFit
-    spiking : bool
-    ensemble : nengo.Ensemble
-        ``fit.n_neurons`` neurons, 1 dimension, with the fitted bias and
-        encoders, ``radius = max |fit.domain|`` and ``gain = fit.gain * radius``
-        (nengo divides the input by the radius, so each neuron's current is
-        exactly ``fit.gain * encoder * x + fit.bias``).
-    input : nengo.Node
-        Size 1: the unit's input ``x``.
-    output : nengo.Node
-        Size 1: ``sum_i decoders_i * activity_i`` (activity in Hz for rate
-        neurons, spikes of height 1/dt for spiking ones).
-
-    Notes
-    -----
-    The network builds unmodified on ``nengo_loihi.Simulator`` (see
-    docs/loihi.md): the radius keeps the value nengo-loihi encodes on the host
-    inside [-1, 1], and the decoded output is computed on the host.
-
-    The ensemble's ``max_rates`` and ``intercepts`` that nengo reports
-    (``sim.data[pop.ensemble]``) are nengo's reading of the gain and bias at
-    the encoded input ``x = radius`` and are not the fit's tuning. For a neuron that
-    reaches threshold only just beyond ``x = 1`` (possible on domains wider
-    than ``[-1, 1]``), building the network in ``nengo.Simulator`` can emit
-    the harmless warnings described in `PopulationLayer`.
-    """
-
-    @public("PopulationNeuron")
-    def __init__(self, fit, label=None, spiking=True, **kwargs):
-        self.fit = check_fit(fit)
-        self.spiking = check_bool(spiking, "spiking")
-        kwargs = _network_kwargs(label, kwargs)
-        neuron_type = export_neuron_type(fit, self.spiking)
-        if label is None:
-            label = f"PopulationNeuron({fit.target.name})"
-        super().__init__(label=label, **kwargs)
-        with self:
-            self.input = nengo.Node(size_in=1, label="input")
-            # radius = max |domain|, gain multiplied back: nengo divides the input by
-            # the radius (exact), and nengo-loihi's host-to-chip encoders, which
-            # cover [-1, 1], then see only values inside [-1, 1]
-            radius = float(np.max(np.abs(fit.domain)))
-            self.ensemble = nengo.Ensemble(
-                fit.n_neurons, 1, neuron_type=neuron_type, gain=fit.gain * radius,
-                bias=fit.bias.copy(), encoders=fit.encoders[:, None].copy(),
-                radius=radius, label="ensemble",
-            )
-            self.output = nengo.Node(size_in=1, label="output")
-            nengo.Connection(self.input, self.ensemble, synapse=None)
-            nengo.Connection(self.ensemble.neurons, self.output,
-                             transform=fit.decoders[None, :].copy(), synapse=None)
 
 
 class PopulationLayer(nengo.Network):
@@ -299,9 +120,9 @@ class PopulationLayer(nengo.Network):
     the fitted ones. popfit silences them in the simulators it builds itself
     (`popfit.ConvertedModel` predictions, `popfit.evaluate_spiking`). To silence
     exactly these warnings in yours, build the simulator inside
-    `popfit.network.ignore_max_rates_warnings`::
+    `popfit.neurons.ignore_max_rates_warnings`::
 
-        from popfit.network import ignore_max_rates_warnings
+        from popfit.neurons import ignore_max_rates_warnings
 
         with ignore_max_rates_warnings():
             sim = nengo.Simulator(model)
@@ -321,7 +142,7 @@ class PopulationLayer(nengo.Network):
                 "while it is built; use fewer units or a fit with fewer neurons")
         self.spiking = check_bool(spiking, "spiking")
         self.hardware = check_hardware(hardware)
-        kwargs = _network_kwargs(label, kwargs)
+        kwargs = network_kwargs(label, kwargs)
         neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
         if input_bias is None:
@@ -373,7 +194,7 @@ class PopulationLayer(nengo.Network):
                                      transform=nengo.transforms.Dense(block.shape, init=block))
                 else:
                     nengo.Connection(self._input, self.ensemble.neurons, synapse=None,
-                                     transform=_sparse(self.encoders_block()))
+                                     transform=as_sparse(self.encoders_block()))
         return self._input
 
     @property
@@ -406,7 +227,7 @@ class PopulationLayer(nengo.Network):
             isinstance(post, nengo.base.ObjView) and isinstance(post.obj, nengo.Node))
         small = weights.shape[0] * weights.shape[1] <= DENSE_MAX_ENTRIES
         if scipy.sparse.issparse(weights) and not (host and (self.hardware == "loihi" or small)):
-            return _sparse(weights)
+            return as_sparse(weights)
         weights = weights.toarray() if scipy.sparse.issparse(weights) else np.asarray(weights)
         return nengo.transforms.Dense(weights.shape, init=weights)
 
@@ -504,7 +325,8 @@ class PopulationLayer(nengo.Network):
                 raise PopfitValueError(
                     f"weights must be a finite array of shape ({k}, {self.n_neurons}) "
                     f"(post size, this layer's n_neurons) (got shape {weights.shape}"
-                    f"{' with non-finite values' if weights.shape == (k, self.n_neurons) else ''})")
+                    + (" with non-finite values" if weights.shape == (k, self.n_neurons)
+                       else "") + ")")
         elif transform is None:
             if k != self.n_units:
                 raise PopfitValueError(
@@ -514,7 +336,7 @@ class PopulationLayer(nengo.Network):
                 )
             t = scipy.sparse.identity(self.n_units, format="csr")
         else:
-            t = _transform_matrix(transform)
+            t = transform_matrix(transform)
             if t.shape != (k, self.n_units):
                 raise PopfitValueError(
                     f"transform must have shape ({k}, {self.n_units}) "
@@ -528,7 +350,8 @@ class PopulationLayer(nengo.Network):
         if not np.all(np.isfinite(values)):
             raise PopfitValueError(
                 "transform times the decoders overflows to inf (largest |transform| "
-                f"entry {_largest(t):g}, largest |decoder| {np.max(np.abs(self.fit.decoders)):g}); "
+                f"entry {largest_entry(t):g}, largest |decoder| "
+                f"{np.max(np.abs(self.fit.decoders)):g}); "
                 "scale the transform down"
             )
         transform = self._transform(weights, target)
@@ -538,80 +361,3 @@ class PopulationLayer(nengo.Network):
                                 synapse=synapse)
 
 
-def _largest(matrix):
-    values = matrix.data if scipy.sparse.issparse(matrix) else matrix
-    return float(np.max(np.abs(values))) if values.size else 0.0
-
-
-def _transform_matrix(transform, name="transform"):
-    """A `connect_to` transform as a finite float ndarray or scipy CSR matrix.
-
-    Accepts an array, a scipy sparse matrix, `nengo.transforms.Dense` and
-    `nengo.transforms.Sparse` (with nengo's meaning of their ``init``).
-    ``name`` is the argument's name in error messages (`popfit.to_nir` checks
-    its ``transforms[k]`` here too).
-    """
-    if isinstance(transform, nengo.transforms.Dense):
-        init = transform.init
-        if isinstance(init, nengo.dists.Distribution):
-            raise PopfitTypeError(
-                f"{name} nengo.Dense holds a Distribution ({init!r}), sampled only at "
-                "build time; the transform is folded into the weights now: "
-                "sample it yourself and pass nengo.Dense(shape, init=array) or the array"
-            )
-        init = check_finite_array(init, f"{name} (nengo.Dense init)")
-        if init.ndim < 2:  # nengo: a scalar or a vector is a diagonal
-            t = np.zeros(transform.shape)
-            np.fill_diagonal(t, init)
-        else:
-            t = init
-    elif isinstance(transform, nengo.transforms.Sparse):
-        init = transform.init
-        if isinstance(init, nengo.transforms.SparseMatrix):
-            if isinstance(init.data, nengo.dists.Distribution):
-                raise PopfitTypeError(
-                    f"{name} nengo.Sparse holds a Distribution ({init.data!r}), sampled "
-                    "only at build time; the transform is folded into the weights "
-                    "now: pass numeric data or a scipy sparse matrix"
-                )
-            init = init.allocate()
-        t = _real_sparse(init, f"{name} (nengo.Sparse init)")
-    elif isinstance(transform, nengo.transforms.Transform):
-        raise PopfitTypeError(
-            f"{name} must be an array, a scipy sparse matrix, nengo.Dense or "
-            f"nengo.Sparse (got {type(transform).__name__}); only a linear map can be "
-            "folded into the neuron-to-neuron weights"
-        )
-    elif scipy.sparse.issparse(transform):
-        t = _real_sparse(transform, name)
-    else:
-        t = check_finite_array(transform, name)
-    return t
-
-
-def _real_sparse(matrix, name):
-    """A scipy sparse matrix of finite real numbers as a float CSR matrix (stays sparse)."""
-    matrix = scipy.sparse.csr_matrix(matrix)
-    check_finite_array(matrix.data, f"{name} (sparse data)")
-    return matrix.astype(float)
-
-
-#: Largest decoding transform (rows x columns) from a layer's neurons to a Node
-#: (its ``output``, or a Node in `connect_to`) carried as
-#: `nengo.transforms.Dense`: at this size nengo's reference simulator runs a
-#: dense product faster than its Sparse operator (measured, a tanh layer of 4
-#: LIF per unit: 0.91-0.93x the Sparse layer's run time at 16 and 32 units,
-#: 0.97-1.05x at 64, 1.03x at 96, 1.14x at 128; benchmarks/bench_layer.py
-#: prints it). Values are the same up to the order in which a unit's N
-#: decoded terms are summed (a dense row adds only exact zeros; differences
-#: of 1 ulp measured, tests/test_network.py). Inputs into neurons stay
-#: Sparse, which nengo-loihi refuses loudly for a layer not built with
-#: ``hardware="loihi"``.
-DENSE_MAX_ENTRIES = 32 * 128
-
-
-def _sparse(matrix):
-    """A `nengo.transforms.Sparse` holding a scipy sparse matrix."""
-    matrix = scipy.sparse.csr_matrix(matrix)
-    matrix.eliminate_zeros()
-    return nengo.transforms.Sparse(matrix.shape, init=matrix)

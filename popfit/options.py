@@ -7,8 +7,8 @@ The stages these options budget are described in `popfit.fit.search`.
 from dataclasses import dataclass, field, fields
 from typing import Tuple
 
-from .._validation import check_int
-from ..exceptions import PopfitError, PopfitValueError
+from ._validation import check_int
+from .exceptions import PopfitError, PopfitValueError
 
 
 @dataclass(frozen=True)
