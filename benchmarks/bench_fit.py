@@ -1,11 +1,11 @@
-"""Accuracy, monotonicity and speed of fit_activation (issue 13), with baselines in the same run.
+"""Accuracy, monotonicity and speed of fit_activation, with baselines in the same run.
 
 Run: PYTHONPATH=. python benchmarks/bench_fit.py [--seeds 4] [--sizes 8 16 32] [--skip-monotone]
 
 Prints
 1. rate-only NRMSE (synapse=None, max rate 400 Hz, 1001 points) for tanh and
    sigmoid x {LIF, ReLU} at the N of the best known table (exhaustive
-   multi-start searches of 200-350 s per entry, the figures of popfit's issue 13): the
+   multi-start searches of 200-350 s per entry, the figures in docs/benchmarks.md): the
    best known value, popfit's median over seeds, the ratio, the worst seed's
    ratio, and Nengo's default random tuning (median over 20 seeds) for scale;
    then, off the grids (not a bar, a check of the fits): the median and worst
@@ -21,7 +21,7 @@ Prints
 3. speed (wall and CPU time): median of fit_activation("tanh", 4) next to Nengo's default tuning
    of the same population (20 seeds) in the same run, and the time of one fit
    at each N of --sizes (for the limit on n_neurons);
-4. the bars of issue 13 with PASS/FAIL.
+4. the bars with PASS/FAIL.
 """
 
 import argparse
@@ -179,7 +179,7 @@ def main():
     b = popfit.fit_activation("tanh", 4, seed=11).to_dict()
     a.pop("fit_time"), b.pop("fit_time")
 
-    print(f"\n4. Bars (issue 13); benchmark time {time.perf_counter() - t0:.0f} s")
+    print(f"\n4. Bars; benchmark time {time.perf_counter() - t0:.0f} s")
     for name, value, bound in bars:
         status = "PASS" if value <= bound else "FAIL"
         print(f"  [{status}] {name}: {value:.4g} (bound {bound:g})")

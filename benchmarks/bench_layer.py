@@ -10,14 +10,14 @@ Measured side by side in one run (nengo reference simulator, dt 1 ms):
 - naive: 1,000 separate `popfit.PopulationNeuron` networks (timed once, it is slow);
 - floor: the layer's LIF neurons alone (nengo's LIF step, no connections);
 - dense: the layer with `nengo.transforms.Dense` block transforms (timed once);
-- small layers (issue 12): the output connection Dense up to
+- small layers: the output connection Dense up to
   `popfit.network.DENSE_MAX_ENTRIES` (the default) against Sparse
   everywhere, 16 to 128 units, run time of 2 s (CPU time, min of interleaved
   repeats), decoded outputs compared.
 
 "build" is constructing the network plus building the `nengo.Simulator`;
 "run" is simulating 1 s. Layer and baseline are timed as medians of
-interleaved repeats. Bars (issue 3): build <= 2 x and run <= 4 x the baseline.
+interleaved repeats. Bars: build <= 2 x and run <= 4 x the baseline.
 
 Usage: ``python benchmarks/bench_layer.py [--units 1000] [--repeats 5] [--naive-units 1000]``
 """

@@ -6,7 +6,7 @@ Runs in the Loihi environment (numpy < 2, nengo-loihi 1.1.0; made by
     PYTHONPATH=$PWD /work/venvs/loihi/bin/python benchmarks/bench_loihi.py
 
 Every network is built once and run in ``nengo.Simulator`` and in
-``nengo_loihi.Simulator(..., target="sim")`` (dt 1 ms). Rows (issue 10):
+``nengo_loihi.Simulator(..., target="sim")`` (dt 1 ms). Rows:
 
 1. tanh, one `popfit.PopulationNeuron`, input swept linearly over (-3, 3) in
    6 s, output filtered by a 10 ms lowpass; NRMSE = RMSE against the ideal

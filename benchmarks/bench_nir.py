@@ -188,7 +188,7 @@ def main():
           "build + run of all digits (snnTorch runs the digits as one batch)")
     for hidden, r, size, convert_s in summary:
         goal = "goal <= 0.035" if len(hidden) == 1 else \
-            "no bar; the issue's trial: 0.167 with tau_ref honoured from metadata"
+            "no bar; a trial: 0.167 with tau_ref honoured from metadata"
         print(f"{hidden}: snnTorch {100 * r[2]:.1f}% ({100 * r[3]:+.1f} pp vs ANN, goal "
               f">= -1 pp), NRMSE {r[4]:.4f} / RMSE/std {r[5]:.4f} ({goal}); graph "
               f"{size / 1024:.0f} kB, convert {convert_s:.1f} s")

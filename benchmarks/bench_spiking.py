@@ -9,7 +9,7 @@ of the domain over 6 s, dt 1 ms, every signal filtered by the same synapse.
 
 Columns: expected spiking NRMSE from the fit's noise model, measured NRMSE,
 baseline NRMSE, their ratio, mean rate per neuron, fit time.
-Bars (issue 3, synapse 0.01): tanh N=4 <= 0.85 x, tanh N=8 <= 0.62 x,
+Bars (synapse 0.01): tanh N=4 <= 0.85 x, tanh N=8 <= 0.62 x,
 sigmoid and linear N=4 <= 1.0 x.
 
 Usage: ``python benchmarks/bench_spiking.py``

@@ -1,4 +1,4 @@
-"""Property-based tests (issue 8): for random valid arguments, every fit is sound.
+"""Property-based tests: for random valid arguments, every fit is sound.
 
 For random targets (named curves and module-level callables), off-centre and
 narrow domains, every supported neuron type, N = 1..8 and max rates of

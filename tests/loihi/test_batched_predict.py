@@ -1,4 +1,4 @@
-"""`ConvertedModel.predict(simulator=...)` on nengo-loihi's emulator (issue 12).
+"""`ConvertedModel.predict(simulator=...)` on nengo-loihi's emulator.
 
 Runs only in the Loihi environment (numpy < 2, nengo-loihi 1.1.0), e.g.
 

@@ -81,7 +81,7 @@ def test_loihi_fit_is_a_staircase_fit(fit_loihi):
 
 
 def test_population_neuron_on_emulator(fit_loihi, fit_lif):
-    """Issue 10: a plain LIF fit saturated at 0.64 (NRMSE 0.128) before the radius
+    """A plain LIF fit saturated at 0.64 (NRMSE 0.128) before the radius
     scaling; a LoihiLIF fit beats the plain LIF fit on the emulator."""
     err_loihi = sweep_nrmse(fit_loihi)
     err_lif = sweep_nrmse(fit_lif)

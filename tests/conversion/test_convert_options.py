@@ -1,4 +1,4 @@
-"""Issue 12: weight re-solve (refit), per-layer n_neurons, batched prediction, simulator=."""
+"""Conversion options: weight re-solve (refit), per-layer n_neurons, batched prediction, simulator=."""
 
 import warnings
 

@@ -1,6 +1,6 @@
-"""Issue 8 (hardening) for popfit.convert and ConvertedModel: every bad input a clear
+"""popfit.convert and ConvertedModel: every bad input a clear
 popfit error, edge cases that used to fail now work, and the conversion layout of
-issue 9 (no import circle, one public present-and-read-out function).
+the conversion package's layout (one public present-and-read-out function).
 
 Each test names the defect it covers; all of them failed on the code before the fix.
 """
@@ -26,7 +26,7 @@ from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError
 QUICK = popfit.SearchOptions.quick()
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _fit(model, X, y):
@@ -320,7 +320,7 @@ def test_scikit_learn_minimum_is_stated():
     assert hasattr(sklearn.utils.validation, "validate_data")
 
 
-# ---------------------------------------------------------------- layout (issue 9)
+# ---------------------------------------------------------------- layout
 def test_present_reads_out_any_network():
     """present() is the public present-and-read-out loop: on a pass-through
     network it returns the samples themselves."""
@@ -350,7 +350,7 @@ def test_decoded_output_is_present(converted, data):
 
 
 def test_sklearn_reader_uses_public_attributes(data):
-    """issue 9 item 8: multi-label is read from out_activation_ and n_outputs_."""
+    """Multi-label is read from out_activation_ and n_outputs_."""
     X, _ = data
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0, X.sum(axis=1) > 0.5]).astype(int)
     kw = dict(hidden_layer_sizes=(3,), max_iter=20, random_state=0)
@@ -363,7 +363,7 @@ def test_sklearn_reader_uses_public_attributes(data):
 
 
 def test_conversion_modules_import_one_way():
-    """issue 9 item 1: no import circle inside popfit.conversion (imports inside
+    """No import circle inside popfit.conversion (imports inside
     functions count too), and the package's old names still work."""
     import ast
     import graphlib

@@ -1,4 +1,4 @@
-"""Issue 8 hardening of `evaluate_spiking`: settings that gave NaN, meaningless ratios
+"""Bad and extreme arguments of `evaluate_spiking`: settings that gave NaN, meaningless ratios
 or unbounded runs are refused with the bound and its reason; seeds are checked.
 
 The bounds (see `evaluate_spiking`'s Notes) were measured against dt = 0.1 ms runs

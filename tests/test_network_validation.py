@@ -1,4 +1,4 @@
-"""Issue 8 hardening of `PopulationLayer` / `connect_to`: every transform nengo users
+"""`PopulationLayer` / `connect_to` with bad and unusual arguments: every transform nengo users
 pass works or is refused with a popfit error naming it.
 
 References: the weights of a sparse or nengo transform are compared with those the

@@ -14,7 +14,7 @@ from popfit.neurons import RateModel, spike_noise_variance
 
 # Best known rate-only NRMSE (LIF tau_rc 0.02 s, tau_ref 0.002 s / ReLU, max
 # rate 400 Hz, tanh on (-3, 3), sigmoid on (-6, 6)): from an exhaustive
-# multi-start search of 200-350 s per entry (the figures of popfit's issue 13).
+# multi-start search of 200-350 s per entry (docs/benchmarks.md, bench_fit.py).
 BEST_KNOWN = {
     ("tanh", "LIF"): {2: 0.0148, 3: 0.0102, 4: 0.0045, 6: 0.0030, 8: 0.0015},
     ("sigmoid", "LIF"): {2: 0.0268, 3: 0.0082, 4: 0.0048, 6: 0.0016, 8: 0.0014},

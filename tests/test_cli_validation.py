@@ -1,4 +1,4 @@
-"""The command line (issue 8): no input prints a traceback, and messages say what happened."""
+"""The command line: no input prints a traceback, and messages say what happened."""
 
 import errno
 import re

@@ -1,4 +1,4 @@
-"""Fits on domains not centred on 0 (issue 8, high severity).
+"""Fits on domains not centred on 0.
 
 The exported bias of a -1-encoder neuron used to ignore the encoder sign when
 the fit shifted the domain's midpoint to 0: on any off-centre domain the fit

@@ -1,4 +1,4 @@
-"""Fit files (issue 8): hostile or malformed files give a `FitFileError` naming the
+"""Fit files: hostile or malformed files give a `FitFileError` naming the
 field, what loads also saves (to the same bytes), and saves behave as editors do
 (permissions kept, symbolic links written through, no stray temporary files)."""
 

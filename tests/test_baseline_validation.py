@@ -1,4 +1,4 @@
-"""Baselines in one home (issue 9 item 10) and their seed checks (issue 8).
+"""Baselines in one home (`popfit.baseline`) and their argument checks.
 
 References: the signed baseline layer's spike counts are compared with the rate
 formula ``max_rate * tanh(x)`` (and ``max_rate * x / max|x|`` for linear), written

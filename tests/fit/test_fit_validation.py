@@ -1,4 +1,4 @@
-"""Issue 8 hardening of fitting: extreme and invalid arguments give a correct fit
+"""Fitting with extreme and invalid arguments: extreme and invalid arguments give a correct fit
 or a clear popfit error, never a silent wrong result or a raw numpy/scipy error.
 
 Each test names the defect it covers; every one of them failed before the fix.
