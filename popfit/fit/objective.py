@@ -335,8 +335,14 @@ def levenberg_marquardt(problem, batch, iterations, rtol=None, window=10):
         free = ~active
         lhs = np.where(free[:, :, None] & free[:, None, :], lhs, 0.0)
         lhs[:, eye] = np.where(active, 1.0, lhs[:, eye])
+        rhs = -np.where(active, 0.0, g)[..., None]
         with np.errstate(all="ignore"):
-            step = np.linalg.solve(lhs, -np.where(active, 0.0, g)[..., None])[..., 0]
+            try:
+                step = np.linalg.solve(lhs, rhs)[..., 0]
+            except np.linalg.LinAlgError:  # an exactly singular system somewhere in the
+                # batch (a neuron whose parameters have no effect on the grid, at zero
+                # damping): the least-norm step solves the others unchanged
+                step = (np.linalg.pinv(lhs) @ rhs)[..., 0]
         step = np.where(np.isfinite(step), step, 0.0)
         # a trust region in the max norm keeps the quadratic model honest
         big = np.abs(step).max(axis=1, keepdims=True)

@@ -241,3 +241,16 @@ def test_eval_points_weight_the_objective():
 def test_eval_points_errors(bad, match):
     with pytest.raises(PopfitValueError, match=match):
         popfit.fit_activation("tanh", 2, eval_points=bad)
+
+
+@pytest.mark.slow
+def test_singular_levenberg_marquardt_system_does_not_crash():
+    """A batch of the search can hold an exactly singular damped system (a neuron whose
+    parameters have no effect on the grid): the fit goes on with the least-norm step.
+    This fit (a bump, 12 rectified-linear neurons, seed 3) raised numpy's LinAlgError
+    "Singular matrix" before; its objective still never increases with N."""
+    fit = popfit.fit_activation(lambda x: np.exp(-x**2), 12, domain=(-2.5, 2.5),
+                                neuron_type="RectifiedLinear", synapse=0.005, seed=3)
+    objectives = np.array(fit.diagnostics.objectives)
+    assert np.all(np.diff(objectives) <= 1e-9 * objectives[:-1] + 1e-12)
+    assert np.all(np.isfinite(objectives)) and np.isfinite(fit.nrmse)
