@@ -33,6 +33,7 @@ benchmarks/bench_solver.py for the spiking error of both on nengo ensembles.
 """
 
 import time
+import dataclasses
 from dataclasses import dataclass
 
 import nengo
@@ -208,15 +209,30 @@ def spike_noise_ridge(A, Y, penalty, sample_weights=None, *, full_output=False):
         else:
             X = np.linalg.solve(r[..., :n, :n], r[..., :n, n:])
         return X[..., 0] if vector else X
-    basis = np.zeros((*batch, m + n, n))
-    basis[..., :m, :] = sw[:, None] * A
+    sol = ridge_qr(A, ty, sw, lam)
+    if vector:
+        return dataclasses.replace(sol, X=sol.X[..., 0], residual=sol.residual[..., 0])
+    return sol
+
+
+def ridge_qr(A, ty, sqrt_w, lam):
+    """The QR solve behind `spike_noise_ridge` (``full_output``), without its checks.
+
+    For popfit's optimizer, which solves many small batches with inputs it
+    built itself. ``A`` (..., m, n) rates; ``ty`` (m, k) the targets times
+    ``sqrt_w``; ``sqrt_w`` (m,) square roots of the normalised sample
+    weights; ``lam`` (..., n) square roots of the penalties (floor included).
+    Returns a `RidgeSolution` with ``X`` (..., n, k).
+    """
+    m, n = A.shape[-2:]
+    idx = np.arange(n)
+    basis = np.zeros((*A.shape[:-2], m + n, n))
+    basis[..., :m, :] = sqrt_w[:, None] * A
     basis[..., m + idx, idx] = lam
     q, r = np.linalg.qr(basis)
     X = np.linalg.solve(r, np.swapaxes(q[..., :m, :], -1, -2) @ ty)
     residual = basis @ X
     residual[..., :m, :] -= ty
-    if vector:
-        X, residual = X[..., 0], residual[..., 0]
     return RidgeSolution(X, residual, q, r, lam)
 
 

@@ -30,7 +30,7 @@ from typing import Optional
 import numpy as np
 
 from ..neurons import LOWEST_RATE_FRACTION, spike_noise_variance
-from ..solvers import spike_noise_ridge
+from ..solvers import RIDGE_FLOOR, ridge_qr
 
 _C_BOUNDS = (-5.0, 0.95)  # intercepts, in units where the faced domain edge is 1 (below -1:
 # the neuron fires over the whole domain, a saturating offset that tanh-like fits use)
@@ -158,8 +158,8 @@ class Problem:
     def solve(self, a):
         """Optimal decoders for rates ``a`` (B, m, n), by QR of the stacked basis."""
         noise, dnoise = self._noise(a)
-        sol = spike_noise_ridge(a, self.y_scaled, noise, self.w, full_output=True)
-        return _Solution(sol.X, sol.residual, sol.q, sol.r, sol.lam, dnoise)
+        sol = ridge_qr(a, self.ty[:, None], self.sqrt_w, np.sqrt(noise + RIDGE_FLOOR))
+        return _Solution(sol.X[..., 0], sol.residual[..., 0], sol.q, sol.r, sol.lam, dnoise)
 
     def evaluate(self, thetas, encoders, jacobian=True, cap=True):
         """Cost, residual, and (with ``jacobian``) the Golub-Pereyra Jacobian of
