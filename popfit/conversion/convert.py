@@ -124,7 +124,7 @@ def fit_error(fit):
     return fit.nrmse if fit.spiking_nrmse is None else fit.spiking_nrmse
 
 
-@public("convert")
+@public
 def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
             noise_synapse=0.02,
             calibration_data=None, seed=None, refit=None, refit_holdout=REFIT_HOLDOUT,

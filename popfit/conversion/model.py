@@ -137,7 +137,7 @@ class ConvertedModel:
                 "half of each presentation; check the accuracy against a longer "
                 "presentation", UserWarning, stacklevel=user_stacklevel())
 
-    @public("ConvertedModel.decoded_output")
+    @public
     def decoded_output(self, X, presentation_time=0.1, progress_bar=None, *, batch_size=None,
                        n_jobs=None, simulator=None, sequential=False):
         """Simulate the network on each sample; the decoded output before the nonlinearity.
@@ -222,7 +222,7 @@ class ConvertedModel:
             return self.classes_[(out[:, 0] > 0.5).astype(int)]
         return self.classes_[np.argmax(out, axis=1)]
 
-    @public("ConvertedModel.predict")
+    @public
     def predict(self, X, presentation_time=0.1, progress_bar=None, **options):
         """Predictions of the spiking network.
 
@@ -248,7 +248,7 @@ class ConvertedModel:
         return True
 
     @available_if(_check_classifier)
-    @public("ConvertedModel.predict_proba")
+    @public
     def predict_proba(self, X, presentation_time=0.1, progress_bar=None, **options):
         """Class probabilities of the spiking network (classifiers only).
 
@@ -291,7 +291,7 @@ class ConvertedModel:
                 raise PopfitValueError("y contains NaN or infinite values")
         return y.reshape(shapes[0]) if self.is_classifier else y
 
-    @public("ConvertedModel.score")
+    @public
     def score(self, X, y, presentation_time=0.1, progress_bar=None, **options):
         """Accuracy (classifiers; subset accuracy for multi-label) or R^2 (regressors).
 
@@ -319,7 +319,7 @@ class ConvertedModel:
             return float(accuracy_score(y, pred))
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
 
-    @public("ConvertedModel.neuron_weights")
+    @public
     def neuron_weights(self, per_neuron=False):
         """``(weights, biases)``: the weights leaving each hidden layer's neurons, as run.
 
@@ -404,7 +404,7 @@ class ConvertedModel:
             c = c / layer.input_scale[unit]
         return c
 
-    @public("ConvertedModel.rate_output")
+    @public
     def rate_output(self, X):
         """What the network computes without spike noise (rate level, numpy, no simulation).
 

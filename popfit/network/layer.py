@@ -128,7 +128,7 @@ class PopulationLayer(nengo.Network):
             sim = nengo.Simulator(model)
     """
 
-    @public("PopulationLayer")
+    @public
     def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None,
                  hardware=None, **kwargs):
         self.fit = check_fit(fit)
@@ -262,7 +262,7 @@ class PopulationLayer(nengo.Network):
         return scipy.sparse.csr_matrix((vals, (rows, cols)),
                                        shape=(self.n_units, self.n_neurons))
 
-    @public("PopulationLayer.connect_to")
+    @public
     def connect_to(self, post, transform=None, synapse=0.005, *, weights=None):
         """Connect this layer's neurons to ``post`` with the decoders folded in.
 

@@ -78,7 +78,7 @@ class PopulationNeuron(nengo.Network):
     the harmless warnings described in `PopulationLayer`.
     """
 
-    @public("PopulationNeuron")
+    @public
     def __init__(self, fit, label=None, spiking=True, **kwargs):
         self.fit = check_fit(fit)
         self.spiking = check_bool(spiking, "spiking")

@@ -116,7 +116,7 @@ def _affine(nir, node, weight, bias):
     return nir.Affine(weight=weight, bias=bias)
 
 
-@public("to_nir")
+@public
 def to_nir(obj, *, platform="nir", connection_synapse=None, transforms=None, readout=None,
            drop_tau_ref=False):
     """A popfit network as a NIR graph (`nir.NIRGraph`) for a NIR platform.
