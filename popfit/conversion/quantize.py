@@ -222,7 +222,7 @@ def _rate_forward(model, X, transforms):
         w = _matrix(conns[0], transforms)
         if i == 0:
             v = X @ dense.weights  # the host part: X -> layer.input
-            if conns[0].pre_obj is not layer.input:  # hardware="loihi": the scaled Node
+            if conns[0].pre_obj is not layer.input:  # Dense host transforms: the scaled Node
                 v = v / layer.input_scale
             u = v
         else:
