@@ -28,7 +28,7 @@ import dataclasses
 import importlib
 from typing import Optional, Tuple
 
-from ._validation import check_int, check_positive
+from ._validation import check_int, check_positive, public
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import resolve_neuron_type
 from .wholestep import DT, whole_step_tau_ref
@@ -186,6 +186,7 @@ def _check_choice(value, name, choices):
 _PLATFORMS = {}
 
 
+@public
 def register_platform(platform):
     """Add ``platform`` to the registry under ``platform.name`` (replacing one of that name).
 
@@ -204,6 +205,7 @@ def registered_platforms():
     return tuple(_PLATFORMS)
 
 
+@public
 def get_platform(platform=None, **overrides):
     """Resolve a platform name (or a `Platform`) and apply per-field overrides.
 

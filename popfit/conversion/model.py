@@ -445,7 +445,7 @@ class ConvertedModel:
                 "activation": info.activation,
                 "n_units": info.n_units,
                 "n_neurons_per_unit": fit.n_neurons,
-                "n_neurons": n,
+                "total_neurons": n,
                 "domain": [info.domain[0], info.domain[1]],
                 "fraction_outside_domain": info.fraction_outside,
                 "fit_nrmse": fit.nrmse,

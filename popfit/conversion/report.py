@@ -41,7 +41,7 @@ def format_report(s, extra=()):
         err = h["fit_nrmse"] if err is None else err
         lines.append(
             f"    {h['label'][:27]:<27} {h['activation']:<11} {h['n_units']:5d}  "
-            f"{h['n_neurons']:7d}  {dom:<16} {outside}  {err:10.4f}"
+            f"{h['total_neurons']:7d}  {dom:<16} {outside}  {err:10.4f}"
             f"  {h['mean_rate_hz']:6.1f} Hz")
     lines.append(
         f"    {s['output_label'][:27]:<27} {s['output_activation']:<11} "

@@ -152,9 +152,9 @@ def test_default_layer_is_refused_and_loihi_layer_chain_runs(fit_loihi):
         l2 = PopulationLayer(fit_loihi, n_units, hardware="loihi")
         out = nengo.Node(size_in=n_units)
         nengo.Connection(stim, l1.input, synapse=None)
-        conn = l1.connect_to(l2, synapse=0.005)
+        conn = l1.connect_to(l2, connection_synapse=0.005)
         assert isinstance(conn.transform, nengo.transforms.Sparse)
-        l2.connect_to(out, synapse=None)
+        l2.connect_to(out, connection_synapse=None)
         p = nengo.Probe(out, synapse=0.01)
         p_x = nengo.Probe(stim, synapse=None)
     assert len(net.all_nodes) == 4  # stim, l1.input, its scaled Node, out: none idle
