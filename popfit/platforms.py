@@ -194,8 +194,9 @@ def register_platform(platform):
     """
     if not isinstance(platform, Platform):
         raise PopfitTypeError(
-            f"register_platform takes a popfit.platforms.Platform (got {platform!r:.80} "
-            f"of type {type(platform).__name__})")
+            f"platform must be a popfit.platforms.Platform, e.g. popfit.get_platform("
+            f"'nengo').replace(name=...) (got {platform!r:.80} of type "
+            f"{type(platform).__name__})")
     _PLATFORMS[platform.name] = platform
     return platform
 
