@@ -21,7 +21,7 @@ from ..graph import connects_from, connects_into, population_layers
 from ..targets import apply_activation
 from .spec import check_samples
 
-#: Bits of a weight magnitude `quantize` accepts (``convert``'s ``weight_bits``).
+#: Bits of a weight magnitude `quantize` accepts (a platform's ``weight_bits``).
 WEIGHT_BITS_RANGE = (2, 16)
 
 
@@ -42,7 +42,7 @@ def quantize(weights, bits):
     weights : array_like or scipy.sparse matrix
         Finite real weights, any shape.
     bits : int
-        Bits of a weight magnitude, in [2, 16] (as ``convert``'s
+        Bits of a weight magnitude, in [2, 16] (as a platform's
         ``weight_bits``; Loihi stores 8).
 
     Returns
@@ -314,7 +314,8 @@ def quantize_model(model, bits, X=None):
     if model.weight_bits is not None:
         raise PopfitValueError(
             f"model's weights are already rounded to weight_bits={model.weight_bits}; "
-            "quantize the float model (convert again without weight_bits)")
+            "quantize the float model (convert again for a platform with "
+            "weight_bits=None)")
     lo, hi = WEIGHT_BITS_RANGE
     bits = check_int(bits, "weight_bits", low=lo, high=hi)
     new = copy.deepcopy(model)
