@@ -96,8 +96,8 @@ def section_digits(args, data):
     models = {}
     for name, (n_neurons, refit) in variants.items():
         models[name], t = timed(popfit.convert, mlp, n_neurons=n_neurons, max_rate=MAX_RATE,
-                                synapse=SYNAPSE, calibration_data=X_train, seed=args.seed,
-                                refit=refit)
+                                connection_synapse=SYNAPSE, calibration_data=X_train,
+                                seed=args.seed, refit=refit)
         print(f"convert {name}: {t:.1f} s")
     print(models["popfit LIF N=4, refit"].report())
     signed = signed_network(mlp, models["popfit LIF N=4, refit"].fits[0])
@@ -183,8 +183,9 @@ def section_deep(args, data):
           f"{'rates acc':>11}{'rates |dp|':>12}")
     res = {}
     for refit in (False, True):
-        model = popfit.convert(mlp, n_neurons=4, max_rate=MAX_RATE, synapse=SYNAPSE,
-                               calibration_data=X_train, seed=args.seed, refit=refit)
+        model = popfit.convert(mlp, n_neurons=4, max_rate=MAX_RATE,
+                               connection_synapse=SYNAPSE, calibration_data=X_train,
+                               seed=args.seed, refit=refit)
         a5 = scores(model.predict_proba(X_test, 0.05, progress_bar=False), p_ann, y_test,
                     mlp.classes_)
         a1 = scores(model.predict_proba(X_test, 0.1, progress_bar=False), p_ann, y_test,

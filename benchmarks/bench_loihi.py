@@ -22,18 +22,19 @@ Every network is built once and run in ``nengo.Simulator`` and in
    target vs nengo-loihi's signed-value device, ``Preset10DecodeNeurons``
    (its 20 neurons as an Ensemble on chip, decoded as nengo-loihi decodes
    them). Bar: popfit reaches equal or lower error with fewer neurons.
-3. two chained 100-unit tanh layers (``PopulationLayer(hardware="loihi")``,
+3. two chained 100-unit tanh layers (``PopulationLayer(platform="loihi")``,
    ``connect_to`` with transform 2.5 I, 5 ms synapse), inputs
    ``3 sin(2 pi 0.25 t + phase)`` over 2 s; NRMSE against
    ``tanh(2.5 tanh(x))`` passed through the same filters (including
    nengo-loihi's 5 ms input filter on the emulator) over the last 1.5 s.
    Bar: emulator <= 0.05.
 4. digits: ``MLPClassifier((32,), tanh)`` (bench_convert's split), converted
-   with 4 neurons per unit, ``hardware="loihi"``, 100 test digits at 0.1 s
-   each. Logit NRMSE = RMSE of the decoded outputs against the ANN's logits
-   over the standard deviation of those logits (the stricter scale; /range
-   in brackets). Bars: accuracy >= ANN - 1 pp, logit NRMSE <= 0.05, also
-   with ``weight_bits=8``.
+   with 4 neurons per unit for ``platform="loihi"`` (its float-weight
+   variant ``get_platform("loihi", weight_bits=None)`` with LIF and LoihiLIF
+   fits, and the whole recipe: LoihiLIF, 8-bit weights), 100 test digits at
+   0.1 s each. Logit NRMSE = RMSE of the decoded outputs against the ANN's
+   logits over the standard deviation of those logits (the stricter scale;
+   /range in brackets). Bars: accuracy >= ANN - 1 pp, logit NRMSE <= 0.05.
 """
 
 import argparse
@@ -188,12 +189,12 @@ def chain_rows():
         for emulator in (False, True):
             with nengo.Network(seed=0) as net:
                 stim = nengo.Node(lambda t: x_of(t))
-                l1 = popfit.PopulationLayer(fit, n_units, hardware="loihi")
-                l2 = popfit.PopulationLayer(fit, n_units, hardware="loihi")
+                l1 = popfit.PopulationLayer(fit, n_units, platform="loihi")
+                l2 = popfit.PopulationLayer(fit, n_units, platform="loihi")
                 out = nengo.Node(size_in=n_units)
                 nengo.Connection(stim, l1.input, synapse=None)
-                l1.connect_to(l2, transform=gain * np.eye(n_units), synapse=0.005)
-                l2.connect_to(out, synapse=None)
+                l1.connect_to(l2, transform=gain * np.eye(n_units), connection_synapse=0.005)
+                l2.connect_to(out, connection_synapse=None)
                 p = nengo.Probe(out, synapse=SYNAPSE)
             sim = simulate(net, emulator, int(round(T / DT)))
             x = x_of(sim.trange())
@@ -234,10 +235,12 @@ def digits_rows():
         return f"{100 * np.mean(out.argmax(1) == y_test):5.1f}% {err / std:.4f}"
 
     steps = 100
-    for name, nt, bits in (("LIF", "LIF", None), ("LoihiLIF", LoihiLIF(), None),
-                           ("LoihiLIF, weight_bits=8", LoihiLIF(), 8)):
+    for name, nt, bits in (("LIF, float weights", "LIF", None),
+                           ("LoihiLIF, float weights", None, None),
+                           ('platform="loihi" (LoihiLIF, 8-bit)', None, 8)):
+        platform = popfit.get_platform("loihi", weight_bits=bits)
         model = popfit.convert(mlp, n_neurons=4, neuron_type=nt, calibration_data=X_train,
-                               seed=0, hardware="loihi", weight_bits=bits)
+                               seed=0, platform=platform)
         cells = [score(rate_forward(model, X_test))]
         for emulator in (False, True):
             with nengo.Network(seed=0) as wrapper:

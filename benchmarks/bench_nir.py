@@ -160,7 +160,7 @@ def main():
         for name, neuron_type, drop in fits:
             t = time.perf_counter()
             model = popfit.convert(mlp, n_neurons=N_NEURONS, neuron_type=neuron_type,
-                                   max_rate=MAX_RATE, synapse=SYNAPSE,
+                                   max_rate=MAX_RATE, connection_synapse=SYNAPSE,
                                    calibration_data=X_train, seed=args.seed)
             convert_s = time.perf_counter() - t
             graph = popfit.to_nir(model, platform="snntorch", drop_tau_ref=drop)

@@ -26,20 +26,23 @@ def public(func):
     """Decorate a public function or method: errors raised inside name it.
 
     The name comes from the function itself (``__qualname__``; a class's
-    ``__init__`` is named by its class), so it cannot drift from the code.
+    ``__init__`` and ``__call__`` are named by their class), so it cannot
+    drift from the code.
     Only the outermost decorated call sets the name, so a function used by
     another public function (``fit_activation`` inside
     ``PopulationRegressor.fit``) reports the one the user called.
     """
-    if isinstance(func, str):  # the older @public("name") form, until every call site is updated
-        return lambda f: _wrap(f, func)
     return _wrap(func, public_name(func))
 
 
 def public_name(func):
-    """``"convert"``, ``"ConvertedModel.predict"``, ``"PopulationLayer"`` (for its ``__init__``)."""
+    """``"convert"``, ``"ConvertedModel.predict"``, ``"PopulationLayer"`` (for its
+    ``__init__``), ``"SpikeNoiseL2"`` (for its ``__call__``)."""
     name = func.__qualname__.replace(".<locals>", "")
-    return name[:-len(".__init__")] if name.endswith(".__init__") else name
+    for special in (".__init__", ".__call__"):
+        if name.endswith(special):
+            return name[:-len(special)]
+    return name
 
 
 def _wrap(func, name):

@@ -53,7 +53,7 @@ def _check_seeds(seeds):
     return [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
 
 
-@public("nengo_default_tuning")
+@public
 def nengo_default_tuning(n_neurons, *, neuron_type="LIF", max_rate=400.0, seed=0):
     """Encoders, gains and biases nengo builds for a default 1-D Ensemble.
 
@@ -107,7 +107,7 @@ def _tuning(ens, seed):
     return encoders[:, 0].astype(float), gain.astype(float), bias.astype(float)
 
 
-@public("nengo_default_nrmse")
+@public
 def nengo_default_nrmse(target, n_neurons, *, neuron_type="LIF", domain=None,
                         max_rate=400.0, seeds=range(20), n_points=N_EVAL_POINTS):
     """NRMSE of Nengo's default random tuning, one value per seed.
@@ -275,7 +275,7 @@ class SignedBaselineLayer(nengo.Network):
         Size ``n_units``; ``output`` is ``decoder * spikes`` per unit.
     """
 
-    @public("SignedBaselineLayer")
+    @public
     def __init__(self, target, n_units=1, *, max_rate=400.0, domain=None, input_bias=None,
                  label=None, **kwargs):
         n_units = check_int(n_units, "n_units", low=1)
@@ -307,7 +307,7 @@ class SignedBaselineLayer(nengo.Network):
 
 # --- 3. the accuracy table ---------------------------------------------------
 
-@public("compute_accuracy")
+@public
 def compute_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 6, 8), *,
                      neuron_type="LIF", max_rate=400.0, synapse=None, seeds=range(10)):
     """popfit's NRMSE and Nengo's default tuning's, per target and population size.
@@ -369,7 +369,7 @@ def compute_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 
     return results
 
 
-@public("format_accuracy")
+@public
 def format_accuracy(results):
     """The accuracy table of `compute_accuracy` as plain text (returned, not printed).
 

@@ -122,7 +122,7 @@ class PopulationRegressor(RegressorMixin, BaseEstimator):
         self.synapse = synapse
         self.random_state = random_state
 
-    @public("PopulationRegressor.fit")
+    @public
     def fit(self, X, y):
         """Fit the population to samples.
 

@@ -401,7 +401,7 @@ def save_fit(fit, path):
     atomic_write_text(path, json.dumps(d, indent=1, allow_nan=False) + "\n")
 
 
-@public("load_fit")
+@public
 def load_fit(path):
     """Load a fit saved with `PopulationFit.save` (JSON; validated; never executes code).
 

@@ -17,6 +17,8 @@ from ._validation import public
 from .exceptions import PopfitTypeError
 from .graph import base_object, population_layers
 from .network import PopulationNeuron
+from .platforms import LOIHI
+from .wholestep import is_whole_step
 
 #: Compartments per Loihi core (nengo-loihi's ``MAX_COMPARTMENTS``).
 MAX_COMPARTMENTS = 1024
@@ -58,8 +60,8 @@ def build_problems(network, labels=None):
         problems.append(
             f"{c}{owner} has a {kind} transform, {where}: nengo-loihi builds only "
             f"{' or '.join(HOST_CHIP_TRANSFORMS)} transforms between host and chip; build "
-            "the network with convert(..., hardware=\"loihi\") (or "
-            "PopulationLayer(..., hardware=\"loihi\"))")
+            "the network with convert(..., platform=\"loihi\") (or "
+            "PopulationLayer(..., platform=\"loihi\"))")
     return problems
 
 
@@ -128,14 +130,22 @@ def chip_mapping(network):
             "host_outputs": host_out, "builds": not problems, "problems": problems}
 
 
+def reports_on(model):
+    """Whether `ConvertedModel.report` ends with the ``[[loihi]]`` section: a model
+    for platform ``"loihi"`` (with any overrides), with rounded weights
+    (``weight_bits``), or with whole-step neuron types (nengo-loihi's)."""
+    return model.platform.name == LOIHI.name or model.weight_bits is not None or any(
+        is_whole_step(fit.neuron_type) for fit in model.fits)
+
+
 def report_lines(model):
-    """The ``[[loihi]]`` section of `ConvertedModel.report` (``hardware="loihi"``)."""
+    """The ``[[loihi]]`` section of `ConvertedModel.report` (see `reports_on`)."""
     m = chip_mapping(model.network)
     spec = model.spec
     lines = ["[[loihi]] (nengo_loihi.Simulator(model.network); docs/loihi.md)"]
     if m["problems"]:
         lines.append("    nengo-loihi   : WILL NOT BUILD this network; convert again with "
-                     "convert(..., hardware=\"loihi\"):")
+                     "convert(..., platform=\"loihi\"):")
         lines += [f"      {p}" for p in m["problems"]]
     lines.append(f"    on chip       : {m['neurons']} neurons in {m['blocks']} block(s) "
                  f"(<= {MAX_COMPARTMENTS} compartments each, one core per block)")
@@ -150,7 +160,7 @@ def report_lines(model):
     q = model.quantization
     if model.weight_bits is None:
         lines.append("    weights       : float (nengo-loihi rounds them to 8 bits when it "
-                     "builds; convert(weight_bits=8) measures the cost)")
+                     "builds; convert(..., platform=\"loihi\") measures the cost)")
     else:
         cost = "no calibration_data to measure the rate-level cost"
         if q.get("cost") is not None:

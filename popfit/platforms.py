@@ -28,7 +28,7 @@ import dataclasses
 import importlib
 from typing import Optional, Tuple
 
-from ._validation import check_int, check_positive
+from ._validation import check_int, check_positive, public
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import resolve_neuron_type
 from .wholestep import DT, whole_step_tau_ref
@@ -186,6 +186,7 @@ def _check_choice(value, name, choices):
 _PLATFORMS = {}
 
 
+@public
 def register_platform(platform):
     """Add ``platform`` to the registry under ``platform.name`` (replacing one of that name).
 
@@ -193,8 +194,9 @@ def register_platform(platform):
     """
     if not isinstance(platform, Platform):
         raise PopfitTypeError(
-            f"register_platform takes a popfit.platforms.Platform (got {platform!r:.80} "
-            f"of type {type(platform).__name__})")
+            f"platform must be a popfit.platforms.Platform, e.g. popfit.get_platform("
+            f"'nengo').replace(name=...) (got {platform!r:.80} of type "
+            f"{type(platform).__name__})")
     _PLATFORMS[platform.name] = platform
     return platform
 
@@ -204,6 +206,7 @@ def registered_platforms():
     return tuple(_PLATFORMS)
 
 
+@public
 def get_platform(platform=None, **overrides):
     """Resolve a platform name (or a `Platform`) and apply per-field overrides.
 

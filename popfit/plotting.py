@@ -93,7 +93,7 @@ def _mark_domain(ax, domain):
         ax.axvline(edge, color="0.6", lw=0.8, ls=":", zorder=0)
 
 
-@public("plot_fit")
+@public
 def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kws=None):
     """Plot a fit: target vs. approximation, tuning curves and error.
 
@@ -195,7 +195,7 @@ def _raster(ax, t, spikes, color_pos, color_neg=None):
     ax.set_ylabel("neuron")
 
 
-@public("plot_spiking")
+@public
 def plot_spiking(report, ax=None):
     """Plot a spiking run: raster, filtered output vs. ideal, and the signed baseline.
 
@@ -273,7 +273,7 @@ def plot_spiking(report, ax=None):
     return fig
 
 
-@public("plot_accuracy")
+@public
 def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 6, 8), *,
                   neuron_type="LIF", max_rate=400.0, synapse=None, seeds=range(10), ax=None,
                   results=None):

@@ -260,7 +260,7 @@ class PopulationFit:
         """Number of neurons in the population."""
         return len(self.gain)
 
-    @public("PopulationFit.rates")
+    @public
     def rates(self, x):
         """Firing rates (Hz), shape ``(x.size, n_neurons)``, at inputs ``x`` (flattened).
 
@@ -271,7 +271,7 @@ class PopulationFit:
         a[np.isnan(x)] = np.nan
         return a
 
-    @public("PopulationFit.predict")
+    @public
     def predict(self, x):
         """Rate-level approximation of the target at ``x`` (same shape as ``x``).
 
@@ -350,7 +350,7 @@ class PopulationFit:
         return fit_to_dict(self)
 
     @classmethod
-    @public("PopulationFit.from_dict")
+    @public
     def from_dict(cls, d):
         """Rebuild a fit from `to_dict` output, validating every field.
 
@@ -363,7 +363,7 @@ class PopulationFit:
 
         return fit_from_dict(d)
 
-    @public("PopulationFit.save")
+    @public
     def save(self, path):
         """Write the fit to ``path`` as JSON, atomically; see `popfit.files.atomic_write_text`.
 

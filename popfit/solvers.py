@@ -99,7 +99,7 @@ def _sample_weights(sample_weights, m):
     return w / w.sum()
 
 
-@public("spike_noise_penalty")
+@public
 def spike_noise_penalty(A, synapse, sample_weights=None):
     """Each neuron's spike-noise variance (Hz**2), averaged over the points.
 
@@ -130,7 +130,7 @@ def spike_noise_penalty(A, synapse, sample_weights=None):
     return np.einsum("m,...mn->...n", w, var)
 
 
-@public("spike_noise_ridge")
+@public
 def spike_noise_ridge(A, Y, penalty, sample_weights=None, *, full_output=False):
     """Decoders minimising ``sum_x w (A X - Y)**2 + sum_i p_i X_i**2`` (see the module docstring).
 
@@ -311,7 +311,7 @@ class SpikeNoiseL2(nengo.solvers.Solver):
         super().__init__(weights=weights)
         self.synapse = synapse
 
-    @public("SpikeNoiseL2")
+    @public
     def __call__(self, A, Y, rng=None):
         """Solve for decoders: ``A`` (n_points, n_neurons) in Hz, ``Y`` (n_points, n_targets).
 

@@ -163,7 +163,7 @@ class SpikingReport:
         }
 
 
-@public("evaluate_spiking")
+@public
 def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
     """Simulate the fit as spiking neurons in `nengo.Simulator`, beside a signed baseline.
 

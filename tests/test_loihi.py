@@ -101,28 +101,29 @@ def test_layer_nodes_are_made_on_first_use(fit):
 
 @pytest.mark.parametrize("spiking", [False, True])
 def test_loihi_layer_structure_and_nengo_equivalence(fit, rng, spiking):
-    """hardware='loihi': Dense host<->chip transforms, input sent as x / input_scale
+    """platform='loihi': Dense host<->chip transforms, input sent as x / input_scale
     inside [-1, 1]; in nengo it computes what the default layer computes."""
     n_units = 5
     b = rng.uniform(-0.5, 0.5, n_units)
     phase = rng.uniform(0, 2 * np.pi, n_units)
     outs = {}
-    for hardware in (None, "loihi"):
+    for platform in ("nengo", "loihi"):
         with nengo.Network(seed=1) as model:
             stim = nengo.Node(lambda t: 2.5 * np.sin(2 * np.pi * t + phase))
             layer = PopulationLayer(fit, n_units, spiking=spiking, input_bias=b,
-                                    hardware=hardware)
+                                    platform=platform)
             nengo.Connection(stim, layer.input, synapse=None)
             p_x, p_y = nengo.Probe(stim), nengo.Probe(layer.output)
         with nengo.Simulator(model, dt=DT, progress_bar=False, seed=1) as sim:
             sim.run(1.0)
-        outs[hardware] = nengo.Lowpass(0.01).filt(sim.data[p_y], dt=DT, y0=0)
+        assert layer.platform is popfit.get_platform(platform)
+        outs[platform] = nengo.Lowpass(0.01).filt(sim.data[p_y], dt=DT, y0=0)
         host = host_connections(model, layer.ensemble)
         assert len(host) == 2
         sparse = {isinstance(c.post_obj, nengo.ensemble.Neurons): isinstance(
             c.transform, nengo.transforms.Sparse) for c in host}  # {into neurons: Sparse}
         # default: Sparse in (nengo-loihi refuses it loudly), Dense out (a small layer)
-        assert sparse == ({True: True, False: False} if hardware is None
+        assert sparse == ({True: True, False: False} if platform == "nengo"
                           else {True: False, False: False})
     np.testing.assert_allclose(layer.input_scale, 3.0 + np.abs(b))
     scaled = [n for n in model.all_nodes if n.label == "input (scaled)"]
@@ -131,7 +132,7 @@ def test_loihi_layer_structure_and_nengo_equivalence(fit, rng, spiking):
     assert np.abs(x / layer.input_scale).max() <= 1.0
     ref = nengo.Lowpass(0.01).filt(reference(fit, x + b), dt=DT, y0=0)
     if not spiking:  # rate level: identical up to float rounding
-        np.testing.assert_allclose(outs["loihi"], outs[None], atol=1e-9)
+        np.testing.assert_allclose(outs["loihi"], outs["nengo"], atol=1e-9)
         np.testing.assert_allclose(outs["loihi"], ref, atol=1e-6)
     else:  # spiking: both as close to the rate reference (after the filter settles)
         keep = sim.trange() > 0.05
@@ -140,12 +141,12 @@ def test_loihi_layer_structure_and_nengo_equivalence(fit, rng, spiking):
 
 
 def test_connect_to_node_is_dense_only_for_loihi(fit):
-    """Into a Node: Dense for hardware='loihi'; by default Sparse above
+    """Into a Node: Dense for platform='loihi'; by default Sparse above
     DENSE_MAX_ENTRIES (70 units x 280 neurons), Dense below (tests/test_network.py)."""
     with nengo.Network():
-        for hardware, cls in ((None, nengo.transforms.Sparse),
+        for platform, cls in (("nengo", nengo.transforms.Sparse),
                               ("loihi", nengo.transforms.Dense)):
-            l1, l2 = (PopulationLayer(fit, 70, hardware=hardware) for _ in range(2))
+            l1, l2 = (PopulationLayer(fit, 70, platform=platform) for _ in range(2))
             node = nengo.Node(size_in=70)
             assert isinstance(l1.connect_to(node).transform, cls)
             assert isinstance(l1.connect_to(node[:2], transform=np.eye(2, 70)).transform,
@@ -154,16 +155,18 @@ def test_connect_to_node_is_dense_only_for_loihi(fit):
             assert isinstance(l1.connect_to(l2).transform, nengo.transforms.Sparse)
 
 
-def test_hardware_argument_is_checked(fit, digits_mlp):
+def test_platform_argument_is_checked(fit, digits_mlp):
     with nengo.Network():
-        with pytest.raises(PopfitValueError, match=r"PopulationLayer: hardware must be None "
-                           r".* or 'loihi' .*\(got 'spinnaker'\)"):
-            PopulationLayer(fit, 2, hardware="spinnaker")
-    with pytest.raises(PopfitValueError, match=r"convert: hardware must be"):
-        popfit.convert(digits_mlp[0], hardware=True)
-    with pytest.raises(PopfitValueError, match=r"convert: weight_bits must be an integer in "
-                       r"\[2, 16\] \(got 1\)"):
-        popfit.convert(digits_mlp[0], weight_bits=1)
+        with pytest.raises(PopfitValueError, match=r"^PopulationLayer: platform must be a "
+                           r"popfit.platforms.Platform or one of 'nengo', 'loihi'.*"
+                           r"\(got 'spinnaker'\); register"):
+            PopulationLayer(fit, 2, platform="spinnaker")
+    with pytest.raises(PopfitTypeError, match=r"^convert: platform must be a name or a "
+                       r"popfit.platforms.Platform \(got True of type bool\)"):
+        popfit.convert(digits_mlp[0], platform=True)
+    with pytest.raises(PopfitValueError, match=r"^get_platform: Platform.weight_bits must be "
+                       r"an integer in \[2, 16\] \(got 1\)"):
+        popfit.get_platform("nengo", weight_bits=1)
 
 
 def test_spiking_export_warns_when_tau_ref_below_dt():
@@ -282,7 +285,8 @@ def test_quantize_refuses_non_finite_and_non_numeric_weights():
 @pytest.fixture(scope="module")
 def model_2bit(digits_mlp):
     mlp, X_cal, X, y = digits_mlp
-    return popfit.convert(mlp, calibration_data=X_cal, seed=0, weight_bits=2)
+    return popfit.convert(mlp, calibration_data=X_cal, seed=0,
+                          platform=popfit.get_platform("nengo", weight_bits=2))
 
 
 def test_quantization_cost_of_pickled_and_copied_model(model_2bit, digits_mlp):
@@ -340,29 +344,31 @@ def test_chip_mapping_says_the_default_network_will_not_build(model_2bit, digits
     assert m["builds"] is False and len(m["problems"]) == 1
     problem = m["problems"][0]
     assert "Sparse transform, host to chip" in problem
-    assert "hidden 0" in problem and 'convert(..., hardware="loihi")' in problem
+    assert "hidden 0" in problem and 'convert(..., platform="loihi")' in problem
     text = model_2bit.report()
     assert "WILL NOT BUILD" in text and problem in text
     loihi = popfit.convert(digits_mlp[0], calibration_data=digits_mlp[1], seed=0,
-                           hardware="loihi", weight_bits=8)
+                           platform="loihi", neuron_type="LIF")  # LoihiLIF: tests/loihi
+    assert loihi.weight_bits == 8
     m = chip_mapping(loihi.network)
     assert m["builds"] is True and m["problems"] == []
     assert "WILL NOT BUILD" not in loihi.report()
 
 
-@pytest.mark.parametrize("hardware", [None, "loihi"])
-def test_convert_weight_bits(digits_mlp, hardware):
+@pytest.mark.parametrize("platform", ["nengo", "loihi"])
+def test_convert_weight_bits(digits_mlp, platform):
     """weight_bits rounds gain * weights into each layer to 2**bits - 1 levels; the
     rate-level forward pass through the network's own weights matches rate_output
     when float, and the report states the cost."""
     mlp, X_cal, X, y = digits_mlp
-    float_model = popfit.convert(mlp, calibration_data=X_cal, seed=0, hardware=hardware)
+    kw = dict(calibration_data=X_cal, seed=0, neuron_type="LIF")
+    float_model = popfit.convert(
+        mlp, platform=popfit.get_platform(platform, weight_bits=None), **kw)
     from popfit.targets import apply_activation
 
     np.testing.assert_allclose(apply_activation("softmax", rate_forward(float_model, X)),
                                float_model.rate_output(X), atol=1e-9)
-    model = popfit.convert(mlp, calibration_data=X_cal, seed=0, hardware=hardware,
-                           weight_bits=6)
+    model = popfit.convert(mlp, platform=popfit.get_platform(platform, weight_bits=6), **kw)
     layer = model.network.layers[0]
     (conn,) = [c for c in model.network.all_connections
                if getattr(c.post_obj, "ensemble", None) is layer.ensemble]
@@ -382,18 +388,20 @@ def test_convert_weight_bits(digits_mlp, hardware):
     text = model.report()
     assert "[[loihi]]" in text and "6-bit" in text and "rate-level output NRMSE" in text
     assert model.summary()["weight_bits"] == 6
-    # spiking predictions in nengo still match the ANN
-    assert model.score(X, y, presentation_time=0.05) >= mlp.score(X, y) - 0.1
+    # spiking predictions in nengo still match the ANN (loihi: its emulator by default)
+    assert model.score(X, y, presentation_time=0.05, simulator=nengo.Simulator) >= \
+        mlp.score(X, y) - 0.1
 
 
 def test_convert_loihi_network_structure_and_mapping(digits_mlp):
     mlp, X_cal, X, y = digits_mlp
-    model = popfit.convert(mlp, calibration_data=X_cal, seed=0, hardware="loihi")
+    model = popfit.convert(mlp, calibration_data=X_cal, seed=0, neuron_type="LIF",
+                           platform=popfit.get_platform("loihi", weight_bits=None))
     net = model.network
     layer = net.layers[0]
     for c in host_connections(net, layer.ensemble):
         assert not isinstance(c.transform, nengo.transforms.Sparse)
-    assert model.summary()["hardware"] == "loihi"
+    assert model.summary()["platform"] == "loihi" and model.weight_bits is None
     m = chip_mapping(net)
     assert m["neurons"] == 64 and m["blocks"] == 1
     assert m["host_inputs"] == 16 and m["host_outputs"] == 10
@@ -401,9 +409,10 @@ def test_convert_loihi_network_structure_and_mapping(digits_mlp):
     assert "64 neurons in 1 block(s)" in model.report()
     # a layer over 1024 neurons needs more than one block (one core each)
     with nengo.Network() as big:
-        PopulationLayer(model.fits[0], 600, hardware="loihi").input
+        PopulationLayer(model.fits[0], 600, platform="loihi").input
     assert chip_mapping(big)["blocks"] == 3
-    assert model.score(X, y, presentation_time=0.05) >= mlp.score(X, y) - 0.1
+    assert model.score(X, y, presentation_time=0.05, simulator=nengo.Simulator) >= \
+        mlp.score(X, y) - 0.1
 
 
 @pytest.mark.skipif(HAS_NENGO_LOIHI, reason="nengo-loihi is installed")
@@ -413,3 +422,18 @@ def test_loihi_types_need_the_extra():
     import sys
 
     assert "nengo_loihi" not in sys.modules  # popfit never imported it
+
+
+@pytest.mark.skipif(HAS_NENGO_LOIHI, reason="nengo-loihi is installed")
+def test_loihi_platform_defaults_need_the_extra(digits_mlp):
+    """platform="loihi" fits LoihiLIF and predicts on nengo-loihi's emulator by
+    default: without the extra both say what to install."""
+    mlp, X_cal, X, y = digits_mlp
+    with pytest.raises(ImportError, match=r"pip install 'popfit\[loihi\]'"):
+        popfit.fit_activation("tanh", 3, platform="loihi")
+    model = popfit.convert(mlp, platform="loihi", neuron_type="LIF", n_neurons=1, seed=0,
+                           search=popfit.SearchOptions.quick())
+    with pytest.raises(ImportError, match=r"platform 'loihi' runs on nengo_loihi:Simulator, "
+                       r"which is not installed .*pip install 'popfit\[loihi\]'"):
+        model.predict(X[:1], presentation_time=0.02)
+

@@ -138,13 +138,13 @@ def test_layer_rate_export_is_exact(fit_lif, rng):
     assert np.ptp(ref, axis=0).min() > 1.0  # each unit swept most of its range
     # structure: one Ensemble of n_units * N neurons, block transforms with one
     # nonzero per neuron: Sparse in, Dense out (below DENSE_MAX_ENTRIES)
-    assert layer.n_neurons == n_units * fit.n_neurons == layer.ensemble.n_neurons
+    assert layer.total_neurons == n_units * fit.n_neurons == layer.ensemble.n_neurons
     assert layer.input.size_out == n_units and layer.output.size_in == n_units
     c_in, c_out = layer.all_connections
     assert isinstance(c_in.transform, nengo.transforms.Sparse)
-    assert c_in.transform.init.nnz == layer.n_neurons
+    assert c_in.transform.init.nnz == layer.total_neurons
     assert isinstance(c_out.transform, nengo.transforms.Dense)
-    assert np.count_nonzero(c_out.transform.init) == layer.n_neurons
+    assert np.count_nonzero(c_out.transform.init) == layer.total_neurons
     d = layer.decoders_block().toarray()
     np.testing.assert_array_equal(d[2, 2 * fit.n_neurons:3 * fit.n_neurons], fit.decoders)
     assert np.count_nonzero(d[2]) == fit.n_neurons
@@ -164,9 +164,9 @@ def test_layer_connect_to_layer_node_and_ensemble_rate(fit_lif, fit_relu, rng):
         l3 = PopulationLayer(fit_lif, n1, spiking=False)
         sink = nengo.Node(size_in=4)
         nengo.Connection(stim, l1.input, synapse=None)
-        c12 = l1.connect_to(l2, transform=t_dense, synapse=None)
-        c13 = l1.connect_to(l3, synapse=None)
-        c1n = l1.connect_to(sink[1:3], transform=t_node, synapse=None)
+        c12 = l1.connect_to(l2, transform=t_dense, connection_synapse=None)
+        c13 = l1.connect_to(l3, connection_synapse=None)
+        c1n = l1.connect_to(sink[1:3], transform=t_node, connection_synapse=None)
         p2, p3 = nengo.Probe(l2.output), nengo.Probe(l3.output)
         p_sink = nengo.Probe(sink)
     with nengo.Simulator(model, dt=DT, progress_bar=False) as sim:
@@ -177,7 +177,7 @@ def test_layer_connect_to_layer_node_and_ensemble_rate(fit_lif, fit_relu, rng):
     np.testing.assert_allclose(sim.data[p3][-1], reference(fit_lif, y1), atol=1e-9)
     np.testing.assert_allclose(sim.data[p_sink][-1], [0, *(t_node @ y1), 0], atol=1e-9)
     assert isinstance(c12.transform, nengo.transforms.Dense)
-    assert c12.transform.shape == (l2.n_neurons, l1.n_neurons)
+    assert c12.transform.shape == (l2.total_neurons, l1.total_neurons)
     assert isinstance(c13.transform, nengo.transforms.Sparse)
     assert c13.transform.init.nnz == n1 * fit_lif.n_neurons**2  # blocks, nothing else
     assert c13.pre_obj.ensemble is l1.ensemble and c13.post_obj.ensemble is l3.ensemble
@@ -194,9 +194,9 @@ def test_spiking_layers_chain_without_negative_spikes(fit_lif):
         l1 = PopulationLayer(fit_lif, n_units)
         l2 = PopulationLayer(fit_lif, n_units, input_bias=np.full(n_units, 0.3))
         nengo.Connection(stim, l1.input, synapse=None)
-        l1.connect_to(l2, transform=2.0 * np.eye(n_units), synapse=0.005)
+        l1.connect_to(l2, transform=2.0 * np.eye(n_units), connection_synapse=0.005)
         out = nengo.Node(size_in=n_units)
-        l2.connect_to(out, synapse=tau)
+        l2.connect_to(out, connection_synapse=tau)
         p_out = nengo.Probe(out)
         p_s1 = nengo.Probe(l1.ensemble.neurons)
         p_s2 = nengo.Probe(l2.ensemble.neurons)
@@ -248,7 +248,7 @@ def test_network_errors(fit_lif):
             l1.connect_to(node, transform=np.ones((3, 4)))
         for bad in (0, -0.01):
             with pytest.raises(PopfitValueError, match=rf"synapse must be .*> 0 \(got {bad}"):
-                l1.connect_to(l1, synapse=bad)
+                l1.connect_to(l1, connection_synapse=bad)
         with pytest.raises(PopfitTypeError, match="post must be"):
             l1.connect_to("layer")
 
@@ -424,7 +424,7 @@ def test_layer_size_is_bounded_by_max_layer_neurons(fit_lif, monkeypatch):
                                                r"units x 4 neurons = 40,000,000,000\)"):
         PopulationLayer(fit_lif, 10**10)
     monkeypatch.setattr(network.layer, "MAX_LAYER_NEURONS", 8)
-    assert PopulationLayer(fit_lif, 2).n_neurons == 8  # exactly at the bound
+    assert PopulationLayer(fit_lif, 2).total_neurons == 8  # exactly at the bound
     with pytest.raises(PopfitValueError, match=r"at most MAX_LAYER_NEURONS = 8 neurons "
                                                r"\(got 3 units x 4 neurons = 12\)"):
         PopulationLayer(fit_lif, 3)
@@ -470,7 +470,7 @@ def test_network_arguments_are_checked(fit_lif, cls, kwargs, error, match):
                                                           r"numbers .*complex128"),
     (dict(weights=np.full((2, 8), np.nan)), PopfitValueError,
      r"weights must be a finite array of shape \(2, 8\) \(post size, this layer's "
-     r"n_neurons\) \(got shape \(2, 8\) with non-finite values\)"),
+     r"total_neurons\) \(got shape \(2, 8\) with non-finite values\)"),
     (dict(weights=np.ones((8, 2))), PopfitValueError, r"weights .*\(2, 8\) .*\(got shape "
                                                       r"\(8, 2\)\)"),
     (dict(weights=np.ones((2, 8)), transform=np.eye(2)), PopfitValueError,
@@ -479,9 +479,10 @@ def test_network_arguments_are_checked(fit_lif, cls, kwargs, error, match):
                                              r"\(got str\)"),
     (dict(transform=[["a", "b"], ["c", "d"]]), PopfitTypeError, r"transform must be an "
                                                                 r"array of real numbers"),
-    (dict(synapse="abc"), PopfitTypeError, r"synapse must be a positive number"),
-    (dict(synapse=nengo.Lowpass(0.01)), PopfitTypeError, r"synapse must be a positive "
-                                                         r"number .*Lowpass"),
+    (dict(connection_synapse="abc"), PopfitTypeError,
+     r"connection_synapse must be a positive number"),
+    (dict(connection_synapse=nengo.Lowpass(0.01)), PopfitTypeError,
+     r"connection_synapse must be a positive number .*Lowpass"),
 ])
 def test_connect_to_arguments_are_checked(fit_lif, kwargs, error, match):
     """String or ragged weights raised numpy's errors; complex weights lost their

@@ -50,8 +50,8 @@ def test_sparse_transforms_stay_sparse_and_match_the_dense_map(fit, kind):
     }[kind]
     with nengo.Network():
         a, b = PopulationLayer(fit, 3, spiking=False), PopulationLayer(fit, 2, spiking=False)
-        sparse = a.connect_to(b, transform=transform, synapse=None)
-        dense = a.connect_to(b, transform=T, synapse=None)
+        sparse = a.connect_to(b, transform=transform, connection_synapse=None)
+        dense = a.connect_to(b, transform=T, connection_synapse=None)
     assert isinstance(sparse.transform, nengo.transforms.Sparse)
     # one N x N block per nonzero of T, nothing else
     assert sparse.transform.init.nnz == np.count_nonzero(T) * fit.n_neurons**2
@@ -65,7 +65,7 @@ def test_sparse_transform_simulates_the_chained_units(fit):
         stim = nengo.Node(x)
         a, b = PopulationLayer(fit, 3, spiking=False), PopulationLayer(fit, 2, spiking=False)
         nengo.Connection(stim, a.input, synapse=None)
-        a.connect_to(b, transform=scipy.sparse.csr_matrix(T), synapse=None)
+        a.connect_to(b, transform=scipy.sparse.csr_matrix(T), connection_synapse=None)
         probe = nengo.Probe(b.output)
     with nengo.Simulator(model, progress_bar=False) as sim:
         sim.run_steps(3)

@@ -234,7 +234,7 @@ def test_to_nir_exports_finite_transforms_as_connect_to_wires_them(case):
     pre, post = _layers(n_pre, n_post)
     graph = popfit.to_nir([pre, post], transforms=[_as(form, t)])
     weight = graph.nodes["affine_1"].weight
-    assert weight.shape == (post.n_neurons, pre.n_neurons) and weight.dtype == float
+    assert weight.shape == (post.total_neurons, pre.total_neurons) and weight.dtype == float
     np.testing.assert_allclose(weight, _wired_weights(pre, post, _as(form, t)),
                                rtol=1e-12, atol=1e-300)
     buf = io.BytesIO()

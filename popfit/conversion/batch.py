@@ -20,7 +20,7 @@ sample's prediction depends only on the sample and the seed:
   repeated in every copy; the synapses start at zero.
 - The last hidden layer's spikes go to a Node that accumulates, for each
   neuron, the mean over the last half of the presentation of its activity
-  filtered by the ``synapse`` lowpass (closed-form weights per time step,
+  filtered by the ``connection_synapse`` lowpass (closed-form weights per time step,
   equal to averaging a filtered probe; no probed data is stored); the means
   are decoded in numpy with the model's output weights (the same linear map
   the network's output connection applies).
@@ -113,7 +113,7 @@ class BatchPlan:
         # first layer: the current per unit input of each neuron, where weight_bits
         # rounded it (None: gain * encoders, folded with the input bias below)
         self.input_gain = None if model.weight_bits is None else model._first_layer_gains()
-        self.synapse = model.synapse
+        self.connection_synapse = model.connection_synapse
         self.steps, self.dt, self.seed = steps, dt, seed
         self.simulator = simulator
 
@@ -163,11 +163,11 @@ class BatchPlan:
                 full = scipy.sparse.block_diag([block] * copies, format="csr")
                 nengo.Connection(ensembles[i].neurons, ensembles[i + 1].neurons,
                                  transform=nengo.transforms.Sparse(full.shape, init=full),
-                                 synapse=self.synapse)
+                                 synapse=self.connection_synapse)
             # the read-out: the mean over the last half of the presentation of each
             # neuron's Lowpass-filtered spikes, accumulated as the spikes arrive
             readout = _FilteredMean(ensembles[-1].n_neurons, self.steps, self.dt,
-                                    self.synapse)
+                                    self.connection_synapse)
             nengo.Connection(ensembles[-1].neurons,
                              nengo.Node(readout, size_in=ensembles[-1].n_neurons,
                                         size_out=0, label="read-out"), synapse=None)

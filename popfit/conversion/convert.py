@@ -38,8 +38,9 @@ from .._validation import (
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from ..fit import fit_activation
 from ..metrics import grid
-from ..network import PopulationLayer, check_hardware
+from ..network import PopulationLayer
 from ..neurons import check_max_rate, resolve_neuron_type
+from ..platforms import get_platform
 from .model import ConvertedModel, LayerInfo
 from .quantize import quantize_model
 from .readers import read_model
@@ -124,11 +125,10 @@ def fit_error(fit):
     return fit.nrmse if fit.spiking_nrmse is None else fit.spiking_nrmse
 
 
-@public("convert")
-def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.005,
-            noise_synapse=0.02,
-            calibration_data=None, seed=None, refit=None, refit_holdout=REFIT_HOLDOUT,
-            tolerance=0.02, hardware=None, weight_bits=None, search=None, task=None):
+@public
+def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400.0,
+            connection_synapse=0.005, synapse=0.02, calibration_data=None, seed=None,
+            refit=None, refit_holdout=REFIT_HOLDOUT, tolerance=0.02, search=None, task=None):
     """Convert a trained model into a spiking Nengo network of positive-only neurons.
 
     Every hidden unit becomes a small population fitted by
@@ -162,30 +162,56 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         sigmoid output, or a linear one compiled with a cross-entropy loss on
         logits, warns). Weights and biases must be finite, and
         scikit-learn's ``coefs_`` / ``intercepts_`` shapes must chain.
+    platform : str or popfit.platforms.Platform, optional
+        Where the network runs (`popfit.get_platform`; default ``"nengo"``,
+        nengo's reference simulator). It sets the neuron type fitted (when
+        ``neuron_type`` is None), the weight precision (``weight_bits``: the
+        weights into every layer's neurons, those that run on chip, are
+        rounded to that many magnitude bits with one shared step per
+        connection, as Loihi stores them, so the network computes what the
+        chip computes; with ``calibration_data`` `report` states the
+        rate-level cost, `popfit.conversion.quantize.quantization_cost`), the
+        transforms between host and neurons (`popfit.PopulationLayer`'s
+        ``platform``) and the simulator `ConvertedModel.predict` uses by
+        default. ``"loihi"`` is the whole nengo-loihi recipe: whole-step
+        ``LoihiLIF`` fits (needs ``popfit[loihi]``), 8-bit weights, Dense
+        transforms where values cross between host and chip, the first
+        layer's input scaled into nengo-loihi's [-1, 1] encoding range, the
+        output decoded on the host; the network builds and runs unmodified on
+        ``nengo_loihi.Simulator(model.network)`` and `report` says how it maps
+        onto the chip (docs/loihi.md). Override single fields with
+        `popfit.get_platform`: ``get_platform("loihi", weight_bits=None)``
+        (float weights), ``get_platform("nengo", weight_bits=8)`` (rounded
+        weights in nengo's simulator). ``"nir"`` / ``"snntorch"`` fit for
+        those NIR consumers, and `popfit.to_nir` then exports for them.
     n_neurons : int, list of int, or "auto"
         Neurons per hidden unit (>= 1); a list gives one count per hidden
         layer. ``"auto"`` picks, per hidden layer, the smallest count in
-        1..16 whose fit's expected error (spiking NRMSE at ``noise_synapse``,
+        1..16 whose fit's expected error (spiking NRMSE at ``synapse``,
         or rate NRMSE when it is None) is at most ``tolerance``, or 16 if none
         is (see `ConvertedModel.report`).
-    neuron_type : str or nengo.neurons.NeuronType
-        As in `popfit.fit_activation` (default ``"LIF"``).
+    neuron_type : str or nengo.neurons.NeuronType, optional
+        As in `popfit.fit_activation`. Default: the platform's
+        (``platform.fit_neuron_type()``; ``"LIF"`` for ``"nengo"``); given, it
+        overrides the platform's.
     max_rate : float
         Highest firing rate (Hz) of any neuron over its layer's domain.
-    synapse : float
+    connection_synapse : float
         Lowpass time constant (s) of every neuron-to-neuron and output
         connection.
-    noise_synapse : float or None
-        Time constant (s) of the spike-noise model the fits are optimized for
-        (`popfit.fit_activation`'s ``synapse``). Spike noise reaching the
-        output is filtered by more than the connection synapse: by the next
-        layer's membranes (``tau_rc`` = 20 ms for nengo's LIF) and by the
-        read-out average over each presentation. So the default, 0.02 s,
-        assumes more filtering than ``synapse`` and buys rate accuracy with
-        it (digits benchmark, 4 neurons per unit: 0.02 s gave 97.33% and
-        class probabilities 2.4e-4 from the ANN's; ``noise_synapse=synapse``
-        gave 97.11% and 3.8e-4). ``None`` fits rates only, whose large
-        cancelling decoders are noisy when spiking.
+    synapse : float or None
+        Time constant (s) of the synapse filtering each population's output
+        that the fits' spike-noise model assumes (`popfit.fit_activation`'s
+        ``synapse``). Spike noise reaching the output is filtered by more
+        than the connection synapse: by the next layer's membranes
+        (``tau_rc`` = 20 ms for nengo's LIF) and by the read-out average over
+        each presentation. So the default, 0.02 s, assumes more filtering
+        than ``connection_synapse`` and buys rate accuracy with it (on the
+        digits data set, 4 neurons per unit, it gave higher accuracy and
+        class probabilities closer to the ANN's than
+        ``synapse=connection_synapse``). ``None`` fits rates only, whose
+        large cancelling decoders are noisy when spiking; ``refit`` then
+        penalizes the spike noise at ``connection_synapse``.
     calibration_data : array_like, shape (n_samples, n_features), optional
         Typical inputs (e.g. the training set), real and finite: a numeric
         array or nested list (a scipy.sparse matrix of at most 2**24 values
@@ -207,7 +233,7 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         the previous converted layer, so that the next layer's
         pre-activations (the outputs, for the last) match the source
         model's. The penalty of each neuron's weights is its spike-noise
-        variance at ``noise_synapse`` (at ``synapse`` if that is None). The
+        variance at ``synapse`` (at ``connection_synapse`` if that is None). The
         network then connects each layer's neurons with these dense weights.
         Default: True when ``calibration_data`` has enough samples (at
         least 10 to solve on and 10 held out), else False; True without
@@ -222,24 +248,6 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         rate-level output error on it before and after.
     tolerance : float
         Largest expected fit NRMSE for ``n_neurons="auto"`` (> 0).
-
-    hardware : None or "loihi"
-        None (default): the network nengo's reference simulator runs fastest
-        (block-sparse transforms). ``"loihi"``: the network also builds and
-        runs unmodified on ``nengo_loihi.Simulator(model.network)``: Dense
-        transforms where values cross between host and chip, the first
-        layer's input scaled into nengo-loihi's [-1, 1] encoding range, the
-        output decoded on the host (see `popfit.PopulationLayer` and
-        docs/loihi.md); `report` then says how the model maps onto the chip.
-        For fits of Loihi's whole-step rate curve also pass
-        ``neuron_type="LoihiLIF"`` (needs ``popfit[loihi]``).
-    weight_bits : int, optional
-        Round the weights into every layer's neurons (those that run on chip)
-        to ``weight_bits`` magnitude bits with one shared step per connection,
-        as Loihi stores them (``weight_bits=8``); the network then computes
-        what the chip computes. With ``calibration_data``, `report` states the
-        rate-level cost (`popfit.conversion.quantize.quantization_cost`).
-
     search : popfit.SearchOptions, optional
         The search budget of every fit (`popfit.fit_activation`'s
         ``search``); ``SearchOptions.quick()`` converts faster with fits that
@@ -265,10 +273,12 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         A Keras model without Keras 3 installed (``pip install popfit[keras]``).
     """
     start = time.perf_counter()
-    neuron_type = resolve_neuron_type(neuron_type)
+    platform = get_platform(platform)
+    neuron_type = resolve_neuron_type(
+        platform.fit_neuron_type() if neuron_type is None else neuron_type)
     max_rate = check_max_rate(max_rate, neuron_type)
-    synapse = check_positive(synapse, "synapse")
-    noise_synapse = check_synapse(noise_synapse, "noise_synapse")
+    connection_synapse = check_positive(connection_synapse, "connection_synapse")
+    synapse = check_synapse(synapse, "synapse")
     seed = check_seed(seed, allow_none=True)
     tolerance = check_positive(tolerance, "tolerance")
     refit_holdout = check_positive(refit_holdout, "refit_holdout", upper=1.0)
@@ -288,9 +298,6 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
         X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
         if refit and refit_default and not enough_for_refit(len(X_cal), refit_holdout):
             refit = False  # the default only: too few samples to solve on and hold out
-    hardware = check_hardware(hardware)
-    if weight_bits is not None:
-        weight_bits = check_int(weight_bits, "weight_bits", low=2, high=16)
     if X_cal is not None:
         with np.errstate(over="ignore", invalid="ignore"):
             pre = spec.forward(X_cal)[0]
@@ -320,7 +327,7 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
             if key + (n,) not in cache:
                 cache[key + (n,)] = fit_activation(
                     target, n, neuron_type=neuron_type, domain=domain,
-                    max_rate=max_rate, synapse=noise_synapse, eval_points=eval_points,
+                    max_rate=max_rate, synapse=synapse, eval_points=eval_points,
                     seed=seed, search=search)
             fit = cache[key + (n,)]
             if fit_error(fit) <= tolerance:
@@ -337,23 +344,24 @@ def convert(model, *, n_neurons=4, neuron_type="LIF", max_rate=400.0, synapse=0.
     if refit:
         weights, biases, report = refit_weights(
             spec, fits, X_cal, holdout=refit_holdout,
-            noise_synapse=synapse if noise_synapse is None else noise_synapse, seed=seed)
+            synapse=connection_synapse if synapse is None else synapse, seed=seed)
     if not isinstance(n_neurons, numbers.Integral):  # a list, or "auto": the counts used
         n_neurons = tuple(fit.n_neurons for fit in fits)
     model = ConvertedModel(spec, fits, infos,
-                           build_network(spec, fits, synapse, seed, weights, biases,
-                                         hardware),
+                           build_network(spec, fits, connection_synapse, seed, weights,
+                                         biases, platform),
                            neuron_type=neuron_type, n_neurons=n_neurons, max_rate=max_rate,
-                           synapse=synapse, seed=seed, weights=weights, biases=biases,
-                           refit_report=report, hardware=hardware)
-    if weight_bits is not None:  # round the weights between populations as the chip stores them
-        model = quantize_model(model, weight_bits, None if X_cal is None else X_cal[:500])
+                           connection_synapse=connection_synapse, seed=seed, weights=weights,
+                           biases=biases, refit_report=report, platform=platform)
+    if platform.weight_bits is not None:  # round the weights into neurons as the chip stores them
+        model = quantize_model(model, platform.weight_bits,
+                               None if X_cal is None else X_cal[:500])
     model.convert_time = time.perf_counter() - start
     return model
 
 
-def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,
-                  hardware=None):
+def build_network(spec, fits, connection_synapse, seed=None, weights=None, biases=None,
+                  platform=None):
     """The `nengo.Network` of a converted model (see `ConvertedModel.network`).
 
     Parameters
@@ -361,7 +369,7 @@ def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,
     spec : ModelSpec
     fits : sequence of PopulationFit
         One per hidden layer of ``spec``.
-    synapse : float
+    connection_synapse : float
         Lowpass time constant (s) of the neuron-to-neuron and output connections.
     seed : int, optional
         The network's seed.
@@ -371,8 +379,8 @@ def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,
         and the next layer's input bias (`popfit.conversion.refit`). Default:
         the source model's weights with the decoders folded in (block-sparse
         within a layer).
-    hardware : None or "loihi"
-        Passed to every `popfit.PopulationLayer` (see `convert`).
+    platform : str or popfit.platforms.Platform, optional
+        Passed to every `popfit.PopulationLayer` (its host transforms; see `convert`).
     """
     import nengo
 
@@ -386,21 +394,24 @@ def build_network(spec, fits, synapse, seed=None, weights=None, biases=None,
         for i, (layer, fit) in enumerate(zip(spec.hidden, fits)):
             net.layers.append(PopulationLayer(
                 fit, layer.n_out, label=f"hidden {i}: {layer.label} ({layer.activation})",
-                input_bias=in_bias[i], hardware=hardware))
+                input_bias=in_bias[i], platform=platform))
         first = spec.hidden[0]
         nengo.Connection(net.input, net.layers[0].input, transform=first.weights.T,
                          synapse=None)
         for i, (pre, post) in enumerate(zip(net.layers[:-1], net.layers[1:])):
             if refit:
-                pre.connect_to(post, weights=weights[i], synapse=synapse)
+                pre.connect_to(post, weights=weights[i], connection_synapse=connection_synapse)
             else:
-                pre.connect_to(post, transform=spec.hidden[i + 1].weights.T, synapse=synapse)
+                pre.connect_to(post, transform=spec.hidden[i + 1].weights.T,
+                               connection_synapse=connection_synapse)
         out = spec.output
         net.output = nengo.Node(size_in=out.n_out, label="output")
         if refit:
-            net.layers[-1].connect_to(net.output, weights=weights[-1], synapse=synapse)
+            net.layers[-1].connect_to(net.output, weights=weights[-1],
+                                      connection_synapse=connection_synapse)
         else:
-            net.layers[-1].connect_to(net.output, transform=out.weights.T, synapse=synapse)
+            net.layers[-1].connect_to(net.output, transform=out.weights.T,
+                                      connection_synapse=connection_synapse)
         out_bias = biases[-1] if refit else out.bias
         if np.any(out_bias != 0):
             bias = nengo.Node(np.array(out_bias, dtype=float), label="output bias")

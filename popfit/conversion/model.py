@@ -17,9 +17,9 @@ from sklearn.utils.metaestimators import available_if
 
 from .._validation import check_bool, public, user_stacklevel
 from ..exceptions import PopfitValueError
-from ..loihi import report_lines
+from ..loihi import report_lines, reports_on
+from ..platforms import get_platform
 from ..targets import apply_activation
-from ..wholestep import is_whole_step
 from .batch import BatchPlan, predict_batched
 from .present import (
     DT,
@@ -61,7 +61,7 @@ class ConvertedModel:
         The converted network. ``network.input`` (Node, size ``n_features``)
         takes the model input; ``network.output`` (Node, size ``n_outputs``)
         carries the decoded output *before* the output nonlinearity, filtered
-        by ``synapse``; ``network.layers`` lists the `popfit.PopulationLayer`
+        by ``connection_synapse``; ``network.layers`` lists the `popfit.PopulationLayer`
         of each hidden layer. Use it inside a larger model, or call `predict`.
     spec : ModelSpec
         The source model's weights as read.
@@ -74,9 +74,13 @@ class ConvertedModel:
     is_classifier : bool
     classes_ : ndarray or None
     n_features_in_ : int
-    neuron_type, n_neurons, max_rate, synapse, seed, hardware, weight_bits
+    neuron_type, n_neurons, max_rate, connection_synapse, seed
         The conversion settings (``n_neurons`` per hidden unit: an int, or a
-        tuple with one count per hidden layer).
+        tuple with one count per hidden layer; the fits' noise-model
+        ``synapse`` is each fit's ``synapse``).
+    platform : popfit.platforms.Platform
+        Where the network runs (resolved): `decoded_output`'s default simulator;
+        `popfit.to_nir`'s default platform when it exports NIR.
     weights, biases : tuple of ndarray or None
         With ``refit``: ``weights[l]``, shape ``(n_next, n_neurons_l)``, the
         re-solved weights from hidden layer ``l``'s neurons to the next
@@ -86,15 +90,14 @@ class ConvertedModel:
     refit_report : popfit.conversion.refit.RefitReport or None
         Held-out rate-level errors before and after the re-solve.
     weight_bits, quantization : int or None, dict or None
-        Set by `popfit.conversion.quantize.quantize_model`, which returns a
-        copy whose network holds rounded weights: the bits, each rounded
-        connection (``"connections"``), the float weights, and the rate-level
-        cost (``"cost"``; `popfit.conversion.quantize.quantization_cost`).
+        Set by `popfit.conversion.quantize.quantize_model` (the platform's
+        ``weight_bits``; its copy's network holds rounded weights): the bits,
+        each rounded connection, the float weights, and the rate-level cost.
     """
 
     def __init__(self, spec, fits, layers, network, *, neuron_type, n_neurons, max_rate,
-                 synapse, seed=None, convert_time=0.0, weights=None, biases=None,
-                 refit_report=None, hardware=None, weight_bits=None,
+                 connection_synapse, seed=None, convert_time=0.0, weights=None,
+                 biases=None, refit_report=None, platform=None, weight_bits=None,
                  quantization=None):
         self.spec = spec
         self.fits = tuple(fits)
@@ -103,7 +106,7 @@ class ConvertedModel:
         self.neuron_type = neuron_type
         self.n_neurons = n_neurons
         self.max_rate = max_rate
-        self.synapse = synapse
+        self.connection_synapse = connection_synapse
         self.seed = seed
         self.convert_time = convert_time
         self.weights = None if weights is None else tuple(weights)
@@ -112,7 +115,7 @@ class ConvertedModel:
         self.is_classifier = spec.is_classifier
         self.classes_ = spec.classes
         self.n_features_in_ = spec.n_features
-        self.hardware = hardware
+        self.platform = get_platform(platform)
         self.weight_bits = weight_bits
         self.quantization = quantization
 
@@ -123,7 +126,7 @@ class ConvertedModel:
 
         Shorter presentations are allowed (down to 2 time steps) with a warning.
         """
-        return MIN_SYNAPSES_PER_PRESENTATION * self.synapse * len(self.spec.hidden)
+        return MIN_SYNAPSES_PER_PRESENTATION * self.connection_synapse * len(self.layers)
 
     def _warn_short(self, presentation_time):
         """Warn when ``presentation_time`` (checked) is below the recommended minimum."""
@@ -131,13 +134,14 @@ class ConvertedModel:
         if presentation_time < low - 1e-12:
             warnings.warn(
                 f"presentation_time {presentation_time:g} s is below {low:g} s "
-                f"({MIN_SYNAPSES_PER_PRESENTATION} x synapse ({self.synapse:g} s) per "
-                f"hidden layer ({len(self.spec.hidden)}), and {SETTLE_STEPS} time "
+                f"({MIN_SYNAPSES_PER_PRESENTATION} x connection_synapse "
+                f"({self.connection_synapse:g} s) per hidden layer ({len(self.spec.hidden)}), "
+                f"and {SETTLE_STEPS} time "
                 "steps): the output may not settle before it is read over the last "
                 "half of each presentation; check the accuracy against a longer "
                 "presentation", UserWarning, stacklevel=user_stacklevel())
 
-    @public("ConvertedModel.decoded_output")
+    @public
     def decoded_output(self, X, presentation_time=0.1, progress_bar=None, *, batch_size=None,
                        n_jobs=None, simulator=None, sequential=False):
         """Simulate the network on each sample; the decoded output before the nonlinearity.
@@ -157,10 +161,8 @@ class ConvertedModel:
         presentation_time : float
             Seconds per sample (rounded to whole 1 ms time steps, at least 2, at
             most `MAX_PRESENTATION_STEPS` (100 s), and `MAX_TOTAL_STEPS` over
-            all samples of one call).
-            Below `min_presentation_time` (or 10 time steps) a `UserWarning`
-            says the output may not settle; short presentations can still
-            classify well, which is the user's call to check.
+            all samples of one call). Below `min_presentation_time` (or 10
+            time steps) a `UserWarning` says the output may not settle.
         progress_bar : bool, optional
             Nengo's progress bar; default: shown when the batch lasts
             20 s of simulated time or more (sequential), or, batched, from
@@ -178,9 +180,9 @@ class ConvertedModel:
         simulator : callable, optional
             A nengo backend's ``Simulator`` class, called as
             ``simulator(network, dt=0.001, seed=seed, progress_bar=...)``
-            (pass extra arguments with `functools.partial`, e.g.
-            ``functools.partial(nengo_loihi.Simulator, target="sim")``);
-            default `nengo.Simulator`.
+            (extra arguments with `functools.partial`). Default:
+            ``platform.make_simulator()``, else `nengo.Simulator`: ``platform="loihi"``
+            runs on nengo-loihi's emulator (needs ``popfit[loihi]``).
         sequential : bool
             Use the sequential reference path (no ``batch_size`` or ``n_jobs``).
 
@@ -191,7 +193,8 @@ class ConvertedModel:
         X = check_samples(X, self.n_features_in_, "X")
         steps = check_presentation_time(presentation_time, DT, len(X))
         progress_bar = check_progress_bar(progress_bar)
-        simulator = check_simulator(simulator)
+        simulator = check_simulator(
+            self.platform.make_simulator() if simulator is None else simulator)
         batch_size, n_jobs = check_batching(batch_size, n_jobs, sequential)
         self._warn_short(presentation_time)
         if sequential:
@@ -222,7 +225,7 @@ class ConvertedModel:
             return self.classes_[(out[:, 0] > 0.5).astype(int)]
         return self.classes_[np.argmax(out, axis=1)]
 
-    @public("ConvertedModel.predict")
+    @public
     def predict(self, X, presentation_time=0.1, progress_bar=None, **options):
         """Predictions of the spiking network.
 
@@ -248,7 +251,7 @@ class ConvertedModel:
         return True
 
     @available_if(_check_classifier)
-    @public("ConvertedModel.predict_proba")
+    @public
     def predict_proba(self, X, presentation_time=0.1, progress_bar=None, **options):
         """Class probabilities of the spiking network (classifiers only).
 
@@ -291,7 +294,7 @@ class ConvertedModel:
                 raise PopfitValueError("y contains NaN or infinite values")
         return y.reshape(shapes[0]) if self.is_classifier else y
 
-    @public("ConvertedModel.score")
+    @public
     def score(self, X, y, presentation_time=0.1, progress_bar=None, **options):
         """Accuracy (classifiers; subset accuracy for multi-label) or R^2 (regressors).
 
@@ -319,7 +322,7 @@ class ConvertedModel:
             return float(accuracy_score(y, pred))
         return float(r2_score(y, pred.reshape(y.shape), multioutput="uniform_average"))
 
-    @public("ConvertedModel.neuron_weights")
+    @public
     def neuron_weights(self, per_neuron=False):
         """``(weights, biases)``: the weights leaving each hidden layer's neurons, as run.
 
@@ -400,11 +403,11 @@ class ConvertedModel:
         n = layer.fit.n_neurons
         unit = np.repeat(np.arange(layer.n_units), n)
         c = np.asarray(layer.ensemble.gain, dtype=float) * t[np.arange(len(unit)), unit]
-        if conn.pre_obj is not layer.input:  # hardware="loihi": fed x / input_scale
+        if conn.pre_obj is not layer.input:  # Dense host transforms: fed x / input_scale
             c = c / layer.input_scale[unit]
         return c
 
-    @public("ConvertedModel.rate_output")
+    @public
     def rate_output(self, X):
         """What the network computes without spike noise (rate level, numpy, no simulation).
 
@@ -442,7 +445,7 @@ class ConvertedModel:
                 "activation": info.activation,
                 "n_units": info.n_units,
                 "n_neurons_per_unit": fit.n_neurons,
-                "n_neurons": n,
+                "total_neurons": n,
                 "domain": [info.domain[0], info.domain[1]],
                 "fraction_outside_domain": info.fraction_outside,
                 "fit_nrmse": fit.nrmse,
@@ -464,8 +467,8 @@ class ConvertedModel:
                                    if isinstance(self.n_neurons, numbers.Integral)
                                    else [int(n) for n in self.n_neurons]),
             "max_rate": self.max_rate,
-            "synapse": self.synapse,
-            "noise_synapse": self.fits[0].synapse,
+            "connection_synapse": self.connection_synapse,
+            "synapse": self.fits[0].synapse,
             "seed": self.seed,
             "calibrated": self.layers[0].fraction_outside is not None,
             "n_fits": len({id(f) for f in self.fits}),
@@ -475,7 +478,7 @@ class ConvertedModel:
             "expected_spikes_per_second": float(sum(h["spikes_per_second"] for h in hidden)),
             "min_presentation_time": self.min_presentation_time,
             "convert_time": self.convert_time,
-            "hardware": self.hardware,
+            "platform": self.platform.name,
             "weight_bits": self.weight_bits,
             "quantization_cost": None if self.quantization is None
             else self.quantization["cost"],
@@ -484,13 +487,12 @@ class ConvertedModel:
     def report(self):
         """A plain-text summary (returned, not printed): `popfit.conversion.report`.
 
-        A model for nengo-loihi (``hardware="loihi"``, ``weight_bits`` or a
-        whole-step neuron type) ends with its ``[[loihi]]`` chip mapping,
-        which says whether nengo-loihi will build it.
+        A model for nengo-loihi (``platform="loihi"``, ``weight_bits`` or a
+        whole-step neuron type: `popfit.loihi.reports_on`) ends with its
+        ``[[loihi]]`` chip mapping, which says whether nengo-loihi will build it.
         """
-        loihi = self.hardware == "loihi" or self.weight_bits is not None or any(
-            is_whole_step(fit.neuron_type) for fit in self.fits)
-        return format_report(self.summary(), report_lines(self) if loihi else ())
+        return format_report(self.summary(),
+                             report_lines(self) if reports_on(self) else ())
 
     def __repr__(self):
         return (f"ConvertedModel(source={self.spec.source!r}, hidden="

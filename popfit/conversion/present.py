@@ -89,7 +89,7 @@ def check_presentation_time(presentation_time, dt, n_samples):
     return steps
 
 
-@public("present")
+@public
 def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar=None,
             simulator=None):
     """Simulate ``network`` on each sample; the decoded output averaged over each presentation.

@@ -21,7 +21,7 @@ from ..graph import connects_from, connects_into, population_layers
 from ..targets import apply_activation
 from .spec import check_samples
 
-#: Bits of a weight magnitude `quantize` accepts (``convert``'s ``weight_bits``).
+#: Bits of a weight magnitude `quantize` accepts (a platform's ``weight_bits``).
 WEIGHT_BITS_RANGE = (2, 16)
 
 
@@ -42,7 +42,7 @@ def quantize(weights, bits):
     weights : array_like or scipy.sparse matrix
         Finite real weights, any shape.
     bits : int
-        Bits of a weight magnitude, in [2, 16] (as ``convert``'s
+        Bits of a weight magnitude, in [2, 16] (as a platform's
         ``weight_bits``; Loihi stores 8).
 
     Returns
@@ -222,7 +222,7 @@ def _rate_forward(model, X, transforms):
         w = _matrix(conns[0], transforms)
         if i == 0:
             v = X @ dense.weights  # the host part: X -> layer.input
-            if conns[0].pre_obj is not layer.input:  # hardware="loihi": the scaled Node
+            if conns[0].pre_obj is not layer.input:  # Dense host transforms: the scaled Node
                 v = v / layer.input_scale
             u = v
         else:
@@ -314,7 +314,8 @@ def quantize_model(model, bits, X=None):
     if model.weight_bits is not None:
         raise PopfitValueError(
             f"model's weights are already rounded to weight_bits={model.weight_bits}; "
-            "quantize the float model (convert again without weight_bits)")
+            "quantize the float model (convert again for a platform with "
+            "weight_bits=None)")
     lo, hi = WEIGHT_BITS_RANGE
     bits = check_int(bits, "weight_bits", low=lo, high=hi)
     new = copy.deepcopy(model)

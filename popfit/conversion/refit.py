@@ -119,7 +119,7 @@ class RefitReport:
     ----------
     n_fit, n_holdout : int
         Calibration samples the weights were solved on, and held out.
-    noise_synapse : float
+    synapse : float
         Synapse (s) of the spike-noise model used as the per-neuron penalty.
     kept : tuple of bool
         Per hidden layer: True if its re-solved outgoing weights were kept
@@ -139,7 +139,7 @@ class RefitReport:
 
     n_fit: int
     n_holdout: int
-    noise_synapse: float
+    synapse: float
     kept: Tuple[bool, ...]
     layer_rms_before: Tuple[float, ...]
     layer_rms_after: Tuple[float, ...]
@@ -188,7 +188,7 @@ def forward(spec, fits, weights, biases, X):
     return rates, z
 
 
-def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
+def refit_weights(spec, fits, X, *, holdout, synapse, seed):
     """Re-solve the weights leaving every hidden layer (see the module docstring).
 
     Returns
@@ -212,10 +212,10 @@ def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
     weights, biases, kept = [], [], []
     for i, fit in enumerate(fits):
         a_fit, a_hold = layer_rates(fit, z_fit), layer_rates(fit, z_hold)
-        penalty = noise_penalty(a_fit, noise_synapse)
+        penalty = noise_penalty(a_fit, synapse)
         w, b = solve_weights(a_fit, pre_fit[i + 1], penalty)
         if i + 1 < len(fits):  # expected error of the next pre-activations, noise included
-            hold_penalty = noise_penalty(a_hold, noise_synapse)
+            hold_penalty = noise_penalty(a_hold, synapse)
             better = significantly_lower(
                 sample_errors(a_hold, pre_hold[i + 1], w, b, hold_penalty),
                 sample_errors(a_hold, pre_hold[i + 1], std_w[i], std_b[i], hold_penalty))
@@ -247,7 +247,7 @@ def refit_weights(spec, fits, X, *, holdout, noise_synapse, seed):
 
     before, after = errors(std_w, std_b), errors(weights, biases)
     report = RefitReport(
-        n_fit=len(X_fit), n_holdout=len(X_hold), noise_synapse=float(noise_synapse),
+        n_fit=len(X_fit), n_holdout=len(X_hold), synapse=float(synapse),
         kept=tuple(kept), layer_rms_before=tuple(before[0]), layer_rms_after=tuple(after[0]),
         output_rms_before=before[1], output_rms_after=after[1],
         output_mae_before=before[2], output_mae_after=after[2])

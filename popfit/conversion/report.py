@@ -19,10 +19,12 @@ def format_report(s, extra=()):
         f"[[popfit converted model]] {s['source']} ({s['task']}), "
         f"{s['n_features']} inputs -> {s['n_outputs']} outputs",
         f"    neurons       : {s['n_neurons_per_unit']} x {s['neuron_type']} per unit, "
-        f"max_rate {s['max_rate']:g} Hz, synapse {s['synapse']:g} s",
-        "    noise model   : fits optimized for spike noise at "
-        + ("no synapse (rates only)" if s["noise_synapse"] is None
-           else f"{s['noise_synapse']:g} s"),
+        f"max_rate {s['max_rate']:g} Hz, connection_synapse {s['connection_synapse']:g} s",
+        f"    platform      : {s['platform']}"
+        + ("" if s["weight_bits"] is None else f", {s['weight_bits']}-bit weights"),
+        "    noise model   : fits optimized for spike noise at synapse "
+        + ("None (rates only)" if s["synapse"] is None
+           else f"{s['synapse']:g} s"),
         "    domains       : "
         + ("from calibration data (99th percentile of |pre-activation|)"
            if s["calibrated"] else "activation defaults (no calibration data)"),
@@ -35,11 +37,11 @@ def format_report(s, extra=()):
         outside = ("    n/a" if h["fraction_outside_domain"] is None
                    else f"{100 * h['fraction_outside_domain']:6.2f}%")
         dom = f"[{h['domain'][0]:.3g}, {h['domain'][1]:.3g}]"
-        err = h["fit_spiking_nrmse"]  # expected at noise_synapse, or rate-only
+        err = h["fit_spiking_nrmse"]  # expected at the fits' synapse, or rate-only
         err = h["fit_nrmse"] if err is None else err
         lines.append(
             f"    {h['label'][:27]:<27} {h['activation']:<11} {h['n_units']:5d}  "
-            f"{h['n_neurons']:7d}  {dom:<16} {outside}  {err:10.4f}"
+            f"{h['total_neurons']:7d}  {dom:<16} {outside}  {err:10.4f}"
             f"  {h['mean_rate_hz']:6.1f} Hz")
     lines.append(
         f"    {s['output_label'][:27]:<27} {s['output_activation']:<11} "
@@ -55,7 +57,7 @@ def format_report(s, extra=()):
                          for k in r["kept"])
         lines += [
             "[[refit]] weights leaving each hidden layer re-solved for its neurons "
-            f"(noise model {r['noise_synapse']:g} s; layers: {kept})",
+            f"(noise model {r['synapse']:g} s; layers: {kept})",
             f"    held-out rate-level error ({r['n_holdout']} of "
             f"{r['n_fit'] + r['n_holdout']} calibration samples; solved on the rest):",
             f"    decoded output RMS {r['output_rms_before']:.4g} -> "

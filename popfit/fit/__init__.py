@@ -31,6 +31,7 @@ import time
 from .._validation import check_int, public
 from ..neurons import resolve_neuron_type
 from ..options import SearchDiagnostics, SearchOptions
+from ..platforms import get_platform
 from ..wholestep import is_whole_step
 from .objective import cap_onset_slopes
 from .population import fit_population
@@ -46,7 +47,7 @@ MAX_N_NEURONS = 32
 
 
 @public
-def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
+def fit_activation(target, n_neurons=4, *, neuron_type=None, platform=None, domain=None,
                    max_rate=400.0, synapse=0.005, eval_points=None, seed=None, search=None):
     """Fit a small population of positive-only neurons to a signed curve.
 
@@ -61,10 +62,18 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
         Number of neurons in the population, in [1, `MAX_N_NEURONS`] (32).
         The fit of N climbs through the fits of 1..N-1, so the time grows
         about as N**2 (benchmarks/bench_fit.py measures it).
-    neuron_type : str or nengo.neurons.NeuronType
+    neuron_type : str or nengo.neurons.NeuronType, optional
         ``"LIF"`` (nengo's LIF, tau_rc=0.02 s, tau_ref=0.002 s),
-        ``"RectifiedLinear"`` (``"relu"``), or an instance of `nengo.LIF`,
-        `nengo.LIFRate`, `nengo.RectifiedLinear`, `nengo.SpikingRectifiedLinear`.
+        ``"RectifiedLinear"`` (``"relu"``), ``"LoihiLIF"`` (needs
+        ``popfit[loihi]``), or an instance of `nengo.LIF`, `nengo.LIFRate`,
+        `nengo.RectifiedLinear`, `nengo.SpikingRectifiedLinear`. Default: the
+        platform's (``platform.fit_neuron_type()``); given, it overrides the
+        platform's.
+    platform : str or popfit.platforms.Platform, optional
+        Where the population will run (`popfit.get_platform`; default
+        ``"nengo"``, whose neuron type is ``"LIF"``): it chooses the neuron
+        type fitted when ``neuron_type`` is None (``"loihi"``: nengo-loihi's
+        whole-step ``LoihiLIF``; ``"nir"``: LIF without refractory period).
     domain : (float, float), optional
         Input interval to fit on. Named targets have defaults: tanh (-3, 3),
         sigmoid (-6, 6), linear (-1, 1), relu (-1, 1), softplus (-4, 4).
@@ -110,6 +119,10 @@ def fit_activation(target, n_neurons=4, *, neuron_type="LIF", domain=None,
     """
     start_time = time.perf_counter()
     n_neurons = check_int(n_neurons, "n_neurons", low=1, high=MAX_N_NEURONS)
+    if neuron_type is None:
+        neuron_type = get_platform(platform).fit_neuron_type()
+    else:
+        get_platform(platform)  # checked even when the neuron type is given
     neuron_type = resolve_neuron_type(neuron_type)
     fit = fit_whole_step if is_whole_step(neuron_type) else fit_population
     return fit(target, n_neurons, neuron_type, domain=domain, max_rate=max_rate,

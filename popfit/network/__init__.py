@@ -20,15 +20,13 @@ on the Ensemble.
 
 from .layer import MAX_LAYER_NEURONS, PopulationLayer
 from .neuron import (
-    HARDWARE,
     NENGO_DT,
     PopulationNeuron,
-    check_hardware,
     export_neuron_type,
     warn_tau_ref_below_dt,
 )
 from .transforms import DENSE_MAX_ENTRIES, transform_matrix
 
-__all__ = ["DENSE_MAX_ENTRIES", "HARDWARE", "MAX_LAYER_NEURONS", "NENGO_DT", "PopulationLayer",
-           "PopulationNeuron", "check_hardware", "export_neuron_type", "transform_matrix",
+__all__ = ["DENSE_MAX_ENTRIES", "MAX_LAYER_NEURONS", "NENGO_DT", "PopulationLayer",
+           "PopulationNeuron", "export_neuron_type", "transform_matrix",
            "warn_tau_ref_below_dt"]

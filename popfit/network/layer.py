@@ -16,8 +16,9 @@ from .._validation import (
     public,
 )
 from ..exceptions import PopfitTypeError, PopfitValueError
+from ..platforms import get_platform
 from ..result import check_fit
-from .neuron import check_hardware, export_neuron_type, network_kwargs
+from .neuron import export_neuron_type, network_kwargs
 from .transforms import DENSE_MAX_ENTRIES, as_sparse, largest_entry, transform_matrix
 
 #: Most neurons a `PopulationLayer` may hold (``n_units * fit.n_neurons``):
@@ -63,17 +64,22 @@ class PopulationLayer(nengo.Network):
     input_bias : array_like, shape (n_units,), optional
         Added to each unit's input before the activation; folded into the
         neurons' bias currents (``bias_n + gain_n * encoder_n * b_u``).
-    hardware : None or "loihi"
-        None (default): block-sparse transforms everywhere, the fastest
-        network in nengo's reference simulator. ``"loihi"``: the network also
-        builds on ``nengo_loihi.Simulator``: the connections that cross
-        between host and chip (``input`` to the neurons, the neurons to
-        ``output`` or to any Node in `connect_to`) use Dense transforms, and
-        ``input`` is sent to the chip divided by `input_scale` (and multiplied
-        back on chip), inside nengo-loihi's [-1, 1] encoding range. Neuron to
-        neuron connections stay Sparse (nengo-loihi runs them on chip). Dense
-        transforms cost O(n_units**2 * N) per step in nengo (a 1,000-unit layer
-        runs 30-40x slower than the Sparse one), hence not the default.
+    platform : str or popfit.platforms.Platform, optional
+        Where the layer runs (`popfit.get_platform`; default ``"nengo"``).
+        A platform whose ``host_transforms`` allow Sparse (``"nengo"``):
+        block-sparse transforms everywhere, the fastest network in nengo's
+        reference simulator. One that does not (``"loihi"``, or any platform
+        without ``"Sparse"`` in ``host_transforms``): the connections that
+        cross between host and neurons (``input`` to the neurons, the neurons
+        to ``output`` or to any Node in `connect_to`) use Dense transforms,
+        and ``input`` is sent to the neurons divided by `input_scale` (and
+        multiplied back on the connection into them), inside nengo-loihi's
+        [-1, 1] encoding range. Neuron to neuron connections stay Sparse
+        (nengo-loihi runs them on chip). Dense transforms cost
+        O(n_units**2 * N) per step in nengo (a 1,000-unit layer runs 30-40x
+        slower than the Sparse one), hence not nengo's default. The layer
+        runs the fit's neuron type whatever the platform (fit for it with
+        ``popfit.fit_activation(..., platform=...)``).
     **kwargs
         Passed to `nengo.Network`: ``seed`` (None or an int in [0, 2**32 - 1])
         and ``add_to_container`` (None, True or False).
@@ -82,17 +88,19 @@ class PopulationLayer(nengo.Network):
     ----------
     fit : PopulationFit
     n_units : int
-    n_neurons : int
-        Total neurons, ``n_units * fit.n_neurons``.
+    total_neurons : int
+        All the layer's neurons, ``n_units * fit.n_neurons`` (``fit.n_neurons``
+        is the population size per unit).
     spiking : bool
     input_bias : ndarray, shape (n_units,)
     ensemble : nengo.Ensemble
-        All ``n_neurons`` neurons. Its single decoded dimension is a
+        All ``total_neurons`` neurons. Its single decoded dimension is a
         placeholder (a decoded ``n_units``-d ensemble would add a dense
         encoder product every step), with a single evaluation point: drive
         the layer through `input` or `connect_to`, read ``ensemble.neurons``,
         and do not decode from the ensemble itself.
-    hardware : None or "loihi"
+    platform : popfit.platforms.Platform
+        The resolved ``platform``.
     input : nengo.Node
         Size ``n_units``. Made (with its connection to the neurons) the first
         time it is used.
@@ -128,9 +136,9 @@ class PopulationLayer(nengo.Network):
             sim = nengo.Simulator(model)
     """
 
-    @public("PopulationLayer")
+    @public
     def __init__(self, fit, n_units, label=None, spiking=True, input_bias=None,
-                 hardware=None, **kwargs):
+                 platform=None, **kwargs):
         self.fit = check_fit(fit)
         self.n_units = check_int(n_units, "n_units", low=1)
         if self.n_units * fit.n_neurons > MAX_LAYER_NEURONS:
@@ -141,7 +149,7 @@ class PopulationLayer(nengo.Network):
                 "time per step grow with the neurons, and a larger layer exhausts memory "
                 "while it is built; use fewer units or a fit with fewer neurons")
         self.spiking = check_bool(spiking, "spiking")
-        self.hardware = check_hardware(hardware)
+        self.platform = get_platform(platform)
         kwargs = network_kwargs(label, kwargs)
         neuron_type = export_neuron_type(fit, self.spiking)
         n = fit.n_neurons
@@ -167,7 +175,7 @@ class PopulationLayer(nengo.Network):
         self._input = self._output = None
         with self:
             self.ensemble = nengo.Ensemble(
-                self.n_neurons, 1, neuron_type=neuron_type, gain=gain, bias=bias,
+                self.total_neurons, 1, neuron_type=neuron_type, gain=gain, bias=bias,
                 encoders=encoders[:, None], eval_points=np.zeros((1, 1)),
                 label="ensemble",
             )  # one eval point: the decoded dimension is unused, sampling is wasted build time
@@ -181,10 +189,10 @@ class PopulationLayer(nengo.Network):
         if self._input is None:
             with self:
                 self._input = nengo.Node(size_in=self.n_units, label="input")
-                if self.hardware == "loihi":
+                if not self.platform.sparse_host_transforms:
                     # nengo-loihi encodes host values with on/off neurons covering
                     # [-1, 1]: send x / scale, multiply the scale back on chip (Dense:
-                    # host-to-chip connections take no Sparse transform)
+                    # its host-to-chip connections take no Sparse transform)
                     scale = self.input_scale
                     scaled = nengo.Node(size_in=self.n_units, label="input (scaled)")
                     nengo.Connection(self._input, scaled, transform=1.0 / scale,
@@ -210,7 +218,7 @@ class PopulationLayer(nengo.Network):
 
     @property
     def input_scale(self):
-        """Per-unit input scale (``hardware="loihi"``), shape ``(n_units,)``.
+        """Per-unit input scale (platforms without Sparse host transforms), shape ``(n_units,)``.
 
         ``max |fit.domain| + |input_bias_u|``: the largest input ``x_u`` whose
         ``x_u + input_bias_u`` lies in the domain. The value nengo-loihi encodes
@@ -220,50 +228,51 @@ class PopulationLayer(nengo.Network):
 
     def _transform(self, weights, post):
         """Sparse (fast in nengo), except Dense for an array, and into a Node when
-        it has at most `DENSE_MAX_ENTRIES` entries or ``hardware="loihi"``
-        (off chip: nengo-loihi takes only Dense transforms from chip to host).
+        it has at most `DENSE_MAX_ENTRIES` entries or the platform takes no
+        Sparse host transforms (nengo-loihi takes only Dense from chip to host).
         Neuron to neuron weights stay Sparse, so spikes are unchanged."""
         host = isinstance(post, nengo.Node) or (
             isinstance(post, nengo.base.ObjView) and isinstance(post.obj, nengo.Node))
         small = weights.shape[0] * weights.shape[1] <= DENSE_MAX_ENTRIES
-        if scipy.sparse.issparse(weights) and not (host and (self.hardware == "loihi" or small)):
+        if scipy.sparse.issparse(weights) and not (
+                host and (not self.platform.sparse_host_transforms or small)):
             return as_sparse(weights)
         weights = weights.toarray() if scipy.sparse.issparse(weights) else np.asarray(weights)
         return nengo.transforms.Dense(weights.shape, init=weights)
 
     @property
-    def n_neurons(self):
-        """Total number of neurons, ``n_units * fit.n_neurons``."""
+    def total_neurons(self):
+        """All the layer's neurons, ``n_units * fit.n_neurons``."""
         return self.n_units * self.fit.n_neurons
 
     def encoders_block(self):
-        """Encoder signs as a sparse matrix, shape ``(n_neurons, n_units)``.
+        """Encoder signs as a sparse matrix, shape ``(total_neurons, n_units)``.
 
         Row ``u*N + i`` has ``fit.encoders[i]`` in column ``u``. The gain is not
         included: nengo applies it to every connection into ``ensemble.neurons``.
         """
         n = self.fit.n_neurons
-        rows = np.arange(self.n_neurons)
+        rows = np.arange(self.total_neurons)
         cols = np.repeat(np.arange(self.n_units), n)
         vals = np.tile(self.fit.encoders, self.n_units)
         return scipy.sparse.csr_matrix((vals, (rows, cols)),
-                                       shape=(self.n_neurons, self.n_units))
+                                       shape=(self.total_neurons, self.n_units))
 
     def decoders_block(self):
-        """Decoders as a sparse matrix, shape ``(n_units, n_neurons)``.
+        """Decoders as a sparse matrix, shape ``(n_units, total_neurons)``.
 
         Row ``u`` has ``fit.decoders`` in columns ``u*N .. u*N + N - 1``
         (units of the target per Hz, or per spike/dt when spiking).
         """
         n = self.fit.n_neurons
         rows = np.repeat(np.arange(self.n_units), n)
-        cols = np.arange(self.n_neurons)
+        cols = np.arange(self.total_neurons)
         vals = np.tile(self.fit.decoders, self.n_units)
         return scipy.sparse.csr_matrix((vals, (rows, cols)),
-                                       shape=(self.n_units, self.n_neurons))
+                                       shape=(self.n_units, self.total_neurons))
 
-    @public("PopulationLayer.connect_to")
-    def connect_to(self, post, transform=None, synapse=0.005, *, weights=None):
+    @public
+    def connect_to(self, post, transform=None, connection_synapse=0.005, *, weights=None):
         """Connect this layer's neurons to ``post`` with the decoders folded in.
 
         Parameters
@@ -285,9 +294,11 @@ class PopulationLayer(nengo.Network):
             diagonal). A nengo transform must hold numbers, not a
             `nengo.dists.Distribution` (the weights are folded now, not at
             build time); other nengo transforms (``Convolution``) are refused.
-        synapse : float or None
-            Lowpass time constant (s) of the connection, > 0, or None.
-        weights : array_like or scipy sparse matrix, shape (k, n_neurons), optional
+        connection_synapse : float or None
+            Lowpass time constant (s) of the connection, > 0, or None (not
+            the ``synapse`` a fit's noise model assumes, though they are
+            usually the same).
+        weights : array_like or scipy sparse matrix, shape (k, total_neurons), optional
             Finite real neuron-level weights from each of this layer's neurons to ``post``'s
             ``k`` inputs, used as given instead of ``transform @
             self.decoders_block()`` (e.g. the weights `popfit.convert` re-solves
@@ -301,7 +312,7 @@ class PopulationLayer(nengo.Network):
             Created in the current ``with network:`` context (as any
             `nengo.Connection`), which must contain both this layer and ``post``.
         """
-        synapse = check_synapse(synapse, "synapse")
+        connection_synapse = check_synapse(connection_synapse, "connection_synapse")
         if isinstance(post, PopulationLayer):
             k, target = post.n_units, post.ensemble.neurons
         elif isinstance(post, (nengo.Node, nengo.Ensemble, nengo.base.ObjView,
@@ -321,11 +332,11 @@ class PopulationLayer(nengo.Network):
             if scipy.sparse.issparse(weights):
                 weights = weights.toarray()  # the connection is dense anyway
             weights = check_real_array(weights, "weights")
-            if weights.shape != (k, self.n_neurons) or not np.all(np.isfinite(weights)):
+            if weights.shape != (k, self.total_neurons) or not np.all(np.isfinite(weights)):
                 raise PopfitValueError(
-                    f"weights must be a finite array of shape ({k}, {self.n_neurons}) "
-                    f"(post size, this layer's n_neurons) (got shape {weights.shape}"
-                    + (" with non-finite values" if weights.shape == (k, self.n_neurons)
+                    f"weights must be a finite array of shape ({k}, {self.total_neurons}) "
+                    f"(post size, this layer's total_neurons) (got shape {weights.shape}"
+                    + (" with non-finite values" if weights.shape == (k, self.total_neurons)
                        else "") + ")")
         elif transform is None:
             if k != self.n_units:
@@ -358,6 +369,6 @@ class PopulationLayer(nengo.Network):
         # added to the current network context, like any nengo.Connection: the
         # builder needs it in a network that contains both ends
         return nengo.Connection(self.ensemble.neurons, target, transform=transform,
-                                synapse=synapse)
+                                synapse=connection_synapse)
 
 

@@ -1,6 +1,6 @@
 """`PopulationNeuron`: one fitted signed unit as a nengo network, and the export rules
 shared with `PopulationLayer` (which neuron type runs a fit, network keyword
-arguments, the platform's host transforms)."""
+arguments)."""
 
 
 
@@ -78,7 +78,7 @@ class PopulationNeuron(nengo.Network):
     the harmless warnings described in `PopulationLayer`.
     """
 
-    @public("PopulationNeuron")
+    @public
     def __init__(self, fit, label=None, spiking=True, **kwargs):
         self.fit = check_fit(fit)
         self.spiking = check_bool(spiking, "spiking")
@@ -104,19 +104,8 @@ class PopulationNeuron(nengo.Network):
                              transform=fit.decoders[None, :].copy(), synapse=None)
 
 
-#: Values of the ``hardware`` export option (`PopulationLayer`, `popfit.convert`).
-HARDWARE = (None, "loihi")
 #: nengo's default time step (s); `warn_tau_ref_below_dt` compares tau_ref with it.
 NENGO_DT = 0.001
-
-
-def check_hardware(hardware):
-    """Return ``hardware`` (None or ``"loihi"``) or raise `PopfitValueError`."""
-    if hardware is not None and not (isinstance(hardware, str) and hardware in HARDWARE):
-        raise PopfitValueError(
-            "hardware must be None (nengo's reference simulator: block-sparse "
-            f"transforms) or 'loihi' (builds on nengo_loihi.Simulator) (got {hardware!r})")
-    return hardware
 
 
 #: Keyword arguments popfit's networks pass on to `nengo.Network` (besides ``label``).

@@ -81,8 +81,8 @@ def real_sparse(matrix, name):
 #: prints it). Values are the same up to the order in which a unit's N
 #: decoded terms are summed (a dense row adds only exact zeros; differences
 #: of 1 ulp measured, tests/test_network.py). Inputs into neurons stay
-#: Sparse, which nengo-loihi refuses loudly for a layer not built with
-#: ``hardware="loihi"``.
+#: Sparse, which nengo-loihi refuses loudly for a layer not built for a
+#: platform without Sparse host transforms (``platform="loihi"``).
 DENSE_MAX_ENTRIES = 32 * 128
 
 

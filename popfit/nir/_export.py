@@ -4,6 +4,7 @@ import numpy as np
 
 from .._optional import import_optional
 from .._validation import check_bool, check_synapse, public
+from ..conversion import ConvertedModel
 from ..exceptions import PopfitValueError
 from ..platforms import READOUTS, get_platform, registered_platforms
 from ._stages import _check_finite_parameters, _read_object
@@ -65,9 +66,9 @@ def _neuron_node(fit, k, platform, drop_tau_ref):
 
     nt = fit.neuron_type
     fit_type = platform.fit_neuron_type()
-    fix = (f"popfit.get_platform({platform.name!r}).fit_neuron_type() = {fit_type!r}, e.g. "
-           f"popfit.convert(model, neuron_type=popfit.get_platform({platform.name!r})"
-           ".fit_neuron_type())")
+    fix = (f"popfit.get_platform({platform.name!r}).fit_neuron_type() = {fit_type!r} "
+           f"(the default of popfit.convert(model, platform={platform.name!r}) and "
+           f"popfit.fit_activation(..., platform={platform.name!r}))")
     if isinstance(nt, nengo.LIFRate):  # nengo.LIF too
         kind = "LIF"
         accepted = float(getattr(fit_type, "tau_ref", 0.0))
@@ -116,8 +117,8 @@ def _affine(nir, node, weight, bias):
     return nir.Affine(weight=weight, bias=bias)
 
 
-@public("to_nir")
-def to_nir(obj, *, platform="nir", connection_synapse=None, transforms=None, readout=None,
+@public
+def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, readout=None,
            drop_tau_ref=False):
     """A popfit network as a NIR graph (`nir.NIRGraph`) for a NIR platform.
 
@@ -182,9 +183,9 @@ def to_nir(obj, *, platform="nir", connection_synapse=None, transforms=None, rea
       the step a neuron crosses threshold, the half step it loses:
       `popfit.wholestep.whole_step_tau_ref`); any other ``tau_ref > 0`` is
       refused unless ``drop_tau_ref``. Fit with
-      ``neuron_type=popfit.get_platform(name).fit_neuron_type()`` in
-      `popfit.fit_activation` or `popfit.convert` (with ``tau_ref = 0`` any
-      ``max_rate`` works: there is no ``1 / tau_ref`` cap).
+      ``platform=name`` in `popfit.fit_activation` or `popfit.convert`
+      (which fit ``popfit.get_platform(name).fit_neuron_type()``; with
+      ``tau_ref = 0`` any ``max_rate`` works: there is no ``1 / tau_ref`` cap).
 
     Parameters
     ----------
@@ -193,11 +194,13 @@ def to_nir(obj, *, platform="nir", connection_synapse=None, transforms=None, rea
         ``k + 1`` neuron to neuron, as ``PopulationLayer.connect_to`` wires it;
         the graph input is the first layer's unit inputs, the output the last
         layer's decoded unit outputs.
-    platform : str or popfit.platforms.Platform
+    platform : str or popfit.platforms.Platform, optional
         Where the graph runs: a registered name or a `Platform`, resolved with
         `popfit.get_platform`; it must have ``export == "nir"`` (built in:
         ``"nir"``, NIR's continuous-time semantics, and ``"snntorch"``,
-        snnTorch 1.0's NIR import). Default ``"nir"``.
+        snnTorch 1.0's NIR import). Default: a `ConvertedModel`'s own
+        platform when it exports NIR (a model converted with
+        ``platform="snntorch"`` exports for snnTorch), else ``"nir"``.
     connection_synapse : float, optional
         Time constant (s) of the synapses between layers and of the read-out
         filter. Default: the `ConvertedModel`'s connection synapse, else 0.005
@@ -253,6 +256,9 @@ def to_nir(obj, *, platform="nir", connection_synapse=None, transforms=None, rea
         strings) or not a matrix type `connect_to` takes.
     """
     nir = import_optional("nir")
+    if platform is None:
+        own = obj.platform if isinstance(obj, ConvertedModel) else None
+        platform = own if own is not None and own.export == "nir" else "nir"
     platform = _nir_platform(platform)
     readout = _check_readout(readout, platform)
     drop_tau_ref = check_bool(drop_tau_ref, "drop_tau_ref")
@@ -273,7 +279,7 @@ def to_nir(obj, *, platform="nir", connection_synapse=None, transforms=None, rea
     edges = []
     prev = "input"
     for k, (stage, link, kind) in enumerate(zip(stages, links, kinds)):
-        n = stage.n_neurons
+        n = stage.total_neurons
         fit = stage.fit
         weight = stage.weights_in(link)
         bias = stage.bias.copy()

@@ -23,11 +23,11 @@ class _Stage:
         self.n_units = n_units
         self.gain = np.asarray(gain, dtype=float)
         self.bias = np.asarray(bias, dtype=float)
-        self.encoders_block = _dense(encoders_block)  # (n_neurons, n_units)
-        self.decoders_block = _dense(decoders_block)  # (n_units, n_neurons)
+        self.encoders_block = _dense(encoders_block)  # (total_neurons, n_units)
+        self.decoders_block = _dense(decoders_block)  # (n_units, total_neurons)
 
     @property
-    def n_neurons(self):
+    def total_neurons(self):
         return len(self.gain)
 
     def weights_in(self, transform):
@@ -73,13 +73,13 @@ def _network_links(model):
                 "network was changed after convert; export the model convert returned")
         w = _dense(transform_matrix(conns[0].transform, f"layer {k}'s input weights"))
         if k == 0:
-            if layer.hardware == "loihi":  # the input is sent as x / scale (PopulationLayer.input)
+            if not layer.platform.sparse_host_transforms:  # input sent as x / input_scale
                 w = w / layer.input_scale[None, :]
             w = w @ model.spec.hidden[0].weights.T
         links.append(w)
         ens = layer.ensemble
         stages.append(_Stage(layer.fit, layer.n_units, ens.gain, ens.bias,
-                             np.eye(layer.n_neurons), layer.decoders_block()))
+                             np.eye(layer.total_neurons), layer.decoders_block()))
     last = net.layers[-1].ensemble
     out = [c for c in net.all_connections
            if c.post_obj is net.output and ends_at(c.pre_obj, last)]
@@ -110,17 +110,15 @@ def _read_object(obj, transforms):
             f"{type(obj).__name__}, which carries its own weights)")
     if isinstance(obj, ConvertedModel):
         spec = obj.spec
-        weights, biases = obj.neuron_weights(per_neuron=obj.weight_bits is not None)  # decoders folded in
+        # decoders folded in; per neuron when rounded (no unit-level form)
+        weights, biases = obj.neuron_weights(per_neuron=obj.weight_bits is not None)
         if obj.weight_bits is None:
             stages = [_layer_stage(layer) for layer in obj.network.layers]
             links, out_link = [spec.hidden[0].weights.T] + weights[:-1], weights[-1]
         else:  # quantized per neuron: the weights the network runs
             stages, links, out_link = _network_links(obj)
-        synapse = getattr(obj, "connection_synapse", None)
-        if synapse is None:  # the model's attribute before it was renamed
-            synapse = obj.synapse
         return (stages, links, out_link, np.asarray(biases[-1], dtype=float).copy(),
-                synapse, f"popfit.convert({spec.source})")
+                obj.connection_synapse, f"popfit.convert({spec.source})")
     if isinstance(obj, PopulationNeuron):
         fit = obj.fit
         stage = _Stage(fit, 1, fit.gain, fit.bias, fit.encoders[:, None],

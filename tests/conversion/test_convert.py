@@ -103,7 +103,7 @@ def test_network_structure_and_summary(digits, digits_mlp, digits_converted):
     s = model.summary()
     json.dumps(s)
     h = s["hidden_layers"][0]
-    assert h["n_units"] == 24 and h["n_neurons"] == 96 and s["total_neurons"] == 96
+    assert h["n_units"] == 24 and h["total_neurons"] == 96 and s["total_neurons"] == 96
     assert h["fraction_outside_domain"] == pytest.approx(np.mean(np.abs(z) > hi))
     assert 0 < h["mean_rate_hz"] < 400 and s["expected_spikes_per_second"] > 0
     assert s["task"] == "classifier" and s["output_activation"] == "softmax"
@@ -226,10 +226,11 @@ def test_bad_arguments(digits, digits_mlp):
         popfit.convert(digits_mlp, n_neurons=0)
     with pytest.raises(PopfitValueError, match="max_rate must be < 500"):
         popfit.convert(digits_mlp, max_rate=600.0)
-    with pytest.raises(PopfitValueError, match="synapse must be finite and > 0"):
-        popfit.convert(digits_mlp, synapse=0.0)
-    with pytest.raises(PopfitValueError, match=r"noise_synapse must be .*> 0 \(got -0.01"):
-        popfit.convert(digits_mlp, noise_synapse=-0.01)
+    with pytest.raises(PopfitValueError,
+                       match="convert: connection_synapse must be finite and > 0"):
+        popfit.convert(digits_mlp, connection_synapse=0.0)
+    with pytest.raises(PopfitValueError, match=r"convert: synapse must be .*> 0 \(got -0.01"):
+        popfit.convert(digits_mlp, synapse=-0.01)
     with pytest.raises(PopfitValueError, match="calibration_data has 10 features but the model "
                                                "expects 64"):
         popfit.convert(digits_mlp, calibration_data=X[:, :10])
@@ -249,7 +250,7 @@ def test_bad_predict_input(digits, digits_converted):
     with pytest.raises(PopfitValueError, match="at least one sample"):
         model.predict(X[:0])
     with pytest.warns(UserWarning,
-                      match=r"presentation_time 0.01 s is below 0.025 s.*5 x synapse"):
+                      match=r"presentation_time 0.01 s is below 0.025 s.*5 x connection_synapse"):
         model.predict(X[:2], presentation_time=0.01, progress_bar=False)
     with pytest.raises(PopfitValueError, match=r"presentation_time must be at least 2 time "
                                                r"steps \(0.002 s at dt=0.001 s\) \(got 0.001"):
@@ -260,18 +261,22 @@ def test_bad_predict_input(digits, digits_converted):
         model.score(X[:2], [1, 2, 3], presentation_time=0.03, progress_bar=False)
 
 
-def test_noise_synapse_sets_the_fits_noise_model(digits, digits_mlp, digits_converted):
-    """The connections use ``synapse``; the fits are optimized for spike noise at
-    ``noise_synapse`` (default 0.02 s), or for rates alone with None."""
+def test_synapse_sets_the_fits_noise_model(digits, digits_mlp, digits_converted):
+    """The connections use ``connection_synapse``; the fits are optimized for spike
+    noise at ``synapse`` (default 0.02 s), or for rates alone with None."""
     default = digits_converted
-    assert default.synapse == 0.005 and default.fits[0].synapse == 0.02
-    assert "spike noise at 0.02 s" in default.report()
-    same = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=0.005,
+    assert default.connection_synapse == 0.005 and default.fits[0].synapse == 0.02
+    assert default.summary()["connection_synapse"] == 0.005
+    assert default.summary()["synapse"] == 0.02
+    assert "spike noise at synapse 0.02 s" in default.report()
+    same = popfit.convert(digits_mlp, calibration_data=digits[0], synapse=0.005,
                           search=QUICK, seed=1)
-    rates = popfit.convert(digits_mlp, calibration_data=digits[0], noise_synapse=None,
+    rates = popfit.convert(digits_mlp, calibration_data=digits[0], synapse=None,
                            search=QUICK, seed=1)
     assert same.fits[0].synapse == 0.005 and rates.fits[0].synapse is None
-    assert "no synapse (rates only)" in rates.report()
+    assert "synapse None (rates only)" in rates.report()
+    # rate-only fits: the re-solve penalizes spike noise at the connection synapse
+    assert rates.refit_report.synapse == rates.connection_synapse == 0.005
     # less assumed noise: smaller rate error where the pre-activations fall
     z = (digits[0] @ digits_mlp.coefs_[0] + digits_mlp.intercepts_[0]).ravel()
     lo, hi = default.fits[0].domain
@@ -297,8 +302,8 @@ def _rms(a, b):
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-@pytest.mark.parametrize("hardware", [None, "loihi"])
-def test_weight_bits_every_path_runs_the_rounded_weights(digits, digits_two_layers, hardware):
+@pytest.mark.parametrize("host", ["Sparse", "Dense"])
+def test_weight_bits_every_path_runs_the_rounded_weights(digits, digits_two_layers, host):
     """With weight_bits, predict/decoded_output (batched), the sequential path,
     rate_output and neuron_weights all describe the network that runs: its
     rounded weights, not the float ones."""
@@ -307,9 +312,10 @@ def test_weight_bits_every_path_runs_the_rounded_weights(digits, digits_two_laye
     from popfit.conversion.quantize import rate_forward
 
     X_cal, X = digits[0], digits[2][:8]
-    kw = dict(n_neurons=2, calibration_data=X_cal, search=QUICK, seed=0, hardware=hardware)
-    exact = popfit.convert(digits_two_layers, **kw)
-    rounded = popfit.convert(digits_two_layers, weight_bits=2, **kw)
+    kw = dict(n_neurons=2, calibration_data=X_cal, search=QUICK, seed=0)
+    platform = popfit.get_platform("nengo", host_transforms=(host,))
+    exact = popfit.convert(digits_two_layers, platform=platform, **kw)
+    rounded = popfit.convert(digits_two_layers, platform=platform.replace(weight_bits=2), **kw)
     run = dict(presentation_time=0.2, progress_bar=False)
     batched = rounded.decoded_output(X, **run)
     sequential = rounded.decoded_output(X, sequential=True, **run)
@@ -331,8 +337,8 @@ def test_weight_bits_every_path_runs_the_rounded_weights(digits, digits_two_laye
     init = init.toarray() if scipy.sparse.issparse(init) else np.asarray(init)
     w = weights[0].toarray() if scipy.sparse.issparse(weights[0]) else weights[0]
     np.testing.assert_array_equal(w, init)
-    assert w.shape == (layers[1].n_neurons, layers[0].n_neurons)
-    assert weights[1].shape == (10, layers[1].n_neurons)
+    assert w.shape == (layers[1].total_neurons, layers[0].total_neurons)
+    assert weights[1].shape == (10, layers[1].total_neurons)
     np.testing.assert_array_equal(biases[1], digits_two_layers.intercepts_[-1])
     with pytest.raises(PopfitValueError, match=r"neuron_weights\(per_neuron=True\)"):
         rounded.neuron_weights()

@@ -135,7 +135,7 @@ def test_per_layer_n_neurons_and_auto():
     assert [w.shape for w in m.weights] == [(5, 12), (1, 15)]
     s = m.summary()
     assert s["expected_spikes_per_second"] == pytest.approx(
-        sum(h["mean_rate_hz"] * h["n_neurons"] for h in s["hidden_layers"]))
+        sum(h["mean_rate_hz"] * h["total_neurons"] for h in s["hidden_layers"]))
     y = m.predict(X[:4], 0.1, progress_bar=False)
     assert y.shape == (4,) and np.all(np.isfinite(y))
     with pytest.raises(PopfitValueError, match="2 hidden layer"):
@@ -163,7 +163,7 @@ def test_connect_to_weights():
         a = popfit.PopulationLayer(fit, 3)
         out = nengo.Node(size_in=2)
         w = np.arange(12.0).reshape(2, 6)
-        conn = a.connect_to(out, weights=w, synapse=None)
+        conn = a.connect_to(out, weights=w, connection_synapse=None)
         np.testing.assert_array_equal(conn.transform.init, w)
         with pytest.raises(PopfitValueError, match="not both"):
             a.connect_to(out, transform=np.ones((2, 3)), weights=w)
@@ -217,7 +217,7 @@ def test_refit_outputs_are_significantly_better_on_held_out_data_or_standard(
     X = X[:n_calibration]
     base = popfit.convert(mlp, n_neurons=3, calibration_data=X, search=QUICK, seed=1,
                           refit=False)
-    ws, bs, rep = refit_weights(base.spec, base.fits, X, holdout=0.25, noise_synapse=0.02,
+    ws, bs, rep = refit_weights(base.spec, base.fits, X, holdout=0.25, synapse=0.02,
                                 seed=1)
     _, X_hold = split_calibration(X, 0.25, 1)
     y_hold = mlp.predict(X_hold)

@@ -263,7 +263,8 @@ def test_short_presentation_warns_not_refuses(binary, data):
     mlp, clf = binary
     for T in (0.02, 0.01):
         with pytest.warns(UserWarning, match=rf"presentation_time {T:g} s is below 0.025 s "
-                                             r"\(5 x synapse \(0.005 s\) per hidden layer "
+                                             r"\(5 x connection_synapse \(0.005 s\) per "
+                                             r"hidden layer "
                                              r"\(1\), and 10 time steps\): the output may not "
                                              "settle"):
             labels = clf.predict(X, presentation_time=T, progress_bar=False)

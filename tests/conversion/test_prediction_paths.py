@@ -1,9 +1,10 @@
-"""Every neuron type and network option of `popfit.convert` through every public path.
+"""Every neuron type, platform and network option of `popfit.convert` through every path.
 
 A converted model gives one answer whichever way it is asked: `predict`,
 `predict_proba`, `score`, `decoded_output`, `rate_output`, the sequential
-reference path and a pickled copy all run the same network. The nengo-loihi
-neuron types run the same matrix in tests/loihi/test_batched_predict.py.
+reference path, a pickled copy and (NIR platforms) `popfit.to_nir` all run
+the same network. The nengo-loihi neuron types and the ``"loihi"`` platform
+run the same matrix in tests/loihi/test_batched_predict.py.
 
 The property tests draw `predict` options: any ``batch_size`` and ``n_jobs``
 give identical outputs, and bad values raise popfit's errors, never raw ones.
@@ -31,8 +32,8 @@ PT = 0.03  # s; short: the matrix checks the plumbing, test_convert.py the accur
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:presentation_time .* is below:UserWarning"),
-    # LIF(tau_ref=0) spiking at dt = 1 ms is warned about (and runs)
-    pytest.mark.filterwarnings("ignore:.*tau_ref = 0 s < dt:UserWarning"),
+    # LIF(tau_ref < dt) spiking at dt = 1 ms is warned about (and runs)
+    pytest.mark.filterwarnings("ignore:.*has tau_ref = .* s < dt:UserWarning"),
     # nengo's own, when a Node without output is unpickled
     pytest.mark.filterwarnings("ignore:'Node.size_out' is being overwritten:UserWarning"),
 ]
@@ -52,9 +53,13 @@ def digits_small():
 NEURON_TYPES = {"LIF": "LIF", "LIFRate": "LIFRate", "relu": "relu",
                 "SpikingRectifiedLinear": "SpikingRectifiedLinear",
                 "LIF(tau_ref=0)": nengo.LIF(tau_ref=0)}
-OPTIONS = {"default": {}, "refit=False": {"refit": False}, "loihi": {"hardware": "loihi"},
-           "weight_bits=4": {"weight_bits": 4},
-           "loihi+weight_bits=8": {"hardware": "loihi", "weight_bits": 8}}
+#: Platforms whose networks run in nengo.Simulator (the loihi platform's recipe,
+#: Dense host transforms and 8-bit weights, with nengo's simulator as its own).
+OPTIONS = {"nengo": {}, "refit=False": {"refit": False},
+           "nengo+Dense": {"platform": popfit.get_platform("nengo", host_transforms=("Dense",))},
+           "nengo+weight_bits=4": {"platform": popfit.get_platform("nengo", weight_bits=4)},
+           "loihi-on-nengo": {"platform": popfit.get_platform(
+               "loihi", simulator=None, simulator_kwargs=())}}
 
 
 def check_all_paths(model, X, y):
@@ -87,6 +92,28 @@ def test_every_neuron_type_and_option_through_every_path(digits_small, neuron_ty
     model = popfit.convert(mlp, neuron_type=neuron_type, n_neurons=2, calibration_data=X_cal,
                            search=QUICK, seed=0, **options)
     check_all_paths(model, X, y)
+
+
+#: NIR platforms, with the neuron types they run (None: the platform's own).
+NIR_CASES = {"nir": ("nir", None), "nir-relu": ("nir", "relu"),
+             "snntorch": ("snntorch", None)}
+
+
+@pytest.mark.parametrize("platform, neuron_type", list(NIR_CASES.values()), ids=list(NIR_CASES))
+def test_nir_platforms_through_every_path(digits_small, platform, neuron_type):
+    """A model converted for a NIR platform predicts in nengo and exports for that
+    platform by default (the model's platform, not to_nir's "nir")."""
+    nir = pytest.importorskip("nir")
+    mlp, X_cal, X, y = digits_small
+    model = popfit.convert(mlp, platform=platform, neuron_type=neuron_type, n_neurons=2,
+                           calibration_data=X_cal, search=QUICK, seed=0)
+    assert model.platform.name == platform and model.summary()["platform"] == platform
+    if neuron_type is None:
+        assert model.neuron_type == popfit.get_platform(platform).fit_neuron_type()
+    check_all_paths(model, X, y)
+    graph = popfit.to_nir(model)
+    assert isinstance(graph, nir.NIRGraph) and graph.metadata["platform"] == platform
+    assert popfit.to_nir(pickle.loads(pickle.dumps(model))).metadata["platform"] == platform
 
 
 # ------------------------------------------------------------ property tests

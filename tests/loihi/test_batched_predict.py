@@ -13,9 +13,9 @@ smaller than the ANN's; the test checks the shape of the response, not
 popfit's own predictions.
 
 `test_loihi_neuron_types_through_every_path` runs models fitted for
-nengo-loihi's neuron types (the README's ``neuron_type="LoihiLIF"``), with
-every network option, through every public path, in nengo.Simulator and in
-the emulator.
+nengo-loihi's neuron types, for every platform and network option (the
+README's ``platform="loihi"`` among them), through every public path, in
+nengo.Simulator and in the emulator.
 """
 
 import functools
@@ -69,9 +69,9 @@ def digits_small():
     return mlp, X[:300], X[300:303], y[300:303]
 
 
-OPTIONS = {"default": {}, "refit=False": {"refit": False}, "loihi": {"hardware": "loihi"},
-           "weight_bits=4": {"weight_bits": 4},
-           "loihi+weight_bits=8": {"hardware": "loihi", "weight_bits": 8}}
+OPTIONS = {"nengo": {}, "refit=False": {"refit": False}, "loihi": {"platform": "loihi"},
+           "nengo+weight_bits=4": {"platform": popfit.get_platform("nengo", weight_bits=4)},
+           "loihi-float": {"platform": popfit.get_platform("loihi", weight_bits=None)}}
 
 
 @pytest.mark.parametrize("options", list(OPTIONS.values()), ids=list(OPTIONS))
@@ -101,11 +101,52 @@ def test_loihi_neuron_types_through_every_path(digits_small, neuron_type, option
     np.testing.assert_array_equal(copy.decoded_output(X, **kw), decoded)
     np.testing.assert_array_equal(copy.rate_output(X), rate)
     assert "[[layers]]" in model.report()
-    # nengo-loihi's emulator: the batched network, and (hardware="loihi") model.network
+    # nengo-loihi's emulator: the batched network, and (platform="loihi") model.network
     emulator = functools.partial(nengo_loihi.Simulator, target="sim")
     on_emulator = model.decoded_output(X, simulator=emulator, **kw)
     assert on_emulator.shape == (3, 10) and np.all(np.isfinite(on_emulator))
     assert model.predict(X, simulator=emulator, **kw).shape == (3,)
-    if options.get("hardware") == "loihi":
+    if model.platform.name == "loihi":
         seq = model.decoded_output(X, simulator=emulator, sequential=True, **kw)
         assert np.all(np.isfinite(seq))
+
+
+def test_loihi_platform_is_the_three_argument_recipe(digits_small):
+    """convert(mlp, platform="loihi") is what hardware="loihi", neuron_type="LoihiLIF"
+    and weight_bits=8 were: the same fits (LoihiLIF), Dense host transforms, the same
+    8-bit rounded weights; and it predicts on nengo-loihi's emulator by default."""
+    import nengo
+    from nengo_loihi.neurons import LoihiLIF
+
+    from popfit.conversion.quantize import quantize_model
+
+    mlp, X_cal, X, y = digits_small
+    kw = dict(n_neurons=2, calibration_data=X_cal, search=popfit.SearchOptions.quick(),
+              seed=0)
+    model = popfit.convert(mlp, platform="loihi", **kw)
+    recipe = quantize_model(popfit.convert(
+        mlp, neuron_type="LoihiLIF", platform=popfit.get_platform(
+            "nengo", host_transforms=("Dense",)), **kw), 8, X_cal[:500])
+    assert type(model.neuron_type) is LoihiLIF and model.weight_bits == recipe.weight_bits == 8
+    for a, b in zip(model.fits, recipe.fits):
+        for name in ("gain", "bias", "encoders", "decoders"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for a, b in zip(model.neuron_weights(per_neuron=True)[0],
+                    recipe.neuron_weights(per_neuron=True)[0]):
+        a = a.toarray() if hasattr(a, "toarray") else a
+        b = b.toarray() if hasattr(b, "toarray") else b
+        np.testing.assert_array_equal(a, b)
+    assert model.quantization["cost"] == recipe.quantization["cost"]
+    host = [c for c in model.network.all_connections
+            if isinstance(c.pre_obj, nengo.Node) != isinstance(c.post_obj, nengo.Node)
+            and not isinstance(c.transform, nengo.transforms.NoTransform)]
+    assert host and not any(isinstance(c.transform, nengo.transforms.Sparse) for c in host)
+    # predictions: nengo-loihi's emulator by default
+    simulator = model.platform.make_simulator()
+    assert simulator.func is nengo_loihi.Simulator and simulator.keywords == {"target": "sim"}
+    kw = dict(presentation_time=0.03, progress_bar=False)
+    emulator = functools.partial(nengo_loihi.Simulator, target="sim")
+    np.testing.assert_array_equal(model.decoded_output(X, **kw),
+                                  model.decoded_output(X, simulator=emulator, **kw))
+    np.testing.assert_array_equal(model.predict(X, sequential=True, **kw),
+                                  model.predict(X, sequential=True, simulator=emulator, **kw))

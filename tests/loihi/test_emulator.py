@@ -117,13 +117,13 @@ def test_named_type_and_save_load(tmp_path, fit_loihi):
 
 
 def test_layer_input_output_on_emulator(fit_loihi):
-    """hardware='loihi': a layer driven through input, read through output."""
+    """platform='loihi': a layer driven through input, read through output."""
     n_units = 6
     b = np.linspace(-0.5, 0.5, n_units)
     phase = np.linspace(0, np.pi, n_units)
     with nengo.Network(seed=0) as net:
         stim = nengo.Node(lambda t: 2.5 * np.sin(2 * np.pi * 0.5 * t + phase))
-        layer = PopulationLayer(fit_loihi, n_units, input_bias=b, hardware="loihi")
+        layer = PopulationLayer(fit_loihi, n_units, input_bias=b, platform="loihi")
         nengo.Connection(stim, layer.input, synapse=None)
         p = nengo.Probe(layer.output, synapse=0.01)
         p_x = nengo.Probe(stim, synapse=None)
@@ -138,7 +138,7 @@ def test_layer_input_output_on_emulator(fit_loihi):
 
 def test_default_layer_is_refused_and_loihi_layer_chain_runs(fit_loihi):
     """The default (Sparse) layer input is refused by nengo-loihi; a chain built with
-    hardware='loihi' runs, with the Sparse chip-to-chip connect_to."""
+    platform='loihi' runs, with the Sparse chip-to-chip connect_to."""
     with nengo.Network() as net:
         layer = PopulationLayer(fit_loihi, 2)
         nengo.Connection(nengo.Node([0.1, 0.2]), layer.input)
@@ -148,13 +148,13 @@ def test_default_layer_is_refused_and_loihi_layer_chain_runs(fit_loihi):
     phase = np.linspace(0, np.pi, n_units)
     with nengo.Network(seed=0) as net:
         stim = nengo.Node(lambda t: 2.5 * np.sin(2 * np.pi * 0.5 * t + phase))
-        l1 = PopulationLayer(fit_loihi, n_units, hardware="loihi")
-        l2 = PopulationLayer(fit_loihi, n_units, hardware="loihi")
+        l1 = PopulationLayer(fit_loihi, n_units, platform="loihi")
+        l2 = PopulationLayer(fit_loihi, n_units, platform="loihi")
         out = nengo.Node(size_in=n_units)
         nengo.Connection(stim, l1.input, synapse=None)
-        conn = l1.connect_to(l2, synapse=0.005)
+        conn = l1.connect_to(l2, connection_synapse=0.005)
         assert isinstance(conn.transform, nengo.transforms.Sparse)
-        l2.connect_to(out, synapse=None)
+        l2.connect_to(out, connection_synapse=None)
         p = nengo.Probe(out, synapse=0.01)
         p_x = nengo.Probe(stim, synapse=None)
     assert len(net.all_nodes) == 4  # stim, l1.input, its scaled Node, out: none idle
@@ -181,8 +181,8 @@ def test_convert_on_emulator_with_8bit_weights():
     X_test, y_test = X[800:840], y[800:840]
     logits = np.tanh(X_test @ mlp.coefs_[0] + mlp.intercepts_[0]) @ mlp.coefs_[1] \
         + mlp.intercepts_[1]
-    model = popfit.convert(mlp, neuron_type="LoihiLIF", calibration_data=X[:800], seed=0,
-                           hardware="loihi", weight_bits=8)
+    model = popfit.convert(mlp, platform="loihi", calibration_data=X[:800], seed=0)
+    assert type(model.neuron_type) is LoihiLIF and model.weight_bits == 8
     net = model.network
     with nengo.Network(seed=0) as wrapper:
         wrapper.networks.append(net)
@@ -272,12 +272,12 @@ def small_digits_mlp():
     return mlp, X[:400]
 
 
-@pytest.mark.parametrize("hardware", [None, "loihi"])
+@pytest.mark.parametrize("host", ["Sparse", "Dense"])
 @pytest.mark.parametrize("hidden", [(16,), (8, 8)])
-def test_chip_mapping_verdict_agrees_with_nengo_loihi(small_digits_mlp, hardware, hidden):
+def test_chip_mapping_verdict_agrees_with_nengo_loihi(small_digits_mlp, host, hidden):
     """The default convert() network has a Sparse host-to-chip input, which
     nengo-loihi refuses; chip_mapping says so (naming the connection and
-    convert(..., hardware="loihi")) and is right both ways."""
+    convert(..., platform="loihi")) and is right both ways."""
     mlp, X = small_digits_mlp
     if hidden != (16,):
         from sklearn.neural_network import MLPClassifier
@@ -286,14 +286,14 @@ def test_chip_mapping_verdict_agrees_with_nengo_loihi(small_digits_mlp, hardware
             warnings.simplefilter("ignore")
             mlp = MLPClassifier(hidden, activation="tanh", max_iter=100,
                                 random_state=0).fit(X, mlp.predict(X))
-    model = popfit.convert(mlp, n_neurons=2, neuron_type="LoihiLIF", calibration_data=X,
-                           seed=0, hardware=hardware)
+    platform = popfit.get_platform("loihi", host_transforms=(host,))
+    model = popfit.convert(mlp, n_neurons=2, platform=platform, calibration_data=X, seed=0)
     m = chip_mapping(model.network)
     builds, error = _builds_on_nengo_loihi(model.network)
-    assert m["builds"] is builds is (hardware == "loihi")
-    if hardware is None:
+    assert m["builds"] is builds is (host == "Dense")
+    if host == "Sparse":
         assert "Sparse" in error  # nengo-loihi's own refusal
-        assert m["problems"] and all('hardware="loihi"' in p for p in m["problems"])
+        assert m["problems"] and all('platform="loihi"' in p for p in m["problems"])
         assert "hidden 0" in m["problems"][0]
     else:
         assert m["problems"] == []

@@ -39,13 +39,13 @@ def readme_example():
     return blocks[0]
 
 
-def test_readme_example_is_first_about_hardware_loihi():
+def test_readme_example_is_first_about_platform_loihi():
     """The option nengo-loihi needs is in bold before the example and first in convert."""
     code = readme_example()
     section = README.read_text(encoding="utf-8").split(HEADING, 1)[1]
-    assert section.index('**Convert with `hardware="loihi"`.**') < section.index("```python")
+    assert section.index('**Convert with `platform="loihi"`.**') < section.index("```python")
     convert_call = code[code.index("popfit.convert("):]
-    assert convert_call.startswith('popfit.convert(mlp, hardware="loihi",')
+    assert convert_call.startswith('popfit.convert(mlp, platform="loihi",')
 
 
 def test_readme_example_runs():

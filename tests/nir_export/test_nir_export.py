@@ -168,12 +168,12 @@ def test_nodes_map_nengo_parameters(fit_lif, fit_relu):
     assert np.all(g.nodes["synapse_2"].tau == 0.007) and np.all(g.nodes["readout"].tau == 0.007)
     assert g.nodes["neurons_0"].metadata["tau_ref"] == 0.0
     assert g.nodes["neurons_2"].metadata["target"] == "sigmoid"
-    # a ConvertedModel's read-out filter is its synapse
+    # a ConvertedModel's read-out filter is its connection synapse
     assert g.nodes["affine_0"].weight.shape == (8, 2)
 
 
 def test_converted_readout_synapse(regressor):
-    synapse = getattr(regressor, "connection_synapse", None) or regressor.synapse
+    synapse = regressor.connection_synapse
     g = to_nir(regressor)
     assert np.all(g.nodes["readout"].tau == synapse)
     assert np.all(g.nodes["neurons_1"].tau_syn == synapse)
@@ -384,8 +384,8 @@ def test_non_finite_weights_are_refused(fit_lif):
 @pytest.fixture(scope="module")
 def quantized(mlp, digits):
     """``mlp`` converted with 2-bit weights (a coarse grid: float weights differ visibly)."""
-    return popfit.convert(mlp, n_neurons=3, neuron_type=NIR_LIF, calibration_data=digits,
-                          search=QUICK, seed=0, weight_bits=2)
+    return popfit.convert(mlp, n_neurons=3, platform=popfit.get_platform("nir", weight_bits=2),
+                          calibration_data=digits, search=QUICK, seed=0)
 
 
 def test_weight_bits_model_exports_the_weights_it_runs(quantized, digits):

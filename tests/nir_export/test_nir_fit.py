@@ -44,8 +44,8 @@ def test_fit_without_refractory_period(max_rate):
 
 
 def test_convert_for_the_nir_platform():
-    """convert(..., neuron_type=get_platform("nir").fit_neuron_type()), which is
-    nengo.LIF(tau_ref=0), works; its rate-level output is the source model's within the
+    """convert(..., platform="nir") fits get_platform("nir").fit_neuron_type(), which
+    is nengo.LIF(tau_ref=0); its rate-level output is the source model's within the
     fit error."""
     X, y = load_digits(return_X_y=True)
     X = X[:300] / 16.0
@@ -56,9 +56,8 @@ def test_convert_for_the_nir_platform():
             X, target)
     neuron_type = popfit.get_platform("nir").fit_neuron_type()
     assert neuron_type.tau_ref == 0 and neuron_type.tau_rc == nengo.LIF().tau_rc
-    model = popfit.convert(mlp, n_neurons=4, neuron_type=neuron_type, calibration_data=X,
-                           seed=0)
-    assert model.neuron_type.tau_ref == 0 and model.fits[0].neuron_type.tau_ref == 0
+    model = popfit.convert(mlp, n_neurons=4, platform="nir", calibration_data=X, seed=0)
+    assert model.neuron_type == neuron_type and model.fits[0].neuron_type.tau_ref == 0
     err = model.rate_output(X) - mlp.predict(X)
     assert np.sqrt(np.mean(err ** 2)) / np.ptp(mlp.predict(X)) < 0.05
 

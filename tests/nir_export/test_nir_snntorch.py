@@ -119,7 +119,7 @@ def test_digits_in_snntorch(hidden, neuron_type, drop, max_err, max_drop, digits
     X_train, X_test, y_test = digits
     mlp = ann(hidden)
     model = popfit.convert(mlp, n_neurons=4, neuron_type=neuron_type, max_rate=400.0,
-                           synapse=0.005, calibration_data=X_train, seed=0)
+                           connection_synapse=0.005, calibration_data=X_train, seed=0)
     out = run_snntorch(to_nir(model, platform="snntorch", drop_tau_ref=drop), X_test, 0.1)
     ref = logits(mlp, X_test)
     acc = np.mean(mlp.classes_[out.argmax(axis=1)] == y_test)
