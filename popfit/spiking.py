@@ -24,6 +24,7 @@ from .network import PopulationNeuron
 from .neurons import ignore_max_rates_warnings
 from .result import check_fit
 from .targets import evaluate_target
+from .wholestep import DT
 
 __all__ = ["evaluate_spiking", "SpikingReport", "signed_baseline", "MAX_STEPS"]
 
@@ -164,7 +165,7 @@ class SpikingReport:
 
 
 @public
-def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=0.001, seed=0):
+def evaluate_spiking(fit, synapse=0.01, duration=6.0, dt=DT, seed=0):
     """Simulate the fit as spiking neurons in `nengo.Simulator`, beside a signed baseline.
 
     The input sweeps linearly from the low to the high end of ``fit.domain``

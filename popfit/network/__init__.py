@@ -20,13 +20,12 @@ on the Ensemble.
 
 from .layer import MAX_LAYER_NEURONS, PopulationLayer
 from .neuron import (
-    NENGO_DT,
     PopulationNeuron,
     export_neuron_type,
     warn_tau_ref_below_dt,
 )
 from .transforms import DENSE_MAX_ENTRIES, transform_matrix
 
-__all__ = ["DENSE_MAX_ENTRIES", "MAX_LAYER_NEURONS", "NENGO_DT", "PopulationLayer",
+__all__ = ["DENSE_MAX_ENTRIES", "MAX_LAYER_NEURONS", "PopulationLayer",
            "PopulationNeuron", "export_neuron_type", "transform_matrix",
            "warn_tau_ref_below_dt"]

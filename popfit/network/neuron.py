@@ -3,7 +3,6 @@ shared with `PopulationLayer` (which neuron type runs a fit, network keyword
 arguments)."""
 
 
-
 import warnings
 
 import nengo
@@ -19,8 +18,8 @@ from .._validation import (
 from ..exceptions import PopfitTypeError, PopfitValueError
 from ..neurons import SUPPORTED, rate_twin, spiking_twin  # noqa: F401
 from ..result import check_fit
+from ..wholestep import DT, is_whole_step
 from ..wholestep import export_neuron_type as whole_step_export
-from ..wholestep import is_whole_step
 
 
 class PopulationNeuron(nengo.Network):
@@ -104,10 +103,6 @@ class PopulationNeuron(nengo.Network):
                              transform=fit.decoders[None, :].copy(), synapse=None)
 
 
-#: nengo's default time step (s); `warn_tau_ref_below_dt` compares tau_ref with it.
-NENGO_DT = 0.001
-
-
 #: Keyword arguments popfit's networks pass on to `nengo.Network` (besides ``label``).
 NETWORK_KWARGS = ("seed", "add_to_container")
 
@@ -131,7 +126,7 @@ def network_kwargs(label, kwargs):
     return kwargs
 
 
-def warn_tau_ref_below_dt(neuron_type, dt=NENGO_DT):
+def warn_tau_ref_below_dt(neuron_type, dt=DT):
     """Warn when a spiking nengo LIF has ``tau_ref < dt``.
 
     nengo's spiking `nengo.LIF` does not reach its rate model then: with
