@@ -18,8 +18,8 @@ class SearchOptions:
     The defaults reach the best known optima (rate-only tanh and sigmoid, LIF and
     ReLU, N = 2..8: exhaustive multi-start searches of 200-350 s per entry, the
     table in tests/fit/test_search.py and benchmarks/bench_fit.py) within 10%,
-    on the grid and between its points, in at most about 3 s of CPU time for
-    N <= 8 (median over seeds 0-3; measured, see bench_fit.py). `quick` is
+    on the grid and between its points (benchmarks/bench_fit.py measures
+    accuracy and time; docs/benchmarks.md). `quick` is
     for code that only needs *a* fit (tests, examples); `thorough` spends
     several times longer.
 

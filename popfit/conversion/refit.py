@@ -27,9 +27,7 @@ held-out error of the outputs significantly against the standard weights
 everywhere (a hidden layer's re-solve can help its successor's inputs and
 still leave the outputs worse when the next layer's re-solve is not kept). A
 marginal held-out gain does not carry over to inputs unlike the calibration
-data (measured: digits, 8 LIF per unit, a 1% held-out gain on training
-digits made the 450 test digits' class probabilities 26% further from the
-ANN's, 1.3e-4 -> 1.7e-4). `RefitReport` gives the rate-level output error on
+data (benchmarks/bench_convert.py; figures in docs/benchmarks.md). `RefitReport` gives the rate-level output error on
 the held-out share before and after.
 """
 

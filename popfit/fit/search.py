@@ -25,8 +25,8 @@ search and the continuation of the fit of N-1 neurons (itself made the same
 way, from N=1 up), among the candidates that are *sound off the grid*: a LIF
 onset is infinitely steep, so neurons whose onsets differ by less than a grid
 step, with large decoders of opposite signs, can fit the grid points while
-the curve between them is far off (measured before this check: rate-only
-tanh N=8 at 0.38x the best known on the grid, 27x between its points). A
+the curve between them is far off (benchmarks/bench_fit.py reports the
+error between grid points). A
 candidate is sound if its objective at the midpoints between fine grid
 points is at most `_OFF_GRID_RTOL` times the one on the grid; if no sound
 candidate is as good as the fit of N-1, the best one is taken regardless.

@@ -75,10 +75,8 @@ def real_sparse(matrix, name):
 #: Largest decoding transform (rows x columns) from a layer's neurons to a Node
 #: (its ``output``, or a Node in `connect_to`) carried as
 #: `nengo.transforms.Dense`: at this size nengo's reference simulator runs a
-#: dense product faster than its Sparse operator (measured, a tanh layer of 4
-#: LIF per unit: 0.91-0.93x the Sparse layer's run time at 16 and 32 units,
-#: 0.97-1.05x at 64, 1.03x at 96, 1.14x at 128; benchmarks/bench_layer.py
-#: prints it). Values are the same up to the order in which a unit's N
+#: dense product faster than its Sparse operator (benchmarks/bench_layer.py
+#: measures where the two break even). Values are the same up to the order in which a unit's N
 #: decoded terms are summed (a dense row adds only exact zeros; differences
 #: of 1 ulp measured, tests/test_network.py). Inputs into neurons stay
 #: Sparse, which nengo-loihi refuses loudly for a layer not built for a

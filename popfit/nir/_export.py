@@ -79,8 +79,8 @@ def _neuron_node(fit, k, platform, drop_tau_ref):
                 f"{nt.tau_ref:g} s, which platform {platform.name!r} does not run (NIR's LIF "
                 f"has no refractory period; popfit fits this platform with tau_ref = "
                 f"{accepted:g} s; {_about(platform)}): the graph's neurons "
-                "would fire faster than the fit assumes (digits MLP in snnTorch: logits 60x "
-                f"further from the ANN's). Fit for this platform with neuron_type={fix}, "
+                "would fire faster than the fit assumes (benchmarks/bench_nir.py measures "
+                f"what that costs). Fit for this platform with neuron_type={fix}, "
                 "or pass drop_tau_ref=True to export this fit anyway (tau_ref is kept in "
                 "the node's metadata only)")
     elif isinstance(nt, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)):
