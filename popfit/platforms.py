@@ -25,9 +25,10 @@ code that uses a platform knows no platform names.
 """
 
 import dataclasses
-import importlib
+import functools
 from typing import Optional, Tuple
 
+from ._optional import import_optional
 from ._validation import check_int, check_positive, public
 from .exceptions import PopfitTypeError, PopfitValueError
 from .neurons import resolve_neuron_type
@@ -160,20 +161,9 @@ class Platform:
         if self.simulator is None:
             return None
         module, _, attribute = self.simulator.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), attribute)
-        except ImportError as err:
-            extra = f"pip install 'popfit[{self.requires}]'" if self.requires else \
-                f"install {module.split('.')[0]}"
-            raise ImportError(
-                f"platform {self.name!r} runs on {self.simulator}, which is not "
-                f"installed ({err}); {extra}") from None
+        cls = getattr(import_optional(module, f"the {self.name!r} platform's simulator"), attribute)
         kwargs = dict(self.simulator_kwargs)
-        if not kwargs:
-            return cls
-        import functools
-
-        return functools.partial(cls, **kwargs)
+        return functools.partial(cls, **kwargs) if kwargs else cls
 
 
 def _check_choice(value, name, choices):

@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from ._optional import import_optional
 from ._validation import check_int, public
 from .baseline import compute_accuracy  # re-exported: popfit.plotting.compute_accuracy
 from .exceptions import PopfitTypeError, PopfitValueError
@@ -25,14 +26,7 @@ _NEGATIVE = "C3"  # negative spikes of the signed baseline
 
 
 def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise ImportError(
-            "popfit's plotting needs matplotlib, which is not installed; "
-            "install it with: pip install matplotlib"
-        ) from err
-    return plt
+    return import_optional("matplotlib.pyplot", "popfit's plotting")
 
 
 def _check_margin(margin):

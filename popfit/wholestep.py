@@ -65,14 +65,12 @@ def kind(neuron_type):
 
 
 def is_whole_step(neuron_type):
-    """True for an instance of nengo-loihi's `LoihiLIF` or `LoihiSpikingRectifiedLinear`."""
-    return kind(neuron_type) is not None or _is_other_loihi_type(neuron_type)
+    """True for an instance of nengo-loihi's `LoihiLIF` or `LoihiSpikingRectifiedLinear`.
 
-
-def _is_other_loihi_type(neuron_type):
-    module = sys.modules.get("nengo_loihi.neurons")
-    return module is not None and isinstance(neuron_type, nengo.neurons.NeuronType) and \
-        type(neuron_type).__module__.startswith("nengo_loihi")
+    Decided by class, not by name: other nengo-loihi types are not whole-step
+    types popfit fits (`popfit.neurons.resolve_neuron_type` refuses them).
+    """
+    return kind(neuron_type) is not None
 
 
 def make(name, **kwargs):
