@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import popfit
+import popfit.cli
 import popfit.plotting
 import popfit.spiking
 from popfit import baseline
@@ -132,7 +133,7 @@ def test_accuracy_table_errors():
 
 
 def test_cli_table_prints_the_shared_table(table, monkeypatch):
-    monkeypatch.setattr(baseline, "compute_accuracy", lambda *a, **k: table)
+    monkeypatch.setattr(popfit.cli, "compute_accuracy", lambda *a, **k: table)  # what the CLI calls
     out = io.StringIO()
     assert main(["table", "--targets", "linear", "--neurons", "1", "2", "--neuron", "relu",
                  "--synapse", "0.01", "--seeds", "3"], out=out) == 0
