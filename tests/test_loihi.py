@@ -433,7 +433,7 @@ def test_loihi_platform_defaults_need_the_extra(digits_mlp):
         popfit.fit_activation("tanh", 3, platform="loihi")
     model = popfit.convert(mlp, platform="loihi", neuron_type="LIF", n_neurons=1, seed=0,
                            search=popfit.SearchOptions.quick())
-    with pytest.raises(ImportError, match=r"platform 'loihi' runs on nengo_loihi:Simulator, "
+    with pytest.raises(ImportError, match=r"the 'loihi' platform's simulator needs nengo_loihi, "
                        r"which is not installed .*pip install 'popfit\[loihi\]'"):
         model.predict(X[:1], presentation_time=0.02)
 
