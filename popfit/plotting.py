@@ -29,6 +29,16 @@ def _pyplot():
     return import_optional("matplotlib.pyplot", "popfit's plotting")
 
 
+def _check_ax(ax):
+    """``ax`` if it is None or a matplotlib Axes, else a popfit error naming it."""
+    axes = import_optional("matplotlib.axes", "popfit's plotting")
+    if ax is not None and not isinstance(ax, axes.Axes):
+        raise PopfitTypeError(
+            f"ax must be None (a new figure) or a matplotlib Axes (got {ax!r:.60} of type "
+            f"{type(ax).__name__}); pass e.g. ax=plt.gca()")
+    return ax
+
+
 def _check_margin(margin):
     if isinstance(margin, bool) or not isinstance(margin, numbers.Real) \
             or not np.isfinite(margin) or margin < 0:
@@ -137,7 +147,7 @@ def plot_fit(fit, ax=None, *, n_points=1001, margin=0.1, target_kws=None, fit_kw
              **(target_kws or {})}
     f_kws = {**_FIT_STYLE, "label": label_fit, **(fit_kws or {})}
 
-    if ax is None:
+    if _check_ax(ax) is None:
         fig, axes = plt.subplots(3, 1, sharex=True, figsize=(6.4, 7.2),
                                  gridspec_kw={"height_ratios": [2, 1.5, 1]})
         main, tuning, error = axes
@@ -225,7 +235,7 @@ def plot_spiking(report, ax=None):
                  f"(NRMSE {report.nrmse:.3g})")
     label_base = (f"{base_name} (NRMSE {report.baseline_nrmse:.3g})" if has_base else None)
 
-    if ax is not None:
+    if _check_ax(ax) is not None:
         ax.plot(t, report.ideal, **{**_TARGET_STYLE, "label": "ideal"})
         ax.plot(t, report.output, color="C0", lw=1.0, label=label_pop)
         if has_base:
@@ -301,7 +311,7 @@ def plot_accuracy(targets=("tanh", "sigmoid", "linear"), n_neurons=(1, 2, 3, 4, 
             f"results must be a non-empty dict from popfit.baseline.compute_accuracy "
             f"(got {type(results).__name__})"
         )
-    if ax is None:
+    if _check_ax(ax) is None:
         _, ax = plt.subplots(figsize=(6.4, 4.8))
     for k, (target, r) in enumerate(results.items()):
         color = f"C{k}"

@@ -222,3 +222,11 @@ def test_plot_fit_draws_any_target_name_as_written(fit, name):
     assert not is_math and shown.startswith(f"{name}: rate NRMSE")
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend[0] == f"target ({name})".replace("$", "\\$")
+
+
+@pytest.mark.parametrize("ax", [3, "axes", object()])
+def test_ax_must_be_an_axes(ax):
+    fit = popfit.fit_activation("tanh", 2, search=popfit.SearchOptions.quick(), seed=0)
+    with pytest.raises(popfit.PopfitTypeError, match=r"plot_fit: ax must be None .* or a matplotlib "
+                       r"Axes \(got"):
+        popfit.plot_fit(fit, ax=ax)
