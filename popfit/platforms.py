@@ -200,10 +200,9 @@ def registered_platforms():
 def get_platform(platform=None, **overrides):
     """Resolve a platform name (or a `Platform`) and apply per-field overrides.
 
-    ``None`` is nengo's reference simulator (``"nengo"``). Overrides whose
-    value is None are ignored only for fields not given explicitly, so
-    ``get_platform("loihi", weight_bits=None)`` does turn quantization off:
-    pass only the fields you mean to change.
+    ``None`` is nengo's reference simulator (``"nengo"``). Every override
+    given is applied, None included: ``get_platform("loihi", weight_bits=None)``
+    turns quantization off. Pass only the fields you mean to change.
     """
     if platform is None:
         platform = "nengo"

@@ -96,7 +96,7 @@ def staircase_decoders(fit, neuron_type=None, eval_points=None):
     solves the decoders with the same noise-aware ridge as the fit, on the
     staircase of ``neuron_type`` (default: nengo-loihi's `LoihiLIF` with the
     fit's ``tau_rc``/``tau_ref``, or `LoihiSpikingRectifiedLinear`). This is
-    the cheap fix for an existing fit; `fit_loihi` also refits the tuning.
+    the cheap fix for an existing fit; `fit_whole_step` also refits the tuning.
 
     Returns
     -------
