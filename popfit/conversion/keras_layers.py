@@ -128,7 +128,12 @@ class DenseChain:
             s0, t0, labels = self._pending
             self._pending = (s0 * scale, t0 * scale + shift, labels + [label])
 
-    def add_activation(self, act, curve, label):
+    def add_activation(self, act, curve, label, own=False):
+        """Apply activation ``act`` (``curve``: a custom one) to the last dense layer.
+
+        ``own``: it is that Dense layer's own ``activation`` (``label`` is not
+        added to the layer's label again).
+        """
         if act == "linear":  # the identity: nothing to convert
             return
         if not self.ops:
@@ -141,7 +146,8 @@ class DenseChain:
                 f"Keras layer {label!r} applies {act!r} after {op[3]!r} already applied "
                 f"{op[2]!r}; only one nonlinearity per Dense layer is supported")
         op[2], op[4] = act, curve
-        op[3] = f"{op[3]}+{label}"
+        if not own:
+            op[3] = f"{op[3]}+{label}"
 
     def finish(self):
         """The dense layers; refuses an affine map left after the last Dense's activation."""
@@ -219,7 +225,7 @@ class Dense(LayerConverter):
         chain.add_dense(w, b, layer.name)
         act, curve = resolve_activation(keras, layer.activation, layer, "has activation",
                                         output=chain.output)
-        chain.add_activation(act, curve, layer.name)
+        chain.add_activation(act, curve, layer.name, own=True)
 
 
 @register_layer("BatchNormalization")
