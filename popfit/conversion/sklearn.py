@@ -100,8 +100,10 @@ def _step_names():
 
 @register_step("sklearn.preprocessing.StandardScaler")
 def _standard_scaler(step):
-    mean = np.zeros(step.n_features_in_) if step.mean_ is None else step.mean_
-    scale = np.ones(step.n_features_in_) if step.scale_ is None else step.scale_
+    # mean_ is set (and not used) with with_mean=False: the flags say what transform does
+    n = step.n_features_in_
+    mean = np.asarray(step.mean_, dtype=float) if step.with_mean else np.zeros(n)
+    scale = np.asarray(step.scale_, dtype=float) if step.with_std else np.ones(n)
     return 1.0 / scale, -mean / scale
 
 
