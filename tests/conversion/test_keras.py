@@ -413,7 +413,8 @@ def test_functional_chain_with_batchnorm_and_identities_folds_exactly(digits, fo
     (lambda: keras.layers.ELU(name="act"), r"custom ELU\(alpha=1\)"),
     (lambda: keras.layers.PReLU(name="act", shared_axes=[1]),  # one slope, learned
      r"custom PReLU\(alpha=0\.\d+\)"),
-])
+], ids=["ReLU", "linear", "ReLU-max_value", "ReLU-slope-threshold", "LeakyReLU", "ELU",
+        "PReLU-shared"])
 def test_activation_layers_fitted_as_their_curves(digits, make, activation):
     """Each activation layer becomes its hidden layer's curve; the converted
     model's rate output is the Keras model with that curve's fit in its place."""
@@ -478,7 +479,8 @@ def _functional(shape, *layers):
                          keras.layers.Dense(2, activation="sigmoid", name="o"),
                          keras.layers.BatchNormalization(name="late")),
      r"Keras layer\(s\) late come after the output activation of 'o'"),
-])
+], ids=["LSTM", "GRU", "SimpleRNN", "Conv1D", "MaxPooling1D", "Flatten-3d", "Dense-3d",
+        "PReLU-per-unit", "LayerNormalization", "BatchNorm-after-output"])
 def test_unsupported_layers_refused_by_name(build, message):
     model = build()
     for layer in model.layers:  # per-unit slopes, as after training
