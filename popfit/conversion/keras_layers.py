@@ -165,7 +165,6 @@ class LayerConverter:
 
     def refuse(self, keras, layer):
         """Why ``layer`` cannot be converted (``"why; what to do"``), or None."""
-        return None
 
     def fold(self, keras, layer, chain):
         """Add ``layer`` to ``chain`` (a `DenseChain`)."""

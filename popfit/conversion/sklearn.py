@@ -142,8 +142,9 @@ def _step_map(name, step):
     else:
         raise ConversionError(
             f"{what} is not affine at inference as far as popfit knows: it folds only "
-            f"{_step_names()} steps into the MLP's first layer; convert the MLP alone (pipeline[-1]) and present "
-            "it pipeline[:-1].transform(X), or refit the pipeline without that step")
+            f"{_step_names()} steps into the MLP's first layer; convert the MLP alone "
+            "(pipeline[-1]) and present it pipeline[:-1].transform(X), or refit the "
+            "pipeline without that step")
     try:
         check_is_fitted(step)
     except NotFittedError:

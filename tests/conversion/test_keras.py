@@ -463,15 +463,15 @@ def _functional(shape, *layers):
      r"MaxPooling1D 'p': convolution and pooling layers are not supported yet" + SUFFIX),
     (lambda: _functional((4, 4), keras.layers.Flatten(name="fl"), keras.layers.Dense(3),
                          keras.layers.Dense(2)),
-     r"Flatten 'fl': it flattens inputs of shape \(None, 4, 4\), not flat \(batch, "
-     r"n_features\) ones" + SUFFIX + r"; convolutional .* keras.Input\(shape=\(n_features,\)\)"),
+     (r"Flatten 'fl': it flattens inputs of shape \(None, 4, 4\), not flat \(batch, "
+      r"n_features\) ones" + SUFFIX + r"; convolutional .* keras.Input\(shape=\(n_features,\)\)")),
     (lambda: _functional((4, 4), keras.layers.Dropout(0.1), keras.layers.Dense(3, name="dd"),
                          keras.layers.Flatten(), keras.layers.Dense(2)),
      r"Dense 'dd': it gets inputs of shape \(None, 4, 4\)"),
     (lambda: _functional((3,), keras.layers.Dense(4), keras.layers.PReLU(name="pr"),
                          keras.layers.Dense(2)),
-     r"PReLU 'pr': its learned slopes differ between units \(alpha from -0.5 to 0.5\).*"
-     r"PReLU\(shared_axes=\[1\]\)"),
+     (r"PReLU 'pr': its learned slopes differ between units \(alpha from -0.5 to 0.5\).*"
+      r"PReLU\(shared_axes=\[1\]\)")),
     (lambda: _functional((3,), keras.layers.Dense(4), keras.layers.LayerNormalization(name="ln"),
                          keras.layers.Dense(2)),
      r"LayerNormalization 'ln': layers of type LayerNormalization are not supported" + SUFFIX),

@@ -30,7 +30,8 @@ def digits():
 
 
 def _mlp(**kw):
-    return MLPClassifier(hidden_layer_sizes=(16,), activation="tanh", max_iter=300, random_state=0, **kw)
+    return MLPClassifier(hidden_layer_sizes=(16,), activation="tanh", max_iter=300,
+                         random_state=0, **kw)
 
 
 def _rate_reference(pipeline, fits, X):
@@ -77,8 +78,9 @@ def test_pipeline_predicts_like_the_pipeline(digits):
     Xs = X[::20]  # 30 digits
     labels = conv.predict(Xs, presentation_time=0.1, progress_bar=False)
     assert np.mean(labels == pipe.predict(Xs)) >= 0.9
-    reg = make_pipeline(MinMaxScaler(), MLPRegressor(hidden_layer_sizes=(8,), activation="relu", max_iter=200,
-                                                     random_state=0)).fit(X, y / 9.0)
+    reg = make_pipeline(MinMaxScaler(), MLPRegressor(hidden_layer_sizes=(8,), activation="relu",
+                                                     max_iter=200, random_state=0))
+    reg.fit(X, y / 9.0)
     spec = read_model(reg)
     assert spec.ravel_output
     np.testing.assert_allclose(spec.forward(X)[1][:, 0], reg.predict(X), rtol=1e-9, atol=1e-12)
@@ -86,9 +88,9 @@ def test_pipeline_predicts_like_the_pipeline(digits):
 
 @pytest.mark.parametrize("step, message", [
     (("poly", PolynomialFeatures()),
-     r"Pipeline step 'poly' \(PolynomialFeatures\) is not affine at inference as far as "
-     r"popfit knows: it folds only StandardScaler, MinMaxScaler, MaxAbsScaler, PCA steps.*"
-     r"convert the MLP alone \(pipeline\[-1\]\)"),
+     (r"Pipeline step 'poly' \(PolynomialFeatures\) is not affine at inference as far as "
+      r"popfit knows: it folds only StandardScaler, MinMaxScaler, MaxAbsScaler, PCA steps.*"
+      r"convert the MLP alone \(pipeline\[-1\]\)")),
     (("clip", MinMaxScaler(clip=True)),
      r"Pipeline step 'clip' \(MinMaxScaler\) is not affine: clip=True"),
 ])
