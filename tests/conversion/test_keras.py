@@ -343,9 +343,9 @@ def _randomize_bn(model, seed):
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.set_weights([rng.uniform(0.3, 3.0, w.shape) if v.path.endswith(
-                ("gamma", "moving_variance")) else rng.normal(size=w.shape)
-                for v, w in zip(layer.weights, layer.get_weights())])
+            layer.set_weights([rng.uniform(0.3, 3.0, tuple(v.shape)) if v.path.endswith(
+                ("gamma", "moving_variance")) else rng.normal(size=tuple(v.shape))
+                for v in layer.weights])
 
 
 @pytest.fixture(scope="module")
@@ -490,3 +490,24 @@ def test_unsupported_layers_refused_by_name(build, message):
         read_model(model)
     with pytest.raises(ConversionError, match=message):  # convert reads before any fit
         popfit.convert(model, calibration_data=np.zeros((4,) + tuple(model.inputs[0].shape[1:])))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"center": False}, {"scale": False}],
+                         ids=["gamma-beta", "no-beta", "no-gamma"])
+def test_batchnorms_in_a_row_compose(kwargs):
+    """Two normalizations after an activation, and two before one, fold into one Dense each."""
+    keras.utils.set_random_seed(6)
+    model = _seq(keras.layers.Dense(5, activation="tanh", name="d1"),
+                 keras.layers.BatchNormalization(name="a", **kwargs),
+                 keras.layers.BatchNormalization(name="b", **kwargs),
+                 keras.layers.Dense(4, name="d2"),
+                 keras.layers.BatchNormalization(name="c", **kwargs),
+                 keras.layers.BatchNormalization(name="e", **kwargs),
+                 keras.layers.Activation("sigmoid", name="s"),
+                 keras.layers.Dense(2, name="out"), n_in=3)
+    _randomize_bn(model, 6)
+    spec = read_model(model)
+    assert [layer.label for layer in spec.layers] == ["d1", "a+b+d2+c+e+s", "out"]
+    X = np.random.default_rng(6).normal(size=(50, 3)).astype("float32")
+    np.testing.assert_allclose(spec.forward(X)[1], model.predict(X, verbose=0), rtol=1e-5,
+                               atol=1e-5)
