@@ -1,6 +1,7 @@
 """Benchmark: trained models converted to spiking neurons, against the ANN and the signed baseline.
 
-All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S] [--no-keras]):
+All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S] [--no-keras]
+[--only real-models]):
 
 1. Digits, MLPClassifier((64,), tanh), 450 held-out digits: the ANN (reference);
    the signed baseline (one nengo.RegularSpiking(nengo.Tanh(tau_ref=1/400))
@@ -18,6 +19,13 @@ All in one run (python benchmarks/bench_convert.py [--subset N] [--seed S] [--no
 3. A two-hidden-layer MLP, (64, 32) tanh, 4 LIF per unit, with and without refit.
 4. Notebook 03's Keras regressor (Dense(8, tanh) -> Dense(1) on 0.8 sin(3x)),
    4 and 8 neurons per unit, with and without refit: RMS from Keras.
+5. Real-model layers (``--only real-models`` runs just this): a digits Keras
+   model Dense(64, tanh) + BatchNormalization + Dropout + Dense(10, softmax)
+   (BatchNormalization folded into the output layer), 4 LIF per unit, 450
+   test digits at 0.1 s: spiking accuracy beside Keras's and beside the
+   signed RegularSpiking network of the same (folded) weights; and a
+   scikit-learn Pipeline(StandardScaler(), MLPClassifier((64,), tanh)),
+   the scaler folded into the first layer: accuracy beside the pipeline's.
 
 The signed baseline and the sequential reference run through
 popfit.conversion.present; popfit's batched rows through ConvertedModel.predict_proba.
@@ -26,6 +34,7 @@ popfit.conversion.present; popfit's batched rows through ConvertedModel.predict_
 import argparse
 import os
 import time
+import types
 import warnings
 
 import numpy as np
@@ -34,9 +43,11 @@ from scipy.special import softmax
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import popfit
-from popfit.conversion import present
+from popfit.conversion import present, read_model
 from popfit.spiking import signed_baseline
 
 MAX_RATE = 400.0
@@ -233,21 +244,79 @@ def section_keras(args):
           f"{got[4, True]:.4f} ({'met' if got[4, True] <= 0.05 else 'NOT met'})")
 
 
+def section_real_models(args, data):
+    X_train, X_test, y_train, y_test = data
+    n, T = len(X_test), 0.1
+    print(f"\n== 5. real-model layers: {n} test digits at {T:g} s, 4 LIF per unit (max "
+          f"{MAX_RATE:g} Hz), synapse {SYNAPSE * 1e3:g} ms, seed {args.seed}")
+    print(f"{'model':<58}{'source':>9}{'popfit':>9}{'vs source':>11}{'signed N=1':>12}"
+          f"{'rates':>8}")
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras
+    except ImportError:
+        keras = None
+        print("Keras model: skipped (Keras not installed)")
+    if args.no_keras:
+        keras = None
+    if keras is not None:
+        keras.utils.set_random_seed(args.seed)
+        net = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="tanh"),
+                                keras.layers.BatchNormalization(), keras.layers.Dropout(0.2),
+                                keras.layers.Dense(10, activation="softmax")])
+        net.compile(optimizer=keras.optimizers.Adam(0.005),
+                    loss="sparse_categorical_crossentropy")
+        net.fit(X_train, y_train, epochs=40, batch_size=32, verbose=0)
+        src = float(np.mean(net.predict(X_test, verbose=0).argmax(1) == y_test))
+        model = popfit.convert(net, n_neurons=4, max_rate=MAX_RATE, connection_synapse=SYNAPSE,
+                               calibration_data=X_train, seed=args.seed)
+        acc = float(np.mean(model.predict(X_test, T, progress_bar=False) == y_test))
+        rates = float(np.mean(model.rate_output(X_test).argmax(1) == y_test))
+        spec = read_model(net)  # the folded weights the signed network uses too
+        mlp = types.SimpleNamespace(coefs_=[layer.weights for layer in spec.layers],
+                                    intercepts_=[layer.bias for layer in spec.layers])
+        out = present(signed_network(mlp, model.fits[0]), X_test, T, seed=args.seed,
+                      progress_bar=False)
+        signed = float(np.mean(out.argmax(1) == y_test))
+        print(f"{'Keras Dense(64,tanh)+BatchNorm+Dropout+Dense(10,softmax)':<58}"
+              f"{100 * src:8.2f}%{100 * acc:8.2f}%{100 * (acc - src):+9.2f}pp"
+              f"{100 * signed:11.2f}%{100 * rates:7.2f}%")
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,),
+                                                         activation="tanh", max_iter=1000,
+                                                         random_state=0))
+    pipe.fit(X_train, y_train)
+    src = float(np.mean(pipe.predict(X_test) == y_test))
+    model = popfit.convert(pipe, n_neurons=4, max_rate=MAX_RATE, connection_synapse=SYNAPSE,
+                           calibration_data=X_train, seed=args.seed)
+    acc = float(np.mean(model.predict(X_test, T, progress_bar=False) == y_test))
+    rates = float(np.mean(model.classes_[model.rate_output(X_test).argmax(1)] == y_test))
+    print(f"{'Pipeline(StandardScaler(), MLPClassifier((64,), tanh))':<58}{100 * src:8.2f}%"
+          f"{100 * acc:8.2f}%{100 * (acc - src):+9.2f}pp{'-':>12}{100 * rates:7.2f}%")
+    print("  popfit: refit on (the default); rates: the converted network at rate level")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subset", type=int, default=None,
                         help="evaluate on the first N of the 450 test digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument("--only", choices=["real-models"], default=None,
+                        help="run only this section")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)  # short-presentation notes
     t0 = time.perf_counter()
     data = digits(args.seed, args.subset)
+    if args.only == "real-models":
+        section_real_models(args, data)
+        print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
+        return
     _, model, signed = section_digits(args, data)
     section_throughput(args, data, model, signed)
     section_deep(args, data)
     if not args.no_keras:
         section_keras(args)
+    section_real_models(args, data)
     print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
 
 

@@ -12,8 +12,10 @@ Modules
   activation names of each source library.
 - `readers`: the registry of model readers (`register_reader`, `read_model`).
 - `sklearn`, `keras`: the readers of scikit-learn ``MLPClassifier`` /
-  ``MLPRegressor`` and of Keras 3 Sequential or functional chains of
-  ``Dense`` and ``Activation`` layers (needs ``pip install popfit[keras]``).
+  ``MLPRegressor`` (alone or in a Pipeline of affine steps) and of Keras 3
+  Sequential or functional chains of ``Dense`` layers (needs ``pip install
+  popfit[keras]``); `keras_layers` holds one converter per Keras layer kind,
+  `keras_activations` the activation functions.
 - `convert`: calibrate, fit and build (`convert`, `build_network`).
 - `model`: `ConvertedModel` and `present` (run a network on samples).
 """

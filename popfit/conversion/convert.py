@@ -141,10 +141,13 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
 
     Parameters
     ----------
-    model : sklearn MLPClassifier or MLPRegressor, or keras.Model
+    model : sklearn MLPClassifier, MLPRegressor or Pipeline, or keras.Model
         A trained model. Hidden activations: tanh, logistic/sigmoid,
-        identity/linear, relu. Keras models must be a Sequential or functional
-        chain of ``Dense`` and ``Activation`` layers (not a subclassed model).
+        identity/linear, relu; a scikit-learn ``Pipeline`` of scalers and PCA
+        ending in an MLP (`popfit.conversion.sklearn`). Keras models must be a
+        Sequential or functional chain of ``Dense`` layers, with
+        ``BatchNormalization``, ``Dropout`` and activation layers
+        (`popfit.conversion.keras_layers`; not a subclassed model).
         A Keras activation is identified by its function, not its name
         (Keras's own by identity; any other function by its values, to
         float32 precision): a hidden layer's elementwise function that is

@@ -60,7 +60,8 @@ def read_model(model, task=None):
         if _defined_in(model, packages):
             return read(model, task=task)
     raise PopfitTypeError(
-        f"model must be a fitted scikit-learn MLPClassifier or MLPRegressor, "
-        f"or a Keras 3 model (Sequential or functional chain of Dense and Activation "
-        f"layers) (got {type(model).__name__}: {model!r:.200})"
+        f"model must be a fitted scikit-learn MLPClassifier or MLPRegressor (alone or at "
+        f"the end of a Pipeline of scalers and PCA), or a Keras 3 model (Sequential or "
+        f"functional chain of Dense layers with BatchNormalization, Dropout and "
+        f"activation layers) (got {type(model).__name__}: {model!r:.200})"
     )

@@ -1,14 +1,21 @@
-"""Read scikit-learn `MLPClassifier` / `MLPRegressor` models into a `ModelSpec`.
+"""Read scikit-learn `MLPClassifier` / `MLPRegressor` models (alone or in a Pipeline).
 
 Only public fitted attributes are read: ``coefs_``, ``intercepts_``,
-``activation``, ``out_activation_``, ``n_outputs_`` and ``classes_``.
+``activation``, ``out_activation_``, ``n_outputs_`` and ``classes_``. A
+`sklearn.pipeline.Pipeline` ending in an MLP converts when every step before
+it is affine at inference: each has a small reader (`register_step`) giving
+the map ``x -> x @ matrix + offset``, folded exactly into the first layer's
+weights and bias; any other step is refused by name.
 """
+
+import dataclasses
+import importlib
 
 import numpy as np
 
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from .readers import register_reader
-from .spec import SKLEARN_ACTIVATIONS, DenseSpec, ModelSpec, source_names
+from .spec import SKLEARN_ACTIVATIONS, DenseSpec, ModelSpec, affine_into, source_names
 
 HIDDEN = source_names(SKLEARN_ACTIVATIONS, hidden=True)
 OUTPUT = source_names(SKLEARN_ACTIVATIONS)
@@ -59,18 +66,144 @@ def _checked_weights(model, name):
     return out_w, out_b
 
 
+#: (dotted class path, step reader ``read(step) -> (matrix, offset)``), in registration order.
+_STEPS = []
+
+
+def register_step(*class_paths):
+    """Register the decorated ``read(step) -> (matrix, offset)`` for Pipeline steps.
+
+    The step must compute ``x @ matrix + offset`` at inference (``matrix``
+    ``(n_in, n_out)``, or a vector for elementwise scaling); the reader may
+    return a string instead: why this fitted step is not affine.
+
+    Parameters
+    ----------
+    *class_paths : str
+        Dotted class names (``"sklearn.preprocessing.StandardScaler"``),
+        resolved when a pipeline is read.
+    """
+    def decorate(read):
+        _STEPS.append((class_paths, read))
+        return read
+    return decorate
+
+
+def _resolve(path):
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name, None)
+
+
+def _step_names():
+    return ", ".join(path.rpartition(".")[2] for paths, _ in _STEPS for path in paths)
+
+
+@register_step("sklearn.preprocessing.StandardScaler")
+def _standard_scaler(step):
+    # mean_ is set (and not used) with with_mean=False: the flags say what transform does
+    n = step.n_features_in_
+    mean = np.asarray(step.mean_, dtype=float) if step.with_mean else np.zeros(n)
+    scale = np.asarray(step.scale_, dtype=float) if step.with_std else np.ones(n)
+    return 1.0 / scale, -mean / scale
+
+
+@register_step("sklearn.preprocessing.MinMaxScaler")
+def _min_max_scaler(step):
+    if step.clip:
+        return ("clip=True clips transformed values to feature_range, which is not "
+                "affine; refit the pipeline with MinMaxScaler(clip=False)")
+    return step.scale_, step.min_
+
+
+@register_step("sklearn.preprocessing.MaxAbsScaler")
+def _max_abs_scaler(step):
+    return 1.0 / step.scale_, np.zeros(len(step.scale_))
+
+
+@register_step("sklearn.decomposition.PCA")
+def _pca(step):
+    matrix = np.asarray(step.components_, dtype=float).T
+    if step.whiten:  # as PCA._transform: tiny variances clipped at eps
+        scale = np.sqrt(np.asarray(step.explained_variance_, dtype=float))
+        scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
+        matrix = matrix / scale
+    return matrix, -np.asarray(step.mean_, dtype=float) @ matrix
+
+
+def _step_map(name, step):
+    """``(matrix, offset)`` of a fitted affine Pipeline step, or a ConversionError naming it."""
+    from sklearn.utils.validation import NotFittedError, check_is_fitted
+
+    what = f"Pipeline step {name!r} ({type(step).__name__})"
+    for paths, read in _STEPS:
+        classes = tuple(c for c in map(_resolve, paths) if isinstance(c, type))
+        if type(step) in classes:  # not subclasses: they may transform differently
+            break
+    else:
+        raise ConversionError(
+            f"{what} is not affine at inference as far as popfit knows: it folds only "
+            f"{_step_names()} steps into the MLP's first layer; convert the MLP alone "
+            "(pipeline[-1]) and present it pipeline[:-1].transform(X), or refit the "
+            "pipeline without that step")
+    try:
+        check_is_fitted(step)
+    except NotFittedError:
+        raise PopfitValueError(
+            f"{what} is not fitted yet; call the pipeline's fit(X, y) before converting "
+            "it") from None
+    mapped = read(step)
+    if isinstance(mapped, str):
+        raise ConversionError(f"{what} is not affine: {mapped}")
+    return tuple(np.asarray(m, dtype=float) for m in mapped)
+
+
+def _from_pipeline(pipeline, task):
+    """Read a Pipeline of affine steps ending in an MLP: the steps folded into its first layer."""
+    steps = list(pipeline.steps)
+    name, final = steps[-1]
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    if not isinstance(final, (MLPClassifier, MLPRegressor)):
+        raise PopfitTypeError(
+            f"a Pipeline must end in an MLPClassifier or MLPRegressor to be converted "
+            f"(its last step {name!r} is a {type(final).__name__})")
+    spec = from_sklearn(final, task=task)
+    first = spec.layers[0]
+    weights, bias, folded = first.weights, first.bias, []
+    for step_name, step in reversed(steps[:-1]):
+        if step is None or step == "passthrough":
+            continue
+        matrix, offset = _step_map(step_name, step)
+        n_out = len(offset)
+        if n_out != weights.shape[0]:
+            raise ConversionError(
+                f"Pipeline step {step_name!r} ({type(step).__name__}) gives {n_out} "
+                f"features, but the next step takes {weights.shape[0]}")
+        weights, bias = affine_into(weights, bias, matrix, offset)
+        folded.insert(0, step_name)
+    if not folded:
+        return dataclasses.replace(spec, source="Pipeline")
+    layer = dataclasses.replace(first, weights=weights, bias=bias,
+                                label="+".join(folded + [first.label]))
+    return dataclasses.replace(spec, source="Pipeline", layers=(layer, *spec.layers[1:]))
+
+
 @register_reader("sklearn")
 def from_sklearn(model, task=None):
-    """Read a fitted `MLPClassifier` or `MLPRegressor` (weights ``coefs_``, ``intercepts_``).
+    """Read a fitted `MLPClassifier` or `MLPRegressor` (weights ``coefs_``, ``intercepts_``),
+    or a `Pipeline` of affine steps (`register_step`) ending in one.
 
     ``task``, if given, must agree with the estimator's class.
     """
     from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import Pipeline
 
+    if isinstance(model, Pipeline):
+        return _from_pipeline(model, task)
     if not isinstance(model, (MLPClassifier, MLPRegressor)):
         raise PopfitTypeError(
-            f"scikit-learn models must be MLPClassifier or MLPRegressor "
-            f"(got {type(model).__name__})")
+            f"scikit-learn models must be MLPClassifier or MLPRegressor, or a Pipeline of "
+            f"affine steps ({_step_names()}) ending in one (got {type(model).__name__})")
     name = type(model).__name__
     if not hasattr(model, "coefs_"):
         raise PopfitValueError(

@@ -42,6 +42,26 @@ def source_names(table, hidden=False):
     return tuple(k for k, v in table.items() if not hidden or v in HIDDEN_ACTIVATIONS)
 
 
+# ------------------------------------------------------------------ folding affine maps
+def affine_into(weights, bias, matrix, offset):
+    """Weights and bias of ``x -> (x @ matrix + offset) @ weights + bias``, one dense layer.
+
+    An affine map on a layer's inputs (a scaler, a PCA, a batch
+    normalization) folded into the layer, exactly up to rounding.
+    ``matrix`` is ``(n_in, n_features)`` or a vector of ``n_features``
+    (elementwise scaling: ``x * matrix``); ``offset`` has ``n_features`` values.
+    """
+    matrix, offset = np.asarray(matrix, dtype=float), np.asarray(offset, dtype=float)
+    folded = matrix[:, None] * weights if matrix.ndim == 1 else matrix @ weights
+    return folded, offset @ weights + bias
+
+
+def affine_after(weights, bias, scale, shift):
+    """Weights and bias of ``x -> (x @ weights + bias) * scale + shift`` (elementwise)."""
+    scale = np.asarray(scale, dtype=float)
+    return weights * scale, bias * scale + np.asarray(shift, dtype=float)
+
+
 # ------------------------------------------------------------------ the spec
 @dataclass(frozen=True, eq=False)
 class DenseSpec:

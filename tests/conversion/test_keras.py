@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import sys
 
 import numpy as np
@@ -93,15 +94,6 @@ def _seq(*layers, n_in=3):
     return keras.Sequential([keras.Input(shape=(n_in,)), *layers])
 
 
-def test_unsupported_layer_named():
-    model = _seq(keras.layers.Dense(4, activation="tanh"),
-                 keras.layers.Dropout(0.5, name="drop"), keras.layers.Dense(1))
-    with pytest.raises(ConversionError,
-                       match=r"layer 'drop' of type Dropout is not supported; supported layers "
-                             r"are Dense and Activation"):
-        popfit.convert(model)
-
-
 def test_unsupported_activation_named():
     def centred(x):  # not elementwise: each output depends on its whole row
         return x - keras.ops.mean(x, axis=-1, keepdims=True)
@@ -179,8 +171,12 @@ def test_unsupported_architectures():
     a = keras.layers.Dense(4, activation="tanh")(inp)
     b = keras.layers.Dense(4, activation="tanh")(inp)
     out = keras.layers.Dense(1)(keras.layers.Add(name="merge")([a, b]))
-    with pytest.raises(ConversionError, match="not fed by the previous layer alone"):
+    with pytest.raises(ConversionError, match=r"Add 'merge': merge layers \(several inputs\) "
+                                              r"are not supported"):
         popfit.convert(keras.Model(inp, out))
+    two = keras.Model(inp, [a, b])  # no merge, but not a chain
+    with pytest.raises(ConversionError, match=r"has 1 inputs and 2 outputs"):
+        popfit.convert(two)
     with pytest.raises(ConversionError, match="at least two are needed"):
         popfit.convert(_seq(keras.layers.Dense(2)))
     with pytest.raises(ConversionError, match="comes before any Dense layer"):
@@ -290,3 +286,228 @@ def test_task_argument_checked_and_uncompiled_sigmoid_warns():
     with pytest.raises(ConversionError, match=r"task='classifier' needs a sigmoid or softmax "
                                               r"output layer.*'lin' has activation 'linear'"):
         popfit.convert(linear, task="classifier")
+
+
+# ---------------------------------------------------------------- layer kinds folded
+def _np(variable):
+    return np.asarray(keras.ops.convert_to_numpy(variable.value), dtype=float)
+
+
+def _bn(layer, x):
+    """Keras's inference-time BatchNormalization, in float64 from the layer's weights."""
+    w = {v.path.rpartition("/")[2]: _np(v) for v in layer.weights}
+    y = (x - w["moving_mean"]) / np.sqrt(w["moving_variance"] + layer.epsilon)
+    return y * w.get("gamma", 1.0) + w.get("beta", 0.0)
+
+
+def _reference(model, fits, X):
+    """The Keras model evaluated layer by layer in numpy (float64), every hidden
+    activation replaced by its fit's decoded curve (``fit.predict``), in order (a
+    linear hidden layer's fit just before the next Dense layer)."""
+    from scipy.special import softmax
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Dense))
+    fits = iter(fits)
+    acts = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU,
+            keras.layers.ELU, keras.layers.PReLU, keras.layers.Softmax)
+    a = np.asarray(X, dtype=float)
+    pending = False  # a hidden Dense layer whose activation is still to come
+    for i, layer in enumerate(layers):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            a = _bn(layer, a)
+            continue
+        if isinstance(layer, keras.layers.Dense):
+            if pending:  # linear hidden activation
+                a = next(fits).predict(a)
+            a = a @ _np(layer.kernel) + _np(layer.bias)
+            pending = i < last
+            fn = layer.activation
+        elif isinstance(layer, acts):
+            fn = getattr(layer, "activation", layer)
+        else:  # Dropout, GaussianNoise, ...: identities at inference
+            continue
+        if fn is keras.activations.linear:
+            continue
+        if i >= last:  # the output activation
+            a = softmax(a, axis=1) if fn in (keras.activations.softmax,) or isinstance(
+                layer, keras.layers.Softmax) else np.asarray(fn(a))
+        else:
+            a = next(fits).predict(a)
+            pending = False
+    return a
+
+
+def _randomize_bn(model, seed):
+    """Non-trivial inference statistics (an untrained layer's are mean 0, variance 1)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.3, 3.0, tuple(v.shape)) if v.path.endswith(
+                ("gamma", "moving_variance")) else rng.normal(size=tuple(v.shape))
+                for v in layer.weights])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype("float32"), y
+
+
+@pytest.fixture(scope="module")
+def folded_model(digits):
+    """A functional digits classifier chaining every identity and BatchNormalization place."""
+    X, y = digits
+    keras.utils.set_random_seed(4)
+    inp = keras.Input(shape=(64,))
+    h = keras.layers.BatchNormalization(name="bn_in")(inp)  # right after the input
+    h = keras.layers.Flatten(name="flat")(h)  # flat already: the identity
+    h = keras.layers.Dense(24, name="d1")(h)
+    h = keras.layers.BatchNormalization(name="bn_pre")(h)  # before the activation
+    h = keras.layers.Activation("tanh", name="t1")(h)
+    for layer in (keras.layers.Dropout(0.2), keras.layers.GaussianNoise(0.1),
+                  keras.layers.GaussianDropout(0.1), keras.layers.AlphaDropout(0.1),
+                  keras.layers.ActivityRegularization(1e-4)):
+        h = layer(h)
+    h = keras.layers.BatchNormalization(name="bn_post")(h)  # after the activation
+    h = keras.layers.Dense(12, activation="relu", name="d2")(h)
+    h = keras.layers.Dense(10, name="out")(h)
+    out = keras.layers.Softmax(name="sm")(h)
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(X, y, epochs=3, batch_size=64, verbose=0)
+    return model
+
+
+def test_functional_chain_with_batchnorm_and_identities_folds_exactly(digits, folded_model):
+    X, y = digits
+    model = folded_model
+    assert np.mean(model.predict(X[:300], verbose=0).argmax(1) == y[:300]) > 0.8
+    spec = read_model(model)
+    # no new layers: three Dense layers, BatchNormalization folded into their weights
+    assert [layer.label for layer in spec.layers] == ["bn_in+d1+bn_pre+t1",
+                                                      "bn_post+d2", "out+sm"]
+    assert [layer.activation for layer in spec.layers] == ["tanh", "relu", "softmax"]
+    # the spec computes what Keras computes (to Keras's float32 precision)
+    np.testing.assert_allclose(spec.forward(X[:200])[1], model.predict(X[:200], verbose=0),
+                               atol=2e-5)
+    conv = popfit.convert(model, calibration_data=X[:300], n_neurons=2, search=QUICK, seed=0,
+                          refit=False)
+    assert conv.is_classifier and conv.n_features_in_ == 64
+    rng = np.random.default_rng(0)
+    Xr = rng.uniform(0, 1, size=(50, 64))
+    np.testing.assert_allclose(conv.rate_output(Xr), _reference(model, conv.fits, Xr),
+                               rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, activation", [
+    (lambda: keras.layers.ReLU(name="act"), "relu"),
+    (lambda: keras.layers.Activation("linear", name="act"), "linear"),
+    (lambda: keras.layers.ReLU(max_value=1.0, name="act"), r"custom ReLU\(max_value=1\)"),
+    (lambda: keras.layers.ReLU(negative_slope=0.1, threshold=0.2, name="act"),
+     r"custom ReLU\(negative_slope=0.1, threshold=0.2\)"),
+    (lambda: keras.layers.LeakyReLU(0.2, name="act"), r"custom LeakyReLU\(negative_slope=0.2\)"),
+    (lambda: keras.layers.ELU(name="act"), r"custom ELU\(alpha=1\)"),
+    (lambda: keras.layers.PReLU(name="act", shared_axes=[1]),  # one slope, learned
+     r"custom PReLU\(alpha=0\.\d+\)"),
+], ids=["ReLU", "linear", "ReLU-max_value", "ReLU-slope-threshold", "LeakyReLU", "ELU",
+        "PReLU-shared"])
+def test_activation_layers_fitted_as_their_curves(digits, make, activation):
+    """Each activation layer becomes its hidden layer's curve; the converted
+    model's rate output is the Keras model with that curve's fit in its place."""
+    X, y = digits
+    keras.utils.set_random_seed(5)
+    model = _seq(keras.layers.Dense(6, name="d"), keras.layers.BatchNormalization(name="bn"),
+                 make(), keras.layers.Dense(10, activation="softmax", name="out"), n_in=64)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(X[:400], y[:400], epochs=1, batch_size=100, verbose=0)
+    spec = read_model(model)
+    np.testing.assert_allclose(spec.forward(X[:100])[1], model.predict(X[:100], verbose=0),
+                               atol=2e-5)
+    assert re.fullmatch(activation, spec.layers[0].activation), spec.layers[0].activation
+    assert spec.layers[0].label == ("d+bn" if activation == "linear" else "d+bn+act")
+    conv = popfit.convert(model, calibration_data=X[:200], n_neurons=2, search=QUICK, seed=0,
+                          refit=False)
+    Xr = np.random.default_rng(1).uniform(0, 1, size=(40, 64))
+    np.testing.assert_allclose(conv.rate_output(Xr), _reference(model, conv.fits, Xr),
+                               rtol=1e-6, atol=1e-12)
+
+
+SUFFIX = (r"; popfit converts feed-forward chains of Dense layers \(with BatchNormalization, "
+          r"Dropout and activation layers\)")
+
+
+def _functional(shape, *layers):
+    inp = keras.Input(shape=shape)
+    h = inp
+    for layer in layers:
+        h = layer(h)
+    return keras.Model(inp, h)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: _functional((5, 2), keras.layers.LSTM(3, name="my_lstm"), keras.layers.Dense(2)),
+     r"LSTM 'my_lstm': recurrent layers are not supported" + SUFFIX),
+    (lambda: _functional((5, 2), keras.layers.GRU(3, name="g"), keras.layers.Dense(2)),
+     r"GRU 'g': recurrent layers are not supported" + SUFFIX),
+    (lambda: _functional((5, 2), keras.layers.SimpleRNN(3, name="r"), keras.layers.Dense(2)),
+     r"SimpleRNN 'r': recurrent layers are not supported" + SUFFIX),
+    (lambda: _functional((5, 2), keras.layers.Conv1D(3, 2, name="c"), keras.layers.Flatten(),
+                         keras.layers.Dense(2)),
+     r"Conv1D 'c': convolution and pooling layers are not supported yet" + SUFFIX),
+    (lambda: _functional((6, 2), keras.layers.MaxPooling1D(name="p"), keras.layers.Flatten(),
+                         keras.layers.Dense(2)),
+     r"MaxPooling1D 'p': convolution and pooling layers are not supported yet" + SUFFIX),
+    (lambda: _functional((4, 4), keras.layers.Flatten(name="fl"), keras.layers.Dense(3),
+                         keras.layers.Dense(2)),
+     (r"Flatten 'fl': it flattens inputs of shape \(None, 4, 4\), not flat \(batch, "
+      r"n_features\) ones" + SUFFIX + r"; convolutional .* keras.Input\(shape=\(n_features,\)\)")),
+    (lambda: _functional((4, 4), keras.layers.Dropout(0.1), keras.layers.Dense(3, name="dd"),
+                         keras.layers.Flatten(), keras.layers.Dense(2)),
+     r"Dense 'dd': it gets inputs of shape \(None, 4, 4\)"),
+    (lambda: _functional((3,), keras.layers.Dense(4), keras.layers.PReLU(name="pr"),
+                         keras.layers.Dense(2)),
+     (r"PReLU 'pr': its learned slopes differ between units \(alpha from -0.5 to 0.5\).*"
+      r"PReLU\(shared_axes=\[1\]\)")),
+    (lambda: _functional((3,), keras.layers.Dense(4), keras.layers.LayerNormalization(name="ln"),
+                         keras.layers.Dense(2)),
+     r"LayerNormalization 'ln': layers of type LayerNormalization are not supported" + SUFFIX),
+    (lambda: _functional((3,), keras.layers.Dense(4, activation="tanh"),
+                         keras.layers.Dense(2, activation="sigmoid", name="o"),
+                         keras.layers.BatchNormalization(name="late")),
+     r"Keras layer\(s\) late come after the output activation of 'o'"),
+], ids=["LSTM", "GRU", "SimpleRNN", "Conv1D", "MaxPooling1D", "Flatten-3d", "Dense-3d",
+        "PReLU-per-unit", "LayerNormalization", "BatchNorm-after-output"])
+def test_unsupported_layers_refused_by_name(build, message):
+    model = build()
+    for layer in model.layers:  # per-unit slopes, as after training
+        if isinstance(layer, keras.layers.PReLU):
+            layer.set_weights([np.linspace(-0.5, 0.5, 4)])
+    with pytest.raises(ConversionError, match=message):
+        read_model(model)
+    with pytest.raises(ConversionError, match=message):  # convert reads before any fit
+        popfit.convert(model, calibration_data=np.zeros((4,) + tuple(model.inputs[0].shape[1:])))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"center": False}, {"scale": False}],
+                         ids=["gamma-beta", "no-beta", "no-gamma"])
+def test_batchnorms_in_a_row_compose(kwargs):
+    """Two normalizations after an activation, and two before one, fold into one Dense each."""
+    keras.utils.set_random_seed(6)
+    model = _seq(keras.layers.Dense(5, activation="tanh", name="d1"),
+                 keras.layers.BatchNormalization(name="a", **kwargs),
+                 keras.layers.BatchNormalization(name="b", **kwargs),
+                 keras.layers.Dense(4, name="d2"),
+                 keras.layers.BatchNormalization(name="c", **kwargs),
+                 keras.layers.BatchNormalization(name="e", **kwargs),
+                 keras.layers.Activation("sigmoid", name="s"),
+                 keras.layers.Dense(2, name="out"), n_in=3)
+    _randomize_bn(model, 6)
+    spec = read_model(model)
+    assert [layer.label for layer in spec.layers] == ["d1", "a+b+d2+c+e+s", "out"]
+    X = np.random.default_rng(6).normal(size=(50, 3)).astype("float32")
+    np.testing.assert_allclose(spec.forward(X)[1], model.predict(X, verbose=0), rtol=1e-5,
+                               atol=1e-5)
