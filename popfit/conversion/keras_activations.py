@@ -13,6 +13,7 @@ Keras is imported only when a Keras model is converted; install it with
 
 import numpy as np
 
+from .._optional import import_optional
 from ..exceptions import ConversionError
 from ..targets import TARGETS, Target
 from .spec import HIDDEN_ACTIVATIONS, KERAS_ACTIVATIONS
@@ -27,12 +28,7 @@ _ACTIVATIONS_TEXT = (
 
 def import_keras():
     """Import Keras 3, or raise an ImportError that says how to install it."""
-    try:
-        import keras
-    except ImportError as err:
-        raise ImportError(
-            "popfit.convert needs Keras 3 to convert a Keras model; install it with "
-            "`pip install popfit[keras]`") from err
+    keras = import_optional("keras", "popfit.convert (converting a Keras model)")
     major = int(str(getattr(keras, "__version__", "0")).split(".")[0] or 0)
     if major < 3:
         raise ImportError(
