@@ -201,7 +201,8 @@ def test_missing_keras_gives_install_hint(monkeypatch):
     from popfit.conversion.keras import import_keras
 
     monkeypatch.setitem(sys.modules, "keras", None)  # `import keras` now fails
-    with pytest.raises(ImportError, match=r"pip install popfit\[keras\]"):
+    with pytest.raises(ImportError,
+                       match=r"needs keras, which is not installed .*pip install 'popfit\[keras\]'"):
         import_keras()
 
 
