@@ -39,6 +39,7 @@ _LAZY = {
     "SpikeNoiseL2": "solvers",
     "Platform": "platforms",
     "get_platform": "platforms",
+    "finetune": "training",
 }
 
 # Documented submodules, reachable as attributes (``popfit.nir.to_nir``)

@@ -1,0 +1,133 @@
+"""Rate-level forward pass of a converted model in jax, for training its weights.
+
+Each hidden unit is its population's exact decoded rate curve
+(`popfit.PopulationFit.predict`): currents ``J = gain * (z * encoders) + bias``,
+rates by the neuron type's rate formula, decoded by ``rates @ decoders``.
+
+Supported neuron types (their rate curves, as nengo computes them):
+
+* `nengo.LIF` / `nengo.LIFRate`: ``amplitude / (tau_ref + tau_rc * log1p(1 / (J - 1)))``
+  for ``J > 1``, else 0. The forward value is this exact curve; for
+  gradients only, ``J - 1`` is replaced by ``SMOOTH_WIDTH * softplus((J - 1) /
+  SMOOTH_WIDTH)`` (nengo-dl's SoftLIFRate) within ``SMOOTH_CUT`` of the onset
+  (a straight-through construction: ``exact + (smooth - stop_gradient(smooth))``
+  with the exact value's own gradient stopped), so a silent neuron near its
+  onset still receives a gradient. Far below the onset the gradient is 0;
+  above ``SMOOTH_CUT`` it is the exact curve's.
+* `nengo.RectifiedLinear` / `nengo.SpikingRectifiedLinear`: ``amplitude * max(J, 0)``.
+"""
+
+import nengo
+import numpy as np
+
+from .._optional import import_optional
+from ..exceptions import ConversionError
+
+jax = import_optional("jax", "popfit.finetune")
+jnp = jax.numpy
+
+#: Width (in nengo's current units, threshold 1) of the softplus smoothing of
+#: the LIF onset used for gradients only.
+SMOOTH_WIDTH = 0.02
+#: Below ``1 - SMOOTH_CUT`` a LIF neuron's gradient is 0; above ``1 + SMOOTH_CUT``
+#: it is the exact curve's (the softplus differs from ``J - 1`` by < 1e-8 there).
+SMOOTH_CUT = 20 * SMOOTH_WIDTH
+
+
+def curve_kind(neuron_type):
+    """``"lif"`` or ``"relu"``: the rate formula of ``neuron_type`` (else ConversionError)."""
+    if type(neuron_type) in (nengo.LIF, nengo.LIFRate):
+        return "lif"
+    if type(neuron_type) in (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear):
+        return "relu"
+    raise ConversionError(
+        f"finetune supports fits of nengo.LIF, LIFRate, RectifiedLinear and "
+        f"SpikingRectifiedLinear neurons (got {neuron_type!r}); convert the model with "
+        "one of these neuron types")
+
+
+def layer_constants(fit):
+    """The fixed parameters of one layer's population fit, as a dict of arrays."""
+    nt = fit.neuron_type
+    kind = curve_kind(nt)
+    const = {
+        "gain_enc": np.asarray(fit.gain, dtype=float) * np.asarray(fit.encoders, dtype=float),
+        "bias": np.asarray(fit.bias, dtype=float),
+        "decoders": np.asarray(fit.decoders, dtype=float).reshape(-1),
+        "amplitude": float(nt.amplitude),
+    }
+    if kind == "lif":
+        const["tau_rc"], const["tau_ref"] = float(nt.tau_rc), float(nt.tau_ref)
+    return kind, const
+
+
+def _lif(x, c):
+    """LIF rate at ``x = J - 1`` where ``x > 0`` (``x`` already safe: positive)."""
+    return c["amplitude"] / (c["tau_ref"] + c["tau_rc"] * jnp.log1p(1.0 / x))
+
+
+def rates(kind, c, J):
+    """Firing rates (Hz) at currents ``J``: the exact curve, smoothed for gradients (LIF)."""
+    if kind == "relu":
+        return c["amplitude"] * jnp.maximum(J, 0.0)
+    x = J - 1.0
+    above = x > 0
+    exact = jnp.where(above, _lif(jnp.where(above, x, 1.0), c), 0.0)
+    near = x > -SMOOTH_CUT
+    xs = jnp.where(near, x, 0.0)
+    soft = SMOOTH_WIDTH * jax.nn.softplus(xs / SMOOTH_WIDTH)
+    smooth = jnp.where(near, _lif(jnp.maximum(soft, 1e-300), c), 0.0)
+    return jax.lax.stop_gradient(exact) + (smooth - jax.lax.stop_gradient(smooth))
+
+
+def population(kind, c, z):
+    """Decoded output, shape ``z.shape``, and the summed rates per sample (Hz)."""
+    J = z[..., None] * c["gain_enc"] + c["bias"]
+    a = rates(kind, c, J)
+    return a @ c["decoders"], jnp.sum(a, axis=tuple(range(1, a.ndim)))
+
+
+def forward(params, layers, X):
+    """The converted model's rate-level output before the output nonlinearity.
+
+    Parameters
+    ----------
+    params : list of (weights, bias)
+        Every layer's unit-level weights, shape ``(n_in, n_out)``, and bias
+        (hidden layers, then the output layer).
+    layers : list of (kind, constants)
+        Each hidden layer's population (`layer_constants`).
+    X : array, shape (n_samples, n_features)
+
+    Returns
+    -------
+    out : array, shape (n_samples, n_outputs)
+    spikes : array, shape (n_samples,)
+        Expected spikes per second of all hidden neurons, per sample (Hz).
+    """
+    a, spikes = X, 0.0
+    for (W, b), (kind, c) in zip(params[:-1], layers):
+        a, s = population(kind, c, a @ W + b)
+        spikes = spikes + s
+    W, b = params[-1]
+    return a @ W + b, spikes
+
+
+#: The output nonlinearities in jax (names as `popfit.targets`).
+OUTPUT_FUNCTIONS = {
+    "linear": lambda z: z,
+    "sigmoid": lambda z: jax.nn.sigmoid(z),
+    "softmax": lambda z: jax.nn.softmax(z, axis=-1),
+    "tanh": lambda z: jnp.tanh(z),
+    "relu": lambda z: jnp.maximum(z, 0.0),
+    "exp": lambda z: jnp.exp(z),
+}
+
+
+def output_function(name):
+    """The jax function of the output activation ``name`` (else ConversionError)."""
+    if name not in OUTPUT_FUNCTIONS:
+        raise ConversionError(
+            f"finetune supports output activations {', '.join(OUTPUT_FUNCTIONS)} (got "
+            f"{name!r})")
+    return OUTPUT_FUNCTIONS[name]

@@ -1,0 +1,346 @@
+"""`finetune`: train a converted model's weights through its populations' rate curves.
+
+The fits (gains, biases, encoders, decoders) stay fixed; the unit-level
+weights and biases of every layer (`popfit.conversion.spec.DenseSpec`) are
+trained in jax through each population's exact decoded rate curve
+(`popfit.training.curves`), and the network is built again from the trained
+weights with the same fits. See ``benchmarks/bench_finetune.py`` for
+measured accuracy and spike counts.
+"""
+
+import dataclasses
+import numbers
+
+import numpy as np
+
+from .._optional import import_optional
+from .._validation import check_bool, check_int, check_positive, check_seed, public
+from ..exceptions import PopfitTypeError, PopfitValueError
+from ..conversion.convert import build_network
+from ..conversion.model import ConvertedModel
+from ..conversion.quantize import quantize_model
+from ..conversion.spec import check_samples
+from .curves import forward, layer_constants, output_function
+
+jax = import_optional("jax", "popfit.finetune")
+optax = import_optional("optax", "popfit.finetune")
+jnp = jax.numpy
+
+LOSSES = ("auto", "cross_entropy", "mse", "distill")
+#: Epochs without a lower held-out loss before early stopping ends training.
+PATIENCE = 5
+#: Largest difference between the jax forward and `ConvertedModel.rate_output`
+#: accepted before training (guards against a neuron type whose curve differs).
+FORWARD_TOLERANCE = 1e-6
+
+
+class FinetunedModel(ConvertedModel):
+    """A `ConvertedModel` made by `finetune` (the same, plus ``finetune_report``).
+
+    Attributes
+    ----------
+    finetune_report : dict
+        ``epochs`` run, ``loss`` (the resolved name), ``train_loss`` and
+        ``heldout_loss`` (final, the weights kept), ``train_accuracy`` /
+        ``heldout_accuracy`` (classifiers) or ``train_rmse`` / ``heldout_rmse``
+        (regressors) at rate level, ``spikes_per_second_before`` / ``_after``
+        (expected spikes per second per sample, all hidden neurons, on the
+        training share), and ``max_output_difference`` (max |rate output -
+        source model's output| on the held-out share, after the output
+        nonlinearity; None without a held-out share).
+    """
+
+    def __init__(self, *args, finetune_report=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.finetune_report = finetune_report
+
+    def report(self):
+        r = self.finetune_report
+        lines = [f"[[finetune]] {r['epochs']} epochs, loss {r['loss']}: "
+                 f"train {r['train_loss']:.4g}, held-out {_fmt(r['heldout_loss'])}"]
+        for key in ("accuracy", "rmse"):
+            if f"train_{key}" in r:
+                lines.append(f"    {key}: train {r[f'train_{key}']:.4g}, held-out "
+                             f"{_fmt(r[f'heldout_{key}'])}")
+        lines.append(f"    expected spikes/s per sample: {r['spikes_per_second_before']:.1f} "
+                     f"-> {r['spikes_per_second_after']:.1f}")
+        return super().report() + "\n" + "\n".join(lines)
+
+
+def _fmt(v):
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def _check_fraction(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise PopfitTypeError(f"{name} must be a number in [0, 1) (got {value!r} of type "
+                              f"{type(value).__name__})")
+    if not 0.0 <= value < 1.0:
+        raise PopfitValueError(f"{name} must be in [0, 1) (got {value!r}); e.g. 0.1 holds "
+                               "out a tenth of X for early stopping")
+    return float(value)
+
+
+def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_cost,
+                     validation_fraction, early_stopping, seed):
+    if not isinstance(model, ConvertedModel):
+        raise PopfitTypeError(f"model must be a popfit.ConvertedModel (made by popfit.convert) "
+                              f"(got {type(model).__name__})")
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise PopfitValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} "
+                               f"(got {loss!r})")
+    if loss == "auto":
+        loss = "distill" if y is None else "cross_entropy" if model.is_classifier else "mse"
+    if loss in ("cross_entropy", "mse") and y is None:
+        raise PopfitValueError(f"loss={loss!r} needs the targets y; pass y, or use "
+                               "loss='distill' to match the source model's outputs")
+    if loss == "cross_entropy" and not model.is_classifier:
+        raise PopfitValueError("loss='cross_entropy' needs a classifier; this model is a "
+                               "regressor: use loss='mse' or 'distill'")
+    if isinstance(spike_cost, bool) or not isinstance(spike_cost, numbers.Real) \
+            or not np.isfinite(spike_cost) or spike_cost < 0:
+        raise PopfitValueError(f"spike_cost must be a finite number >= 0 (got {spike_cost!r})")
+    validation_fraction = _check_fraction(validation_fraction, "validation_fraction")
+    early_stopping = check_bool(early_stopping, "early_stopping")
+    if early_stopping and validation_fraction == 0:
+        raise PopfitValueError("early_stopping=True needs held-out samples "
+                               "(validation_fraction > 0, got 0); set validation_fraction "
+                               "(e.g. 0.1) or early_stopping=False")
+    return (loss, check_int(epochs, "epochs"), check_positive(learning_rate, "learning_rate"),
+            check_int(batch_size, "batch_size"), float(spike_cost), validation_fraction,
+            early_stopping, check_seed(seed))
+
+
+def _loss_function(model, loss, layers, spike_cost):
+    """``f(params, X, t) -> (loss, (outputs, spikes))`` for the resolved ``loss``."""
+    act = model.spec.output.activation
+    out_fn = output_function(act)
+
+    def cross_entropy(z, t):  # t: class indices (softmax) or 0/1 / probabilities (sigmoid)
+        if act == "softmax":
+            if t.ndim == 1:
+                return optax.softmax_cross_entropy_with_integer_labels(z, t).mean()
+            return optax.softmax_cross_entropy(z, t).mean()
+        return optax.sigmoid_binary_cross_entropy(z, t).mean()
+
+    def f(params, X, t):
+        z, spikes = forward(params, layers, X)
+        if loss == "mse" or (loss == "distill" and act not in ("softmax", "sigmoid")):
+            value = jnp.mean((out_fn(z) - t) ** 2)
+        else:
+            value = cross_entropy(z, t)
+        return value + spike_cost * jnp.mean(spikes), (out_fn(z), spikes)
+    return f
+
+
+def _targets(model, loss, X, y):
+    """Training targets: class indices / 0-1 labels / values, or the source's outputs."""
+    if loss == "distill":
+        return model.spec.forward(X)[1]
+    y = model._check_targets(y, len(X))
+    if not model.is_classifier:
+        return np.asarray(y, dtype=float).reshape(len(X), -1)
+    if model.spec.multilabel:
+        return np.asarray(y, dtype=float)
+    classes = np.asarray(model.classes_)
+    idx = np.searchsorted(classes, y) if np.all(np.diff(classes) > 0) else None
+    if idx is None or np.any(idx >= len(classes)) or np.any(classes[np.minimum(
+            idx, len(classes) - 1)] != y):
+        idx = np.array([int(np.flatnonzero(classes == v)[0]) if np.any(classes == v) else -1
+                        for v in y])
+    if np.any(idx < 0):
+        raise PopfitValueError(f"y has labels that are not among the model's classes "
+                               f"{classes.tolist()}")
+    if model.spec.output.activation == "sigmoid":  # binary: one logistic output
+        return idx.astype(float)[:, None]
+    return idx
+
+
+def _scores(model, loss, out, t):
+    """Rate-level accuracy (classifiers) or RMSE (regressors) of outputs ``out`` vs ``t``.
+
+    With ``loss="distill"`` a classifier's accuracy is its agreement with the
+    source model's predictions.
+    """
+    if not model.is_classifier:
+        return "rmse", float(np.sqrt(np.mean((out - t) ** 2)))
+    if model.spec.multilabel:
+        return "accuracy", float(np.mean(np.all((out > 0.5) == (t > 0.5), axis=1)))
+    if out.shape[1] == 1:
+        return "accuracy", float(np.mean((out[:, 0] > 0.5) == (t[:, 0] > 0.5)))
+    ref = np.argmax(t, axis=1) if t.ndim == 2 else t
+    return "accuracy", float(np.mean(np.argmax(out, axis=1) == ref))
+
+
+@public
+def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, batch_size=32,
+             spike_cost=0.0, validation_fraction=0.1, early_stopping=True, seed=0):
+    """Train a converted model's weights through its populations' exact rate curves.
+
+    Every layer's unit-level weights and biases (the source model's, as read
+    into ``model.spec``) are trained with Adam in jax, through each hidden
+    population's decoded rate curve with its fit fixed (`popfit.training.curves`:
+    the exact curve forward; the LIF onset smoothed for gradients only). The
+    network is then built again from the trained weights with the same fits,
+    platform, ``connection_synapse`` and neuron types (without refit; with the
+    model's ``weight_bits``, rounded again). ``model`` is unchanged.
+
+    Parameters
+    ----------
+    model : popfit.ConvertedModel
+    X : array_like, shape (n_samples, n_features)
+        Training inputs.
+    y : array_like, optional
+        Targets: class labels (classifiers) or values (regressors), as for
+        `ConvertedModel.score`. Not needed for ``loss="distill"``.
+    loss : {"auto", "cross_entropy", "mse", "distill"}
+        ``"cross_entropy"`` (classifiers: softmax or logistic outputs),
+        ``"mse"`` (after the output nonlinearity), ``"distill"`` (match the
+        source model's outputs with its original weights: cross-entropy
+        against its probabilities for classifiers, squared error otherwise).
+        ``"auto"``: cross-entropy for classifiers with ``y``, mse for
+        regressors with ``y``, distill without ``y``.
+    epochs : int
+        Passes over the training share (fewer with early stopping).
+    learning_rate : float
+        Adam's step size.
+    batch_size : int
+    spike_cost : float
+        Added to the loss per second of expected spikes: ``spike_cost`` times
+        the summed rates (Hz) of all hidden neurons, averaged over samples.
+    validation_fraction : float
+        Share of ``X`` held out (in [0, 1)) to choose the epoch by its loss.
+    early_stopping : bool
+        Stop after `PATIENCE` epochs without a lower held-out loss; the
+        weights with the lowest held-out loss are kept.
+    seed : int
+        Shuffling and the held-out split; the same seed gives identical weights.
+
+    Returns
+    -------
+    FinetunedModel
+        A new `ConvertedModel` with ``finetune_report``.
+    """
+    (loss, epochs, learning_rate, batch_size, spike_cost, validation_fraction,
+     early_stopping, seed) = _check_arguments(model, loss, y, epochs, learning_rate,
+                                              batch_size, spike_cost, validation_fraction,
+                                              early_stopping, seed)
+    X = check_samples(X, model.n_features_in_, "X").astype(float)
+    layers = [layer_constants(fit) for fit in model.fits]  # checks the neuron types
+    t = _targets(model, loss, X, y)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(X))
+    n_held = int(round(validation_fraction * len(X)))
+    if validation_fraction > 0 and (n_held < 1 or n_held >= len(X)):
+        raise PopfitValueError(f"validation_fraction={validation_fraction:g} of {len(X)} "
+                               "samples leaves no held-out or no training sample; pass more "
+                               "samples or change validation_fraction")
+    held, train = order[:n_held], order[n_held:]
+    with jax.enable_x64(True):
+        params, history = _train(model, loss, layers, X, t, train, held, epochs,
+                                 learning_rate, batch_size, spike_cost, early_stopping, rng)
+        f = _loss_function(model, loss, layers, spike_cost)
+        evals = {}
+        for name, idx in (("train", train), ("heldout", held)):
+            if len(idx) == 0:
+                continue
+            value, (out, spikes) = f(params, X[idx], t[idx])
+            evals[name] = (float(value), np.asarray(out), float(np.mean(spikes)))
+        start = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
+                 for layer in model.spec.layers]
+        before = float(np.mean(forward(start, layers, X[train])[1]))
+    params = [(np.asarray(W), np.asarray(b)) for W, b in params]
+    new = rebuild(model, params, X, FinetunedModel)
+    report = {"epochs": history, "loss": loss, "train_loss": evals["train"][0],
+              "heldout_loss": evals["heldout"][0] if "heldout" in evals else None,
+              "spikes_per_second_before": before,
+              "spikes_per_second_after": evals["train"][2],
+              "max_output_difference": None}
+    for name, idx in (("train", train), ("heldout", held)):
+        if name in evals:
+            key, value = _scores(model, loss, evals[name][1], t[idx])
+        else:
+            key, value = ("accuracy" if model.is_classifier else "rmse"), None
+        report[f"{name}_{key}"] = value
+    if len(held):
+        source = model.spec.forward(X[held])[1]
+        report["max_output_difference"] = float(np.max(np.abs(new.rate_output(X[held])
+                                                               - source)))
+    new.finetune_report = report
+    return new
+
+
+def _train(model, loss, layers, X, t, train, held, epochs, learning_rate, batch_size,
+           spike_cost, early_stopping, rng):
+    """Adam over shuffled batches; returns the kept params and the epochs run."""
+    f = _loss_function(model, loss, layers, spike_cost)
+    params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
+              for layer in model.spec.layers]
+    check = np.asarray(forward(params, layers, X[:64])[0])
+    expected = model._outputs(check)  # the same nonlinearity as rate_output
+    got = model.rate_output(X[:64]) if model.weights is None and model.weight_bits is None \
+        else None
+    if got is not None and np.max(np.abs(expected - got)) > FORWARD_TOLERANCE * max(
+            1.0, float(np.max(np.abs(got)))):
+        raise PopfitValueError("finetune's rate-level forward differs from the model's "
+                               "rate_output; the fits' neuron types are not supported")
+    opt = optax.adam(learning_rate)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, xb, tb):
+        grads = jax.grad(lambda p: f(p, xb, tb)[0])(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    held_loss = jax.jit(lambda p: f(p, X[held], t[held])[0]) if len(held) else None
+    best, best_params, stale, run = np.inf, params, 0, 0
+    for _ in range(epochs):
+        perm = train[rng.permutation(len(train))]
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i:i + batch_size]
+            params, state = step(params, state, X[idx], t[idx])
+        run += 1
+        if held_loss is None:
+            best_params = params
+            continue
+        value = float(held_loss(params))
+        if value < best:
+            best, best_params, stale = value, params, 0
+        else:
+            stale += 1
+            if early_stopping and stale >= PATIENCE:
+                break
+    if not early_stopping:
+        best_params = params
+    return best_params, run
+
+
+def rebuild(model, params, X, cls=ConvertedModel, **extra):
+    """A new model of ``cls`` from ``model`` with unit-level weights ``params``, same fits.
+
+    ``params``: ``(weights, bias)`` per layer of ``model.spec``. The network is
+    built by `popfit.conversion.convert.build_network` (no refit), with the
+    layers' mean rates over ``X``; with ``model.weight_bits`` it is rounded
+    again (`popfit.conversion.quantize.quantize_model`).
+    """
+    spec = dataclasses.replace(model.spec, layers=tuple(
+        dataclasses.replace(layer, weights=np.array(W, dtype=float),
+                            bias=np.array(b, dtype=float))
+        for layer, (W, b) in zip(model.spec.layers, params)))
+    pre = spec.forward(X)[0]
+    infos = []
+    for info, fit, z in zip(model.layers, model.fits, pre):
+        outside = float(np.mean(np.abs(z) > info.domain[1]))
+        infos.append(dataclasses.replace(info, fraction_outside=outside,
+                                         mean_rate=float(np.mean(fit.rates(z.ravel()))),
+                                         rate_basis="calibration"))
+    network = build_network(spec, model.fits, model.connection_synapse, model.seed,
+                            platform=model.platform)
+    new = cls(spec, model.fits, infos, network, neuron_type=model.neuron_type,
+              n_neurons=model.n_neurons, max_rate=model.max_rate,
+              connection_synapse=model.connection_synapse, seed=model.seed,
+              platform=model.platform, **extra)
+    if model.weight_bits is not None:
+        new = quantize_model(new, model.weight_bits, X[:500])
+    return new
