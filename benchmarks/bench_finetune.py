@@ -1,0 +1,129 @@
+"""Benchmark: popfit.finetune on digits, against the ANN and nengo's signed network.
+
+python benchmarks/bench_finetune.py [--subset N] [--seed S]
+
+Digits, MLPClassifier((64,), tanh) trained as in bench_convert.py, 450 held-out
+digits, presentation times 0.03, 0.05 and 0.1 s (dt 1 ms, synapse 5 ms, max
+400 Hz), output averaged over the last half of each presentation:
+
+* the ANN (reference);
+* the signed baseline: one nengo.RegularSpiking(Tanh) neuron per hidden unit,
+  negative spikes allowed (bench_convert.signed_network);
+* popfit 1 LIF per unit, converted (no refit);
+* the same, fine-tuned (popfit.finetune, cross-entropy, 20 epochs, Adam 1e-3);
+* the same, fine-tuned with a spike cost;
+* popfit 4 LIF per unit, converted (refit, the default with calibration data).
+
+Spikes per digit are COUNTED in the simulation: the hidden neurons are probed
+and their spikes (|spikes| for the signed network) summed over each whole
+presentation, averaged over digits. All networks run sequentially (samples one
+after another, no reset) in nengo's reference simulator.
+"""
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import nengo
+import numpy as np
+from scipy.special import softmax
+from sklearn.neural_network import MLPClassifier
+
+import popfit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_convert import MAX_RATE, SYNAPSE, digits, signed_network  # noqa: E402
+
+PRESENTATION_TIMES = (0.03, 0.05, 0.1)
+SPIKE_COST = 3e-4
+
+
+def simulate(net, neurons, X, T, seed):
+    """(outputs averaged over each presentation's last half, spikes per digit)."""
+    steps = int(round(T / 0.001))
+    with nengo.Network(seed=seed) as wrap:
+        wrap.add(net)
+        stim = nengo.Node(nengo.processes.PresentInput(X, T))
+        nengo.Connection(stim, net.input, synapse=None)
+        p_out = nengo.Probe(net.output, synapse=None)
+        p_spk = nengo.Probe(neurons, synapse=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with nengo.Simulator(wrap, seed=seed, progress_bar=False) as sim:
+            sim.run_steps(steps * len(X))
+    out = sim.data[p_out].reshape(len(X), steps, -1)[:, steps // 2:].mean(axis=1)
+    spikes = np.abs(sim.data[p_spk]).sum() * 0.001 / len(X)
+    return out, float(spikes)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    X_train, X_test, y_train, y_test = digits(args.seed, args.subset)
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), activation="tanh", max_iter=1000,
+                        random_state=0).fit(X_train, y_train)
+    ann = float(np.mean(mlp.predict(X_test) == y_test))
+    kw = dict(max_rate=MAX_RATE, connection_synapse=SYNAPSE, calibration_data=X_train,
+              seed=args.seed)
+    one = popfit.convert(mlp, n_neurons=1, refit=False, **kw)
+    four = popfit.convert(mlp, n_neurons=4, **kw)
+    start = time.perf_counter()
+    tuned = popfit.finetune(one, X_train, y_train, epochs=20, seed=args.seed)
+    t_tune = time.perf_counter() - start
+    start = time.perf_counter()
+    cheap = popfit.finetune(one, X_train, y_train, epochs=20, spike_cost=SPIKE_COST,
+                            seed=args.seed)
+    t_cheap = time.perf_counter() - start
+    print(f"finetune: {t_tune:.1f} s; with spike_cost={SPIKE_COST:g}: {t_cheap:.1f} s")
+    print(tuned.report())
+    print("spike cost:", {k: v for k, v in cheap.finetune_report.items()})
+    signed = signed_network(mlp, four.fits[0])
+    signed_neurons = [e for e in signed.all_ensembles][0].neurons
+    rows = {"signed RegularSpiking(Tanh), N=1": (signed, signed_neurons, None)}
+    for name, m in (("popfit 1 LIF/unit, converted", one),
+                    ("popfit 1 LIF/unit, fine-tuned", tuned),
+                    (f"popfit 1 LIF/unit, fine-tuned, spike_cost {SPIKE_COST:g}", cheap),
+                    ("popfit 4 LIF/unit, converted (refit)", four)):
+        rows[name] = (m.network, m.network.layers[0].ensemble.neurons, m)
+    results = {}
+    for name, (net, neurons, m) in rows.items():
+        results[name] = {}
+        for T in PRESENTATION_TIMES:
+            out, spikes = simulate(net, neurons, X_test, T, args.seed)
+            acc = float(np.mean(mlp.classes_[softmax(out, axis=1).argmax(1)] == y_test))
+            results[name][T] = (acc, spikes)
+        rate = "" if m is None else f"{100 * np.mean(m.rate_output(X_test).argmax(1) == y_test):.2f}%"
+        results[name]["rate"] = rate
+    n = len(X_test)
+    print(f"\n== digits, MLPClassifier((64,), tanh), {n} test digits; ANN accuracy "
+          f"{100 * ann:.2f}%; max {MAX_RATE:g} Hz, synapse {SYNAPSE * 1e3:g} ms, dt 1 ms; "
+          f"spikes/digit counted in the simulation (whole presentation)")
+    head = "".join(f" | T={T:g}: acc    spikes" for T in PRESENTATION_TIMES)
+    print(f"{'model':<48}{'rate acc':>9}{head}")
+    for name, r in results.items():
+        cells = "".join(f" | {100 * r[T][0]:6.2f}% {r[T][1]:8.0f}" for T in PRESENTATION_TIMES)
+        print(f"{name:<48}{r['rate']:>9}{cells}")
+    sg = results["signed RegularSpiking(Tanh), N=1"]
+    ft = results["popfit 1 LIF/unit, fine-tuned"]
+    sc = results[f"popfit 1 LIF/unit, fine-tuned, spike_cost {SPIKE_COST:g}"]
+    print("\nbars:")
+    for T in PRESENTATION_TIMES:
+        ok_acc = ft[T][0] >= ann - 0.0025
+        ok_spk = ft[T][1] <= 0.8 * sg[T][1]
+        print(f"  T={T:g} s fine-tuned: acc {100 * ft[T][0]:.2f}% >= ANN - 0.25 pp "
+              f"({100 * (ann - 0.0025):.2f}%): {'PASS' if ok_acc else 'FAIL'}; spikes "
+              f"{ft[T][1]:.0f} <= 0.8 x signed ({0.8 * sg[T][1]:.0f}): "
+              f"{'PASS' if ok_spk else 'FAIL'}")
+    ok_acc = sc[0.1][0] >= ann - 0.01
+    ok_spk = sc[0.1][1] <= 0.5 * sg[0.1][1]
+    print(f"  T=0.1 s spike cost: acc {100 * sc[0.1][0]:.2f}% >= ANN - 1 pp: "
+          f"{'PASS' if ok_acc else 'FAIL'}; spikes {sc[0.1][1]:.0f} <= 0.5 x signed "
+          f"({0.5 * sg[0.1][1]:.0f}): {'PASS' if ok_spk else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
