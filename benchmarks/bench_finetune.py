@@ -96,7 +96,8 @@ def main():
             out, spikes = simulate(net, neurons, X_test, T, args.seed)
             acc = float(np.mean(mlp.classes_[softmax(out, axis=1).argmax(1)] == y_test))
             results[name][T] = (acc, spikes)
-        rate = "" if m is None else f"{100 * np.mean(m.rate_output(X_test).argmax(1) == y_test):.2f}%"
+        rate = "" if m is None else \
+            f"{100 * np.mean(m.rate_output(X_test).argmax(1) == y_test):.2f}%"
         results[name]["rate"] = rate
     n = len(X_test)
     print(f"\n== digits, MLPClassifier((64,), tanh), {n} test digits; ANN accuracy "

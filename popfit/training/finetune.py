@@ -40,8 +40,9 @@ class FinetunedModel(ConvertedModel):
     Attributes
     ----------
     finetune_report : dict
-        ``epochs`` run, ``loss`` (the resolved name), ``train_loss`` and
-        ``heldout_loss`` (final, the weights kept), ``train_accuracy`` /
+        ``epochs`` run, ``best_epoch`` (whose weights are kept), ``loss``
+        (the resolved name), ``train_loss`` and ``heldout_loss`` (the weights kept),
+        ``train_accuracy`` /
         ``heldout_accuracy`` (classifiers) or ``train_rmse`` / ``heldout_rmse``
         (regressors) at rate level, ``spikes_per_second_before`` / ``_after``
         (expected spikes per second per sample, all hidden neurons, on the
@@ -56,7 +57,8 @@ class FinetunedModel(ConvertedModel):
 
     def report(self):
         r = self.finetune_report
-        lines = [f"[[finetune]] {r['epochs']} epochs, loss {r['loss']}: "
+        lines = [f"[[finetune]] {r['epochs']} epochs (kept epoch {r['best_epoch']}), "
+                 f"loss {r['loss']}: "
                  f"train {r['train_loss']:.4g}, held-out {_fmt(r['heldout_loss'])}"]
         for key in ("accuracy", "rmse"):
             if f"train_{key}" in r:
@@ -183,7 +185,9 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     the exact curve forward; the LIF onset smoothed for gradients only). The
     network is then built again from the trained weights with the same fits,
     platform, ``connection_synapse`` and neuron types (without refit; with the
-    model's ``weight_bits``, rounded again). ``model`` is unchanged.
+    model's ``weight_bits``, rounded again). Training starts from the source
+    weights (``model.spec``), also for a model converted with refit, whose
+    re-solved neuron-level weights are not used. ``model`` is unchanged.
 
     Parameters
     ----------
@@ -251,7 +255,8 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
         before = float(np.mean(forward(start, layers, X[train])[1]))
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
     new = rebuild(model, params, X, FinetunedModel)
-    report = {"epochs": history, "loss": loss, "train_loss": evals["train"][0],
+    report = {"epochs": history[0], "best_epoch": history[1], "loss": loss,
+              "train_loss": evals["train"][0],
               "heldout_loss": evals["heldout"][0] if "heldout" in evals else None,
               "spikes_per_second_before": before,
               "spikes_per_second_after": evals["train"][2],
@@ -272,7 +277,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
 
 def _train(model, loss, layers, X, t, train, held, epochs, learning_rate, batch_size,
            spike_cost, early_stopping, rng):
-    """Adam over shuffled batches; returns the kept params and the epochs run."""
+    """Adam over shuffled batches; the kept params and (epochs run, epoch kept)."""
     f = _loss_function(model, loss, layers, spike_cost)
     params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
               for layer in model.spec.layers]
@@ -294,7 +299,7 @@ def _train(model, loss, layers, X, t, train, held, epochs, learning_rate, batch_
         return optax.apply_updates(params, updates), state
 
     held_loss = jax.jit(lambda p: f(p, X[held], t[held])[0]) if len(held) else None
-    best, best_params, stale, run = np.inf, params, 0, 0
+    best, best_params, stale, run, best_epoch = np.inf, params, 0, 0, 0
     for _ in range(epochs):
         perm = train[rng.permutation(len(train))]
         for i in range(0, len(perm), batch_size):
@@ -302,18 +307,18 @@ def _train(model, loss, layers, X, t, train, held, epochs, learning_rate, batch_
             params, state = step(params, state, X[idx], t[idx])
         run += 1
         if held_loss is None:
-            best_params = params
+            best_params, best_epoch = params, run
             continue
         value = float(held_loss(params))
         if value < best:
-            best, best_params, stale = value, params, 0
+            best, best_params, stale, best_epoch = value, params, 0, run
         else:
             stale += 1
             if early_stopping and stale >= PATIENCE:
                 break
     if not early_stopping:
-        best_params = params
-    return best_params, run
+        best_params, best_epoch = params, run
+    return best_params, (run, best_epoch)
 
 
 def rebuild(model, params, X, cls=ConvertedModel, **extra):

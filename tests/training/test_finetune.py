@@ -28,7 +28,8 @@ def mlp(digits):
     X, y, _, _ = digits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning
-        return MLPClassifier(hidden_layer_sizes=(16,), activation="tanh", max_iter=150, random_state=0).fit(X, y)
+        return MLPClassifier(hidden_layer_sizes=(16,), activation="tanh", max_iter=150,
+                             random_state=0).fit(X, y)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,8 @@ def test_regressor_mse():
     t = np.sin(2 * X[:, 0]) * X[:, 1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reg = MLPRegressor(hidden_layer_sizes=(8,), activation="tanh", max_iter=500, random_state=0).fit(X, t)
+        reg = MLPRegressor(hidden_layer_sizes=(8,), activation="tanh", max_iter=500,
+                           random_state=0).fit(X, t)
     m = popfit.convert(reg, n_neurons=2, calibration_data=X, refit=False, seed=0)
     new = popfit.finetune(m, X, t, epochs=5, learning_rate=3e-3)
     assert new.finetune_report["loss"] == "mse"
