@@ -204,3 +204,15 @@ def test_bad_model_and_samples(model, digits):
         popfit.finetune("not a model", digits[0])
     with pytest.raises(PopfitValueError, match="X"):
         popfit.finetune(model, digits[0][:, :5])
+
+
+def test_weight_bits_are_rounded_again(mlp, digits):
+    X, y, X_test, _ = digits
+    platform = popfit.get_platform("nengo", weight_bits=8)
+    m = popfit.convert(mlp, n_neurons=1, calibration_data=X, refit=False, seed=0,
+                       platform=platform)
+    new = popfit.finetune(m, X, y, epochs=1)
+    assert new.weight_bits == 8 and new.quantization is not None
+    # the rounded network's rate output stays near the float forward of the trained weights
+    float_out = jax_output(new, params_of(new.spec), X_test)
+    assert np.mean(new.rate_output(X_test).argmax(1) == float_out.argmax(1)) > 0.95
