@@ -34,6 +34,15 @@ SMOOTH_WIDTH = 0.02
 SMOOTH_CUT = 20 * SMOOTH_WIDTH
 
 
+def x64():
+    """A context in which jax computes in float64 (``jax.enable_x64`` in newer jax,
+    ``jax.experimental.enable_x64`` in older)."""
+    enable = getattr(jax, "enable_x64", None)
+    if enable is None:
+        enable = import_optional("jax.experimental", "popfit.finetune").enable_x64
+    return enable(True)
+
+
 def curve_kind(neuron_type):
     """``"lif"`` or ``"relu"``: the rate formula of ``neuron_type`` (else ConversionError)."""
     if type(neuron_type) in (nengo.LIF, nengo.LIFRate):

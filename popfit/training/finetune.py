@@ -20,7 +20,7 @@ from ..conversion.convert import build_network
 from ..conversion.model import ConvertedModel
 from ..conversion.quantize import quantize_model
 from ..conversion.spec import check_samples
-from .curves import forward, layer_constants, output_function
+from .curves import forward, layer_constants, output_function, x64
 
 jax = import_optional("jax", "popfit.finetune")
 optax = import_optional("optax", "popfit.finetune")
@@ -240,7 +240,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                "samples leaves no held-out or no training sample; pass more "
                                "samples or change validation_fraction")
     held, train = order[:n_held], order[n_held:]
-    with jax.enable_x64(True):
+    with x64():
         params, history = _train(model, loss, layers, X, t, train, held, epochs,
                                  learning_rate, batch_size, spike_cost, early_stopping, rng)
         f = _loss_function(model, loss, layers, spike_cost)

@@ -50,7 +50,7 @@ def params_of(spec):
 def jax_output(model, params, X):
     """The jax rate-level forward with the output nonlinearity, as rate_output."""
     layers = [curves.layer_constants(fit) for fit in model.fits]
-    with jax.enable_x64(True):
+    with curves.x64():
         z = np.asarray(curves.forward(params, layers, X)[0])
     return model._outputs(z)
 
@@ -60,7 +60,7 @@ def test_lif_curve_gradient_matches_finite_differences():
     c = curves.layer_constants(popfit.fit_activation("tanh", 1, neuron_type=lif, seed=0))[1]
     J = np.array([-3.0, 0.2, 1.5, 2.0, 5.0, 30.0])  # every |J - 1| > SMOOTH_CUT
     assert np.all(np.abs(J - 1) > curves.SMOOTH_CUT)
-    with jax.enable_x64(True):
+    with curves.x64():
         value = np.asarray(curves.rates("lif", c, jax.numpy.asarray(J)))
         grad = np.asarray(jax.vmap(jax.grad(lambda j: curves.rates("lif", c, j)))(
             jax.numpy.asarray(J)))
@@ -82,7 +82,7 @@ def test_forward_gradient_matches_finite_differences(model, digits):
     Xs = X[far][:20]
     assert len(Xs) >= 5
     params = params_of(model.spec)
-    with jax.enable_x64(True):
+    with curves.x64():
         def loss(p):
             z = curves.forward(p, layers, Xs)[0]
             return jax.numpy.sum(jax.nn.log_softmax(z)[:, 3])
