@@ -55,7 +55,12 @@ class FinetunedModel(ConvertedModel):
         super().__init__(*args, **kwargs)
         self.finetune_report = finetune_report
 
+    def summary(self):
+        """`ConvertedModel.summary` plus ``"finetune"``: the `finetune_report` (JSON-safe)."""
+        return {**super().summary(), "finetune": dict(self.finetune_report)}
+
     def report(self):
+        """`ConvertedModel.report` followed by a ``[[finetune]]`` section."""
         r = self.finetune_report
         lines = [f"[[finetune]] {r['epochs']} epochs (kept epoch {r['best_epoch']}), "
                  f"loss {r['loss']}: "

@@ -1,5 +1,6 @@
 """popfit.finetune: training a converted model's weights through its rate curves."""
 
+import json
 import warnings
 
 import nengo
@@ -146,6 +147,7 @@ def test_cross_entropy_raises_rate_level_accuracy(model, tuned, digits):
     assert r["loss"] == "cross_entropy" and r["epochs"] == 3
     assert 0 <= r["heldout_accuracy"] <= 1 and r["max_output_difference"] >= 0
     assert "[[finetune]]" in tuned.report()
+    json.dumps(tuned.summary()["finetune"])  # JSON-safe
 
 
 def test_distill_without_targets(model, digits):
