@@ -21,6 +21,7 @@ Recurrent, merge, convolution and pooling layers are refused with the
 reason (`Refused`); so is any unregistered layer kind.
 """
 
+import abc
 import functools
 
 import numpy as np
@@ -249,12 +250,12 @@ class BatchNormalization(LayerConverter):
         chain.add_affine(scale, shift, layer.name)
 
 
-class ActivationLayer(LayerConverter):
+class ActivationLayer(LayerConverter, abc.ABC):
     """A layer applying an elementwise activation (`function`) to its input."""
 
+    @abc.abstractmethod
     def function(self, keras, layer):
         """``(function, description)``: what the layer applies, for `resolve_activation`."""
-        raise NotImplementedError
 
     def fold(self, keras, layer, chain):
         fn, name = self.function(keras, layer)
