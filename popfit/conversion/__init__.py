@@ -8,7 +8,7 @@ predicts by running `nengo.Simulator` through `present`.
 
 Modules
 -------
-- `spec`: the dense-chain description (`ModelSpec`, `DenseSpec`) and the
+- `spec`: the dense-chain description (`ModelSpec`, `LayerSpec`) and the
   activation names of each source library.
 - `readers`: the registry of model readers (`register_reader`, `read_model`).
 - `sklearn`, `keras`: the readers of scikit-learn ``MLPClassifier`` /
@@ -25,7 +25,7 @@ from .convert import build_network, convert
 from .model import ConvertedModel, LayerInfo
 from .present import present
 from .readers import read_model, register_reader
-from .spec import DenseSpec, ModelSpec
+from .spec import LayerSpec, ModelSpec
 
-__all__ = ["ConvertedModel", "DenseSpec", "LayerInfo", "ModelSpec", "build_network", "convert",
+__all__ = ["ConvertedModel", "LayerSpec", "LayerInfo", "ModelSpec", "build_network", "convert",
            "present", "read_model", "register_reader"]

@@ -45,9 +45,10 @@ import math
 import numpy as np
 import scipy.sparse
 
-from ..exceptions import PopfitTypeError
+from ..exceptions import PopfitTypeError, PopfitValueError
 from ..network import export_neuron_type
 from ..neurons import ignore_max_rates_warnings
+from .spec import dot
 
 #: Memory budget (bytes) of one chunk's probed data and neuron state.
 CHUNK_BYTES = 256 * 2**20
@@ -89,6 +90,57 @@ def make_simulator(simulator, network, **kwargs):
     return sim
 
 
+def connection_matrix(conn):
+    """A connection's transform as a scipy csr matrix (Sparse) or an ndarray (Dense)."""
+    import nengo
+
+    t = conn.transform
+    if isinstance(t, nengo.transforms.Sparse):
+        init = t.init
+        if not scipy.sparse.issparse(init):  # nengo's SparseMatrix
+            init = scipy.sparse.csr_matrix((init.data, init.indices.T), shape=t.shape)
+        return scipy.sparse.csr_matrix(init)
+    init = np.asarray(t.init, dtype=float)
+    if init.ndim < 2:  # nengo's meaning: a scalar or 1-D init is a diagonal
+        return np.diag(init * np.ones(t.shape[0]))
+    return init
+
+
+def network_links(model):
+    """The connections from hidden layers' neurons in ``model.network``, as it holds them.
+
+    Returns a dict ``(source, target) -> matrix``: ``source`` a hidden layer,
+    ``target`` a hidden layer (its per-neuron transform, shape ``(n_neurons_target,
+    n_neurons_source)``; nengo multiplies it by the receiving neurons' gains) or
+    ``len(spec.hidden)``, the output (the decoding transform, ``(n_outputs,
+    n_neurons_source)``). Matrices as `popfit.conversion.present.connection_matrix`.
+    """
+    net = model.network
+    index = {layer.ensemble.neurons: i for i, layer in enumerate(net.layers)}
+    links = {}
+    for conn in net.all_connections:
+        source = index.get(conn.pre_obj)
+        if source is None:
+            continue
+        target = (len(net.layers) if conn.post_obj is net.output
+                  else index.get(conn.post_obj))
+        if target is None or (source, target) in links:
+            raise PopfitValueError(
+                f"hidden layer {source} of the network has a connection to "
+                f"{conn.post_obj!r} that convert did not make: the network was changed "
+                "after convert")
+        links[source, target] = connection_matrix(conn)
+    return links
+
+
+def unit_biases(model):
+    """The input bias of every layer's units (hidden layers, then the output)."""
+    spec = model.spec
+    if model.weights is not None:  # re-solved: the biases into layers 1.. and the output
+        return [spec.layers[0].bias] + list(model.biases)
+    return [layer.bias for layer in spec.layers]
+
+
 class BatchPlan:
     """Everything a worker needs to simulate chunks of samples (picklable, no nengo objects).
 
@@ -109,7 +161,11 @@ class BatchPlan:
         self.neuron_types = [export_neuron_type(fit, True) for fit in model.fits]
         # the weights the network runs (rounded with weight_bits): neuron to neuron
         # between hidden layers, then the unit-level output weights
-        self.weights, self.biases = model.neuron_weights(per_neuron=True)
+        self.links = network_links(model)
+        self.biases = unit_biases(model)
+        # inputs: (target layer, unit-level matrix) of every input connection
+        self.inputs = [(j, m) for j, layer in enumerate(self.spec.layers)
+                       for s, m in layer.inputs(j) if s == -1]
         # first layer: the current per unit input of each neuron, where weight_bits
         # rounded it (None: gain * encoders, folded with the input bias below)
         self.input_gain = None if model.weight_bits is None else model._first_layer_gains()
@@ -118,72 +174,80 @@ class BatchPlan:
         self.simulator = simulator
 
     @property
+    def n_hidden(self):
+        return len(self.fits)
+
+    @property
     def bytes_per_sample(self):
-        n_last = self.weights[-1].shape[1]
-        neurons = sum(w.shape[1] for w in self.weights)
-        nnz = sum(w.nnz if scipy.sparse.issparse(w) else w.size for w in self.weights[:-1])
-        return 8 * n_last + BYTES_PER_NEURON * neurons + 12 * nnz  # + the read-out sums
+        neurons = sum(layer.n_out * fit.n_neurons for layer, fit in
+                      zip(self.spec.hidden, self.fits))
+        nnz = sum(w.nnz if scipy.sparse.issparse(w) else w.size
+                  for (_, t), w in self.links.items() if t < self.n_hidden)
+        read = sum(w.shape[1] for (_, t), w in self.links.items() if t == self.n_hidden)
+        return 8 * read + BYTES_PER_NEURON * neurons + 12 * nnz  # + the read-out sums
 
-    def first_inputs(self, X):
-        """Each sample's first-layer pre-activation, one sample at a time (so the
-        rounding does not depend on how many samples there are)."""
-        first = self.spec.layers[0]
-        w, b = first.weights, first.bias
-        z = np.stack([x @ w for x in X])
-        return z if self.input_gain is not None else z + b
+    def input_drive(self, X):
+        """Each sample's input into every layer it reaches, ``{layer: (n, units)}``, one
+        sample at a time (so the rounding does not depend on how many samples there are)."""
+        return {j: np.stack([dot(x[None, :], m)[0] for x in X]) for j, m in self.inputs}
 
-    def build(self, z0):
-        """The network of ``len(z0)`` copies; returns (network, probe)."""
+    def build(self, drive, copies):
+        """The network of ``copies`` copies; returns (network, read-outs by layer)."""
         import nengo
 
-        copies = len(z0)
         rng = np.random.RandomState(self.seed)
         with nengo.Network(label=f"popfit batch of {copies}", seed=self.seed) as net:
             ensembles = []
             for i, (fit, nt) in enumerate(zip(self.fits, self.neuron_types)):
                 n = fit.n_neurons
                 units = self.spec.hidden[i].n_out
-                z = z0 if i == 0 else np.tile(self.biases[i - 1], (copies, 1))
+                z = np.tile(self.biases[i], (copies, 1))
                 gain = np.tile(fit.gain, copies * units)
                 enc = np.tile(fit.encoders, copies * units)
-                if i == 0 and self.input_gain is not None:  # rounded input weights
-                    b = np.tile(self.spec.layers[0].bias, (copies, 1))
-                    bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
-                        b.ravel(), n) + np.tile(self.input_gain, copies) * np.repeat(
-                        z.ravel(), n)
-                else:
-                    bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(
-                        z.ravel(), n)
+                bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(z.ravel(), n)
+                if i in drive and i == 0 and self.input_gain is not None:  # rounded weights
+                    bias = bias + np.tile(self.input_gain, copies) * np.repeat(
+                        drive[i].ravel(), n)
+                elif i in drive:
+                    bias = bias + gain * enc * np.repeat(drive[i].ravel(), n)
                 ensembles.append(nengo.Ensemble(
                     copies * units * n, 1, gain=gain, bias=bias, encoders=enc[:, None],
                     eval_points=np.zeros((1, 1)), label=f"hidden {i}",
                     neuron_type=with_initial_state(nt, units * n, copies, rng)))
-            for i in range(len(ensembles) - 1):
-                block = scipy.sparse.csr_matrix(self.weights[i])  # the network's transform
+            readouts = {}
+            for (i, j), w in sorted(self.links.items()):
+                if j == self.n_hidden:
+                    # the read-out: the mean over the last half of the presentation of
+                    # each neuron's Lowpass-filtered spikes, accumulated as they arrive
+                    readouts[i] = _FilteredMean(ensembles[i].n_neurons, self.steps, self.dt,
+                                                self.connection_synapse)
+                    nengo.Connection(ensembles[i].neurons,
+                                     nengo.Node(readouts[i], size_in=ensembles[i].n_neurons,
+                                                size_out=0, label=f"read-out {i}"),
+                                     synapse=None)
+                    continue
+                block = scipy.sparse.csr_matrix(w)  # the network's transform
                 full = scipy.sparse.block_diag([block] * copies, format="csr")
-                nengo.Connection(ensembles[i].neurons, ensembles[i + 1].neurons,
+                nengo.Connection(ensembles[i].neurons, ensembles[j].neurons,
                                  transform=nengo.transforms.Sparse(full.shape, init=full),
                                  synapse=self.connection_synapse)
-            # the read-out: the mean over the last half of the presentation of each
-            # neuron's Lowpass-filtered spikes, accumulated as the spikes arrive
-            readout = _FilteredMean(ensembles[-1].n_neurons, self.steps, self.dt,
-                                    self.connection_synapse)
-            nengo.Connection(ensembles[-1].neurons,
-                             nengo.Node(readout, size_in=ensembles[-1].n_neurons,
-                                        size_out=0, label="read-out"), synapse=None)
-        return net, readout
+        return net, readouts
 
     def run(self, X, progress_bar=False):
         """Decoded outputs (before the output nonlinearity) of samples ``X``."""
-        net, readout = self.build(self.first_inputs(X))
+        drive = self.input_drive(X)
+        net, readouts = self.build(drive, len(X))
         sim = make_simulator(self.simulator, net, dt=self.dt, seed=self.seed,
                              progress_bar=progress_bar)
         with sim:
             sim.run_steps(self.steps)
-        mean = readout.mean().reshape(len(X), -1)
-        # one sample at a time, so the rounding does not depend on the chunk
-        w = self.weights[-1]
-        return np.stack([w @ m for m in mean]) + self.biases[-1]
+        out = np.tile(self.biases[-1], (len(X), 1)) + drive.get(self.n_hidden, 0.0)
+        for i, readout in readouts.items():
+            mean = readout.mean().reshape(len(X), -1)
+            # one sample at a time, so the rounding does not depend on the chunk
+            w = self.links[i, self.n_hidden]
+            out = out + np.stack([w @ m for m in mean])
+        return out
 
 
 class _FilteredMean:

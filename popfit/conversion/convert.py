@@ -26,6 +26,7 @@ import numbers
 import time
 
 import numpy as np
+import scipy.sparse
 
 from .._validation import (
     DOMAIN_WIDTH_BOUNDS,
@@ -39,6 +40,7 @@ from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from ..fit import fit_activation
 from ..metrics import grid
 from ..network import PopulationLayer
+from ..network.transforms import as_sparse
 from ..neurons import check_max_rate, resolve_neuron_type
 from ..platforms import get_platform
 from .model import ConvertedModel, LayerInfo
@@ -296,9 +298,19 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
             "calibration_data (e.g. the training inputs) or refit=False")
     spec = read_model(model, task)
     counts = check_n_neurons(n_neurons, len(spec.hidden))
+    if refit and not (spec.is_chain and not spec.has_sparse):
+        if not refit_default:
+            raise ConversionError(
+                f"refit=True re-solves dense weights between a chain of layers, but this "
+                f"{spec.source} has {'skip (merge) connections' if not spec.is_chain else ''}"
+                f"{' and ' if not spec.is_chain and spec.has_sparse else ''}"
+                f"{'convolution layers' if spec.has_sparse else ''}, whose weight sharing a "
+                "dense re-solve would lose; use refit=False (the default for such models)")
+        refit = False
     pre = X_cal = None
     if calibration_data is not None:
-        X_cal = check_samples(calibration_data, spec.n_features, "calibration_data")
+        X_cal = check_samples(calibration_data, spec.n_features, "calibration_data",
+                              spec.input_shape)
         if refit and refit_default and not enough_for_refit(len(X_cal), refit_holdout):
             refit = False  # the default only: too few samples to solve on and hold out
     if X_cal is not None:
@@ -398,25 +410,30 @@ def build_network(spec, fits, connection_synapse, seed=None, weights=None, biase
             net.layers.append(PopulationLayer(
                 fit, layer.n_out, label=f"hidden {i}: {layer.label} ({layer.activation})",
                 input_bias=in_bias[i], platform=platform))
-        first = spec.hidden[0]
-        nengo.Connection(net.input, net.layers[0].input, transform=first.weights.T,
-                         synapse=None)
-        for i, (pre, post) in enumerate(zip(net.layers[:-1], net.layers[1:])):
-            if refit:
-                pre.connect_to(post, weights=weights[i], connection_synapse=connection_synapse)
-            else:
-                pre.connect_to(post, transform=spec.hidden[i + 1].weights.T,
-                               connection_synapse=connection_synapse)
         out = spec.output
         net.output = nengo.Node(size_in=out.n_out, label="output")
-        if refit:
-            net.layers[-1].connect_to(net.output, weights=weights[-1],
-                                      connection_synapse=connection_synapse)
-        else:
-            net.layers[-1].connect_to(net.output, transform=out.weights.T,
-                                      connection_synapse=connection_synapse)
+        targets = net.layers + [net.output]
+        for j, layer in enumerate(spec.layers):
+            for source, matrix in layer.inputs(j):
+                if source == -1:  # host: the input Node into the layer's input Node
+                    post = targets[j] if j == len(spec.hidden) else targets[j].input
+                    nengo.Connection(net.input, post, synapse=None,
+                                     transform=_host_transform(matrix.T))
+                elif refit:
+                    net.layers[source].connect_to(targets[j], weights=weights[source],
+                                                  connection_synapse=connection_synapse)
+                elif matrix.shape[0] and (not scipy.sparse.issparse(matrix) or matrix.nnz):
+                    net.layers[source].connect_to(targets[j], transform=matrix.T,
+                                                  connection_synapse=connection_synapse)
         out_bias = biases[-1] if refit else out.bias
         if np.any(out_bias != 0):
             bias = nengo.Node(np.array(out_bias, dtype=float), label="output bias")
             nengo.Connection(bias, net.output, synapse=None)
     return net
+
+
+def _host_transform(matrix):
+    """A transform between host Nodes: Sparse for a sparse matrix, else the array."""
+    if scipy.sparse.issparse(matrix):
+        return as_sparse(matrix)
+    return matrix

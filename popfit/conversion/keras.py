@@ -1,10 +1,11 @@
-"""Read Keras 3 models (feed-forward chains of Dense and other layers) into a `ModelSpec`.
+"""Read Keras 3 models (feed-forward graphs of layers) into a `ModelSpec`.
 
 Every layer is first checked by its converter
 (`popfit.conversion.keras_layers`), so an unsupported layer is refused by
 name, with the reason, before any work starts; the layers of a Sequential
-model, or of a functional one that is a single chain, are then folded into a
-chain of dense layers. Activations are identified by their function
+or functional model are then applied, in topological order, to linear
+expressions of populations (`popfit.conversion.keras_graph`), which gives
+the populations and the weights between them. Activations are identified by their function
 (`popfit.conversion.keras_activations`). A sigmoid output is a classifier
 when the model was compiled with a cross-entropy loss (`CLASSIFIER_LOSSES`).
 
@@ -17,9 +18,10 @@ import warnings
 from .._validation import user_stacklevel
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from .keras_activations import SUPPORTED_TEXT, KerasActivation, import_keras  # noqa: F401
-from .keras_layers import DenseChain, converter_for, refusal
+from .keras_graph import Graph
+from .keras_layers import Convolution, Dense, Merge, converter_for, refusal
 from .readers import register_reader
-from .spec import HIDDEN_ACTIVATIONS, DenseSpec, ModelSpec
+from .spec import ModelSpec
 
 #: Compiled losses (lower case, underscores removed) that make a sigmoid output a classifier.
 CLASSIFIER_LOSSES = ("binarycrossentropy", "bce", "binaryfocalcrossentropy",
@@ -27,38 +29,96 @@ CLASSIFIER_LOSSES = ("binarycrossentropy", "bce", "binaryfocalcrossentropy",
                      "scce", "categoricalfocalcrossentropy")
 
 
-def _layers_in_order(keras, model):
-    """The model's layers, checking that a functional model is a single chain."""
+def _input_tensors(layer):
+    """The Keras tensors ``layer`` takes (a list), or None for a shared layer."""
+    if len(getattr(layer, "_inbound_nodes", ())) > 1:  # a layer used more than once
+        return None
+    try:
+        inp = layer.input
+    except (AttributeError, ValueError):
+        return None
+    return list(inp) if isinstance(inp, (list, tuple)) else [inp]
+
+
+def _graph_order(keras, model):
+    """``(layers, inputs)``: the layers in topological order and each one's input tensors."""
     layers = [layer for layer in model.layers
               if not isinstance(layer, keras.layers.InputLayer)]
-    if isinstance(model, keras.Sequential):
-        return layers
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConversionError(
             f"Keras model {model.name!r} has {len(model.inputs)} inputs and "
             f"{len(model.outputs)} outputs; popfit converts single-input, single-output "
             f"{SUPPORTED_TEXT}")
-    previous = model.inputs[0]
+    if isinstance(model, keras.Sequential):
+        previous = [model.inputs[0]]
+        inputs = {}
+        for layer in layers:
+            inputs[id(layer)] = previous
+            previous = [layer.output]
+        return layers, inputs
+    inputs = {}
     for layer in layers:
-        try:
-            inp = layer.input
-        except (AttributeError, ValueError):  # a layer used more than once
-            inp = None
-        if inp is not previous:
+        tensors = _input_tensors(layer)
+        if tensors is None:
             raise ConversionError(
-                f"{type(layer).__name__} {layer.name!r} is not fed by the previous layer "
-                f"alone; popfit converts {SUPPORTED_TEXT}, each layer feeding the next")
-        previous = layer.output
-    if layers and layers[-1].output is not model.outputs[0]:
+                f"{type(layer).__name__} {layer.name!r} is used more than once in Keras model "
+                f"{model.name!r} (a shared layer); popfit converts {SUPPORTED_TEXT} where "
+                "each layer is applied once: use a separate layer (with copied weights) "
+                "for each use")
+        inputs[id(layer)] = tensors
+    done, order = {id(model.inputs[0])}, []
+    pending = list(layers)
+    while pending:  # Kahn's order: a layer once all of its inputs are computed
+        ready = [layer for layer in pending
+                 if all(id(t) in done for t in inputs[id(layer)])]
+        if not ready:
+            layer = pending[0]
+            raise ConversionError(
+                f"{type(layer).__name__} {layer.name!r} of Keras model {model.name!r} takes "
+                "a tensor that no layer of the model computes (a nested model or a "
+                "functional op); rebuild the model from keras.layers only")
+        for layer in ready:
+            order.append(layer)
+            done.add(id(layer.output))
+            pending.remove(layer)
+    return order, inputs
+
+
+def _output_tail(model, order, inputs, converters):
+    """The layers whose activation is the model's output activation.
+
+    From the layer computing the output, back through layers of one input
+    used only there, up to and including the first Dense, convolution or merge.
+    """
+    producer = {id(layer.output): layer for layer in order}
+    uses = {}
+    for layer in order:
+        for t in inputs[id(layer)]:
+            uses[id(t)] = uses.get(id(t), 0) + 1
+    tail, layer = set(), producer.get(id(model.outputs[0]))
+    while layer is not None:
+        tail.add(id(layer))
+        tensors = inputs[id(layer)]
+        if isinstance(converters[id(layer)], (Dense, Convolution, Merge)) or len(tensors) != 1 \
+                or uses.get(id(tensors[0]), 0) != 1:
+            break
+        layer = producer.get(id(tensors[0]))
+    return tail
+
+
+def _input_shape(model):
+    shape = tuple(model.inputs[0].shape[1:])
+    if not shape or any(n is None for n in shape):
         raise ConversionError(
-            f"Keras model {model.name!r} is not a single chain of layers ending "
-            "at its output")
-    return layers
+            f"Keras model {model.name!r} takes inputs of shape {tuple(model.inputs[0].shape)} "
+            "with an unknown size; popfit needs every axis but the batch fixed: start the "
+            "model with keras.Input(shape=...) of fixed sizes")
+    return tuple(int(n) for n in shape)
 
 
 @register_reader("keras", "tf_keras", "tensorflow.python.keras")
 def from_keras(model, task=None):
-    """Read a built Keras 3 model whose layers chain (`popfit.conversion.keras_layers`).
+    """Read a built Keras 3 model (`popfit.conversion.keras_layers` lists its layers).
 
     ``task`` (``"classifier"``, ``"regressor"`` or None) overrides the task
     read from the model (`_task_from_model`).
@@ -72,7 +132,7 @@ def from_keras(model, task=None):
     if not model.built:
         raise PopfitValueError(
             f"Keras model {model.name!r} is not built (its weights do not exist "
-            "yet); start it with keras.Input(shape=(n_features,)), or call or fit it first")
+            "yet); start it with keras.Input(shape=...), or call or fit it first")
     if not isinstance(model, keras.Sequential) and not hasattr(model, "inputs"):
         raise ConversionError(
             f"Keras model {model.name!r} is a subclassed model ({type(model).__name__} "
@@ -80,36 +140,34 @@ def from_keras(model, task=None):
             "keras.Sequential models and functional models (keras.Model(inputs, outputs)) "
             f"that are {SUPPORTED_TEXT}; rebuild it as one of those with the same "
             "layers and copy the weights over (layer.set_weights)")
-    converters = []
+    converters = {}
     for layer in model.layers:  # every layer is checked before any work starts
+        if isinstance(layer, keras.Model):
+            raise refusal(layer, "a model nested in a model is not supported; build one "
+                                 "flat Sequential or functional model from its layers")
         converter = converter_for(keras, layer)
         reason = converter.refuse(keras, layer)
         if reason is not None:
             raise refusal(layer, reason)
-        converters.append(converter)
-    converters = dict(zip(map(id, model.layers), converters))
-    layers = _layers_in_order(keras, model)
-    last_dense = max((i for i, layer in enumerate(layers)
-                      if isinstance(layer, keras.layers.Dense)), default=-1)
-    chain = DenseChain(keras)
-    for k, layer in enumerate(layers):
-        chain.output = k >= last_dense
-        converters[id(layer)].fold(keras, layer, chain)
-    ops = chain.finish()
-    if len(ops) < 2:
+        converters[id(layer)] = converter
+    shape = _input_shape(model)
+    order, inputs = _graph_order(keras, model)
+    tail = _output_tail(model, order, inputs, converters)
+    graph = Graph()
+    tensors = {id(model.inputs[0]): graph.input(shape)}
+    for layer in order:
+        args = [tensors[id(t)] for t in inputs[id(layer)]]
+        tensors[id(layer.output)] = converters[id(layer)].apply(
+            keras, layer, args, graph, id(layer) in tail)
+    out = tensors[id(model.outputs[0])]
+    act = (out.output_activation or ("linear", None))[0]
+    if act == "softmax" and len(out.shape) > 1:
         raise ConversionError(
-            f"Keras model {model.name!r} has {len(ops)} Dense layer(s); at least "
-            "two are needed (a hidden layer whose units become neurons, and an output "
-            "layer)")
-    for w, b, act, label, curve in ops[:-1]:
-        if curve is None and act not in HIDDEN_ACTIVATIONS:
-            raise ConversionError(
-                f"Keras layer {label!r} has activation {act!r}, which is only "
-                f"supported on the output layer; hidden activations supported are "
-                f"{', '.join(HIDDEN_ACTIVATIONS)} and elementwise functions")
-    layers = tuple(DenseSpec(weights=w, bias=b, activation=act, label=label, curve=curve)
-                   for w, b, act, label, curve in ops)
-    spec = ModelSpec(source=type(model).__name__, layers=layers)
+            f"Keras model {model.name!r} ends with a softmax over outputs of shape "
+            f"{out.shape}; popfit applies the output softmax to flat outputs: Flatten "
+            "before the output layer")
+    spec = ModelSpec(source=type(model).__name__, layers=graph.finish(out, model.name),
+                     input_shape=shape)
     if task is None:
         task = _task_from_model(model, spec.output)
     return spec if task is None else spec.with_task(task)

@@ -19,8 +19,8 @@ from ..targets import TARGETS, Target
 from .spec import HIDDEN_ACTIVATIONS, KERAS_ACTIVATIONS
 
 #: What the Keras reader converts (for messages).
-SUPPORTED_TEXT = ("feed-forward chains of Dense layers (with BatchNormalization, Dropout "
-                  "and activation layers)")
+SUPPORTED_TEXT = ("feed-forward graphs of Dense, convolution, average-pooling, "
+                  "normalization, reshaping and merge layers (README: supported layers)")
 _ACTIVATIONS_TEXT = (
     f"supported activations are {', '.join(HIDDEN_ACTIVATIONS)} (softmax on the output "
     "layer only) and, on hidden layers, any elementwise function (fitted as a custom curve)")

@@ -1,34 +1,44 @@
-"""One small converter per Keras layer kind, folding the layer into a chain of dense layers.
+"""One small converter per Keras layer kind, mapping its input tensors to its output.
 
 A converter is registered for Keras layer classes by name
 (`register_layer`, resolved in ``keras.layers`` when a model is read, so
 importing popfit imports no Keras). It says whether it can take a layer
 (`LayerConverter.refuse` returns the reason it cannot, checked for every
-layer before any work starts) and folds the layer into a `DenseChain`
-(`LayerConverter.fold`), exactly and without new nodes:
+layer before any work starts) and applies the layer to its input
+`popfit.conversion.keras_graph.Tensor` expressions (`LayerConverter.apply`),
+exactly and without new nodes:
 
-- ``Dense``: a new dense layer (its activation as an ``Activation`` layer's);
-- ``BatchNormalization`` (inference statistics): an elementwise affine map,
-  folded into the preceding Dense's weights and bias when no activation was
-  applied since, else into the next Dense's inputs (`DenseChain.add_affine`);
+- ``Dense`` and ``Conv1D/2D/3D``, ``DepthwiseConv1D/2D``, ``SeparableConv1D/2D``
+  (``channels_last``, any strides, "valid"/"same" padding, dilation, one
+  group): their linear map (`popfit.conversion.operators`); their
+  activation as an ``Activation`` layer's;
+- ``BatchNormalization`` (inference statistics, the channel axis),
+  ``Rescaling``, ``Normalization``: elementwise affine maps;
+- ``AveragePooling1D/2D/3D``, ``GlobalAveragePooling1D/2D/3D``,
+  ``ZeroPadding1D/2D/3D``, ``Cropping1D/2D/3D``, ``UpSampling1D/2D/3D``
+  (nearest), ``Flatten``, ``Reshape``, ``Permute``: linear maps;
+- ``Add``, ``Subtract``, ``Average``, ``Concatenate``: merges;
 - ``Activation``, ``ReLU``, ``LeakyReLU``, ``ELU``, ``PReLU`` (one slope shared by
-  all units), ``Softmax``: the last dense layer's activation
-  (`popfit.conversion.keras_activations.resolve_activation`);
+  all units), ``Softmax``: a population of the activation
+  (`popfit.conversion.keras_activations.resolve_activation`), or the output
+  activation;
 - inference-time identities (``Dropout`` and its variants, ``GaussianNoise``,
-  ``ActivityRegularization``, ``InputLayer``, ``Flatten`` on flat inputs): nothing.
+  ``ActivityRegularization``, ``InputLayer``): nothing.
 
-Recurrent, merge, convolution and pooling layers are refused with the
-reason (`Refused`); so is any unregistered layer kind.
+Max pooling, multiplicative merges, recurrent layers and any unregistered
+layer kind are refused by name, with the reason and what to do (`Refused`).
 """
 
 import abc
+import dataclasses
 import functools
 
 import numpy as np
+import scipy.sparse
 
 from ..exceptions import ConversionError
+from . import operators
 from .keras_activations import SUPPORTED_TEXT, resolve_activation
-from .spec import affine_after, affine_into
 
 #: (Keras layer class names, converter), in registration order (first match wins).
 _CONVERTERS = []
@@ -69,25 +79,6 @@ def refusal(layer, reason):
         + (f"; {fix}" if fix else ""))
 
 
-def input_shape(layer):
-    """The shape of ``layer``'s input, or None if Keras cannot say (a shared layer)."""
-    try:
-        return tuple(layer.input.shape)
-    except (AttributeError, ValueError, TypeError):
-        return None
-
-
-def _not_flat(layer, what):
-    """Why ``layer`` cannot take its input when that is not flat, else None."""
-    shape = input_shape(layer)
-    if shape is None or len(shape) == 2:
-        return None
-    return (f"{what} inputs of shape {shape}, not flat (batch, n_features) ones; "
-            "convolutional and other multi-dimensional models are not supported yet: "
-            "flatten the data before the model (X.reshape(len(X), -1)) and start it with "
-            "keras.Input(shape=(n_features,))")
-
-
 def to_numpy(keras, variable):
     """A Keras weight (Variable or tensor) as a float64 numpy array."""
     # `.value` (the backend tensor), not the Variable itself: numpy 2 warns
@@ -95,80 +86,32 @@ def to_numpy(keras, variable):
     return keras.ops.convert_to_numpy(getattr(variable, "value", variable)).astype(float)
 
 
-class DenseChain:
-    """The dense layers read so far (``ops``), and an affine map waiting for the next Dense.
+def _channels_last(layer):
+    fmt = getattr(layer, "data_format", "channels_last")
+    if fmt not in (None, "channels_last"):
+        return (f"it uses data_format={fmt!r}; popfit reads channels_last tensors: "
+                "build the model with data_format='channels_last' (Keras's default)")
+    return None
 
-    ``ops`` holds ``[weights, bias, activation, label, curve]`` per dense
-    layer; ``output`` is set by the reader: True from the model's last Dense
-    layer on (its activation is the output's).
-    """
 
-    def __init__(self, keras):
-        self.keras = keras
-        self.ops = []
-        self.output = False
-        self._pending = None  # (scale, shift, labels) on the next Dense's inputs
-
-    def add_dense(self, weights, bias, label):
-        if self._pending is not None:
-            scale, shift, labels = self._pending
-            weights, bias = affine_into(weights, bias, scale, shift)
-            label = "+".join(labels + [label])
-            self._pending = None
-        self.ops.append([weights, bias, "linear", label, None])
-
-    def add_affine(self, scale, shift, label):
-        """Fold ``x -> x * scale + shift`` (elementwise) at this point of the chain."""
-        if self.ops and self.ops[-1][2] == "linear" and self._pending is None:
-            op = self.ops[-1]  # no activation since the last Dense: into its outputs
-            op[0], op[1] = affine_after(op[0], op[1], scale, shift)
-            op[3] = f"{op[3]}+{label}"
-        elif self._pending is None:
-            self._pending = (scale, shift, [label])
-        else:  # two affine maps in a row compose
-            s0, t0, labels = self._pending
-            self._pending = (s0 * scale, t0 * scale + shift, labels + [label])
-
-    def add_activation(self, act, curve, label, own=False):
-        """Apply activation ``act`` (``curve``: a custom one) to the last dense layer.
-
-        ``own``: it is that Dense layer's own ``activation`` (``label`` is not
-        added to the layer's label again).
-        """
-        if act == "linear":  # the identity: nothing to convert
-            return
-        if not self.ops:
-            raise ConversionError(
-                f"Keras layer {label!r} (activation {act!r}) comes before any Dense "
-                "layer; the model input must go into a Dense layer first")
-        op = self.ops[-1]
-        if op[2] != "linear" or self._pending is not None:
-            raise ConversionError(
-                f"Keras layer {label!r} applies {act!r} after {op[3]!r} already applied "
-                f"{op[2]!r}; only one nonlinearity per Dense layer is supported")
-        op[2], op[4] = act, curve
-        if not own:
-            op[3] = f"{op[3]}+{label}"
-
-    def finish(self):
-        """The dense layers; refuses an affine map left after the last Dense's activation."""
-        if self._pending is not None:
-            raise ConversionError(
-                f"Keras layer(s) {'+'.join(self._pending[2])} come after the output "
-                f"activation of {self.ops[-1][3]!r}; a normalization after the output "
-                "activation cannot be folded into a Dense layer: remove it, or put it "
-                "before the output activation")
-        return self.ops
+def _tuple(value, n):
+    return tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else (value,) * n))
 
 
 class LayerConverter:
-    """Converts one kind of Keras layer: `refuse` says why it cannot, `fold` adds it."""
+    """Converts one kind of Keras layer: `refuse` says why it cannot, `apply` maps it."""
 
     def refuse(self, keras, layer):
         """Why ``layer`` cannot be converted (``"why; what to do"``), or None."""
 
-    def fold(self, keras, layer, chain):
-        """Add ``layer`` to ``chain`` (a `DenseChain`)."""
+    def apply(self, keras, layer, inputs, graph, output):
+        """The layer's output `Tensor` from its input Tensors ``inputs``.
+
+        ``graph`` is the `popfit.conversion.keras_graph.Graph`; ``output`` is
+        True when the layer's activation is the model's output activation.
+        The default: the identity.
+        """
+        return inputs[0]
 
 
 class Refused(LayerConverter):
@@ -184,17 +127,19 @@ class Refused(LayerConverter):
 register_layer("SimpleRNN", "LSTM", "GRU", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
                "ConvLSTM3D", "TimeDistributed")(Refused(
                    "recurrent layers are not supported"))
-register_layer("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-               "Dot")(Refused(
-                   "merge layers (several inputs) are not supported; rebuild the model as a "
-                   "single chain, each layer feeding the next"))
-register_layer("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
-               "Conv3DTranspose", "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D",
-               "DepthwiseConv2D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
-               "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-               "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-               "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D")(Refused(
-                   "convolution and pooling layers are not supported yet"))
+register_layer("Multiply", "Maximum", "Minimum", "Dot")(Refused(
+    "this merge is not linear in its inputs, so it cannot be folded into the weights "
+    "between populations; use Add, Subtract, Average or Concatenate"))
+register_layer("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooling1D",
+               "GlobalMaxPooling2D", "GlobalMaxPooling3D")(Refused(
+                   "max pooling is not linear, so it cannot be folded into the weights "
+                   "between populations; retrain the model with the average pooling of the "
+                   "same pool size and strides (AveragePooling2D for MaxPooling2D)"))
+register_layer("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")(Refused(
+    "transposed convolutions are not supported yet; use UpSampling then a convolution"))
+register_layer("LayerNormalization", "GroupNormalization", "UnitNormalization")(Refused(
+    "it normalizes each sample by its own statistics, which is not a fixed linear map; "
+    "use BatchNormalization (folded with its moving statistics)"))
 
 
 @register_layer("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
@@ -204,42 +149,188 @@ class Identity(LayerConverter):
     """A layer that is the identity at inference: dropped."""
 
 
-@register_layer("Flatten")
-class Flatten(LayerConverter):
-    """The identity on flat inputs; refused on multi-dimensional ones."""
+@register_layer("Flatten", "Reshape")
+class Reshape(LayerConverter):
+    """The identity on the flattened channels-last layout, with a new shape."""
 
     def refuse(self, keras, layer):
-        return _not_flat(layer, "it flattens")
+        return _channels_last(layer)
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        shape = tuple(int(n) for n in layer.output.shape[1:])
+        return dataclasses.replace(t, shape=shape)
+
+
+@register_layer("Permute")
+class Permute(LayerConverter):
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        order = tuple(int(d) - 1 for d in layer.dims)
+        grid = np.arange(t.size).reshape(t.shape).transpose(order)
+        m = scipy.sparse.csr_matrix(
+            (np.ones(t.size), (grid.ravel(), np.arange(t.size))), shape=(t.size, t.size))
+        return graph.linear(t, m, 0.0, grid.shape, layer.name)
+
+
+def _bias(keras, layer, n):
+    return np.zeros(n) if getattr(layer, "bias", None) is None else to_numpy(keras, layer.bias)
+
+
+def _own_activation(keras, layer, t, graph, output):
+    act, curve = resolve_activation(keras, layer.activation, layer, "has activation",
+                                    output=output)
+    return graph.population(t, act, curve, layer.name, output=output)
 
 
 @register_layer("Dense")
 class Dense(LayerConverter):
-    """A dense layer; its activation is applied as an Activation layer's."""
+    """A dense layer (on the last axis); its activation is applied as an Activation layer's."""
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        w = to_numpy(keras, layer.kernel)
+        m, shape = ((w, (w.shape[1],)) if len(t.shape) == 1
+                    else operators.last_axis_dense(t.shape, w))
+        b = operators.tile_channels(shape, _bias(keras, layer, w.shape[1]))
+        t = graph.linear(t, m, b, shape, layer.name, weight_layer=True)
+        return _own_activation(keras, layer, t, graph, output)
+
+
+@register_layer("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
+                "SeparableConv1D", "SeparableConv2D")
+class Convolution(LayerConverter):
+    """A convolution (plain, depthwise or separable), channels last, one group."""
 
     def refuse(self, keras, layer):
-        return _not_flat(layer, "it gets")
+        if getattr(layer, "groups", 1) != 1:
+            return (f"it has groups={layer.groups}; grouped convolutions are not supported "
+                    "yet: use groups=1 or DepthwiseConv")
+        return _channels_last(layer)
 
-    def fold(self, keras, layer, chain):
-        w = to_numpy(keras, layer.kernel)
-        b = np.zeros(w.shape[1]) if layer.bias is None else to_numpy(keras, layer.bias)
-        chain.add_dense(w, b, layer.name)
-        act, curve = resolve_activation(keras, layer.activation, layer, "has activation",
-                                        output=chain.output)
-        chain.add_activation(act, curve, layer.name, own=True)
+    @staticmethod
+    def kernel(keras, layer):
+        """The layer's kernel as one full ``(*window, c_in, c_out)`` kernel."""
+        depthwise = getattr(layer, "depthwise_kernel", None)
+        if depthwise is None:
+            return to_numpy(keras, layer.kernel)
+        k = to_numpy(keras, depthwise)  # (*window, c_in, multiplier)
+        c_in, mult = k.shape[-2:]
+        full = np.zeros(k.shape[:-2] + (c_in, c_in * mult))
+        for c in range(c_in):
+            full[..., c, c * mult:(c + 1) * mult] = k[..., c, :]
+        pointwise = getattr(layer, "pointwise_kernel", None)
+        if pointwise is not None:  # separable: then a 1x1 convolution
+            full = np.tensordot(full, to_numpy(keras, pointwise).reshape(c_in * mult, -1),
+                                axes=([-1], [0]))
+        return full
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        k = self.kernel(keras, layer)
+        n = k.ndim - 2
+        m, shape = operators.convolution(
+            t.shape, k, _tuple(layer.strides, n), layer.padding,
+            _tuple(layer.dilation_rate, n))
+        b = operators.tile_channels(shape, _bias(keras, layer, shape[-1]))
+        t = graph.linear(t, m, b, shape, layer.name, weight_layer=True)
+        return _own_activation(keras, layer, t, graph, output)
+
+
+@register_layer("AveragePooling1D", "AveragePooling2D", "AveragePooling3D")
+class AveragePooling(LayerConverter):
+    def refuse(self, keras, layer):
+        return _channels_last(layer)
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        n = len(t.shape) - 1
+        m, shape = operators.average_pooling(t.shape, _tuple(layer.pool_size, n),
+                                             _tuple(layer.strides, n), layer.padding)
+        return graph.linear(t, m, 0.0, shape, layer.name)
+
+
+@register_layer("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D")
+class GlobalAveragePooling(LayerConverter):
+    def refuse(self, keras, layer):
+        return _channels_last(layer)
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        m, shape = operators.global_average(t.shape, bool(getattr(layer, "keepdims", False)))
+        return graph.linear(t, m, 0.0, shape, layer.name)
+
+
+def _margins(value, n):
+    """Keras padding/cropping arguments as (before, after) tuples per spatial axis."""
+    if isinstance(value, int):
+        value = (value,) * n
+    pairs = [(v, v) if isinstance(v, int) else tuple(v) for v in value]
+    if n == 1 and len(pairs) == 2 and all(isinstance(v, int) for v in value):
+        pairs = [tuple(value)]
+    return tuple(int(b) for b, _ in pairs), tuple(int(a) for _, a in pairs)
+
+
+@register_layer("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
+                "Cropping2D", "Cropping3D")
+class PadOrCrop(LayerConverter):
+    def refuse(self, keras, layer):
+        return _channels_last(layer)
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        n = len(t.shape) - 1
+        crop = hasattr(layer, "cropping")
+        before, after = _margins(layer.cropping if crop else layer.padding, n)
+        if crop:
+            before, after = tuple(-b for b in before), tuple(-a for a in after)
+        m, shape = operators.pad_or_crop(t.shape, before, after)
+        return graph.linear(t, m, 0.0, shape, layer.name)
+
+
+@register_layer("UpSampling1D", "UpSampling2D", "UpSampling3D")
+class UpSampling(LayerConverter):
+    def refuse(self, keras, layer):
+        if getattr(layer, "interpolation", "nearest") != "nearest":
+            return (f"it interpolates with {layer.interpolation!r}; only 'nearest' is "
+                    "supported")
+        return _channels_last(layer)
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        n = len(t.shape) - 1
+        size = getattr(layer, "size", None) or getattr(layer, "length", 2)
+        m, shape = operators.upsampling(t.shape, _tuple(size, n))
+        return graph.linear(t, m, 0.0, shape, layer.name)
+
+
+class Elementwise(LayerConverter, abc.ABC):
+    """``x * scale + shift`` with one value per channel (the last axis)."""
+
+    @abc.abstractmethod
+    def scale_shift(self, keras, layer):
+        """``(scale, shift)``: per channel, or scalars."""
+
+    def apply(self, keras, layer, inputs, graph, output):
+        t = inputs[0]
+        scale, shift = (np.broadcast_to(np.asarray(v, dtype=float), (t.shape[-1],))
+                        for v in self.scale_shift(keras, layer))
+        return graph.linear(t, operators.channel_diagonal(t.shape, scale),
+                            operators.tile_channels(t.shape, shift), t.shape, layer.name)
 
 
 @register_layer("BatchNormalization")
-class BatchNormalization(LayerConverter):
-    """``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta``: affine."""
+class BatchNormalization(Elementwise):
+    """``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta``."""
 
     def refuse(self, keras, layer):
-        flat = _not_flat(layer, "it normalizes")
-        if flat is None and layer.axis not in (-1, 1):
-            return (f"it normalizes axis {layer.axis} of flat inputs, not the features "
-                    "(axis -1); use BatchNormalization(axis=-1)")
-        return flat
+        rank = len(layer.input.shape) if hasattr(layer, "input") else 2
+        if layer.axis not in (-1, rank - 1):
+            return (f"it normalizes axis {layer.axis}, not the channels (the last axis); "
+                    "use BatchNormalization(axis=-1) on channels_last tensors")
+        return None
 
-    def fold(self, keras, layer, chain):
+    def scale_shift(self, keras, layer):
         mean = to_numpy(keras, layer.moving_mean)
         scale = 1.0 / np.sqrt(to_numpy(keras, layer.moving_variance) + float(layer.epsilon))
         if layer.gamma is not None:
@@ -247,7 +338,53 @@ class BatchNormalization(LayerConverter):
         shift = -mean * scale
         if layer.beta is not None:
             shift = shift + to_numpy(keras, layer.beta)
-        chain.add_affine(scale, shift, layer.name)
+        return scale, shift
+
+
+@register_layer("Rescaling")
+class Rescaling(Elementwise):
+    def scale_shift(self, keras, layer):
+        return np.asarray(layer.scale, dtype=float), np.asarray(layer.offset, dtype=float)
+
+
+@register_layer("Normalization")
+class Normalization(Elementwise):
+    """Keras ``Normalization`` (adapted, along the last axis): ``(x - mean) / sqrt(var)``."""
+
+    def refuse(self, keras, layer):
+        axis = layer.axis if isinstance(layer.axis, tuple) else (layer.axis,)
+        if getattr(layer, "invert", False) or axis not in ((-1,),):
+            return ("only Normalization(axis=-1) without invert is supported; normalize the "
+                    "data before the model")
+        return None
+
+    def scale_shift(self, keras, layer):
+        mean = np.ravel(to_numpy(keras, layer.mean))
+        scale = 1.0 / np.maximum(np.sqrt(np.ravel(to_numpy(keras, layer.variance))),
+                                 keras.backend.epsilon())
+        return scale, -mean * scale
+
+
+@register_layer("Add", "Subtract", "Average", "Concatenate")
+class Merge(LayerConverter):
+    """A sum (``Add``), difference, mean, or concatenation of several tensors."""
+
+    def apply(self, keras, layer, inputs, graph, output):
+        shapes = [t.shape for t in inputs]
+        kind = type(layer).__name__
+        if kind == "Concatenate":
+            axis = int(layer.axis)
+            axis = axis + len(shapes[0]) + 1 if axis < 0 else axis
+            matrices, shape = operators.concatenate(shapes, axis - 1)
+            return graph.merge(inputs, matrices, shape, layer.name)
+        if len(set(shapes)) != 1:
+            raise ConversionError(
+                f"{kind} {layer.name!r} merges tensors of shapes {shapes}; popfit merges "
+                "tensors of one shape (no broadcasting)")
+        eye = scipy.sparse.identity(inputs[0].size, format="csr")
+        coef = {"Add": [1.0] * len(inputs), "Subtract": [1.0, -1.0],
+                "Average": [1.0 / len(inputs)] * len(inputs)}[kind]
+        return graph.merge(inputs, [c * eye for c in coef], shapes[0], layer.name)
 
 
 class ActivationLayer(LayerConverter, abc.ABC):
@@ -257,11 +394,10 @@ class ActivationLayer(LayerConverter, abc.ABC):
     def function(self, keras, layer):
         """``(function, description)``: what the layer applies, for `resolve_activation`."""
 
-    def fold(self, keras, layer, chain):
+    def apply(self, keras, layer, inputs, graph, output):
         fn, name = self.function(keras, layer)
-        act, curve = resolve_activation(keras, fn, layer, "applies", output=chain.output,
-                                        name=name)
-        chain.add_activation(act, curve, layer.name)
+        act, curve = resolve_activation(keras, fn, layer, "applies", output=output, name=name)
+        return graph.population(inputs[0], act, curve, layer.name, output=output)
 
 
 def _described(kind, **args):
@@ -315,7 +451,7 @@ class PReLU(ActivationLayer):
                     f"to {alpha.max():.4g}), so it is not one elementwise curve, and popfit "
                     "fits one curve shared by all units of a layer; train it with one "
                     "shared slope (PReLU(shared_axes=[1]) on flat inputs) or use LeakyReLU")
-        return _not_flat(layer, "it gets")
+        return None
 
     def function(self, keras, layer):
         slope = float(to_numpy(keras, layer.alpha).ravel()[0])
@@ -332,7 +468,7 @@ class Softmax(ActivationLayer):
         if axis not in (-1, 1, (-1,), (1,)):
             return (f"it takes the softmax over axis {axis}, not over the features "
                     "(axis -1); use Softmax(axis=-1)")
-        return _not_flat(layer, "it gets")
+        return None
 
     def function(self, keras, layer):
         return keras.activations.softmax, None

@@ -20,7 +20,7 @@ from ..exceptions import PopfitValueError
 from ..loihi import report_lines, reports_on
 from ..platforms import get_platform
 from ..targets import apply_activation
-from .batch import BatchPlan, predict_batched
+from .batch import BatchPlan, connection_matrix, predict_batched
 from .present import (
     DT,
     LONG_BATCH_NEURON_STEPS,
@@ -30,7 +30,6 @@ from .present import (
     check_presentation_time,
     check_progress_bar,
     check_simulator,
-    connection_matrix,
     present,
 )
 from .quantize import rate_forward
@@ -190,7 +189,7 @@ class ConvertedModel:
         -------
         ndarray, shape (n_samples, n_outputs)
         """
-        X = check_samples(X, self.n_features_in_, "X")
+        X = check_samples(X, self.n_features_in_, "X", self.spec.input_shape)
         steps = check_presentation_time(presentation_time, DT, len(X))
         progress_bar = check_progress_bar(progress_bar)
         simulator = check_simulator(
@@ -315,7 +314,7 @@ class ConvertedModel:
         -------
         float
         """
-        X = check_samples(X, self.n_features_in_, "X")
+        X = check_samples(X, self.n_features_in_, "X", self.spec.input_shape)
         y = self._check_targets(y, len(X))
         pred = self.predict(X, presentation_time, progress_bar, **options)
         if self.is_classifier:
@@ -353,6 +352,7 @@ class ConvertedModel:
             ``l + 1``'s units (the output bias, for the last).
         """
         per_neuron = check_bool(per_neuron, "per_neuron")
+        self.spec.check_chain("neuron_weights")
         if not per_neuron and self.weight_bits is not None:
             raise PopfitValueError(
                 f"this model was converted with weight_bits={self.weight_bits}: the rounded "
@@ -418,16 +418,13 @@ class ConvertedModel:
         weights `network` holds (`popfit.conversion.quantize.rate_forward`), as `predict`
         and `decoded_output` use them. Shape ``(n_samples, n_outputs)``.
         """
-        a = check_samples(X, self.n_features_in_, "X")
+        a = check_samples(X, self.n_features_in_, "X", self.spec.input_shape)
         if self.weight_bits is not None:
             return self._outputs(rate_forward(self, a))
         if self.weights is not None:
             return self._outputs(forward(self.spec, self.fits, self.weights, self.biases,
                                          a)[1])
-        for layer, fit in zip(self.spec.hidden, self.fits):
-            a = fit.predict(a @ layer.weights + layer.bias)
-        out = self.spec.output
-        return self._outputs(a @ out.weights + out.bias)
+        return self._outputs(self.spec.forward(a, [fit.predict for fit in self.fits])[0][-1])
 
     # ----------------------------------------------------------------- reporting
     @property

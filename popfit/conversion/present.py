@@ -165,22 +165,6 @@ def present(network, X, presentation_time=0.1, *, dt=DT, seed=None, progress_bar
     return y[:, steps // 2:, :].mean(axis=1)
 
 
-def connection_matrix(conn):
-    """A connection's transform as a scipy csr matrix (Sparse) or an ndarray (Dense)."""
-    import nengo
-
-    t = conn.transform
-    if isinstance(t, nengo.transforms.Sparse):
-        init = t.init
-        if not scipy.sparse.issparse(init):  # nengo's SparseMatrix
-            init = scipy.sparse.csr_matrix((init.data, init.indices.T), shape=t.shape)
-        return scipy.sparse.csr_matrix(init)
-    init = np.asarray(t.init, dtype=float)
-    if init.ndim < 2:  # nengo's meaning: a scalar or 1-D init is a diagonal
-        return np.diag(init * np.ones(t.shape[0]))
-    return init
-
-
 def check_simulator(simulator):
     """``simulator`` (a callable, e.g. a nengo backend's Simulator class) or `nengo.Simulator`.
 

@@ -19,7 +19,7 @@ from .._validation import check_bool, check_finite_array, check_int, public
 from ..exceptions import PopfitTypeError, PopfitValueError
 from ..graph import connects_from, connects_into, population_layers
 from ..targets import apply_activation
-from .spec import check_samples
+from .spec import check_samples, dot
 
 #: Bits of a weight magnitude `quantize` accepts (a platform's ``weight_bits``).
 WEIGHT_BITS_RANGE = (2, 16)
@@ -203,7 +203,7 @@ def rate_forward(model, X, float_weights=False):
         The output before the output nonlinearity.
     """
     model = _check_model(model)
-    X = check_samples(X, model.n_features_in_, "X")
+    X = check_samples(X, model.n_features_in_, "X", model.spec.input_shape)
     transforms = _float_transforms(model) if check_bool(float_weights, "float_weights") \
         else None
     return _rate_forward(model, X, transforms)
@@ -221,7 +221,7 @@ def _rate_forward(model, X, transforms):
                 "the network was changed after convert")
         w = _matrix(conns[0], transforms)
         if i == 0:
-            v = X @ dense.weights  # the host part: X -> layer.input
+            v = dot(X, dense.weights)  # the host part: X -> layer.input
             if conns[0].pre_obj is not layer.input:  # Dense host transforms: the scaled Node
                 v = v / layer.input_scale
             u = v
@@ -266,7 +266,7 @@ def quantization_cost(model, X):
         ``n_samples``.
     """
     model = _check_model(model)
-    X = check_samples(X, model.n_features_in_, "X")
+    X = check_samples(X, model.n_features_in_, "X", model.spec.input_shape)
     q = _rate_forward(model, X, None)
     originals = _float_transforms(model)
     f = _rate_forward(model, X, originals) if originals else q
@@ -311,6 +311,7 @@ def quantize_model(model, bits, X=None):
         `rate_forward`'s ``float_weights``) and the ``"cost"``.
     """
     model = _check_model(model)
+    model.spec.check_chain("weight_bits (quantize_model)")
     if model.weight_bits is not None:
         raise PopfitValueError(
             f"model's weights are already rounded to weight_bits={model.weight_bits}; "

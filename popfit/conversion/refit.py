@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
+import scipy.sparse
 
 from ..exceptions import PopfitValueError
 from ..solvers import spike_noise_penalty, spike_noise_ridge
@@ -61,6 +62,8 @@ def layer_rates(fit, z):
 
 def folded_weights(fit, weights):
     """The standard weights ``weights.T @ decoders_block``: shape (n_next, n_units * N)."""
+    if scipy.sparse.issparse(weights):
+        return scipy.sparse.kron(weights.T, fit.decoders[None, :], format="csr")
     return np.kron(np.asarray(weights, dtype=float).T, fit.decoders[None, :])
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from .readers import register_reader
-from .spec import SKLEARN_ACTIVATIONS, DenseSpec, ModelSpec, affine_into, source_names
+from .spec import SKLEARN_ACTIVATIONS, LayerSpec, ModelSpec, affine_into, source_names
 
 HIDDEN = source_names(SKLEARN_ACTIVATIONS, hidden=True)
 OUTPUT = source_names(SKLEARN_ACTIVATIONS)
@@ -227,7 +227,7 @@ def from_sklearn(model, task=None):
     layers = []
     for i, (w, b) in enumerate(zip(coefs, intercepts)):
         last = i == n - 1
-        layers.append(DenseSpec(
+        layers.append(LayerSpec(
             weights=w, bias=b,
             activation=SKLEARN_ACTIVATIONS[out_act if last else model.activation],
             label=f"output (coefs_[{i}])" if last else f"coefs_[{i}]"))

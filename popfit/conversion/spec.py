@@ -1,8 +1,12 @@
-"""The source-independent description of a model to convert: a chain of dense layers.
+"""The source-independent description of a model to convert: layers of units.
 
 A reader (`popfit.conversion.sklearn`, `popfit.conversion.keras`) turns a
-trained model into a `ModelSpec`: a chain of `DenseSpec` layers,
-``y = activation(x @ weights + bias)``. This module also holds everything
+trained model into a `ModelSpec`: hidden `LayerSpec` layers in topological
+order, then the output layer, each ``activation(x @ weights + bias)`` of the
+layer before (the model input, for the first), plus ``skips``, inputs from
+earlier layers (residual connections). ``weights`` is an ndarray, or a
+`scipy.sparse.csr_matrix` for a convolution and the pooling, padding and
+normalization folded into it (`popfit.conversion.operators`). This module also holds everything
 conversion knows about activation names: which popfit targets
 (`popfit.targets.TARGETS`) a hidden layer can use, the output nonlinearities
 applied in numpy, and how each source library spells them.
@@ -63,31 +67,55 @@ def affine_after(weights, bias, scale, shift):
 
 
 # ------------------------------------------------------------------ the spec
+def dot(a, weights):
+    """``a @ weights`` for an ndarray ``a`` and a dense or scipy.sparse ``weights`` (an ndarray)."""
+    if scipy.sparse.issparse(weights):
+        return np.asarray((weights.T @ np.asarray(a).T).T)
+    return a @ weights
+
+
 @dataclass(frozen=True, eq=False)
-class DenseSpec:
-    """One dense layer of the source model: ``activation(x @ weights + bias)``.
+class LayerSpec:
+    """One layer of units of the source model.
+
+    Its pre-activations are ``a_prev @ weights + bias`` plus, for each
+    ``(source, matrix)`` in ``skips``, ``a_source @ matrix`` (``a_prev``: the
+    previous layer's outputs, or the model input for the first layer; source
+    -1 is the model input).
 
     Attributes
     ----------
-    weights : ndarray, shape (n_in, n_out)
+    weights : ndarray or scipy.sparse.csr_matrix, shape (n_in, n_out)
     bias : ndarray, shape (n_out,)
     activation : str
         A name in `HIDDEN_ACTIVATIONS` (hidden layers) or `OUTPUT_ACTIVATIONS`
         (the output layer).
     label : str
-        Where the layer came from (e.g. ``"coefs_[0]"`` or the Keras layer name),
-        used in messages and the summary.
+        Where the layer came from (e.g. ``"coefs_[0]"`` or the Keras layer
+        names folded into it), used in messages and the summary.
     curve : popfit.targets.Target, optional
         A hidden layer's custom elementwise activation (a source-library
         function that is none of the named curves), fitted as a callable
         target; ``activation`` is then a description (``"custom <name>"``).
+    shape : tuple of int, optional
+        The units' shape in the source model, channels last (e.g. ``(8, 8, 4)``
+        for a convolution); ``(n_out,)`` by default.
+    skips : tuple of (int, ndarray or scipy.sparse.csr_matrix)
+        Inputs from earlier layers than the previous one (index into the
+        spec's layers, -1 the model input), each ``(n_source, n_out)``.
     """
 
-    weights: np.ndarray
+    weights: object
     bias: np.ndarray
     activation: str
     label: str
     curve: Optional[Target] = None
+    shape: Optional[Tuple[int, ...]] = None
+    skips: Tuple[Tuple[int, object], ...] = ()
+
+    def __post_init__(self):
+        if self.shape is None:
+            object.__setattr__(self, "shape", (self.n_out,))
 
     @property
     def target(self):
@@ -108,6 +136,23 @@ class DenseSpec:
     def n_out(self):
         return self.weights.shape[1]
 
+    @property
+    def sparse(self):
+        """True when ``weights`` is a scipy.sparse matrix (a convolution)."""
+        return scipy.sparse.issparse(self.weights)
+
+    def inputs(self, index):
+        """All ``(source, matrix)`` inputs of this layer at position ``index`` of the spec."""
+        return ((index - 1, self.weights),) + tuple(self.skips)
+
+    def pre_activation(self, index, outputs):
+        """Pre-activations from ``outputs[source]`` of every input (``outputs[-1]``: the
+        model input; a dict or a list with the input last)."""
+        z = self.bias
+        for source, matrix in self.inputs(index):
+            z = z + dot(outputs[source], matrix)
+        return z
+
 
 @dataclass(frozen=True, eq=False)
 class ModelSpec:
@@ -120,8 +165,12 @@ class ModelSpec:
     ----------
     source : str
         Class name of the source model (``"MLPClassifier"``, ``"Sequential"``, ...).
-    layers : tuple of DenseSpec
-        Hidden layers, then the output layer (last).
+    layers : tuple of LayerSpec
+        Hidden layers in topological order, then the output layer (last).
+    input_shape : tuple of int, optional
+        The shape of one input sample in the source model (e.g. ``(8, 8, 1)``);
+        ``(n_features,)`` by default. Samples may be passed in this shape or
+        flattened (row-major, channels last).
     is_classifier : bool
     classes : ndarray or None
         Class labels (classifiers only).
@@ -136,16 +185,22 @@ class ModelSpec:
     """
 
     source: str
-    layers: Tuple[DenseSpec, ...]
+    layers: Tuple[LayerSpec, ...]
     is_classifier: bool = False
     classes: Optional[np.ndarray] = None
     multilabel: bool = False
     ravel_output: bool = False
     task_fixed: bool = False
+    input_shape: Optional[Tuple[int, ...]] = None
 
     def __post_init__(self):
+        if self.input_shape is None:
+            object.__setattr__(self, "input_shape", (self.n_features,))
         for i, layer in enumerate(self.layers):
-            for what, values in (("weights", layer.weights), ("bias", layer.bias)):
+            arrays = [("weights", layer.weights), ("bias", layer.bias)] + [
+                (f"skip from {s}", m) for s, m in layer.skips]
+            for what, values in arrays:
+                values = values.data if scipy.sparse.issparse(values) else values
                 bad = int(np.count_nonzero(~np.isfinite(values)))
                 if bad:
                     raise ConversionError(
@@ -198,22 +253,46 @@ class ModelSpec:
         return self.layers[:-1]
 
     @property
+    def is_chain(self):
+        """True when every layer takes the previous layer's outputs alone (no skips)."""
+        return not any(layer.skips for layer in self.layers)
+
+    @property
+    def has_sparse(self):
+        """True when some layer's weights are a sparse matrix (a convolution)."""
+        return any(layer.sparse for layer in self.layers)
+
+    @property
     def output(self):
         return self.layers[-1]
 
-    def forward(self, X):
+    def forward(self, X, curves=None):
         """The source model's own computation in numpy.
+
+        ``curves`` (optional): one callable per hidden layer replacing its
+        activation (e.g. each population's decoded rate curve,
+        `PopulationFit.predict`).
 
         Returns the pre-activations of every layer and the output
         (after the output activation).
         """
-        a = np.asarray(X, dtype=float)
+        outputs = {-1: np.asarray(X, dtype=float)}
         pre = []
-        for layer in self.layers:
-            z = a @ layer.weights + layer.bias
+        for i, layer in enumerate(self.layers):
+            z = layer.pre_activation(i, outputs)
             pre.append(z)
-            a = layer.apply(z)
-        return pre, a
+            apply = layer.apply if curves is None or i == len(self.hidden) else curves[i]
+            outputs[i] = apply(z)
+        return pre, outputs[len(self.layers) - 1]
+
+    def check_chain(self, what):
+        """Raise `ConversionError` naming ``what`` if this spec has skip connections."""
+        if not self.is_chain:
+            layer = next(layer for layer in self.layers if layer.skips)
+            raise ConversionError(
+                f"{what} supports models whose layers form a chain, but {self.source} layer "
+                f"{layer.label!r} also takes inputs from earlier layers (a residual or "
+                "merge connection); convert it without this option")
 
 
 #: Largest scipy.sparse input (in dense values, n_samples * n_features) that
@@ -230,8 +309,12 @@ def _what(X):
     return f"an object of type {type(X).__name__}"
 
 
-def check_samples(X, n_features, name):
+def check_samples(X, n_features, name, sample_shape=None):
     """Return ``X`` as a finite real float array of shape ``(n_samples, n_features)``.
+
+    ``sample_shape``: the model's input shape of one sample (e.g. ``(8, 8, 1)``);
+    samples of that shape, ``(n_samples, *shape)``, are flattened row-major
+    (channels last, as Keras's ``Flatten``).
 
     Accepts numpy arrays, nested lists or tuples of numbers, objects with
     ``__array__`` and scipy.sparse matrices of at most `MAX_SPARSE_VALUES`
@@ -293,6 +376,13 @@ def check_samples(X, n_features, name):
     except (TypeError, ValueError, OverflowError) as err:
         raise PopfitValueError(
             f"{name} must be a numeric array of shape {shape} ({err})") from None
+    if sample_shape is not None and len(sample_shape) > 1 and X.ndim == len(sample_shape) + 1:
+        if tuple(X.shape[1:]) != tuple(sample_shape):
+            raise PopfitValueError(
+                f"{name} has samples of shape {X.shape[1:]} but the model takes samples of "
+                f"shape {tuple(sample_shape)} (or flattened, {n_features} features) (got shape "
+                f"{X.shape})")
+        X = X.reshape(len(X), -1)
     if X.ndim != 2:
         what = f"the scalar {X.item()!r}" if X.ndim == 0 else f"shape {X.shape}"
         raise PopfitValueError(

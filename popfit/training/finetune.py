@@ -1,7 +1,7 @@
 """`finetune`: train a converted model's weights through its populations' rate curves.
 
 The fits (gains, biases, encoders, decoders) stay fixed; the unit-level
-weights and biases of every layer (`popfit.conversion.spec.DenseSpec`) are
+weights and biases of every layer (`popfit.conversion.spec.LayerSpec`) are
 trained in jax through each population's exact decoded rate curve
 (`popfit.training.curves`), and the network is built again from the trained
 weights with the same fits. See ``benchmarks/bench_finetune.py`` for

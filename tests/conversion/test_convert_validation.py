@@ -377,7 +377,7 @@ def test_conversion_modules_import_one_way():
     graph.pop("__init__")
     order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a circle
     assert order.index("spec") < order.index("convert") and "model" in graph["convert"]
-    from popfit.conversion import ConvertedModel, DenseSpec, ModelSpec, convert
+    from popfit.conversion import ConvertedModel, LayerSpec, ModelSpec, convert
 
     assert popfit.convert is convert and popfit.ConvertedModel is ConvertedModel
-    assert DenseSpec.__module__ == ModelSpec.__module__ == "popfit.conversion.spec"
+    assert LayerSpec.__module__ == ModelSpec.__module__ == "popfit.conversion.spec"

@@ -170,18 +170,19 @@ def test_unsupported_architectures():
     inp = keras.Input(shape=(3,))
     a = keras.layers.Dense(4, activation="tanh")(inp)
     b = keras.layers.Dense(4, activation="tanh")(inp)
-    out = keras.layers.Dense(1)(keras.layers.Add(name="merge")([a, b]))
-    with pytest.raises(ConversionError, match=r"Add 'merge': merge layers \(several inputs\) "
-                                              r"are not supported"):
+    out = keras.layers.Dense(1)(keras.layers.Multiply(name="product")([a, b]))
+    with pytest.raises(ConversionError, match=r"Multiply 'product': this merge is not linear"):
         popfit.convert(keras.Model(inp, out))
-    two = keras.Model(inp, [a, b])  # no merge, but not a chain
+    two = keras.Model(inp, [a, b])
     with pytest.raises(ConversionError, match=r"has 1 inputs and 2 outputs"):
         popfit.convert(two)
-    with pytest.raises(ConversionError, match="at least two are needed"):
+    with pytest.raises(ConversionError, match="has no hidden layer whose units become neurons"):
         popfit.convert(_seq(keras.layers.Dense(2)))
-    with pytest.raises(ConversionError, match="comes before any Dense layer"):
-        popfit.convert(_seq(keras.layers.Activation("tanh", name="first"),
-                            keras.layers.Dense(4), keras.layers.Dense(1)))
+    shared = keras.layers.Dense(3, activation="tanh", name="shared")
+    h = shared(keras.layers.Dense(3)(inp))
+    twice = keras.Model(inp, keras.layers.Dense(1)(shared(h)))
+    with pytest.raises(ConversionError, match=r"Dense 'shared' is used more than once"):
+        popfit.convert(twice)
 
 
 def test_unbuilt_model_and_wrong_features(tanh_regressor):
@@ -437,8 +438,8 @@ def test_activation_layers_fitted_as_their_curves(digits, make, activation):
                                rtol=1e-6, atol=1e-12)
 
 
-SUFFIX = (r"; popfit converts feed-forward chains of Dense layers \(with BatchNormalization, "
-          r"Dropout and activation layers\)")
+SUFFIX = (r"; popfit converts feed-forward graphs of Dense, convolution, average-pooling, "
+          r"normalization, reshaping and merge layers \(README: supported layers\)")
 
 
 def _functional(shape, *layers):
@@ -453,35 +454,44 @@ def _functional(shape, *layers):
     (lambda: _functional((5, 2), keras.layers.LSTM(3, name="my_lstm"), keras.layers.Dense(2)),
      r"LSTM 'my_lstm': recurrent layers are not supported" + SUFFIX),
     (lambda: _functional((5, 2), keras.layers.GRU(3, name="g"), keras.layers.Dense(2)),
-     r"GRU 'g': recurrent layers are not supported" + SUFFIX),
+     r"GRU 'g': recurrent layers are not supported"),
     (lambda: _functional((5, 2), keras.layers.SimpleRNN(3, name="r"), keras.layers.Dense(2)),
-     r"SimpleRNN 'r': recurrent layers are not supported" + SUFFIX),
-    (lambda: _functional((5, 2), keras.layers.Conv1D(3, 2, name="c"), keras.layers.Flatten(),
+     r"SimpleRNN 'r': recurrent layers are not supported"),
+    (lambda: _functional((6, 2), keras.layers.Conv1D(3, 2, activation="tanh"),
+                         keras.layers.MaxPooling1D(name="p"), keras.layers.Flatten(),
                          keras.layers.Dense(2)),
-     r"Conv1D 'c': convolution and pooling layers are not supported yet" + SUFFIX),
-    (lambda: _functional((6, 2), keras.layers.MaxPooling1D(name="p"), keras.layers.Flatten(),
-                         keras.layers.Dense(2)),
-     r"MaxPooling1D 'p': convolution and pooling layers are not supported yet" + SUFFIX),
-    (lambda: _functional((4, 4), keras.layers.Flatten(name="fl"), keras.layers.Dense(3),
-                         keras.layers.Dense(2)),
-     (r"Flatten 'fl': it flattens inputs of shape \(None, 4, 4\), not flat \(batch, "
-      r"n_features\) ones" + SUFFIX + r"; convolutional .* keras.Input\(shape=\(n_features,\)\)")),
-    (lambda: _functional((4, 4), keras.layers.Dropout(0.1), keras.layers.Dense(3, name="dd"),
+     r"MaxPooling1D 'p': max pooling is not linear.*" + SUFFIX
+     + r"; retrain the model with the average pooling of the same pool size and strides"),
+    (lambda: _functional((4, 4, 2), keras.layers.Conv2D(3, 2, groups=1, name="c",
+                                                       data_format="channels_first"),
                          keras.layers.Flatten(), keras.layers.Dense(2)),
-     r"Dense 'dd': it gets inputs of shape \(None, 4, 4\)"),
+     r"Conv2D 'c': it uses data_format='channels_first'.*data_format='channels_last'"),
     (lambda: _functional((3,), keras.layers.Dense(4), keras.layers.PReLU(name="pr"),
                          keras.layers.Dense(2)),
      (r"PReLU 'pr': its learned slopes differ between units \(alpha from -0.5 to 0.5\).*"
       r"PReLU\(shared_axes=\[1\]\)")),
     (lambda: _functional((3,), keras.layers.Dense(4), keras.layers.LayerNormalization(name="ln"),
                          keras.layers.Dense(2)),
-     r"LayerNormalization 'ln': layers of type LayerNormalization are not supported" + SUFFIX),
+     r"LayerNormalization 'ln': it normalizes each sample by its own statistics.*"
+     r"use BatchNormalization"),
     (lambda: _functional((3,), keras.layers.Dense(4, activation="tanh"),
                          keras.layers.Dense(2, activation="sigmoid", name="o"),
                          keras.layers.BatchNormalization(name="late")),
-     r"Keras layer\(s\) late come after the output activation of 'o'"),
-], ids=["LSTM", "GRU", "SimpleRNN", "Conv1D", "MaxPooling1D", "Flatten-3d", "Dense-3d",
-        "PReLU-per-unit", "LayerNormalization", "BatchNorm-after-output"])
+     r"Keras layer 'late' comes after the output activation 'sigmoid' of 'o'"),
+    (lambda: _functional((3,), keras.layers.Dense(4, activation="tanh"),
+                         keras.layers.Activation("sigmoid", name="twice"),
+                         keras.layers.Dense(2)),
+     r"Keras layer 'twice' applies 'sigmoid' after .* already applied 'tanh'; only one "
+     r"nonlinearity"),
+    (lambda: _functional((3, 3, 1), keras.layers.Conv2D(2, 2, activation="tanh"),
+                         keras.layers.Conv2D(2, 1, activation="softmax", name="sm")),
+     r"ends with a softmax over outputs of shape \(2, 2, 2\).*Flatten"),
+    (lambda: _functional((4, 2), keras.layers.Conv1DTranspose(2, 2, name="ct"),
+                         keras.layers.Flatten(), keras.layers.Dense(2)),
+     r"Conv1DTranspose 'ct': transposed convolutions are not supported yet"),
+], ids=["LSTM", "GRU", "SimpleRNN", "MaxPooling1D", "channels_first", "PReLU-per-unit",
+        "LayerNormalization", "BatchNorm-after-output", "two-nonlinearities",
+        "softmax-not-flat", "Conv1DTranspose"])
 def test_unsupported_layers_refused_by_name(build, message):
     model = build()
     for layer in model.layers:  # per-unit slopes, as after training
