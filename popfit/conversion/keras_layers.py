@@ -211,18 +211,19 @@ class Convolution(LayerConverter):
     @staticmethod
     def kernel(keras, layer):
         """The layer's kernel as one full ``(*window, c_in, c_out)`` kernel."""
-        depthwise = getattr(layer, "depthwise_kernel", None)
-        if depthwise is None:
+        depthwise = isinstance(layer, tuple(
+            getattr(keras.layers, n) for n in ("DepthwiseConv1D", "DepthwiseConv2D")
+            if hasattr(keras.layers, n)))
+        if not depthwise and getattr(layer, "depthwise_kernel", None) is None:
             return to_numpy(keras, layer.kernel)
-        k = to_numpy(keras, depthwise)  # (*window, c_in, multiplier)
-        c_in, mult = k.shape[-2:]
+        k = to_numpy(keras, layer.kernel if depthwise else layer.depthwise_kernel)
+        c_in, mult = k.shape[-2:]  # (*window, c_in, multiplier)
         full = np.zeros(k.shape[:-2] + (c_in, c_in * mult))
         for c in range(c_in):
             full[..., c, c * mult:(c + 1) * mult] = k[..., c, :]
-        pointwise = getattr(layer, "pointwise_kernel", None)
-        if pointwise is not None:  # separable: then a 1x1 convolution
-            full = np.tensordot(full, to_numpy(keras, pointwise).reshape(c_in * mult, -1),
-                                axes=([-1], [0]))
+        if not depthwise:  # separable: then a 1x1 convolution
+            full = np.tensordot(full, to_numpy(keras, layer.pointwise_kernel).reshape(
+                c_in * mult, -1), axes=([-1], [0]))
         return full
 
     def apply(self, keras, layer, inputs, graph, output):
