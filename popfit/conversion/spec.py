@@ -376,7 +376,7 @@ def check_samples(X, n_features, name, sample_shape=None):
     except (TypeError, ValueError, OverflowError) as err:
         raise PopfitValueError(
             f"{name} must be a numeric array of shape {shape} ({err})") from None
-    if sample_shape is not None and len(sample_shape) > 1 and X.ndim == len(sample_shape) + 1:
+    if sample_shape is not None and len(sample_shape) > 1 and X.ndim > 2:
         if tuple(X.shape[1:]) != tuple(sample_shape):
             raise PopfitValueError(
                 f"{name} has samples of shape {X.shape[1:]} but the model takes samples of "
