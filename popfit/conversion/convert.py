@@ -297,6 +297,8 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
             "refit=True needs calibration_data (the weights are solved on it); pass "
             "calibration_data (e.g. the training inputs) or refit=False")
     spec = read_model(model, task)
+    if platform.weight_bits is not None:  # refused before any fit
+        spec.check_chain(f"weight_bits (quantize_model; platform {platform.name!r})")
     counts = check_n_neurons(n_neurons, len(spec.hidden))
     if refit and not (spec.is_chain and not spec.has_sparse):
         if not refit_default:

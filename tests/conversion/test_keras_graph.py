@@ -272,7 +272,8 @@ def test_refit_and_chain_only_options_refused_with_the_reason():
     with pytest.raises(ConversionError, match=r"refit=True .* convolution layers.*refit=False"):
         popfit.convert(cnn, calibration_data=X, refit=True, search=QUICK)
     residual = _model((5,), merges)
-    with pytest.raises(ConversionError, match=r"weight_bits \(quantize_model\) supports models "
+    with pytest.raises(ConversionError, match=r"weight_bits \(quantize_model; platform 'nengo'\) "
+                                              r"supports models "
                                               r"whose layers form a chain.* also takes inputs "
                                               r"from earlier layers"):
         popfit.convert(residual, platform=popfit.get_platform("nengo", weight_bits=8),

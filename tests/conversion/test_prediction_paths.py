@@ -62,8 +62,13 @@ OPTIONS = {"nengo": {}, "refit=False": {"refit": False},
                "loihi", simulator=None, simulator_kwargs=())}}
 
 
-def check_all_paths(model, X, y):
-    """Every public path of a classifier ``model`` on samples ``X`` (labels ``y``)."""
+def check_all_paths(model, X, y, copy_rtol=0.0):
+    """Every public path of a classifier ``model`` on samples ``X`` (labels ``y``).
+
+    ``copy_rtol``: how far a pickled copy's sequential outputs may differ (a
+    model whose output node sums several connections: nengo may add them in
+    another order after pickling, a difference of 1 ulp).
+    """
     kw = dict(presentation_time=PT, progress_bar=False)
     decoded = model.decoded_output(X, **kw)
     assert decoded.shape == (len(X), 10) and np.all(np.isfinite(decoded))
@@ -78,7 +83,8 @@ def check_all_paths(model, X, y):
     assert rate.shape == (len(X), 10) and np.all(np.isfinite(rate))
     copy = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(copy.decoded_output(X, **kw), decoded)
-    np.testing.assert_array_equal(copy.decoded_output(X, sequential=True, **kw), seq)
+    np.testing.assert_allclose(copy.decoded_output(X, sequential=True, **kw), seq,
+                               rtol=copy_rtol, atol=0)
     np.testing.assert_array_equal(copy.rate_output(X), rate)
     json.dumps(model.summary())
     assert "[[layers]]" in model.report()
@@ -92,6 +98,61 @@ def test_every_neuron_type_and_option_through_every_path(digits_small, neuron_ty
     model = popfit.convert(mlp, neuron_type=neuron_type, n_neurons=2, calibration_data=X_cal,
                            search=QUICK, seed=0, **options)
     check_all_paths(model, X, y)
+
+
+@pytest.fixture(scope="module")
+def keras_graphs(digits_small):
+    """A small Keras CNN (convolution, pooling, flatten) and a residual (Add) model on
+    8x8 digits, trained briefly: the graph paths next to the dense chain."""
+    keras = pytest.importorskip("keras")
+    X = load_digits().data[:300].reshape(-1, 8, 8, 1) / 16.0
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    h = L.Conv2D(2, 3, strides=2, activation="tanh")(inp)
+    h = L.Flatten()(L.AveragePooling2D(2)(h))
+    cnn = keras.Model(inp, L.Dense(10, activation="softmax")(h))
+    inp = keras.Input((8, 8, 1))
+    a = L.Dense(6, activation="tanh")(L.Flatten()(inp))
+    b = L.Dense(6, activation="tanh")(a)
+    residual = keras.Model(inp, L.Dense(10, activation="softmax")(L.Add()([a, b])))
+    for model in (cnn, residual):
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(X, digits_small[0].predict(X.reshape(300, -1)), epochs=3, verbose=0)
+    return cnn, residual, X
+
+
+@pytest.mark.parametrize("options", list(OPTIONS.values()), ids=list(OPTIONS))
+@pytest.mark.parametrize("neuron_type", list(NEURON_TYPES.values()), ids=list(NEURON_TYPES))
+def test_convolutional_model_through_every_path(keras_graphs, digits_small, neuron_type,
+                                                options):
+    cnn, _, X = keras_graphs
+    model = popfit.convert(cnn, neuron_type=neuron_type, n_neurons=2, calibration_data=X[:100],
+                           search=QUICK, seed=0, **options)
+    assert model.spec.has_sparse
+    check_all_paths(model, X[:3], digits_small[3])
+    check_all_paths(model, X[:3].reshape(3, -1), digits_small[3])  # flattened samples
+
+
+GRAPH_OPTIONS = {k: OPTIONS[k] for k in ("nengo", "nengo+Dense")}
+
+
+@pytest.mark.parametrize("options", list(GRAPH_OPTIONS.values()), ids=list(GRAPH_OPTIONS))
+@pytest.mark.parametrize("neuron_type", list(NEURON_TYPES.values()), ids=list(NEURON_TYPES))
+def test_residual_model_through_every_path(keras_graphs, digits_small, neuron_type, options):
+    _, residual, X = keras_graphs
+    model = popfit.convert(residual, neuron_type=neuron_type, n_neurons=2,
+                           calibration_data=X[:100], search=QUICK, seed=0, **options)
+    assert not model.spec.is_chain
+    check_all_paths(model, X[:3], digits_small[3], copy_rtol=1e-13)
+
+
+def test_residual_model_refused_where_weights_are_rounded(keras_graphs):
+    _, residual, X = keras_graphs
+    with pytest.raises(popfit.ConversionError, match=r"weight_bits \(quantize_model; platform "
+                                                     r"'nengo'\) supports models whose layers "
+                                                     r"form a chain"):
+        popfit.convert(residual, n_neurons=1, search=QUICK, **OPTIONS["nengo+weight_bits=4"])
 
 
 #: NIR platforms, with the neuron types they run (None: the platform's own).
