@@ -37,7 +37,7 @@ from .neurons import LinearRate, check_max_rate, resolve_neuron_type
 from .targets import evaluate_target, resolve_target
 
 __all__ = ["nengo_default_nrmse", "nengo_default_median", "nengo_default_tuning",
-           "SignedBaseline", "signed_baseline_neuron", "signed_baseline",
+           "SignedBaseline", "signed_baseline_neuron", "signed_baseline", "signed_model_network",
            "SignedBaselineLayer", "compute_accuracy", "format_accuracy"]
 
 
@@ -303,6 +303,65 @@ class SignedBaselineLayer(nengo.Network):
                              synapse=None)
             nengo.Connection(self.ensemble.neurons, self.output, transform=base.decoder,
                              synapse=None)
+
+
+def signed_model_network(model, connection_synapse=None):
+    """The signed baseline of a converted model: one signed neuron per unit.
+
+    Every hidden unit of ``model`` (a `popfit.ConvertedModel`) becomes one
+    `signed_baseline` neuron of its layer's fit (same target, maximum rate
+    and domain), with the source model's weights between them (sparse for
+    convolutions, and the skip connections): the network a converter that
+    allows negative spikes builds (nengo's ``RegularSpiking(Tanh())``). One
+    Ensemble per layer; ``net.input``, ``net.output`` (before the output
+    nonlinearity) and ``net.layers`` (the ensembles) as in
+    `popfit.conversion.build_network`.
+
+    Parameters
+    ----------
+    model : popfit.ConvertedModel
+    connection_synapse : float, optional
+        Lowpass time constant (s) of the connections from neurons; default the
+        model's.
+    """
+    spec, fits = model.spec, model.fits
+    synapse = model.connection_synapse if connection_synapse is None else connection_synapse
+    bases = [signed_baseline(fit) for fit in fits]
+    for layer, base in zip(spec.hidden, bases):
+        if base is None:
+            raise PopfitValueError(
+                f"layer {layer.label!r} has activation {layer.activation!r}, which has no "
+                "signed baseline neuron (tanh, sigmoid and linear have one)")
+
+    def sparse_or_dense(matrix):
+        if hasattr(matrix, "toarray"):
+            return nengo.transforms.Sparse(matrix.shape, init=matrix.tocsr())
+        return np.asarray(matrix)
+
+    with nengo.Network(label=f"signed baseline of {spec.source}") as net:
+        net.input = nengo.Node(size_in=spec.n_features, label="input")
+        net.output = nengo.Node(size_in=spec.output.n_out, label="output")
+        net.layers = [nengo.Ensemble(
+            layer.n_out, 1, neuron_type=nengo.RegularSpiking(base.neuron_type),
+            gain=np.ones(layer.n_out), bias=base.gain * layer.bias,
+            encoders=np.ones((layer.n_out, 1)), eval_points=np.zeros((1, 1)),
+            label=f"signed {layer.label}") for layer, base in zip(spec.hidden, bases)]
+        for j, layer in enumerate(spec.layers):
+            out = j == len(spec.hidden)
+            post = net.output if out else net.layers[j].neurons
+            scale = 1.0 if out else bases[j].gain
+            for source, matrix in layer.inputs(j):
+                if source == -1:
+                    nengo.Connection(net.input, post, synapse=None,
+                                     transform=sparse_or_dense(scale * matrix.T))
+                elif matrix.shape[0] and (not hasattr(matrix, "nnz") or matrix.nnz):
+                    w = scale * bases[source].decoder * matrix.T
+                    nengo.Connection(net.layers[source].neurons, post, synapse=synapse,
+                                     transform=sparse_or_dense(w))
+        if np.any(spec.output.bias != 0):
+            nengo.Connection(nengo.Node(spec.output.bias, label="output bias"), net.output,
+                             synapse=None)
+    return net
 
 
 # --- 3. the accuracy table ---------------------------------------------------
