@@ -90,3 +90,37 @@ def test_errors_name_function_argument_and_value(kwargs, error, match):
     n = args.pop("n_neurons")
     with pytest.raises(error, match=match):
         nengo_default_nrmse("tanh", n, **args)
+
+
+def test_signed_model_network_is_the_converted_model_with_signed_neurons():
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    from popfit.baseline import signed_model_network
+    from popfit.conversion import present
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier((16, 8), activation="tanh", max_iter=300, random_state=0).fit(
+            X[:500], y[:500])
+    model = popfit.convert(mlp, n_neurons=1, calibration_data=X[:500], refit=False,
+                           search=popfit.SearchOptions.quick(), seed=0)
+    net = signed_model_network(model)
+    assert [ens.n_neurons for ens in net.layers] == [16, 8]
+    assert all(isinstance(ens.neuron_type, nengo.RegularSpiking)
+               and isinstance(ens.neuron_type.base_type, nengo.Tanh) for ens in net.layers)
+    out = present(net, X[500:520], 0.3, seed=0, progress_bar=False)
+    agree = np.mean(out.argmax(1) == mlp.predict_proba(X[500:520]).argmax(1))
+    assert agree >= 0.9, agree  # one signed neuron per unit computes the MLP
+    relu = MLPClassifier((4,), activation="relu", max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        relu.fit(X[:50], y[:50])
+    with pytest.raises(PopfitValueError, match=r"activation 'relu', which has no signed "
+                                               r"baseline neuron"):
+        signed_model_network(popfit.convert(relu, n_neurons=1, search=popfit.SearchOptions.quick()))
