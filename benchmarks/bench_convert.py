@@ -56,6 +56,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import popfit
+from digits_models import accuracy, digits_cnn, digits_residual, import_keras, trained
 from popfit.conversion import present, read_model
 from popfit.spiking import signed_baseline
 
@@ -321,33 +322,9 @@ def count_spikes(net, ensembles, X, T, seed):
     return out, float(spikes)
 
 
-def keras_digits_cnn(keras, seed):
-    """The digits CNN of the model-coverage issue: Conv2D tanh, BatchNormalization,
-    AveragePooling2D, Dropout, Conv2D tanh, Flatten, Dropout, Dense softmax."""
-    L = keras.layers
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((8, 8, 1)), L.Conv2D(8, 3, padding="same", activation="tanh"),
-        L.BatchNormalization(), L.AveragePooling2D(2), L.Dropout(0.2),
-        L.Conv2D(16, 3, activation="tanh"), L.Flatten(), L.Dropout(0.2),
-        L.Dense(10, activation="softmax")])
-
-
-def keras_residual(keras, seed):
-    """A functional model with a residual block: Dense tanh, Dense tanh, Add, Dense softmax."""
-    L = keras.layers
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input((64,))
-    h = L.Dense(64, activation="tanh")(inp)
-    r = L.Dense(64, activation="tanh")(L.Dropout(0.2)(h))
-    return keras.Model(inp, L.Dense(10, activation="softmax")(L.Add()([h, r])))
-
-
 def section_graphs(args, data):
     """6. Keras graphs: the digits CNN and a residual model, against the signed network."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    import keras
-
+    keras = import_keras()
     X_train, X_test, y_train, y_test = data
     T, n_spk = 0.1, min(100, len(X_test))
     print(f"\n== 6. Keras graphs on {len(X_test)} test digits at {T:g} s (spikes: "
@@ -356,14 +333,11 @@ def section_graphs(args, data):
     print(f"{'model':<28}{'network':<34}{'neurons':>8}{'accuracy':>10}{'vs Keras':>10}"
           f"{'spikes/digit':>13}{'convert s':>10}{'predict s':>10}")
     bars = []
-    for name, build, shape in (("CNN (Conv2D x2, pool, BN)", keras_digits_cnn, (8, 8, 1)),
-                               ("residual (Add) functional", keras_residual, (64,))):
-        net = build(keras, args.seed)
-        net.compile(optimizer=keras.optimizers.Adam(0.005),
-                    loss="sparse_categorical_crossentropy")
+    for name, build in (("CNN (Conv2D x2, pool, BN)", digits_cnn),
+                        ("residual (Add) functional", digits_residual)):
+        net, shape = trained(keras, build, X_train, y_train, args.seed)
         Xtr, Xte = X_train.reshape((-1,) + shape), X_test.reshape((-1,) + shape)
-        net.fit(Xtr, y_train, epochs=40, batch_size=32, verbose=0)
-        src = float(np.mean(net.predict(Xte, verbose=0).argmax(1) == y_test))
+        src = accuracy(net, X_test, y_test)
         model, t_conv = timed(popfit.convert, net, n_neurons=4, max_rate=MAX_RATE,
                               connection_synapse=SYNAPSE, calibration_data=Xtr, seed=args.seed)
         pred, t_pred = timed(model.predict, Xte, T, progress_bar=False)

@@ -8,13 +8,16 @@ predicts by running `nengo.Simulator` through `present`.
 
 Modules
 -------
-- `spec`: the dense-chain description (`ModelSpec`, `LayerSpec`) and the
-  activation names of each source library.
+- `spec`: the source-independent description (`ModelSpec`, `LayerSpec`:
+  layers of units, their weights and skip connections) and the activation
+  names of each source library; `operators`: linear layers (convolution,
+  pooling, padding...) as sparse matrices.
 - `readers`: the registry of model readers (`register_reader`, `read_model`).
 - `sklearn`, `keras`: the readers of scikit-learn ``MLPClassifier`` /
   ``MLPRegressor`` (alone or in a Pipeline of affine steps) and of Keras 3
-  Sequential or functional chains of ``Dense`` layers (needs ``pip install
-  popfit[keras]``); `keras_layers` holds one converter per Keras layer kind,
+  Sequential or functional graphs (needs ``pip install popfit[keras]``);
+  `keras_graph` walks the graph as linear expressions of populations,
+  `keras_layers` holds one converter per Keras layer kind,
   `keras_activations` the activation functions.
 - `convert`: calibrate, fit and build (`convert`, `build_network`).
 - `model`: `ConvertedModel` and `present` (run a network on samples).

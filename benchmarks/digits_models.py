@@ -1,0 +1,74 @@
+"""The Keras models the benchmarks share, defined once (bench_convert, bench_loihi, bench_nir).
+
+Trained on scikit-learn's 8x8 digits (X / 16, 25% held out with
+``train_test_split(..., test_size=0.25, random_state=0)``), with whichever
+Keras backend the environment has (jax in the main one, torch in the
+toolchain venvs): the same architecture and seed, trained there.
+"""
+
+import os
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+
+def digits_split():
+    """``X_train, X_test, y_train, y_test`` of the 8x8 digits, flat, scaled to [0, 1]."""
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.25, random_state=0)
+
+
+def import_keras():
+    """Keras 3, on jax if installed, else torch (``KERAS_BACKEND`` wins when set)."""
+    if "KERAS_BACKEND" not in os.environ:
+        try:
+            import jax  # noqa: F401
+
+            os.environ["KERAS_BACKEND"] = "jax"
+        except ImportError:
+            os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+
+    return keras
+
+
+def digits_cnn(keras, seed=0):
+    """Conv2D(8, 3, same, tanh), BatchNormalization, AveragePooling2D(2), Dropout,
+    Conv2D(16, 3, tanh), Flatten, Dropout, Dense(10, softmax), on (8, 8, 1) digits."""
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), L.Conv2D(8, 3, padding="same", activation="tanh"),
+        L.BatchNormalization(), L.AveragePooling2D(2), L.Dropout(0.2),
+        L.Conv2D(16, 3, activation="tanh"), L.Flatten(), L.Dropout(0.2),
+        L.Dense(10, activation="softmax")])
+
+
+def digits_residual(keras, seed=0):
+    """A residual block: Dense(64, tanh) -> Dropout -> Dense(64, tanh), Add of the two,
+    Dense(10, softmax)."""
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((64,))
+    h = L.Dense(64, activation="tanh")(inp)
+    r = L.Dense(64, activation="tanh")(L.Dropout(0.2)(h))
+    return keras.Model(inp, L.Dense(10, activation="softmax")(L.Add()([h, r])))
+
+
+def trained(keras, build, X_train, y_train, seed=0, epochs=40):
+    """``build(keras, seed)`` trained with Adam(0.005) and sparse cross-entropy on the
+    digits (reshaped to the model's input), and its input shape."""
+    model = build(keras, seed)
+    model.compile(optimizer=keras.optimizers.Adam(0.005),
+                  loss="sparse_categorical_crossentropy")
+    shape = tuple(model.inputs[0].shape[1:])
+    model.fit(X_train.reshape((-1,) + shape), y_train, epochs=epochs, batch_size=32,
+              verbose=0)
+    return model, shape
+
+
+def accuracy(model, X, y):
+    """A Keras classifier's accuracy on flat digits ``X``."""
+    shape = tuple(model.inputs[0].shape[1:])
+    return float(np.mean(model.predict(X.reshape((-1,) + shape), verbose=0).argmax(1) == y))
