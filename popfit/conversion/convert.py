@@ -146,10 +146,14 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
     model : sklearn MLPClassifier, MLPRegressor or Pipeline, or keras.Model
         A trained model. Hidden activations: tanh, logistic/sigmoid,
         identity/linear, relu; a scikit-learn ``Pipeline`` of scalers and PCA
-        ending in an MLP (`popfit.conversion.sklearn`). Keras models must be a
-        Sequential or functional chain of ``Dense`` layers, with
-        ``BatchNormalization``, ``Dropout`` and activation layers
-        (`popfit.conversion.keras_layers`; not a subclassed model).
+        ending in an MLP (`popfit.conversion.sklearn`). Keras models: a
+        Sequential or functional graph (one input, one output) of Dense,
+        convolution, average-pooling, padding, reshaping, normalization,
+        merge (Add, Subtract, Average, Concatenate), dropout and activation
+        layers (`popfit.conversion.keras_layers`; not a subclassed model);
+        linear layers are folded exactly into the weights between
+        populations (`popfit.conversion.keras_graph`), a convolution's as a
+        sparse matrix, a merge's as extra (skip) connections.
         A Keras activation is identified by its function, not its name
         (Keras's own by identity; any other function by its values, to
         float32 precision): a hidden layer's elementwise function that is
@@ -218,7 +222,9 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
         large cancelling decoders are noisy when spiking; ``refit`` then
         penalizes the spike noise at ``connection_synapse``.
     calibration_data : array_like, shape (n_samples, n_features), optional
-        Typical inputs (e.g. the training set), real and finite: a numeric
+        Typical inputs (e.g. the training set; or of shape ``(n_samples,
+        *input_shape)`` for a Keras model with multi-dimensional inputs),
+        real and finite: a numeric
         array or nested list (a scipy.sparse matrix of at most 2**24 values
         is densified; larger ones are refused). Each hidden
         layer's domain is then ``(-m, m)`` with ``m`` the 99th percentile of
@@ -240,9 +246,12 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
         model's. The penalty of each neuron's weights is its spike-noise
         variance at ``synapse`` (at ``connection_synapse`` if that is None). The
         network then connects each layer's neurons with these dense weights.
+        Weights into a convolution (sparse) are kept as they are (a dense
+        re-solve would lose the weight sharing); a model with skip (merge)
+        connections is not re-solved (refit=True raises).
         Default: True when ``calibration_data`` has enough samples (at
-        least 10 to solve on and 10 held out), else False; True without
-        enough calibration data is an error.
+        least 10 to solve on and 10 held out) and the layers form a chain,
+        else False; True without enough calibration data is an error.
     refit_holdout : float
         Share of ``calibration_data`` in (0, 1) held out from the re-solve:
         a layer keeps its re-solved weights only if they lower the held-out
@@ -300,14 +309,12 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
     if platform.weight_bits is not None:  # refused before any fit
         spec.check_chain(f"weight_bits (quantize_model; platform {platform.name!r})")
     counts = check_n_neurons(n_neurons, len(spec.hidden))
-    if refit and not (spec.is_chain and not spec.has_sparse):
+    if refit and not spec.is_chain:
         if not refit_default:
             raise ConversionError(
-                f"refit=True re-solves dense weights between a chain of layers, but this "
-                f"{spec.source} has {'skip (merge) connections' if not spec.is_chain else ''}"
-                f"{' and ' if not spec.is_chain and spec.has_sparse else ''}"
-                f"{'convolution layers' if spec.has_sparse else ''}, whose weight sharing a "
-                "dense re-solve would lose; use refit=False (the default for such models)")
+                f"refit=True re-solves the weights between a chain of layers, layer by "
+                f"layer, but this {spec.source} has skip (merge) connections; use "
+                "refit=False (the default for such models)")
         refit = False
     pre = X_cal = None
     if calibration_data is not None:
@@ -421,7 +428,7 @@ def build_network(spec, fits, connection_synapse, seed=None, weights=None, biase
                     post = targets[j] if j == len(spec.hidden) else targets[j].input
                     nengo.Connection(net.input, post, synapse=None,
                                      transform=_host_transform(matrix.T))
-                elif refit:
+                elif refit and not scipy.sparse.issparse(weights[source]):
                     net.layers[source].connect_to(targets[j], weights=weights[source],
                                                   connection_synapse=connection_synapse)
                 elif matrix.shape[0] and (not scipy.sparse.issparse(matrix) or matrix.nnz):

@@ -40,6 +40,7 @@ import scipy.sparse
 from ..exceptions import PopfitValueError
 from ..solvers import spike_noise_penalty, spike_noise_ridge
 from ..targets import apply_activation
+from .spec import dot
 
 #: Fewest calibration samples in each of the solve and held-out shares.
 MIN_SAMPLES = 10
@@ -180,12 +181,12 @@ def forward(spec, fits, weights, biases, X):
     ``l``'s neurons to the next layer's units (or the outputs).
     """
     first = spec.layers[0]
-    z = X @ first.weights + first.bias
+    z = dot(X, first.weights) + first.bias
     rates = []
     for fit, w, b in zip(fits, weights, biases):
         a = layer_rates(fit, z)
         rates.append(a)
-        z = a @ w.T + b
+        z = dot(a, w.T) + b
     return rates, z
 
 
@@ -205,14 +206,20 @@ def refit_weights(spec, fits, X, *, holdout, synapse, seed):
     std_b = [nxt.bias.astype(float) for nxt in spec.layers[1:]]
 
     first = spec.layers[0]
-    z_fit = X_fit @ first.weights + first.bias
-    z_hold = X_hold @ first.weights + first.bias
+    z_fit = dot(X_fit, first.weights) + first.bias
+    z_hold = dot(X_hold, first.weights) + first.bias
     def output_errors(out):  # per held-out sample, after the output nonlinearity
         return np.mean((apply_activation(spec.output.activation, out) - out_hold) ** 2, axis=1)
 
     weights, biases, kept = [], [], []
     for i, fit in enumerate(fits):
         a_fit, a_hold = layer_rates(fit, z_fit), layer_rates(fit, z_hold)
+        if scipy.sparse.issparse(std_w[i]):  # a convolution: its weight sharing is kept
+            weights.append(std_w[i])
+            biases.append(std_b[i])
+            kept.append(False)
+            z_fit, z_hold = dot(a_fit, std_w[i].T) + std_b[i], dot(a_hold, std_w[i].T) + std_b[i]
+            continue
         penalty = noise_penalty(a_fit, synapse)
         w, b = solve_weights(a_fit, pre_fit[i + 1], penalty)
         if i + 1 < len(fits):  # expected error of the next pre-activations, noise included
@@ -239,7 +246,7 @@ def refit_weights(spec, fits, X, *, holdout, synapse, seed):
 
     def errors(ws, bs):
         rates, out = forward(spec, fits, ws, bs, X_hold)
-        layer = [float(np.sqrt(np.mean((a @ w.T + b - pre_hold[i + 1]) ** 2)))
+        layer = [float(np.sqrt(np.mean((dot(a, w.T) + b - pre_hold[i + 1]) ** 2)))
                  for i, (a, w, b) in enumerate(zip(rates, ws, bs))]
         act = spec.output.activation
         rms = float(np.sqrt(np.mean((out - pre_hold[-1]) ** 2)))

@@ -265,13 +265,32 @@ def test_convolution_is_one_ensemble_with_sparse_weights():
         conv.rate_output(np.zeros((2, 8, 8)))
 
 
-def test_refit_and_chain_only_options_refused_with_the_reason():
+def test_refit_keeps_convolutions_and_resolves_dense_layers():
+    """The weights into a convolution stay sparse and standard; the dense ones are
+    re-solved (kept where the held-out share says so), and the network runs them."""
+    import nengo
+    import scipy.sparse
+
     keras.utils.set_random_seed(4)
-    cnn = _model((6, 6, 1), relu_cnn)
-    X = np.random.default_rng(4).uniform(size=(40, 6, 6, 1))
-    with pytest.raises(ConversionError, match=r"refit=True .* convolution layers.*refit=False"):
-        popfit.convert(cnn, calibration_data=X, refit=True, search=QUICK)
+    cnn = _model((8, 8, 1), dense_then_sparse)
+    _randomize(cnn, 4)
+    X = np.random.default_rng(4).uniform(-1, 1, size=(200, 8, 8, 1))
+    conv = popfit.convert(cnn, calibration_data=X, n_neurons=2, search=QUICK, seed=0)
+    assert conv.weights is not None  # refit by default on a chain
+    assert scipy.sparse.issparse(conv.weights[0]) and not conv.refit_report.kept[0]
+    assert (conv.weights[0] != conv._unit_weights()[0][0]).nnz == 0
+    net = conv.network
+    into = [c for c in net.all_connections if c.post_obj == net.layers[1].ensemble.neurons]
+    assert isinstance(into[0].transform, nengo.transforms.Sparse)
+    out = conv.decoded_output(X[:3], presentation_time=0.03, progress_bar=False)
+    assert out.shape == (3, 2) and np.all(np.isfinite(out))
+
+
+def test_refit_and_chain_only_options_refused_with_the_reason():
     residual = _model((5,), merges)
+    with pytest.raises(ConversionError, match=r"refit=True re-solves .* skip \(merge\) "
+                                              r"connections; use refit=False"):
+        popfit.convert(residual, calibration_data=np.zeros((40, 5)), refit=True, search=QUICK)
     with pytest.raises(ConversionError, match=r"weight_bits \(quantize_model; platform 'nengo'\) "
                                               r"supports models "
                                               r"whose layers form a chain.* also takes inputs "
