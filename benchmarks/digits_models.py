@@ -20,14 +20,14 @@ def digits_split():
 
 
 def import_keras():
-    """Keras 3, on jax if installed, else torch (``KERAS_BACKEND`` wins when set)."""
-    if "KERAS_BACKEND" not in os.environ:
-        try:
-            import jax  # noqa: F401
+    """Keras 3 on ``KERAS_BACKEND`` if that backend is installed, else jax, else torch."""
+    import importlib.util
 
-            os.environ["KERAS_BACKEND"] = "jax"
-        except ImportError:
-            os.environ["KERAS_BACKEND"] = "torch"
+    wanted = os.environ.get("KERAS_BACKEND")
+    for backend in (wanted, "jax", "torch"):
+        if backend and importlib.util.find_spec(backend) is not None:
+            os.environ["KERAS_BACKEND"] = backend
+            break
     import keras
 
     return keras
