@@ -282,3 +282,30 @@ def test_to_nir_refuses_fits_a_consumer_does_not_run(platform, neuron_type, matc
     fit = popfit.fit_activation("tanh", 2, neuron_type=neuron_type, search=QUICK, seed=0)
     with pytest.raises(PopfitValueError, match="^to_nir: layer 0's fit uses " + ".*" + match):
         popfit.to_nir(popfit.PopulationLayer(fit, 2), platform=platform)
+
+
+# ------------------------------------------------- chip limits of a NIR graph
+def test_check_chip_limits_names_the_limit_the_excess_and_the_fix():
+    """Against Rockpool's own Xylo rules: tests/nir_export/test_nir_chips.py."""
+    pytest.importorskip("nir")
+    from popfit.nir import check_chip_limits
+
+    fit = popfit.fit_activation("tanh", 4, platform="nir", search=QUICK, seed=0)
+    graph = popfit.to_nir([popfit.PopulationLayer(fit, 20), popfit.PopulationLayer(fit, 3)],
+                          transforms=[np.ones((3, 20))])
+    limits = dict(max_inputs=16, max_neurons=80, max_outputs=8)
+    problems = {p["limit"]: p for p in check_chip_limits(graph, limits)}
+    assert problems["input channels"] == dict(
+        limit="input channels", allowed=16, needed=20, excess=4,
+        fix=problems["input channels"]["fix"])
+    assert problems["neurons on chip"]["needed"] == 92
+    assert "convert with n_neurons=3 per unit (23 units x 3 = 69 neurons)" in \
+        problems["neurons on chip"]["fix"]
+    assert "output channels" not in problems
+    assert check_chip_limits(graph, dict(max_inputs=20, max_neurons=92, max_outputs=3),
+                             spiking_outputs=False) == []
+    with pytest.raises(PopfitValueError, match=r"^check_chip_limits: chip must be one of "
+                                               r"'xylo-audio2', .* \(got 'speck'\)"):
+        check_chip_limits(graph, "speck")
+    with pytest.raises(PopfitValueError, match=r"chip limits must give max_outputs"):
+        check_chip_limits(graph, dict(max_inputs=1, max_neurons=1))
