@@ -177,6 +177,14 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     - ``neuron_nodes``: the neuron nodes the consumer runs as NIR defines them
       (snnTorch 1.0 imports IF as a leaky neuron, so RectifiedLinear fits are
       refused for it).
+    - ``nir_r``, ``nir_input``, ``nir_tau``, ``nir_lif_node``: what ``r`` holds
+      (``tau / nir_dt`` for snnTorch, 1 for Norse and sinabs, ``tau / nir_dt - 1``
+      for Rockpool, which reads its dt from it), whether the Affine weights
+      into a node hold NIR's current or the consumer's per-step increment
+      (Rockpool, sinabs), the unit of time constants (sinabs: steps), and the
+      node of a first LIF layer (Rockpool cannot import ``LIF``: ``CubaLIF``
+      with ``tau_syn = nir_dt``). Built in: ``"norse"``, ``"rockpool"``,
+      ``"sinabs"`` (docs/nir.md's table says what each accepts).
     - ``fit_neuron_type()``: the neuron type fits are made for. NIR's neurons
       have no refractory period, so a LIF fit must have ``tau_ref = 0`` or the
       platform's ``fit_neuron_type().tau_ref`` (for a consumer that resets on
@@ -197,8 +205,9 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     platform : str or popfit.platforms.Platform, optional
         Where the graph runs: a registered name or a `Platform`, resolved with
         `popfit.get_platform`; it must have ``export == "nir"`` (built in:
-        ``"nir"``, NIR's continuous-time semantics, and ``"snntorch"``,
-        snnTorch 1.0's NIR import). Default: a `ConvertedModel`'s own
+        ``"nir"``, NIR's continuous-time semantics, ``"snntorch"``,
+        ``"norse"``, ``"rockpool"`` and ``"sinabs"``, those consumers' NIR
+        imports). Default: a `ConvertedModel`'s own
         platform when it exports NIR (a model converted with
         ``platform="snntorch"`` exports for snnTorch), else ``"nir"``.
     connection_synapse : float, optional
