@@ -190,7 +190,8 @@ def main():
         ("nengo default LIF(tau_ref=2ms)", nengo.LIF(), True),
         ("step fit: LIF(tau_ref=dt/2)", SNNTORCH.fit_neuron_type(), False),
     ]
-    print(f"popfit -> NIR -> snnTorch, Norse, Rockpool, sinabs benchmark: load_digits (X/16), {len(X_test)} test "
+    print(f"popfit -> NIR -> snnTorch, Norse, Rockpool, sinabs benchmark: load_digits "
+          f"(X/16), {len(X_test)} test "
           f"digits, {N_NEURONS} LIF per unit, max {MAX_RATE:g} Hz, synapse "
           f"{SYNAPSE * 1e3:g} ms, {PRESENTATION_TIME:g} s per digit (output averaged over "
           f"the last half), seed {args.seed}")
