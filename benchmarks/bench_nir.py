@@ -1,8 +1,10 @@
-"""Benchmark: popfit models exported to NIR and run by snnTorch, beside nengo.
+"""Benchmark: popfit models exported to NIR and run by snnTorch, Norse, Rockpool and
+sinabs, beside nengo.
 
 Run in the NIR venv (bash .ci/make_nir_venv /work/venvs/nir):
 
     /work/venvs/nir/bin/python benchmarks/bench_nir.py [--n-test 100] [--seed 0]
+        [--consumers snntorch,norse,rockpool,sinabs]   (the default: all)
 
 For a scikit-learn ``MLPClassifier((32,), tanh)`` and a 2-hidden-layer
 ``MLPClassifier((32, 32), tanh)`` on load_digits (X / 16, 25% held out), with
@@ -21,6 +23,15 @@ the training set), the first ``--n-test`` test digits, each presented for 0.1 s:
   by snnTorch's whole-step reset), which ``to_nir`` accepts for that
   platform: does the discrete-time correction help?
 
+Then, for both models, one row per further consumer (Norse 1.1, Rockpool
+3.1, sinabs 2.0), each converted with ``platform=name`` (fits for the neuron
+that consumer simulates: LIF without refractory period, the half step Norse
+loses to its whole-step reset, integrate-and-fire for sinabs), exported with
+``popfit.to_nir(model)`` for that platform, round-tripped through a file, run
+by the consumer's own ``from_nir`` at dt = 0.1 ms, beside nengo's simulation
+of the same converted network (dt 0.1 ms) and the ANN; bar ((32,) model):
+accuracy >= ANN - 1.5 pp.
+
 The decoded output (logits, before softmax) is averaged over the last half of
 each presentation and compared with the ANN's logits: accuracy, and NRMSE =
 RMSE / (max - min) of the ANN's logits (popfit's NRMSE) and RMSE / std of the
@@ -36,6 +47,7 @@ import time
 import warnings
 
 import numpy as np
+import importlib.metadata
 import nengo
 import nir
 import snntorch.utils
@@ -90,6 +102,53 @@ def run_snntorch(graph, X, presentation_time=PRESENTATION_TIME, dt=SNNTORCH_DT):
     return total / (steps - steps // 2), time.perf_counter() - start
 
 
+def _constant(X, steps):
+    x = torch.tensor(X, dtype=torch.float32)
+    return x[:, None, :].expand(x.shape[0], steps, x.shape[1]).contiguous()
+
+
+def run_norse(graph, X, dt):
+    """Norse's importer at ``dt``, stepped with its state."""
+    import norse.torch
+
+    net = norse.torch.from_nir(graph, dt=dt)
+    steps = int(round(PRESENTATION_TIME / dt))
+    x = torch.tensor(X, dtype=torch.float32)
+    total, state = 0.0, None
+    with torch.no_grad():
+        for step in range(steps):
+            out, state = net(x, state)
+            if step >= steps // 2:
+                total = total + out.numpy().astype(float)
+    return total / (steps - steps // 2)
+
+
+def run_rockpool(graph, X, dt):
+    """Rockpool's importer (its dt read from the graph); one (batch, time, in) evolve."""
+    from rockpool.nn.modules.torch.nir import from_nir
+
+    net = from_nir(graph)
+    steps = int(round(PRESENTATION_TIME / dt))
+    with torch.no_grad():
+        out, _ = net(_constant(X, steps))
+    return out[:, steps // 2:].numpy().astype(float).mean(axis=1)
+
+
+def run_sinabs(graph, X, dt):
+    """sinabs's importer (squeezed layers: (batch * time, in))."""
+    import sinabs.nir
+
+    steps = int(round(PRESENTATION_TIME / dt))
+    net = sinabs.nir.from_nir(graph, batch_size=len(X))
+    with torch.no_grad():
+        out = net(_constant(X, steps).reshape(-1, X.shape[1]))
+    out = out[0] if isinstance(out, tuple) else out
+    return out.reshape(len(X), steps, -1)[:, steps // 2:].numpy().astype(float).mean(axis=1)
+
+
+CONSUMERS = {"norse": run_norse, "rockpool": run_rockpool, "sinabs": run_sinabs}
+
+
 def run_nengo(model, X, dt, seed, presentation_time=PRESENTATION_TIME):
     """The converted nengo network at time step ``dt`` (s); output averaged over the
     last half of each presentation. Returns (out, wall s)."""
@@ -113,7 +172,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--consumers", default="snntorch," + ",".join(CONSUMERS),
+                        help="comma-separated: snntorch (both models, the fits compared) "
+                             "and/or the other consumers' (32,) rows")
     args = parser.parse_args()
+    consumers = args.consumers.split(",")
     t0 = time.perf_counter()
     torch.set_num_threads(1)
 
@@ -127,14 +190,15 @@ def main():
         ("nengo default LIF(tau_ref=2ms)", nengo.LIF(), True),
         ("step fit: LIF(tau_ref=dt/2)", SNNTORCH.fit_neuron_type(), False),
     ]
-    print(f"popfit -> NIR -> snnTorch benchmark: load_digits (X/16), {len(X_test)} test "
+    print(f"popfit -> NIR -> snnTorch, Norse, Rockpool, sinabs benchmark: load_digits "
+          f"(X/16), {len(X_test)} test "
           f"digits, {N_NEURONS} LIF per unit, max {MAX_RATE:g} Hz, synapse "
           f"{SYNAPSE * 1e3:g} ms, {PRESENTATION_TIME:g} s per digit (output averaged over "
           f"the last half), seed {args.seed}")
     print("torch", torch.__version__, "| snntorch", snntorch.__version__, "| nir",
           getattr(nir, "__version__", "1.0.x"), "| nengo", nengo.__version__)
     summary = []
-    for hidden in ((32,), (32, 32)):
+    for hidden in ((32,), (32, 32)) if "snntorch" in consumers else ():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning
             mlp = MLPClassifier(hidden_layer_sizes=hidden, activation="tanh", max_iter=1000,
@@ -192,7 +256,58 @@ def main():
         print(f"{hidden}: snnTorch {100 * r[2]:.1f}% ({100 * r[3]:+.1f} pp vs ANN, goal "
               f">= -1 pp), NRMSE {r[4]:.4f} / RMSE/std {r[5]:.4f} ({goal}); graph "
               f"{size / 1024:.0f} kB, convert {convert_s:.1f} s")
+    others = [name for name in consumers if name in CONSUMERS]
+    if others:
+        consumer_rows(others, X_train, X_test, y_train, y_test, args.seed)
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
+
+
+def consumer_rows(names, X_train, X_test, y_train, y_test, seed):
+    """The digits MLPs in each consumer, beside nengo's run of the same network."""
+    results = []
+    for hidden in ((32,), (32, 32)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlp = MLPClassifier(hidden_layer_sizes=hidden, activation="tanh", max_iter=1000,
+                                random_state=0).fit(X_train, y_train)
+        ref = ann_logits(mlp, X_test)
+        ann_acc = float(np.mean(mlp.predict(X_test) == y_test))
+        bar = hidden == (32,)
+        print()
+        print(f"NIR consumers, MLPClassifier({hidden}, tanh): ANN accuracy "
+              f"{100 * ann_acc:.1f}% on these {len(X_test)} digits; "
+              + ("bar: consumer accuracy >= ANN - 1.5 pp" if bar else "no bar"))
+        print(f"{'platform':<9} {'fit neuron':<27} {'run by':<22} {'acc':>7} {'vs ANN':>8} "
+              f"{'NRMSE':>8} {'RMSE/std':>9} {'wall s':>7}  bar")
+        for name in names:
+            platform = popfit.get_platform(name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tau_ref = 0 < nengo's dt
+                model = popfit.convert(mlp, n_neurons=N_NEURONS, platform=name,
+                                       max_rate=MAX_RATE, connection_synapse=SYNAPSE,
+                                       calibration_data=X_train, seed=seed)
+            graph, _ = round_trip(popfit.to_nir(model))
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                out = CONSUMERS[name](graph, X_test, platform.nir_dt)
+            wall = time.perf_counter() - start
+            nengo_out, nengo_wall = run_nengo(model, X_test, platform.nir_dt, seed)
+            version = importlib.metadata.version(name)
+            for runner, y, w in ((f"{name} {version}", out, wall),
+                                 (f"nengo dt={platform.nir_dt * 1e3:g}ms", nengo_out,
+                                  nengo_wall)):
+                acc = float(np.mean(mlp.classes_[y.argmax(axis=1)] == y_test))
+                rmse = float(np.sqrt(np.mean((y - ref) ** 2)))
+                ok = acc >= ann_acc - 0.015
+                verdict = ("PASS" if ok else "FAIL") if bar else "-"
+                print(f"{name:<9} {platform.fit_neuron_type()!r:<27} "
+                      f"{runner:<22} {100 * acc:6.1f}% {100 * (acc - ann_acc):+6.1f}pp "
+                      f"{rmse / np.ptp(ref):8.4f} {rmse / np.std(ref):9.4f} {w:7.1f}  "
+                      f"{verdict}", flush=True)
+                if bar and runner.startswith(name):
+                    results.append((name, ok))
+    print("(32,) in each consumer at ANN - 1.5 pp or better: "
+          + ", ".join(f"{n} {'PASS' if ok else 'FAIL'}" for n, ok in results))
 
 
 if __name__ == "__main__":

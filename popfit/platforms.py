@@ -39,6 +39,14 @@ TRANSFORMS = ("Dense", "Sparse")
 EXPORTS = ("nengo", "nir")
 READOUTS = ("LI", "affine")
 NEURON_NODES = ("LIF", "IF")
+#: What a LIF/CubaLIF node's ``r`` holds for a NIR consumer (see `Platform`).
+NIR_R = ("tau/dt", "one", "tau/dt-1")
+#: What the Affine weights into a neuron or synapse node hold (see `Platform`).
+NIR_INPUTS = ("current", "increment")
+#: The unit of a NIR node's time constants for a consumer.
+NIR_TAU_UNITS = ("s", "steps")
+#: The NIR node a first LIF layer (no synapse in nengo) is written as.
+NIR_LIF_NODES = ("LIF", "CubaLIF")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +82,29 @@ class Platform:
     neuron_nodes : tuple of str
         The NIR neuron nodes the consumer runs as NIR defines them
         (snnTorch 1.0 imports ``IF`` as a leaky neuron).
+    nir_r : {"tau/dt", "one", "tau/dt-1"}
+        What a LIF / CubaLIF node's ``r`` holds: ``tau / nir_dt`` (snnTorch
+        adds its input once per step, ``v <- beta v + I``; 1 without
+        ``nir_dt``), 1 (Norse warns on any other value and integrates
+        NIR's equation by Euler steps), or ``tau / nir_dt - 1`` (Rockpool
+        3.1 reads its time step from ``r`` as ``tau / (1 + r)``).
+    nir_input : {"current", "increment"}
+        What the Affine weights into a neuron (or synapse) node hold:
+        ``"current"``, NIR's input current divided by ``r`` (NIR's own
+        semantics); ``"increment"``, what the consumer adds to the node's
+        state each step: ``J (1 - exp(-nir_dt / tau))`` for a leaky neuron
+        (``v <- a v + x``), ``J nir_dt`` for IF, divided by an LI synapse's
+        gain ``1 / (1 - a)`` and a CubaLIF synapse's ``b / (1 - b)``
+        (Rockpool adds the input to the synaptic current before it decays).
+        Needs ``nir_dt``.
+    nir_tau : {"s", "steps"}
+        Unit of the nodes' time constants (sinabs 2 reads them in steps of
+        ``nir_dt``).
+    nir_lif_node : {"LIF", "CubaLIF"}
+        The node a first LIF layer (fed by the graph input, no synapse) is
+        written as; ``"CubaLIF"`` with ``tau_syn = nir_dt`` for a consumer
+        that cannot import ``LIF`` (Rockpool 3.1 reads ``LIF.tau_mem``,
+        which NIR's LIF does not have).
     simulator : str or None
         ``"module:attribute"`` of the nengo backend's Simulator.
     simulator_kwargs : tuple of (str, object)
@@ -96,6 +127,10 @@ class Platform:
     readout: Optional[str] = None
     readouts: Tuple[str, ...] = READOUTS
     neuron_nodes: Tuple[str, ...] = NEURON_NODES
+    nir_r: str = "tau/dt"
+    nir_input: str = "current"
+    nir_tau: str = "s"
+    nir_lif_node: str = "LIF"
     simulator: Optional[str] = None
     simulator_kwargs: Tuple[Tuple[str, object], ...] = ()
     requires: Optional[str] = None
@@ -122,6 +157,18 @@ class Platform:
             raise PopfitValueError(
                 f"Platform.readouts must be a subset of {READOUTS} and Platform.neuron_nodes "
                 f"of {NEURON_NODES} (got {self.readouts!r}, {self.neuron_nodes!r})")
+        _check_choice(self.nir_r, "Platform.nir_r", NIR_R)
+        _check_choice(self.nir_input, "Platform.nir_input", NIR_INPUTS)
+        _check_choice(self.nir_tau, "Platform.nir_tau", NIR_TAU_UNITS)
+        _check_choice(self.nir_lif_node, "Platform.nir_lif_node", NIR_LIF_NODES)
+        stepped = [f"{name}={getattr(self, name)!r}" for name, free in (
+            ("nir_r", ("tau/dt", "one")), ("nir_input", ("current",)), ("nir_tau", ("s",)))
+            if getattr(self, name) not in free]
+        if stepped and self.nir_dt is None:
+            raise PopfitValueError(
+                f"Platform {', '.join(stepped)} describe a consumer that steps at a fixed "
+                "time step, so Platform.nir_dt must be set (got None); give the "
+                "consumer's time step in seconds")
 
     @property
     def sparse_host_transforms(self):
@@ -257,5 +304,52 @@ SNNTORCH = register_platform(Platform(
     readout="affine",
     readouts=("affine",),
     neuron_nodes=("LIF",),
+    requires="nir",
+))
+
+NORSE = register_platform(Platform(
+    name="norse",
+    description="Norse 1.1's NIR import (Euler steps of NIR's LIF at dt 0.1 ms, r = 1, "
+                "reset on the crossing step, no LI node)",
+    tau_ref=0.0,
+    step=1e-4,
+    export="nir",
+    nir_dt=1e-4,
+    readout="affine",
+    readouts=("affine",),
+    neuron_nodes=("LIF",),
+    nir_r="one",
+    requires="nir",
+))
+
+ROCKPOOL = register_platform(Platform(
+    name="rockpool",
+    description="Rockpool 3.1's NIR import (LIFTorch at dt 0.1 ms read from r, several "
+                "spikes per step with subtractive reset, no LIF or usable LI node)",
+    tau_ref=0.0,
+    export="nir",
+    nir_dt=1e-4,
+    readout="affine",
+    readouts=("affine",),
+    neuron_nodes=("LIF",),
+    nir_r="tau/dt-1",
+    nir_input="increment",
+    nir_lif_node="CubaLIF",
+    requires="nir",
+))
+
+SINABS = register_platform(Platform(
+    name="sinabs",
+    description="sinabs 2.0's NIR import (integrate-and-fire IAF at dt 0.1 ms, several "
+                "spikes per step with subtractive reset, time constants in steps, "
+                "no CubaLIF node)",
+    neuron_type="SpikingRectifiedLinear",
+    export="nir",
+    nir_dt=1e-4,
+    readout="affine",
+    neuron_nodes=("IF",),
+    nir_r="one",
+    nir_input="increment",
+    nir_tau="steps",
     requires="nir",
 ))

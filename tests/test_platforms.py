@@ -190,3 +190,122 @@ def test_platform_dataclass_checks_its_fields():
         Platform(name="", description="x")
     with pytest.raises(PopfitValueError, match="Platform.export must be one of"):
         Platform(name="x", description="x", export="onnx")
+
+
+# ------------------------------------------------- NIR consumers' conventions
+def test_nir_consumer_platforms_say_what_they_accept():
+    """Norse, Rockpool and sinabs: the nodes, read-outs and neuron each one runs
+    (their importers in tests/nir_export/test_nir_consumers.py)."""
+    norse, rockpool, sinabs = (get_platform(n) for n in ("norse", "rockpool", "sinabs"))
+    assert all(p.export == "nir" and p.nir_dt == 1e-4 and p.readout == "affine"
+               for p in (norse, rockpool, sinabs))
+    # Norse resets on the crossing step (one spike per step): the half step it loses
+    assert norse.fit_neuron_type() == nengo.LIF(tau_ref=5e-5)
+    assert (norse.nir_r, norse.nir_input, norse.neuron_nodes, norse.readouts) == \
+        ("one", "current", ("LIF",), ("affine",))
+    # Rockpool and sinabs emit several spikes per step and subtract the threshold
+    assert rockpool.fit_neuron_type() == nengo.LIF(tau_ref=0)
+    assert (rockpool.nir_r, rockpool.nir_input, rockpool.nir_lif_node) == \
+        ("tau/dt-1", "increment", "CubaLIF")
+    assert isinstance(sinabs.fit_neuron_type(), nengo.SpikingRectifiedLinear)
+    assert (sinabs.neuron_nodes, sinabs.nir_tau, sinabs.readouts) == \
+        (("IF",), "steps", ("LI", "affine"))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("nir_r", "tau/dt-1"), ("nir_input", "increment"), ("nir_tau", "steps")])
+def test_stepped_nir_conventions_need_the_consumers_time_step(field, value):
+    with pytest.raises(PopfitValueError, match=rf"^get_platform: Platform {field}={value!r} "
+                                               r"describe a consumer that steps .* "
+                                               r"Platform.nir_dt must be set \(got None\)"):
+        get_platform("nir", **{field: value})
+    with pytest.raises(PopfitValueError, match=r"Platform.nir_lif_node must be one of 'LIF', "
+                                               r"'CubaLIF' \(got 'IF'\)"):
+        get_platform("nir", nir_lif_node="IF")
+
+
+def _graph(platform, neuron_type, n_layers=2):
+    pytest.importorskip("nir")
+    fit = popfit.fit_activation("tanh", 2, neuron_type=neuron_type, search=QUICK, seed=0)
+    layers = [popfit.PopulationLayer(fit, 2) for _ in range(n_layers)]
+    return fit, popfit.to_nir(layers, platform=platform)
+
+
+def test_to_nir_writes_each_consumers_conventions():
+    """The same two-layer chain for NIR, Norse, Rockpool: r, node types and weights."""
+    fit, spec = _graph("nir", nengo.LIF(tau_ref=0))
+    tau, dt = fit.neuron_type.tau_rc, 1e-4
+    _, norse = _graph("norse", nengo.LIF(tau_ref=0))
+    _, rockpool = _graph("rockpool", nengo.LIF(tau_ref=0))
+    assert type(norse.nodes["neurons_0"]).__name__ == "LIF"
+    assert np.all(norse.nodes["neurons_0"].r == 1)
+    # Norse: NIR's currents into neurons, spikes of area dt into the next layer
+    np.testing.assert_allclose(norse.nodes["affine_0"].weight, spec.nodes["affine_0"].weight)
+    np.testing.assert_allclose(norse.nodes["affine_1"].weight,
+                               spec.nodes["affine_1"].weight / dt)
+    # Rockpool: no LIF node; r = tau/dt - 1 (its dt = tau / (1 + r)); per-step increments
+    first = rockpool.nodes["neurons_0"]
+    assert type(first).__name__ == "CubaLIF"
+    np.testing.assert_allclose(first.tau_mem / (1 + first.r), dt)
+    np.testing.assert_allclose(first.tau_syn, dt)
+    a, b = np.exp(-dt / tau), np.exp(-1.0)
+    np.testing.assert_allclose(rockpool.nodes["affine_0"].weight,
+                               spec.nodes["affine_0"].weight * (1 - a) * (1 - b) / b)
+    b1 = np.exp(-dt / rockpool.nodes["neurons_1"].tau_syn[0])
+    np.testing.assert_allclose(rockpool.nodes["affine_1"].weight,
+                               spec.nodes["affine_1"].weight * (1 - a) * (1 - b1) / b1 / dt)
+
+
+def test_to_nir_writes_sinabs_if_layers_in_steps():
+    fit, spec = _graph("nir", nengo.SpikingRectifiedLinear())
+    _, graph = _graph("sinabs", nengo.SpikingRectifiedLinear())
+    dt, synapse = 1e-4, popfit.nir.DEFAULT_CONNECTION_SYNAPSE
+    assert [type(graph.nodes[n]).__name__ for n in ("neurons_0", "synapse_1", "neurons_1")] \
+        == ["IF", "LI", "IF"]
+    np.testing.assert_allclose(graph.nodes["synapse_1"].tau, synapse / dt)  # steps
+    assert np.all(graph.nodes["synapse_1"].r == 1)  # sinabs refuses any other r
+    np.testing.assert_allclose(graph.nodes["affine_0"].weight, spec.nodes["affine_0"].weight * dt)
+    a = np.exp(-dt / synapse)  # the LI's v <- a v + x has gain 1 / (1 - a)
+    np.testing.assert_allclose(graph.nodes["affine_1"].weight,
+                               spec.nodes["affine_1"].weight * (1 - a))
+
+
+@pytest.mark.parametrize("platform, neuron_type, match", [
+    ("sinabs", nengo.LIF(tau_ref=0), r"which is NIR's LIF node, and platform 'sinabs' runs "
+                                     r"only the neuron nodes 'IF'"),
+    ("rockpool", nengo.SpikingRectifiedLinear(), r"which is NIR's IF node, and platform "
+                                                 r"'rockpool' runs only the neuron nodes 'LIF'"),
+    ("norse", nengo.LIF(), r"tau_ref = 0.002 s, which platform 'norse' does not run"),
+])
+def test_to_nir_refuses_fits_a_consumer_does_not_run(platform, neuron_type, match):
+    pytest.importorskip("nir")
+    fit = popfit.fit_activation("tanh", 2, neuron_type=neuron_type, search=QUICK, seed=0)
+    with pytest.raises(PopfitValueError, match="^to_nir: layer 0's fit uses " + ".*" + match):
+        popfit.to_nir(popfit.PopulationLayer(fit, 2), platform=platform)
+
+
+# ------------------------------------------------- chip limits of a NIR graph
+def test_check_chip_limits_names_the_limit_the_excess_and_the_fix():
+    """Against Rockpool's own Xylo rules: tests/nir_export/test_nir_chips.py."""
+    pytest.importorskip("nir")
+    from popfit.nir import check_chip_limits
+
+    fit = popfit.fit_activation("tanh", 4, platform="nir", search=QUICK, seed=0)
+    graph = popfit.to_nir([popfit.PopulationLayer(fit, 20), popfit.PopulationLayer(fit, 3)],
+                          transforms=[np.ones((3, 20))])
+    limits = dict(max_inputs=16, max_neurons=80, max_outputs=8)
+    problems = {p["limit"]: p for p in check_chip_limits(graph, limits)}
+    assert problems["input channels"] == dict(
+        limit="input channels", allowed=16, needed=20, excess=4,
+        fix=problems["input channels"]["fix"])
+    assert problems["neurons on chip"]["needed"] == 92
+    assert "convert with n_neurons=3 per unit (23 units x 3 = 69 neurons)" in \
+        problems["neurons on chip"]["fix"]
+    assert "output channels" not in problems
+    assert check_chip_limits(graph, dict(max_inputs=20, max_neurons=92, max_outputs=3),
+                             spiking_outputs=False) == []
+    with pytest.raises(PopfitValueError, match=r"^check_chip_limits: chip must be one of "
+                                               r"'xylo-audio2', .* \(got 'speck'\)"):
+        check_chip_limits(graph, "speck")
+    with pytest.raises(PopfitValueError, match=r"chip limits must give max_outputs"):
+        check_chip_limits(graph, dict(max_inputs=1, max_neurons=1))

@@ -1,6 +1,7 @@
 """The optional toolchains' suites, each run in its own environment.
 
-nengo-loihi needs numpy < 2 and the NIR consumer (snnTorch) needs torch, so
+nengo-loihi needs numpy < 2 and the NIR consumers (snnTorch, Norse, Rockpool,
+sinabs) need torch, so
 their tests live in ``tests/loihi`` and ``tests/nir_export`` and run in separate
 virtual environments that ``.ci/run`` creates (``.ci/make_loihi_venv``,
 ``.ci/make_nir_venv``) and names in ``POPFIT_LOIHI_PYTHON`` and

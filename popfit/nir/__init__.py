@@ -14,10 +14,13 @@ for the mapping and docs/nir.md for which consumers run the graphs.
 
 Modules: ``_stages`` reads popfit objects into populations and the weights
 between them; ``_export`` writes them as NIR nodes (`to_nir`); ``_compare``
-compares graphs (`graphs_equal`).
+compares graphs (`graphs_equal`); ``_limits`` checks a graph against a chip's
+resources (`check_chip_limits`).
 """
 
 from ._compare import graphs_equal
 from ._export import DEFAULT_CONNECTION_SYNAPSE, to_nir
+from ._limits import CHIPS, check_chip_limits, describe_limits
 
-__all__ = ["DEFAULT_CONNECTION_SYNAPSE", "graphs_equal", "to_nir"]
+__all__ = ["CHIPS", "DEFAULT_CONNECTION_SYNAPSE", "check_chip_limits", "describe_limits",
+           "graphs_equal", "to_nir"]

@@ -177,6 +177,14 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     - ``neuron_nodes``: the neuron nodes the consumer runs as NIR defines them
       (snnTorch 1.0 imports IF as a leaky neuron, so RectifiedLinear fits are
       refused for it).
+    - ``nir_r``, ``nir_input``, ``nir_tau``, ``nir_lif_node``: what ``r`` holds
+      (``tau / nir_dt`` for snnTorch, 1 for Norse and sinabs, ``tau / nir_dt - 1``
+      for Rockpool, which reads its dt from it), whether the Affine weights
+      into a node hold NIR's current or the consumer's per-step increment
+      (Rockpool, sinabs), the unit of time constants (sinabs: steps), and the
+      node of a first LIF layer (Rockpool cannot import ``LIF``: ``CubaLIF``
+      with ``tau_syn = nir_dt``). Built in: ``"norse"``, ``"rockpool"``,
+      ``"sinabs"`` (docs/nir.md's table says what each accepts).
     - ``fit_neuron_type()``: the neuron type fits are made for. NIR's neurons
       have no refractory period, so a LIF fit must have ``tau_ref = 0`` or the
       platform's ``fit_neuron_type().tau_ref`` (for a consumer that resets on
@@ -197,8 +205,9 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     platform : str or popfit.platforms.Platform, optional
         Where the graph runs: a registered name or a `Platform`, resolved with
         `popfit.get_platform`; it must have ``export == "nir"`` (built in:
-        ``"nir"``, NIR's continuous-time semantics, and ``"snntorch"``,
-        snnTorch 1.0's NIR import). Default: a `ConvertedModel`'s own
+        ``"nir"``, NIR's continuous-time semantics, ``"snntorch"``,
+        ``"norse"``, ``"rockpool"`` and ``"sinabs"``, those consumers' NIR
+        imports). Default: a `ConvertedModel`'s own
         platform when it exports NIR (a model converted with
         ``platform="snntorch"`` exports for snnTorch), else ``"nir"``.
     connection_synapse : float, optional
@@ -271,6 +280,7 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     kinds = [_neuron_node(stage.fit, k, platform, drop_tau_ref)
              for k, stage in enumerate(stages)]
     dt = platform.nir_dt
+    conv = _Conventions(platform)
 
     def arr(value, n):
         return np.full(n, float(value))
@@ -286,25 +296,32 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
         meta = _metadata(fit, stage, k, synapse if k > 0 else None)
         if kind == "LIF":
             tau = float(fit.neuron_type.tau_rc)
-            r = 1.0 if dt is None else tau / dt
-            weight, bias = weight / r, bias / r
-            if k == 0:
-                neuron = nir.LIF(tau=arr(tau, n), r=arr(r, n), v_leak=arr(0, n),
+            r = conv.r(tau)
+            scale = conv.neuron_scale(tau, r)
+            if k == 0 and platform.nir_lif_node == "LIF":
+                neuron = nir.LIF(tau=arr(conv.tau(tau), n), r=arr(r, n), v_leak=arr(0, n),
                                  v_threshold=arr(1, n), v_reset=arr(0, n), metadata=meta)
             else:
-                neuron = nir.CubaLIF(tau_syn=arr(synapse, n), tau_mem=arr(tau, n),
-                                     r=arr(r, n), v_leak=arr(0, n), v_threshold=arr(1, n),
+                tau_syn = synapse if k > 0 else dt
+                scale *= conv.cuba_scale(tau_syn)
+                neuron = nir.CubaLIF(tau_syn=arr(conv.tau(tau_syn), n),
+                                     tau_mem=arr(conv.tau(tau), n), r=arr(r, n),
+                                     v_leak=arr(0, n), v_threshold=arr(1, n),
                                      v_reset=arr(0, n), w_in=arr(1, n), metadata=meta)
         else:
+            scale = conv.if_scale()
+            if k > 0:
+                scale *= conv.li_scale(synapse)
             neuron = nir.IF(r=arr(1, n), v_threshold=arr(1, n), v_reset=arr(0, n),
                             metadata=meta)
+        weight, bias = weight * scale, bias * scale
         if k > 0 and dt is not None:
             weight = weight / dt  # spikes of area dt in the consumer
         nodes[f"affine_{k}"] = _affine(nir, f"affine_{k}", weight, bias)
         edges.append((prev, f"affine_{k}"))
         prev = f"affine_{k}"
         if kind == "IF" and k > 0:
-            nodes[f"synapse_{k}"] = nir.LI(tau=arr(synapse, n), r=arr(1, n),
+            nodes[f"synapse_{k}"] = nir.LI(tau=arr(conv.tau(synapse), n), r=arr(1, n),
                                            v_leak=arr(0, n))
             edges.append((prev, f"synapse_{k}"))
             prev = f"synapse_{k}"
@@ -312,15 +329,17 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
         edges.append((prev, f"neurons_{k}"))
         prev = f"neurons_{k}"
     weight = np.array(out_link, dtype=float)
+    out_bias = np.asarray(out_bias, dtype=float)
     if dt is not None:
         weight = weight / dt
-    nodes["affine_out"] = _affine(nir, "affine_out", weight,
-                                  np.asarray(out_bias, dtype=float))
+    if readout == "LI":
+        weight, out_bias = weight * conv.li_scale(synapse), out_bias * conv.li_scale(synapse)
+    nodes["affine_out"] = _affine(nir, "affine_out", weight, out_bias)
     edges.append((prev, "affine_out"))
     prev = "affine_out"
     n_out = weight.shape[0]
     if readout == "LI":
-        nodes["readout"] = nir.LI(tau=arr(synapse, n_out), r=arr(1, n_out),
+        nodes["readout"] = nir.LI(tau=arr(conv.tau(synapse), n_out), r=arr(1, n_out),
                                   v_leak=arr(0, n_out))
         edges.append((prev, "readout"))
         prev = "readout"
@@ -330,6 +349,48 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
                 "readout": readout, "platform": platform.name,
                 "nir_dt": dt if dt is not None else 0.0}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+class _Conventions:
+    """A NIR consumer's conventions (`popfit.platforms.Platform`'s ``nir_*`` fields):
+    what ``r`` holds, the factor on the Affine weights into a node, time units."""
+
+    def __init__(self, platform):
+        self.dt = platform.nir_dt
+        self.r_kind = platform.nir_r
+        self.increment = platform.nir_input == "increment"
+        self.steps = platform.nir_tau == "steps"
+
+    def tau(self, tau):
+        """A time constant (s) in the consumer's unit."""
+        return tau / self.dt if self.steps else tau
+
+    def r(self, tau):
+        if self.dt is None or self.r_kind == "one":
+            return 1.0
+        return tau / self.dt - (1.0 if self.r_kind == "tau/dt-1" else 0.0)
+
+    def decay(self, tau):
+        return np.exp(-self.dt / tau)
+
+    def neuron_scale(self, tau, r):
+        """Weight factor into a LIF membrane fed with nengo's current J."""
+        return 1.0 - self.decay(tau) if self.increment else 1.0 / r
+
+    def cuba_scale(self, tau_syn):
+        """Factor for a CubaLIF synapse: ``i <- b (i + x)`` has gain ``b / (1 - b)``."""
+        if not self.increment:
+            return 1.0
+        b = self.decay(tau_syn)
+        return (1.0 - b) / b
+
+    def li_scale(self, tau):
+        """Factor for an LI node: ``v <- a v + x`` has gain ``1 / (1 - a)``."""
+        return 1.0 - self.decay(tau) if self.increment else 1.0
+
+    def if_scale(self):
+        """Factor into an IF node: it adds ``J dt`` per step."""
+        return self.dt if self.increment else 1.0
 
 
 def _metadata(fit, stage, k, synapse):

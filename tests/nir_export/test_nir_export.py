@@ -275,7 +275,8 @@ def test_non_nir_platform_is_refused_by_name(platform, fit_lif):
     name = getattr(platform, "name", platform)
     with pytest.raises(PopfitValueError,
                        match=rf"^to_nir: platform must export a NIR graph: one of 'nir', "
-                             rf"'snntorch' or a popfit\.platforms\.Platform with export='nir' "
+                             rf"'snntorch', 'norse', 'rockpool', 'sinabs' or a "
+                             rf"popfit\.platforms\.Platform with export='nir' "
                              rf"\(got .*'{name}'.*, which exports a nengo network; "
                              rf"'{name}' is .*\); export to it with popfit\.convert"):
         to_nir(fit_lif.network(), platform=platform)
@@ -283,8 +284,8 @@ def test_non_nir_platform_is_refused_by_name(platform, fit_lif):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(readout="spikes"), PopfitValueError, r"readout must be None or one of 'LI'"),
-    (dict(platform="norse"), PopfitValueError,
-     r"platform must be a popfit\.platforms\.Platform or one of .*'snntorch' \(got 'norse'\)"),
+    (dict(platform="lava"), PopfitValueError,
+     r"platform must be a popfit\.platforms\.Platform or one of .*'sinabs' \(got 'lava'\)"),
     (dict(platform=3), PopfitTypeError, r"platform must be a name or a popfit\.platforms"),
     (dict(platform="snntorch", readout="LI"), PopfitValueError,
      r"readout must be one of the read-outs platform 'snntorch' runs, 'affine' \(got 'LI'; "
