@@ -35,6 +35,12 @@ Every network is built once and run in ``nengo.Simulator`` and in
    0.1 s each. Logit NRMSE = RMSE of the decoded outputs against the ANN's
    logits over the standard deviation of those logits (the stricter scale;
    /range in brackets). Bars: accuracy >= ANN - 1 pp, logit NRMSE <= 0.05.
+5. the digits CNN (benchmarks/digits_models.py: Conv2D tanh, BatchNormalization,
+   AveragePooling2D, Dropout, Conv2D tanh, Flatten, Dropout, Dense softmax;
+   Keras on torch here), ``platform="loihi"`` (LoihiLIF, 8-bit weights) with
+   4 and 8 neurons per unit, 100 test digits at 0.1 s: rate level, nengo
+   (batched predict) and the emulator (``predict``'s default on this
+   platform). Bar: emulator accuracy >= Keras - 1.5 pp.
 """
 
 import argparse
@@ -266,15 +272,42 @@ def digits_rows():
     print(model.report())
 
 
+def cnn_rows():
+    from digits_models import accuracy, digits_cnn, digits_split, import_keras, trained
+
+    keras = import_keras()
+    X_train, X_test, y_train, y_test = digits_split()
+    X_test, y_test = X_test[:100], y_test[:100]
+    net, shape = trained(keras, digits_cnn, X_train, y_train)
+    src = accuracy(net, X_test, y_test)
+    print(f"\n## 5. digits CNN (Keras {keras.__version__} on {keras.backend.backend()}), "
+          f"platform=\"loihi\", 100 test digits at 0.1 s; Keras accuracy {100 * src:.1f}%")
+    print("| neurons per unit | neurons | rate level | nengo (batched) | emulator | "
+          "emulator s | bar (>= Keras - 1.5 pp)")
+    for n in (4, 8):
+        model = popfit.convert(net, platform="loihi", n_neurons=n, seed=0,
+                               calibration_data=X_train.reshape((-1,) + shape))
+        rate = float(np.mean(model.rate_output(X_test).argmax(1) == y_test))
+        ref = model.score(X_test, y_test, 0.1, simulator=nengo.Simulator, progress_bar=False)
+        t = time.perf_counter()
+        emu = model.score(X_test, y_test, 0.1, progress_bar=False)
+        wall = time.perf_counter() - t
+        print(f"| {n:16d} | {model.total_neurons:7d} | {100 * rate:9.1f}% | {100 * ref:14.1f}% "
+              f"| {100 * emu:7.1f}% | {wall:10.0f} | "
+              f"{'PASS' if emu >= src - 0.015 else 'FAIL'}")
+    print()
+    print(model.report())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=("tanh", "identity", "chain", "digits"))
+    parser.add_argument("--only", choices=("tanh", "identity", "chain", "digits", "cnn"))
     args = parser.parse_args()
     t0 = time.perf_counter()
     print(f"nengo {nengo.__version__}, nengo-loihi {nengo_loihi.__version__}, "
           f"numpy {np.__version__}")
     for name, fn in (("tanh", tanh_rows), ("identity", identity_rows),
-                     ("chain", chain_rows), ("digits", digits_rows)):
+                     ("chain", chain_rows), ("digits", digits_rows), ("cnn", cnn_rows)):
         if args.only in (None, name):
             fn()
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

@@ -175,6 +175,10 @@ def main():
     parser.add_argument("--consumers", default="snntorch," + ",".join(CONSUMERS),
                         help="comma-separated: snntorch (both models, the fits compared) "
                              "and/or the other consumers' (32,) rows")
+    parser.add_argument("--cnn", action=argparse.BooleanOptionalAction, default=True,
+                        help="the digits CNN in every consumer (Keras on torch; default on)")
+    parser.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=True,
+                        help="the digits MLPs (default on; --no-mlp runs the CNN rows only)")
     args = parser.parse_args()
     consumers = args.consumers.split(",")
     t0 = time.perf_counter()
@@ -198,7 +202,7 @@ def main():
     print("torch", torch.__version__, "| snntorch", snntorch.__version__, "| nir",
           getattr(nir, "__version__", "1.0.x"), "| nengo", nengo.__version__)
     summary = []
-    for hidden in ((32,), (32, 32)) if "snntorch" in consumers else ():
+    for hidden in ((32,), (32, 32)) if "snntorch" in consumers and args.mlp else ():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning
             mlp = MLPClassifier(hidden_layer_sizes=hidden, activation="tanh", max_iter=1000,
@@ -257,8 +261,10 @@ def main():
               f">= -1 pp), NRMSE {r[4]:.4f} / RMSE/std {r[5]:.4f} ({goal}); graph "
               f"{size / 1024:.0f} kB, convert {convert_s:.1f} s")
     others = [name for name in consumers if name in CONSUMERS]
-    if others:
+    if others and args.mlp:
         consumer_rows(others, X_train, X_test, y_train, y_test, args.seed)
+    if args.cnn:
+        cnn_rows(consumers, X_train, X_test, y_train, y_test, args.seed)
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
 
 
@@ -308,6 +314,40 @@ def consumer_rows(names, X_train, X_test, y_train, y_test, seed):
                     results.append((name, ok))
     print("(32,) in each consumer at ANN - 1.5 pp or better: "
           + ", ".join(f"{n} {'PASS' if ok else 'FAIL'}" for n, ok in results))
+
+
+def cnn_rows(names, X_train, X_test, y_train, y_test, seed):
+    """The digits CNN (benchmarks/digits_models.py, trained here) in each consumer."""
+    from digits_models import accuracy, digits_cnn, import_keras, trained
+
+    keras = import_keras()
+    net, shape = trained(keras, digits_cnn, X_train, y_train, seed)
+    src = accuracy(net, X_test, y_test)
+    print()
+    print(f"NIR consumers, the digits CNN (Keras {keras.__version__} on "
+          f"{keras.backend.backend()}; convolutions exported as dense Affine nodes): Keras "
+          f"accuracy {100 * src:.1f}% on these {len(X_test)} digits; bar: consumer accuracy "
+          ">= Keras - 1.5 pp")
+    print(f"{'platform':<9} {'run by':<22} {'neurons':>8} {'acc':>7} {'vs Keras':>9} "
+          f"{'wall s':>7}  bar")
+    runners = dict(CONSUMERS, snntorch=lambda g, X, dt: run_snntorch(g, X, dt=dt)[0])
+    for name in names:
+        platform = popfit.get_platform(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = popfit.convert(net, n_neurons=N_NEURONS, platform=name, max_rate=MAX_RATE,
+                                   connection_synapse=SYNAPSE, seed=seed,
+                                   calibration_data=X_train.reshape((-1,) + shape))
+        graph, _ = round_trip(popfit.to_nir(model))
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            out = runners[name](graph, X_test, platform.nir_dt)
+        wall = time.perf_counter() - start
+        acc = float(np.mean(out.argmax(axis=1) == y_test))
+        version = importlib.metadata.version(name)
+        print(f"{name:<9} {name + ' ' + version:<22} {model.total_neurons:8d} "
+              f"{100 * acc:6.1f}% {100 * (acc - src):+7.1f}pp {wall:7.1f}  "
+              f"{'PASS' if acc >= src - 0.015 else 'FAIL'}", flush=True)
 
 
 if __name__ == "__main__":
