@@ -110,6 +110,7 @@ def _read_object(obj, transforms):
             f"{type(obj).__name__}, which carries its own weights)")
     if isinstance(obj, ConvertedModel):
         spec = obj.spec
+        spec.check_chain("popfit.to_nir")  # NIR graphs of skips: not exported yet
         # decoders folded in; per neuron when rounded (no unit-level form)
         weights, biases = obj.neuron_weights(per_neuron=obj.weight_bits is not None)
         if obj.weight_bits is None:
