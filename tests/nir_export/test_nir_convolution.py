@@ -6,9 +6,7 @@ matrix the nengo network runs); the snnTorch run is compared with the Keras
 model's own predictions, not with popfit's.
 """
 
-import contextlib
 import importlib.util
-import io
 import os
 
 import numpy as np
@@ -22,15 +20,12 @@ keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 pytest.importorskip("snntorch")
 
-import snntorch.utils  # noqa: E402
-from snntorch.import_nir import import_from_nir  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from test_nir_snntorch import run_snntorch  # noqa: E402  (this folder's helper)
 
 import popfit  # noqa: E402
 
-SNNTORCH = popfit.get_platform("snntorch")
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +51,7 @@ def test_cnn_in_snntorch(cnn):
     graph = popfit.to_nir(model)
     first = next(node for node in graph.nodes.values() if type(node).__name__ == "Affine")
     assert first.weight.shape == (model.network.layers[0].total_neurons, 64)
-    with contextlib.redirect_stdout(io.StringIO()):
-        snn = import_from_nir(graph)
-    snntorch.utils.reset(snn)
-    steps = int(round(0.1 / SNNTORCH.nir_dt))
-    x = torch.tensor(X_test.reshape(len(X_test), -1), dtype=torch.float32)
-    total, state = 0.0, None
-    with torch.no_grad():
-        for step in range(steps):
-            out, state = snn(x, state)
-            if step >= steps // 2:
-                total = total + out.numpy().astype(float)
+    total = run_snntorch(graph, X_test.reshape(len(X_test), -1), 0.1)
     keras_labels = net.predict(X_test, verbose=0).argmax(1)
     assert np.mean(total.argmax(1) == keras_labels) >= 0.95
 
