@@ -157,7 +157,8 @@ def test_residual_model_refused_where_weights_are_rounded(keras_graphs):
 
 #: NIR platforms, with the neuron types they run (None: the platform's own).
 NIR_CASES = {"nir": ("nir", None), "nir-relu": ("nir", "relu"),
-             "snntorch": ("snntorch", None)}
+             "snntorch": ("snntorch", None), "norse": ("norse", None),
+             "rockpool": ("rockpool", None), "sinabs": ("sinabs", None)}
 
 
 @pytest.mark.parametrize("platform, neuron_type", list(NIR_CASES.values()), ids=list(NIR_CASES))
@@ -175,6 +176,21 @@ def test_nir_platforms_through_every_path(digits_small, platform, neuron_type):
     graph = popfit.to_nir(model)
     assert isinstance(graph, nir.NIRGraph) and graph.metadata["platform"] == platform
     assert popfit.to_nir(pickle.loads(pickle.dumps(model))).metadata["platform"] == platform
+
+
+@pytest.mark.parametrize("platform, neuron_type", list(NIR_CASES.values()), ids=list(NIR_CASES))
+def test_convolutional_model_on_nir_platforms(keras_graphs, digits_small, platform, neuron_type):
+    """The CNN for every NIR platform: every path, and a graph whose first Affine holds the
+    convolution the network runs (dense)."""
+    nir = pytest.importorskip("nir")
+    cnn, _, X = keras_graphs
+    model = popfit.convert(cnn, platform=platform, neuron_type=neuron_type, n_neurons=2,
+                           calibration_data=X[:100], search=QUICK, seed=0)
+    check_all_paths(model, X[:3], digits_small[3])
+    graph = popfit.to_nir(model)
+    assert isinstance(graph, nir.NIRGraph) and graph.metadata["platform"] == platform
+    affine = [node for node in graph.nodes.values() if isinstance(node, nir.Affine)]
+    assert affine[0].weight.shape == (model.network.layers[0].total_neurons, 64)
 
 
 # ------------------------------------------------------------ property tests
