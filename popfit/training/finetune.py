@@ -73,6 +73,19 @@ class FinetunedModel(ConvertedModel):
                      f"-> {r['spikes_per_second_after']:.1f}")
         return super().report() + "\n" + "\n".join(lines)
 
+    def expected_spikes(self, X):
+        """Expected spikes per second (Hz) of all hidden neurons, per sample of ``X``.
+
+        From the rate-level forward pass `finetune` trains (what its
+        ``spike_cost`` penalizes); shape ``(n_samples,)``.
+        """
+        X = check_samples(X, self.n_features_in_, "X").astype(float)
+        layers = [layer_constants(fit) for fit in self.fits]
+        params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
+                  for layer in self.spec.layers]
+        with x64():
+            return np.asarray(forward(params, layers, X)[1])
+
 
 def _fmt(v):
     return "n/a" if v is None else f"{v:.4g}"
@@ -140,7 +153,7 @@ def _loss_function(model, loss, layers, spike_cost):
     return f
 
 
-def _targets(model, loss, X, y):
+def targets(model, loss, X, y):
     """Training targets: class indices / 0-1 labels / values, or the source's outputs."""
     if loss == "distill":
         return model.spec.forward(X)[1]
@@ -163,7 +176,7 @@ def _targets(model, loss, X, y):
     return idx
 
 
-def _scores(model, loss, out, t):
+def scores(model, loss, out, t):
     """Rate-level accuracy (classifiers) or RMSE (regressors) of outputs ``out`` vs ``t``.
 
     With ``loss="distill"`` a classifier's accuracy is its agreement with the
@@ -236,7 +249,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                               early_stopping, seed)
     X = check_samples(X, model.n_features_in_, "X").astype(float)
     layers = [layer_constants(fit) for fit in model.fits]  # checks the neuron types
-    t = _targets(model, loss, X, y)
+    t = targets(model, loss, X, y)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(X))
     n_held = int(round(validation_fraction * len(X)))
@@ -264,11 +277,11 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
               "train_loss": evals["train"][0],
               "heldout_loss": evals["heldout"][0] if "heldout" in evals else None,
               "spikes_per_second_before": before,
-              "spikes_per_second_after": evals["train"][2],
+              "spikes_per_second_after": evals["train"][2], "spike_cost": spike_cost,
               "max_output_difference": None}
     for name, idx in (("train", train), ("heldout", held)):
         if name in evals:
-            key, value = _scores(model, loss, evals[name][1], t[idx])
+            key, value = scores(model, loss, evals[name][1], t[idx])
         else:
             key, value = ("accuracy" if model.is_classifier else "rmse"), None
         report[f"{name}_{key}"] = value
