@@ -96,7 +96,7 @@ def population(kind, c, z):
     return a @ c["decoders"], jnp.sum(a, axis=tuple(range(1, a.ndim)))
 
 
-def forward(params, layers, X):
+def forward(params, layers, X, pre=None):
     """The converted model's rate-level output before the output nonlinearity.
 
     Parameters
@@ -107,6 +107,10 @@ def forward(params, layers, X):
     layers : list of (kind, constants)
         Each hidden layer's population (`layer_constants`).
     X : array, shape (n_samples, n_features)
+    pre : list, optional
+        Receives each hidden layer's pre-activations ``a @ W + b``, shape
+        ``(n_samples, n_units)``, where ``a`` is the previous population's
+        decoded output (what the deployed network's layer receives).
 
     Returns
     -------
@@ -116,7 +120,10 @@ def forward(params, layers, X):
     """
     a, spikes = X, 0.0
     for (W, b), (kind, c) in zip(params[:-1], layers):
-        a, s = population(kind, c, a @ W + b)
+        z = a @ W + b
+        if pre is not None:
+            pre.append(z)
+        a, s = population(kind, c, z)
         spikes = spikes + s
     W, b = params[-1]
     return a @ W + b, spikes

@@ -21,6 +21,7 @@ from ..conversion.model import ConvertedModel
 from ..conversion.quantize import quantize_model
 from ..conversion.spec import check_samples
 from .curves import forward, layer_constants, output_function, x64
+from .domains import outside_shares, refit_layers
 
 jax = import_optional("jax", "popfit.finetune")
 optax = import_optional("optax", "popfit.finetune")
@@ -32,6 +33,9 @@ PATIENCE = 5
 #: Largest difference between the jax forward and `ConvertedModel.rate_output`
 #: accepted before training (guards against a neuron type whose curve differs).
 FORWARD_TOLERANCE = 1e-6
+#: Default largest share of a layer's pre-activations outside its fitted domain
+#: after training before the layer is re-fitted (convert leaves about 1% outside).
+DOMAIN_TOLERANCE = 0.02
 
 
 class FinetunedModel(ConvertedModel):
@@ -46,9 +50,14 @@ class FinetunedModel(ConvertedModel):
         ``heldout_accuracy`` (classifiers) or ``train_rmse`` / ``heldout_rmse``
         (regressors) at rate level, ``spikes_per_second_before`` / ``_after``
         (expected spikes per second per sample, all hidden neurons, on the
-        training share), and ``max_output_difference`` (max |rate output -
-        source model's output| on the held-out share, after the output
-        nonlinearity; None without a held-out share).
+        training share), ``spike_cost``, ``domain_tolerance`` and ``domains``
+        (per hidden layer: ``domain_before``, ``outside_start`` (share of
+        pre-activations over ``X`` outside it with the source weights),
+        ``outside_before`` (after training), ``refitted``, ``domain_after``
+        and ``outside_after`` (the final weights and fits)), and
+        ``max_output_difference`` (max |rate output - source model's output|
+        on the held-out share, after the output nonlinearity; None without a
+        held-out share).
     """
 
     def __init__(self, *args, finetune_report=None, **kwargs):
@@ -71,6 +80,13 @@ class FinetunedModel(ConvertedModel):
                              f"{_fmt(r[f'heldout_{key}'])}")
         lines.append(f"    expected spikes/s per sample: {r['spikes_per_second_before']:.1f} "
                      f"-> {r['spikes_per_second_after']:.1f}")
+        for i, d in enumerate(r.get("domains", ())):
+            refit = f", re-fitted to ({d['domain_after'][0]:.3g}, {d['domain_after'][1]:.3g})" \
+                if d["refitted"] else ""
+            lines.append(f"    layer {i} outside domain ({d['domain_before'][0]:.3g}, "
+                         f"{d['domain_before'][1]:.3g}): {100 * d['outside_start']:.2f}% "
+                         f"before training, {100 * d['outside_before']:.2f}% after{refit}; "
+                         f"final {100 * d['outside_after']:.2f}%")
         return super().report() + "\n" + "\n".join(lines)
 
     def expected_spikes(self, X):
@@ -194,18 +210,30 @@ def scores(model, loss, out, t):
 
 @public
 def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, batch_size=32,
-             spike_cost=0.0, validation_fraction=0.1, early_stopping=True, seed=0):
+             spike_cost=0.0, validation_fraction=0.1, early_stopping=True,
+             domain_tolerance=DOMAIN_TOLERANCE, seed=0):
     """Train a converted model's weights through its populations' exact rate curves.
 
     Every layer's unit-level weights and biases (the source model's, as read
     into ``model.spec``) are trained with Adam in jax, through each hidden
     population's decoded rate curve with its fit fixed (`popfit.training.curves`:
     the exact curve forward; the LIF onset smoothed for gradients only). The
-    network is then built again from the trained weights with the same fits,
-    platform, ``connection_synapse`` and neuron types (without refit; with the
-    model's ``weight_bits``, rounded again). Training starts from the source
-    weights (``model.spec``), also for a model converted with refit, whose
-    re-solved neuron-level weights are not used. ``model`` is unchanged.
+    network is then built again from the trained weights with the same fits
+    (except re-fitted domains, below), platform, ``connection_synapse`` and
+    neuron types (without refit; with the model's ``weight_bits``, rounded
+    again). Training starts from the source weights (``model.spec``), also
+    for a model converted with refit, whose re-solved neuron-level weights
+    are not used. ``model`` is unchanged.
+
+    After training, each hidden layer's pre-activations over ``X`` (in the
+    converted network: fed by the previous population's decoded output) are
+    checked against the domain its population was fitted on
+    (`popfit.training.domains`). Where the share outside exceeds
+    ``domain_tolerance``, the layer's domain is re-calibrated as `popfit.convert`
+    does (99th percentile of ``|pre-activation|``) and its population fitted
+    again on those pre-activations; training then continues once (the same
+    ``epochs`` and early stopping) through the new fits. The report gives the
+    shares before and after.
 
     Parameters
     ----------
@@ -230,11 +258,17 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     spike_cost : float
         Added to the loss per second of expected spikes: ``spike_cost`` times
         the summed rates (Hz) of all hidden neurons, averaged over samples.
+        `popfit.training.choose_spike_cost` picks it on a held-out share.
     validation_fraction : float
         Share of ``X`` held out (in [0, 1)) to choose the epoch by its loss.
     early_stopping : bool
         Stop after `PATIENCE` epochs without a lower held-out loss; the
         weights with the lowest held-out loss are kept.
+    domain_tolerance : float or None
+        Largest share (in [0, 1)) of a layer's pre-activations over ``X``
+        allowed outside its fitted domain after training before the layer is
+        re-fitted (convert's calibration leaves about 1% outside). None: check
+        and report only, never re-fit.
     seed : int
         Shuffling and the held-out split; the same seed gives identical weights.
 
@@ -247,8 +281,11 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
      early_stopping, seed) = _check_arguments(model, loss, y, epochs, learning_rate,
                                               batch_size, spike_cost, validation_fraction,
                                               early_stopping, seed)
+    if domain_tolerance is not None:
+        domain_tolerance = _check_fraction(domain_tolerance, "domain_tolerance")
     X = check_samples(X, model.n_features_in_, "X").astype(float)
-    layers = [layer_constants(fit) for fit in model.fits]  # checks the neuron types
+    fits = list(model.fits)
+    layers = layers0 = [layer_constants(fit) for fit in fits]  # checks the neuron types
     t = targets(model, loss, X, y)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(X))
@@ -258,9 +295,27 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                "samples leaves no held-out or no training sample; pass more "
                                "samples or change validation_fraction")
     held, train = order[:n_held], order[n_held:]
+    settings = dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                    spike_cost=spike_cost, early_stopping=early_stopping)
     with x64():
-        params, history = _train(model, loss, layers, X, t, train, held, epochs,
-                                 learning_rate, batch_size, spike_cost, early_stopping, rng)
+        start = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
+                 for layer in model.spec.layers]
+        _check_forward(model, start, layers, X[:64])
+        params, (run, best_epoch) = _train(model, loss, layers, start, X, t, train, held,
+                                           rng, **settings)
+        before = outside_shares(fits, _preactivations(start, layers, X))
+        pre = _preactivations(params, layers, X)
+        refits, domains = refit_layers(fits, pre, 1.0 if domain_tolerance is None
+                                       else domain_tolerance)
+        if any(row["refitted"] for row in domains):
+            fits = refits
+            layers = [layer_constants(fit) for fit in fits]
+            params, (more, kept) = _train(model, loss, layers, params, X, t, train, held,
+                                          rng, **settings)
+            run, best_epoch = run + more, run + kept
+            pre = _preactivations(params, layers, X)
+        for row, b, a in zip(domains, before, outside_shares(fits, pre)):
+            row.update(outside_start=b, outside_after=a)
         f = _loss_function(model, loss, layers, spike_cost)
         evals = {}
         for name, idx in (("train", train), ("heldout", held)):
@@ -268,16 +323,15 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                 continue
             value, (out, spikes) = f(params, X[idx], t[idx])
             evals[name] = (float(value), np.asarray(out), float(np.mean(spikes)))
-        start = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
-                 for layer in model.spec.layers]
-        before = float(np.mean(forward(start, layers, X[train])[1]))
+        spikes_before = float(np.mean(forward(start, layers0, X[train])[1]))
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
-    new = rebuild(model, params, X, FinetunedModel)
-    report = {"epochs": history[0], "best_epoch": history[1], "loss": loss,
+    new = rebuild(model, params, X, FinetunedModel, fits=fits)
+    report = {"epochs": run, "best_epoch": best_epoch, "loss": loss,
               "train_loss": evals["train"][0],
               "heldout_loss": evals["heldout"][0] if "heldout" in evals else None,
-              "spikes_per_second_before": before,
+              "spikes_per_second_before": spikes_before,
               "spikes_per_second_after": evals["train"][2], "spike_cost": spike_cost,
+              "domain_tolerance": domain_tolerance, "domains": domains,
               "max_output_difference": None}
     for name, idx in (("train", train), ("heldout", held)):
         if name in evals:
@@ -293,20 +347,28 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     return new
 
 
-def _train(model, loss, layers, X, t, train, held, epochs, learning_rate, batch_size,
-           spike_cost, early_stopping, rng):
-    """Adam over shuffled batches; the kept params and (epochs run, epoch kept)."""
-    f = _loss_function(model, loss, layers, spike_cost)
-    params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
-              for layer in model.spec.layers]
-    check = np.asarray(forward(params, layers, X[:64])[0])
-    expected = model._outputs(check)  # the same nonlinearity as rate_output
-    got = model.rate_output(X[:64]) if model.weights is None and model.weight_bits is None \
-        else None
-    if got is not None and np.max(np.abs(expected - got)) > FORWARD_TOLERANCE * max(
+def _preactivations(params, layers, X):
+    pre = []
+    forward(params, layers, X, pre=pre)
+    return [np.asarray(z) for z in pre]
+
+
+def _check_forward(model, params, layers, X):
+    """Refuse training if the jax forward differs from the model's own rate output."""
+    if model.weights is not None or model.weight_bits is not None:
+        return  # rate_output runs re-solved or rounded weights, not the spec's
+    expected = model._outputs(np.asarray(forward(params, layers, X)[0]))
+    got = model.rate_output(X)
+    if np.max(np.abs(expected - got)) > FORWARD_TOLERANCE * max(
             1.0, float(np.max(np.abs(got)))):
         raise PopfitValueError("finetune's rate-level forward differs from the model's "
                                "rate_output; the fits' neuron types are not supported")
+
+
+def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learning_rate,
+           batch_size, spike_cost, early_stopping):
+    """Adam over shuffled batches from ``params``; the kept params and (epochs run, kept)."""
+    f = _loss_function(model, loss, layers, spike_cost)
     opt = optax.adam(learning_rate)
     state = opt.init(params)
 
@@ -339,28 +401,33 @@ def _train(model, loss, layers, X, t, train, held, epochs, learning_rate, batch_
     return best_params, (run, best_epoch)
 
 
-def rebuild(model, params, X, cls=ConvertedModel, **extra):
-    """A new model of ``cls`` from ``model`` with unit-level weights ``params``, same fits.
+def rebuild(model, params, X, cls=ConvertedModel, fits=None, **extra):
+    """A new model of ``cls`` from ``model`` with unit-level weights ``params``.
 
-    ``params``: ``(weights, bias)`` per layer of ``model.spec``. The network is
-    built by `popfit.conversion.convert.build_network` (no refit), with the
-    layers' mean rates over ``X``; with ``model.weight_bits`` it is rounded
-    again (`popfit.conversion.quantize.quantize_model`).
+    ``params``: ``(weights, bias)`` per layer of ``model.spec``; ``fits``: the
+    hidden layers' fits (default ``model.fits``). The network is built by
+    `popfit.conversion.convert.build_network` (no refit); each layer's
+    `LayerInfo` gets its fit's domain, and the share outside it and the mean
+    rate over ``X`` in the converted network; with ``model.weight_bits`` it
+    is rounded again (`popfit.conversion.quantize.quantize_model`).
     """
+    fits = tuple(model.fits if fits is None else fits)
     spec = dataclasses.replace(model.spec, layers=tuple(
         dataclasses.replace(layer, weights=np.array(W, dtype=float),
                             bias=np.array(b, dtype=float))
         for layer, (W, b) in zip(model.spec.layers, params)))
-    pre = spec.forward(X)[0]
+    with x64():
+        pre = _preactivations([(jnp.asarray(W), jnp.asarray(b)) for W, b in params],
+                              [layer_constants(fit) for fit in fits], X)
     infos = []
-    for info, fit, z in zip(model.layers, model.fits, pre):
-        outside = float(np.mean(np.abs(z) > info.domain[1]))
-        infos.append(dataclasses.replace(info, fraction_outside=outside,
+    for info, fit, z, share in zip(model.layers, fits, pre, outside_shares(fits, pre)):
+        infos.append(dataclasses.replace(info, domain=tuple(float(v) for v in fit.domain),
+                                         fraction_outside=share,
                                          mean_rate=float(np.mean(fit.rates(z.ravel()))),
                                          rate_basis="calibration"))
-    network = build_network(spec, model.fits, model.connection_synapse, model.seed,
+    network = build_network(spec, fits, model.connection_synapse, model.seed,
                             platform=model.platform)
-    new = cls(spec, model.fits, infos, network, neuron_type=model.neuron_type,
+    new = cls(spec, fits, infos, network, neuron_type=model.neuron_type,
               n_neurons=model.n_neurons, max_rate=model.max_rate,
               connection_synapse=model.connection_synapse, seed=model.seed,
               platform=model.platform, **extra)

@@ -118,7 +118,10 @@ def test_finetuned_rate_output_is_the_trained_forward(tuned, digits):
 
 
 def test_finetune_keeps_fits_and_settings_and_leaves_original(model, tuned, mlp):
-    assert all(a is b for a, b in zip(tuned.fits, model.fits))
+    for a, b, row in zip(tuned.fits, model.fits, tuned.finetune_report["domains"]):
+        assert (a is b) != row["refitted"]  # kept unless re-fitted for its domain
+        assert (a.n_neurons, a.neuron_type, a.max_rate) == (b.n_neurons, b.neuron_type,
+                                                            b.max_rate)
     assert tuned.connection_synapse == model.connection_synapse
     assert tuned.platform == model.platform and tuned.weights is None
     # the original model still holds the source weights
@@ -144,7 +147,8 @@ def test_cross_entropy_raises_rate_level_accuracy(model, tuned, digits):
     after = np.mean(tuned.rate_output(X).argmax(1) == y)
     assert after > before + 0.03
     r = tuned.finetune_report
-    assert r["loss"] == "cross_entropy" and r["epochs"] == 3
+    assert r["loss"] == "cross_entropy"
+    assert r["epochs"] == (6 if r["domains"][0]["refitted"] else 3)
     assert 0 <= r["heldout_accuracy"] <= 1 and r["max_output_difference"] >= 0
     assert "[[finetune]]" in tuned.report()
     json.dumps(tuned.summary()["finetune"])  # JSON-safe
@@ -218,3 +222,31 @@ def test_weight_bits_are_rounded_again(mlp, digits):
     # the rounded network's rate output stays near the float forward of the trained weights
     float_out = jax_output(new, params_of(new.spec), X_test)
     assert np.mean(new.rate_output(X_test).argmax(1) == float_out.argmax(1)) > 0.95
+
+
+def test_domains_reported_and_refitted(model, digits):
+    X, y, X_test, _ = digits
+    # a large learning rate moves the pre-activations out of the fitted domains
+    new = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=0.02)
+    rows = new.finetune_report["domains"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["outside_before"] > 0.02 and row["refitted"]
+    assert row["domain_after"][1] > row["domain_before"][1]
+    assert new.fits[0] is not model.fits[0] and tuple(new.fits[0].domain) == tuple(
+        row["domain_after"])
+    assert new.fits[0].n_neurons == model.fits[0].n_neurons
+    assert new.layers[0].domain == tuple(row["domain_after"])
+    assert row["outside_after"] == pytest.approx(new.layers[0].fraction_outside)
+    assert row["outside_after"] < row["outside_before"]
+    assert new.finetune_report["epochs"] > 3  # training continued through the new fit
+    assert "re-fitted" in new.report()
+    # the rebuilt network runs the new fit: rate output is the trained forward
+    np.testing.assert_allclose(new.rate_output(X_test), jax_output(new, params_of(new.spec),
+                                                                   X_test), rtol=0, atol=1e-6)
+    # None: report only
+    kept = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=None)
+    assert not kept.finetune_report["domains"][0]["refitted"]
+    assert kept.fits[0] is model.fits[0]
+    assert kept.finetune_report["domains"][0]["outside_before"] == pytest.approx(
+        row["outside_before"])
