@@ -64,6 +64,7 @@ def layer_constants(fit):
         "bias": np.asarray(fit.bias, dtype=float),
         "decoders": np.asarray(fit.decoders, dtype=float).reshape(-1),
         "amplitude": float(nt.amplitude),
+        "half_width": float(np.max(np.abs(fit.domain))),
     }
     if kind == "lif":
         const["tau_rc"], const["tau_ref"] = float(nt.tau_rc), float(nt.tau_ref)

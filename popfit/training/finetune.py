@@ -22,6 +22,7 @@ from ..conversion.quantize import quantize_model
 from ..conversion.spec import check_samples
 from .curves import forward, layer_constants, output_function, x64
 from .domains import outside_shares, refit_layers
+from .quantized import model_forward
 
 jax = import_optional("jax", "popfit.finetune")
 optax = import_optional("optax", "popfit.finetune")
@@ -100,7 +101,7 @@ class FinetunedModel(ConvertedModel):
         params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
                   for layer in self.spec.layers]
         with x64():
-            return np.asarray(forward(params, layers, X)[1])
+            return np.asarray(model_forward(params, layers, X, _quant(self))[1])
 
 
 def _fmt(v):
@@ -147,8 +148,20 @@ def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_co
             early_stopping, check_seed(seed))
 
 
+def _quant(model):
+    """``(weight_bits, sparse_host_transforms)`` of a rounded model, else None."""
+    if model.weight_bits is None:
+        return None
+    return int(model.weight_bits), bool(model.platform.sparse_host_transforms)
+
+
 def _loss_function(model, loss, layers, spike_cost):
-    """``f(params, X, t) -> (loss, (outputs, spikes))`` for the resolved ``loss``."""
+    """``f(params, X, t) -> (loss, (outputs, spikes))`` for the resolved ``loss``.
+
+    With ``model.weight_bits`` the forward pass rounds the weights as the
+    network does (`popfit.training.quantized`, straight-through gradients).
+    """
+    quant = _quant(model)
     act = model.spec.output.activation
     out_fn = output_function(act)
 
@@ -160,7 +173,7 @@ def _loss_function(model, loss, layers, spike_cost):
         return optax.sigmoid_binary_cross_entropy(z, t).mean()
 
     def f(params, X, t):
-        z, spikes = forward(params, layers, X)
+        z, spikes = model_forward(params, layers, X, quant)
         if loss == "mse" or (loss == "distill" and act not in ("softmax", "sigmoid")):
             value = jnp.mean((out_fn(z) - t) ** 2)
         else:
@@ -323,7 +336,8 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                 continue
             value, (out, spikes) = f(params, X[idx], t[idx])
             evals[name] = (float(value), np.asarray(out), float(np.mean(spikes)))
-        spikes_before = float(np.mean(forward(start, layers0, X[train])[1]))
+        spikes_before = float(np.mean(model_forward(start, layers0, X[train],
+                                                    _quant(model))[1]))
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
     new = rebuild(model, params, X, FinetunedModel, fits=fits)
     report = {"epochs": run, "best_epoch": best_epoch, "loss": loss,
@@ -355,9 +369,9 @@ def _preactivations(params, layers, X):
 
 def _check_forward(model, params, layers, X):
     """Refuse training if the jax forward differs from the model's own rate output."""
-    if model.weights is not None or model.weight_bits is not None:
-        return  # rate_output runs re-solved or rounded weights, not the spec's
-    expected = model._outputs(np.asarray(forward(params, layers, X)[0]))
+    if model.weights is not None:
+        return  # rate_output runs the re-solved weights, not the spec's
+    expected = model._outputs(np.asarray(model_forward(params, layers, X, _quant(model))[0]))
     got = model.rate_output(X)
     if np.max(np.abs(expected - got)) > FORWARD_TOLERANCE * max(
             1.0, float(np.max(np.abs(got)))):

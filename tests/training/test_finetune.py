@@ -10,11 +10,12 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import popfit
+from popfit.conversion.quantize import quantize
 from popfit.exceptions import PopfitTypeError, PopfitValueError
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("optax")
-from popfit.training import curves  # noqa: E402
+from popfit.training import curves, quantized  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -212,16 +213,55 @@ def test_bad_model_and_samples(model, digits):
         popfit.finetune(model, digits[0][:, :5])
 
 
-def test_weight_bits_are_rounded_again(mlp, digits):
+def qat_output(model, X):
+    """The quantization-aware jax forward of a rounded model, with the output nonlinearity."""
+    layers = [curves.layer_constants(fit) for fit in model.fits]
+    quant = (model.weight_bits, model.platform.sparse_host_transforms)
+    with curves.x64():
+        z = np.asarray(quantized.model_forward(params_of(model.spec), layers, X, quant)[0])
+    return model._outputs(z)
+
+
+@pytest.fixture(scope="module")
+def mlp2(digits):
+    X, y, _, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning
+        return MLPClassifier(hidden_layer_sizes=(16, 12), activation="tanh", max_iter=150,
+                             random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("bits, n_neurons, host", [(6, 1, ("Sparse", "Dense")),
+                                                   (4, 2, ("Dense",))],
+                         ids=["6 bits, nengo", "4 bits, N=2, Dense host transforms (Loihi's)"])
+def test_weight_bits_trained_model_equals_rounded_forward(mlp2, digits, bits, n_neurons, host):
     X, y, X_test, _ = digits
-    platform = popfit.get_platform("nengo", weight_bits=8)
-    m = popfit.convert(mlp, n_neurons=1, calibration_data=X, refit=False, seed=0,
+    platform = popfit.get_platform("nengo", weight_bits=bits, host_transforms=host)
+    m = popfit.convert(mlp2, n_neurons=n_neurons, calibration_data=X, refit=False, seed=0,
                        platform=platform)
-    new = popfit.finetune(m, X, y, epochs=1)
-    assert new.weight_bits == 8 and new.quantization is not None
-    # the rounded network's rate output stays near the float forward of the trained weights
-    float_out = jax_output(new, params_of(new.spec), X_test)
-    assert np.mean(new.rate_output(X_test).argmax(1) == float_out.argmax(1)) > 0.95
+    # before training: the jax forward is the converted (rounded) network's
+    np.testing.assert_allclose(qat_output(m, X_test), m.rate_output(X_test), rtol=0, atol=1e-6)
+    new = popfit.finetune(m, X, y, epochs=3, learning_rate=3e-3, domain_tolerance=None)
+    assert new.weight_bits == bits and new.quantization is not None
+    # the trained model, rounded when rebuilt, computes the forward it was trained through
+    out = new.rate_output(X_test)
+    np.testing.assert_allclose(out, qat_output(new, X_test), rtol=0, atol=1e-6)
+    # ... which is not the float forward of the same weights (the rounding matters)
+    assert np.max(np.abs(out - jax_output(new, params_of(new.spec), X_test))) > 1e-3
+    assert np.mean(new.rate_output(X).argmax(1) == y) > np.mean(m.rate_output(X).argmax(1) == y)
+
+
+def test_straight_through_gradient_is_the_float_gradient(model):
+    w = np.asarray(model.spec.layers[1].weights)
+    with curves.x64():
+        q = np.asarray(quantized.round_weights(jax.numpy.asarray(w), 3))
+        # d/dw sum(q(w) * w) with the rounding's gradient taken as the identity: q(w) + w
+        g = np.asarray(jax.grad(lambda v: jax.numpy.sum(quantized.round_weights(v, 3) * v))(
+            jax.numpy.asarray(w)))
+    np.testing.assert_allclose(g, q + w, rtol=1e-12)
+    # the forward value is popfit's rounding: 7 magnitude levels, the largest exact
+    np.testing.assert_allclose(q, quantize(w, 3), rtol=0, atol=1e-12)
+    assert not np.allclose(q, w)
 
 
 def test_domains_reported_and_refitted(model, digits):
