@@ -22,7 +22,9 @@ from ..conversion.quantize import quantize_model
 from ..conversion.spec import check_samples
 from .curves import forward, layer_constants, output_function, x64
 from .domains import outside_shares, refit_layers
-from .quantized import model_forward
+from .progress import Progress, device
+from .model import FinetunedModel
+from .quantized import model_forward, quant_of
 
 jax = import_optional("jax", "popfit.finetune")
 optax = import_optional("optax", "popfit.finetune")
@@ -37,75 +39,6 @@ FORWARD_TOLERANCE = 1e-6
 #: Default largest share of a layer's pre-activations outside its fitted domain
 #: after training before the layer is re-fitted (convert leaves about 1% outside).
 DOMAIN_TOLERANCE = 0.02
-
-
-class FinetunedModel(ConvertedModel):
-    """A `ConvertedModel` made by `finetune` (the same, plus ``finetune_report``).
-
-    Attributes
-    ----------
-    finetune_report : dict
-        ``epochs`` run, ``best_epoch`` (whose weights are kept), ``loss``
-        (the resolved name), ``train_loss`` and ``heldout_loss`` (the weights kept),
-        ``train_accuracy`` /
-        ``heldout_accuracy`` (classifiers) or ``train_rmse`` / ``heldout_rmse``
-        (regressors) at rate level, ``spikes_per_second_before`` / ``_after``
-        (expected spikes per second per sample, all hidden neurons, on the
-        training share), ``spike_cost``, ``domain_tolerance`` and ``domains``
-        (per hidden layer: ``domain_before``, ``outside_start`` (share of
-        pre-activations over ``X`` outside it with the source weights),
-        ``outside_before`` (after training), ``refitted``, ``domain_after``
-        and ``outside_after`` (the final weights and fits)), and
-        ``max_output_difference`` (max |rate output - source model's output|
-        on the held-out share, after the output nonlinearity; None without a
-        held-out share).
-    """
-
-    def __init__(self, *args, finetune_report=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.finetune_report = finetune_report
-
-    def summary(self):
-        """`ConvertedModel.summary` plus ``"finetune"``: the `finetune_report` (JSON-safe)."""
-        return {**super().summary(), "finetune": dict(self.finetune_report)}
-
-    def report(self):
-        """`ConvertedModel.report` followed by a ``[[finetune]]`` section."""
-        r = self.finetune_report
-        lines = [f"[[finetune]] {r['epochs']} epochs (kept epoch {r['best_epoch']}), "
-                 f"loss {r['loss']}: "
-                 f"train {r['train_loss']:.4g}, held-out {_fmt(r['heldout_loss'])}"]
-        for key in ("accuracy", "rmse"):
-            if f"train_{key}" in r:
-                lines.append(f"    {key}: train {r[f'train_{key}']:.4g}, held-out "
-                             f"{_fmt(r[f'heldout_{key}'])}")
-        lines.append(f"    expected spikes/s per sample: {r['spikes_per_second_before']:.1f} "
-                     f"-> {r['spikes_per_second_after']:.1f}")
-        for i, d in enumerate(r.get("domains", ())):
-            refit = f", re-fitted to ({d['domain_after'][0]:.3g}, {d['domain_after'][1]:.3g})" \
-                if d["refitted"] else ""
-            lines.append(f"    layer {i} outside domain ({d['domain_before'][0]:.3g}, "
-                         f"{d['domain_before'][1]:.3g}): {100 * d['outside_start']:.2f}% "
-                         f"before training, {100 * d['outside_before']:.2f}% after{refit}; "
-                         f"final {100 * d['outside_after']:.2f}%")
-        return super().report() + "\n" + "\n".join(lines)
-
-    def expected_spikes(self, X):
-        """Expected spikes per second (Hz) of all hidden neurons, per sample of ``X``.
-
-        From the rate-level forward pass `finetune` trains (what its
-        ``spike_cost`` penalizes); shape ``(n_samples,)``.
-        """
-        X = check_samples(X, self.n_features_in_, "X").astype(float)
-        layers = [layer_constants(fit) for fit in self.fits]
-        params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
-                  for layer in self.spec.layers]
-        with x64():
-            return np.asarray(model_forward(params, layers, X, _quant(self))[1])
-
-
-def _fmt(v):
-    return "n/a" if v is None else f"{v:.4g}"
 
 
 def _check_fraction(value, name):
@@ -148,20 +81,13 @@ def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_co
             early_stopping, check_seed(seed))
 
 
-def _quant(model):
-    """``(weight_bits, sparse_host_transforms)`` of a rounded model, else None."""
-    if model.weight_bits is None:
-        return None
-    return int(model.weight_bits), bool(model.platform.sparse_host_transforms)
-
-
 def _loss_function(model, loss, layers, spike_cost):
     """``f(params, X, t) -> (loss, (outputs, spikes))`` for the resolved ``loss``.
 
     With ``model.weight_bits`` the forward pass rounds the weights as the
     network does (`popfit.training.quantized`, straight-through gradients).
     """
-    quant = _quant(model)
+    quant = quant_of(model)
     act = model.spec.output.activation
     out_fn = output_function(act)
 
@@ -224,7 +150,7 @@ def scores(model, loss, out, t):
 @public
 def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, batch_size=32,
              spike_cost=0.0, validation_fraction=0.1, early_stopping=True,
-             domain_tolerance=DOMAIN_TOLERANCE, seed=0):
+             domain_tolerance=DOMAIN_TOLERANCE, seed=0, progress_bar=False):
     """Train a converted model's weights through its populations' exact rate curves.
 
     Every layer's unit-level weights and biases (the source model's, as read
@@ -284,6 +210,9 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
         and report only, never re-fit.
     seed : int
         Shuffling and the held-out split; the same seed gives identical weights.
+    progress_bar : bool
+        Write one progress line to stderr, updated every epoch (epoch, losses,
+        elapsed time); off by default.
 
     Returns
     -------
@@ -308,8 +237,10 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                "samples leaves no held-out or no training sample; pass more "
                                "samples or change validation_fraction")
     held, train = order[:n_held], order[n_held:]
+    progress_bar = check_bool(progress_bar, "progress_bar")
     settings = dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                    spike_cost=spike_cost, early_stopping=early_stopping)
+                    spike_cost=spike_cost, early_stopping=early_stopping,
+                    progress=Progress(epochs) if progress_bar else None)
     with x64():
         start = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
                  for layer in model.spec.layers]
@@ -323,6 +254,8 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
         if any(row["refitted"] for row in domains):
             fits = refits
             layers = [layer_constants(fit) for fit in fits]
+            if progress_bar:
+                settings["progress"] = Progress(epochs, "after re-fitting domains")
             params, (more, kept) = _train(model, loss, layers, params, X, t, train, held,
                                           rng, **settings)
             run, best_epoch = run + more, run + kept
@@ -337,7 +270,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
             value, (out, spikes) = f(params, X[idx], t[idx])
             evals[name] = (float(value), np.asarray(out), float(np.mean(spikes)))
         spikes_before = float(np.mean(model_forward(start, layers0, X[train],
-                                                    _quant(model))[1]))
+                                                    quant_of(model))[1]))
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
     new = rebuild(model, params, X, FinetunedModel, fits=fits)
     report = {"epochs": run, "best_epoch": best_epoch, "loss": loss,
@@ -346,6 +279,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
               "spikes_per_second_before": spikes_before,
               "spikes_per_second_after": evals["train"][2], "spike_cost": spike_cost,
               "domain_tolerance": domain_tolerance, "domains": domains,
+              "device": device(),
               "max_output_difference": None}
     for name, idx in (("train", train), ("heldout", held)):
         if name in evals:
@@ -371,7 +305,7 @@ def _check_forward(model, params, layers, X):
     """Refuse training if the jax forward differs from the model's own rate output."""
     if model.weights is not None:
         return  # rate_output runs the re-solved weights, not the spec's
-    expected = model._outputs(np.asarray(model_forward(params, layers, X, _quant(model))[0]))
+    expected = model._outputs(np.asarray(model_forward(params, layers, X, quant_of(model))[0]))
     got = model.rate_output(X)
     if np.max(np.abs(expected - got)) > FORWARD_TOLERANCE * max(
             1.0, float(np.max(np.abs(got)))):
@@ -380,7 +314,7 @@ def _check_forward(model, params, layers, X):
 
 
 def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learning_rate,
-           batch_size, spike_cost, early_stopping):
+           batch_size, spike_cost, early_stopping, progress=None):
     """Adam over shuffled batches from ``params``; the kept params and (epochs run, kept)."""
     f = _loss_function(model, loss, layers, spike_cost)
     opt = optax.adam(learning_rate)
@@ -388,9 +322,9 @@ def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learn
 
     @jax.jit
     def step(params, state, xb, tb):
-        grads = jax.grad(lambda p: f(p, xb, tb)[0])(params)
+        value, grads = jax.value_and_grad(lambda p: f(p, xb, tb)[0])(params)
         updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
+        return optax.apply_updates(params, updates), state, value
 
     held_loss = jax.jit(lambda p: f(p, X[held], t[held])[0]) if len(held) else None
     best, best_params, stale, run, best_epoch = np.inf, params, 0, 0, 0
@@ -398,17 +332,21 @@ def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learn
         perm = train[rng.permutation(len(train))]
         for i in range(0, len(perm), batch_size):
             idx = perm[i:i + batch_size]
-            params, state = step(params, state, X[idx], t[idx])
+            params, state, batch_loss = step(params, state, X[idx], t[idx])
         run += 1
+        value = None if held_loss is None else float(held_loss(params))
+        if progress is not None:
+            progress.update(run, float(batch_loss), value, done=run == epochs)
         if held_loss is None:
             best_params, best_epoch = params, run
             continue
-        value = float(held_loss(params))
         if value < best:
             best, best_params, stale, best_epoch = value, params, 0, run
         else:
             stale += 1
             if early_stopping and stale >= PATIENCE:
+                if progress is not None:
+                    progress.update(run, float(batch_loss), value, done=True)
                 break
     if not early_stopping:
         best_params, best_epoch = params, run

@@ -78,3 +78,10 @@ def model_forward(params, layers, X, quant=None, pre=None):
     if quant is None:
         return forward(params, layers, X, pre=pre)
     return forward_quantized(params, layers, X, *quant)
+
+
+def quant_of(model):
+    """``(weight_bits, sparse_host_transforms)`` of a rounded model, else None."""
+    if model.weight_bits is None:
+        return None
+    return int(model.weight_bits), bool(model.platform.sparse_host_transforms)

@@ -290,3 +290,19 @@ def test_domains_reported_and_refitted(model, digits):
     assert kept.fits[0] is model.fits[0]
     assert kept.finetune_report["domains"][0]["outside_before"] == pytest.approx(
         row["outside_before"])
+
+
+def test_progress_bar_and_device(model, digits, capfd):
+    X, y, _, _ = digits
+    quiet = popfit.finetune(model, X[:200], y[:200], epochs=2, domain_tolerance=None)
+    assert capfd.readouterr().err == ""  # off by default
+    loud = popfit.finetune(model, X[:200], y[:200], epochs=2, domain_tolerance=None,
+                           progress_bar=True)
+    err = capfd.readouterr().err
+    assert "finetune: epoch 1/2" in err and "epoch 2/2" in err and err.endswith("\n")
+    d = jax.devices()[0]
+    assert quiet.finetune_report["device"] == loud.finetune_report["device"] == \
+        f"{d.platform}:{d.id}"
+    assert f"device: {d.platform}:{d.id}" in loud.report()
+    with pytest.raises(PopfitTypeError, match="progress_bar"):
+        popfit.finetune(model, X, y, progress_bar="yes")
