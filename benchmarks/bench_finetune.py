@@ -15,7 +15,17 @@ digits, presentation times 0.03, 0.05 and 0.1 s (dt 1 ms, synapse 5 ms, max
   training digits (popfit.training.choose_spike_cost: the cheapest candidate
   within 0.5 pp of the ANN's rate-level accuracy on that share; the test
   digits are not looked at), and with a larger one (3e-4) beside it;
-* popfit 4 LIF per unit, converted (refit, the default with calibration data).
+* popfit 4 LIF per unit, converted (refit, the default with calibration data);
+* popfit 4 LIF per unit, distilled from the training inputs alone (no labels:
+  ``popfit.finetune(model, X_train)``, loss "distill", from the conversion
+  without refit): mean |class probability - the ANN's| at 0.1 s, beside
+  plain conversion's.
+
+Then notebook 03's Keras regressor (Dense(8, tanh) -> Dense(1) fitted to
+0.8 sin(3x), 60 points on [-1, 1], 0.1 s each): RMS difference from Keras,
+spiking and rate level, converted at 4 neurons per unit (refit; the bar of
+bench_convert: within 0.05) and at 1 and 2, plain and fine-tuned (loss
+"distill": towards Keras's outputs on its 1,000 training inputs).
 
 With ``--toolchain loihi`` (run in the nengo-loihi venv) or ``--toolchain
 snntorch`` (run in the NIR venv), the same digits model is converted for that
@@ -129,6 +139,10 @@ def main():
     one = popfit.convert(mlp, n_neurons=1, refit=False, **kw)
     four = popfit.convert(mlp, n_neurons=4, **kw)
     start = time.perf_counter()
+    distilled = popfit.finetune(popfit.convert(mlp, n_neurons=4, refit=False, **kw), X_train,
+                                epochs=20, seed=args.seed)  # no labels
+    t_distill = time.perf_counter() - start
+    start = time.perf_counter()
     tuned = popfit.finetune(one, X_train, y_train, epochs=20, seed=args.seed)
     t_tune = time.perf_counter() - start
     start = time.perf_counter()
@@ -138,7 +152,7 @@ def main():
     cheaper = popfit.finetune(one, X_train, y_train, epochs=20, spike_cost=SPIKE_COST_HIGH,
                               seed=args.seed)
     print(f"finetune: {t_tune:.1f} s; choose_spike_cost ({len(DEFAULT_SPIKE_COSTS)} "
-          f"candidates): {t_cheap:.1f} s")
+          f"candidates): {t_cheap:.1f} s; distill (4 LIF/unit): {t_distill:.1f} s")
     print(tuned.report())
     sel = cheap.finetune_report["spike_cost_selection"]
     print(f"spike cost chosen on {sel['n_selection']} held-out training digits (ANN "
@@ -154,15 +168,18 @@ def main():
                     ("popfit 1 LIF/unit, fine-tuned", tuned),
                     (f"popfit 1 LIF/unit, fine-tuned, spike_cost {chosen_cost:g} (chosen)", cheap),
                     (f"popfit 1 LIF/unit, fine-tuned, spike_cost {SPIKE_COST_HIGH:g}", cheaper),
-                    ("popfit 4 LIF/unit, converted (refit)", four)):
+                    ("popfit 4 LIF/unit, converted (refit)", four),
+                    ("popfit 4 LIF/unit, distilled (no labels)", distilled)):
         rows[name] = (m.network, m.network.layers[0].ensemble.neurons, m)
     results = {}
+    p_ann = mlp.predict_proba(X_test)
     for name, (net, neurons, m) in rows.items():
         results[name] = {}
         for T in PRESENTATION_TIMES:
             out, spikes = simulate(net, neurons, X_test, T, args.seed)
             acc = float(np.mean(mlp.classes_[softmax(out, axis=1).argmax(1)] == y_test))
             results[name][T] = (acc, spikes)
+        results[name]["dp"] = float(np.mean(np.abs(softmax(out, axis=1) - p_ann)))
         rate = "" if m is None else \
             f"{100 * np.mean(m.rate_output(X_test).argmax(1) == y_test):.2f}%"
         results[name]["rate"] = rate
@@ -171,10 +188,10 @@ def main():
           f"{100 * ann:.2f}%; max {MAX_RATE:g} Hz, synapse {SYNAPSE * 1e3:g} ms, dt 1 ms; "
           f"spikes/digit counted in the simulation (whole presentation)")
     head = "".join(f" | T={T:g}: acc    spikes" for T in PRESENTATION_TIMES)
-    print(f"{'model':<48}{'rate acc':>9}{head}")
+    print(f"{'model':<52}{'rate acc':>9}{head} | |p - p_ANN| at 0.1 s")
     for name, r in results.items():
         cells = "".join(f" | {100 * r[T][0]:6.2f}% {r[T][1]:8.0f}" for T in PRESENTATION_TIMES)
-        print(f"{name:<48}{r['rate']:>9}{cells}")
+        print(f"{name:<52}{r['rate']:>9}{cells} | {r['dp']:.5f}")
     sg = results["signed RegularSpiking(Tanh), N=1"]
     ft = results["popfit 1 LIF/unit, fine-tuned"]
     sc = results[f"popfit 1 LIF/unit, fine-tuned, spike_cost {chosen_cost:g} (chosen)"]
@@ -191,6 +208,57 @@ def main():
     print(f"  T=0.1 s spike cost: acc {100 * sc[0.1][0]:.2f}% >= ANN - 1 pp: "
           f"{'PASS' if ok_acc else 'FAIL'}; spikes {sc[0.1][1]:.0f} <= 0.5 x signed "
           f"({0.5 * sg[0.1][1]:.0f}): {'PASS' if ok_spk else 'FAIL'}")
+    dp_conv = results["popfit 4 LIF/unit, converted (refit)"]["dp"]
+    dp_dist = results["popfit 4 LIF/unit, distilled (no labels)"]["dp"]
+    print(f"  T=0.1 s distillation (no labels, 4 LIF/unit): mean |p - p_ANN| {dp_dist:.5f} < "
+          f"plain conversion's {dp_conv:.5f}: {'PASS' if dp_dist < dp_conv else 'FAIL'}")
+    keras_regressor(args.seed)
+
+
+def keras_regressor(seed):
+    """Notebook 03's Keras regressor: fine-tuned at 1 and 2 neurons per unit vs converted at 4."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras
+    except ImportError:
+        print("\n== Keras regressor: skipped (Keras not installed)")
+        return
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_train = rng.uniform(-1, 1, size=(1000, 1))
+    y_train = 0.8 * np.sin(3 * x_train)
+    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(8, activation="tanh"),
+                            keras.layers.Dense(1)])
+    net.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    net.fit(x_train, y_train, epochs=60, batch_size=32, verbose=0)
+    x_grid = np.linspace(-1, 1, 60)[:, None]
+    y_keras = net.predict(x_grid, verbose=0)
+    rms = lambda a: float(np.sqrt(np.mean((a - y_keras) ** 2)))  # noqa: E731
+    print("\n== notebook 03's Keras regressor, Dense(8, tanh) -> Dense(1), 60 points on "
+          "[-1, 1], 0.1 s each: RMS difference from Keras")
+    print(f"{'model':<36}{'spiking':>9}{'rates':>9}{'spikes/point':>14}")
+    got = {}
+    kw = dict(calibration_data=x_train, seed=seed)
+    for name, make in (
+            ("4 LIF/unit, converted (refit)", lambda: popfit.convert(net, n_neurons=4, **kw)),
+            ("1 LIF/unit, converted", lambda: popfit.convert(net, n_neurons=1, refit=False, **kw)),
+            ("1 LIF/unit, fine-tuned (distill)", lambda: popfit.finetune(
+                popfit.convert(net, n_neurons=1, refit=False, **kw), x_train, epochs=40,
+                learning_rate=3e-3, seed=seed)),
+            ("2 LIF/unit, converted", lambda: popfit.convert(net, n_neurons=2, refit=False, **kw)),
+            ("2 LIF/unit, fine-tuned (distill)", lambda: popfit.finetune(
+                popfit.convert(net, n_neurons=2, refit=False, **kw), x_train, epochs=40,
+                learning_rate=3e-3, seed=seed))):
+        km = make()
+        out, spikes = simulate(km.network, km.network.layers[0].ensemble.neurons, x_grid, 0.1,
+                               seed)
+        got[name] = rms(out)
+        print(f"{name:<36}{got[name]:9.4f}{rms(km.rate_output(x_grid)):9.4f}{spikes:14.1f}")
+    bar = got["4 LIF/unit, converted (refit)"]
+    for n in (1, 2):
+        v = got[f"{n} LIF/unit, fine-tuned (distill)"]
+        print(f"  bar: {n} LIF/unit fine-tuned {v:.4f} within bench_convert's 0.05 of Keras: "
+              f"{'PASS' if v <= 0.05 else 'FAIL'}; vs 4 LIF/unit converted {bar:.4f}")
 
 
 if __name__ == "__main__":

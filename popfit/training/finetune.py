@@ -202,7 +202,8 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
         Share of ``X`` held out (in [0, 1)) to choose the epoch by its loss.
     early_stopping : bool
         Stop after `PATIENCE` epochs without a lower held-out loss; the
-        weights with the lowest held-out loss are kept.
+        weights with the lowest held-out loss are kept (the starting weights,
+        ``best_epoch`` 0, if no epoch lowers it).
     domain_tolerance : float or None
         Largest share (in [0, 1)) of a layer's pre-activations over ``X``
         allowed outside its fitted domain after training before the layer is
@@ -327,7 +328,9 @@ def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learn
         return optax.apply_updates(params, updates), state, value
 
     held_loss = jax.jit(lambda p: f(p, X[held], t[held])[0]) if len(held) else None
-    best, best_params, stale, run, best_epoch = np.inf, params, 0, 0, 0
+    # the starting weights compete too: kept if no epoch lowers the held-out loss
+    best = np.inf if held_loss is None else float(held_loss(params))
+    best_params, stale, run, best_epoch = params, 0, 0, 0
     for _ in range(epochs):
         perm = train[rng.permutation(len(train))]
         for i in range(0, len(perm), batch_size):

@@ -1,6 +1,7 @@
 """popfit.finetune: training a converted model's weights through its rate curves."""
 
 import json
+import pickle
 import warnings
 
 import nengo
@@ -306,3 +307,23 @@ def test_progress_bar_and_device(model, digits, capfd):
     assert f"device: {d.platform}:{d.id}" in loud.report()
     with pytest.raises(PopfitTypeError, match="progress_bar"):
         popfit.finetune(model, X, y, progress_bar="yes")
+
+
+def test_starting_weights_kept_when_no_epoch_improves(model, digits):
+    X = digits[0]
+    # far too large a step: every epoch's held-out loss is above the starting one
+    new = popfit.finetune(model, X, epochs=2, learning_rate=5.0, early_stopping=True,
+                          domain_tolerance=None)
+    r = new.finetune_report
+    assert r["best_epoch"] == 0 and r["epochs"] == 2
+    for a, b in zip(new.spec.layers, model.spec.layers):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.bias, b.bias)
+
+
+def test_finetuned_model_pickles(tuned, digits):
+    X_test = digits[2][:20]
+    again = pickle.loads(pickle.dumps(tuned))
+    assert type(again) is type(tuned) and again.finetune_report == tuned.finetune_report
+    np.testing.assert_array_equal(again.rate_output(X_test), tuned.rate_output(X_test))
+    np.testing.assert_array_equal(again.predict(X_test, 0.05), tuned.predict(X_test, 0.05))
