@@ -171,8 +171,11 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     ``domain_tolerance``, the layer's domain is re-calibrated as `popfit.convert`
     does (99th percentile of ``|pre-activation|``) and its population fitted
     again on those pre-activations; training then continues once (the same
-    ``epochs`` and early stopping) through the new fits. The report gives the
-    shares before and after.
+    ``epochs`` and early stopping) through the new fits. As `popfit.convert`'s
+    refit, the re-fitted model is kept only if its held-out loss is not
+    higher than before re-fitting (always, without a held-out share). The
+    report gives the shares before and after, both held-out losses and
+    whether the re-fit was kept.
 
     Parameters
     ----------
@@ -253,14 +256,25 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
         refits, domains = refit_layers(fits, pre, 1.0 if domain_tolerance is None
                                        else domain_tolerance)
         if any(row["refitted"] for row in domains):
-            fits = refits
-            layers = [layer_constants(fit) for fit in fits]
             if progress_bar:
                 settings["progress"] = Progress(epochs, "after re-fitting domains")
-            params, (more, kept) = _train(model, loss, layers, params, X, t, train, held,
-                                          rng, **settings)
-            run, best_epoch = run + more, run + kept
-            pre = _preactivations(params, layers, X)
+            new_layers = [layer_constants(fit) for fit in refits]
+            new_params, (more, kept) = _train(model, loss, new_layers, params, X, t, train,
+                                              held, rng, **settings)
+            # kept unless it raises the held-out loss (as convert's refit)
+            loss_old, loss_new = (_held_loss(model, loss, ls, spike_cost, p, X[held], t[held])
+                                  for ls, p in ((layers, params), (new_layers, new_params)))
+            keep = loss_old is None or loss_new <= loss_old
+            for row in domains:
+                row.update(heldout_loss_before_refit=loss_old, heldout_loss_after_refit=loss_new,
+                           refit_kept=keep if row["refitted"] else None)
+            run += more
+            if keep:
+                fits, layers, params, best_epoch = refits, new_layers, new_params, run - more + kept
+                pre = _preactivations(params, layers, X)
+            else:
+                for row in domains:
+                    row["domain_after"] = row["domain_before"]
         for row, b, a in zip(domains, before, outside_shares(fits, pre)):
             row.update(outside_start=b, outside_after=a)
         f = _loss_function(model, loss, layers, spike_cost)
@@ -294,6 +308,13 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                                                - source)))
     new.finetune_report = report
     return new
+
+
+def _held_loss(model, loss, layers, spike_cost, params, X, t):
+    """The loss on the held-out share (None without one)."""
+    if len(X) == 0:
+        return None
+    return float(_loss_function(model, loss, layers, spike_cost)(params, X, t)[0])
 
 
 def _preactivations(params, layers, X):

@@ -27,8 +27,10 @@ class FinetunedModel(ConvertedModel):
         training share), ``spike_cost``, ``domain_tolerance`` and ``domains``
         (per hidden layer: ``domain_before``, ``outside_start`` (share of
         pre-activations over ``X`` outside it with the source weights),
-        ``outside_before`` (after training), ``refitted``, ``domain_after``
-        and ``outside_after`` (the final weights and fits)), and
+        ``outside_before`` (after training), ``refitted``, ``refit_kept``,
+        ``heldout_loss_before_refit`` / ``_after_refit`` (present when a
+        layer was re-fitted), ``domain_after`` and ``outside_after`` (the
+        final weights and fits)), and
         ``max_output_difference`` (max |rate output - source model's output|
         on the held-out share, after the output nonlinearity; None without a
         held-out share), and ``device`` (where jax trained, e.g. ``"cpu:0"``).
@@ -57,7 +59,8 @@ class FinetunedModel(ConvertedModel):
                      f"-> {r['spikes_per_second_after']:.1f}")
         for i, d in enumerate(r.get("domains", ())):
             refit = f", re-fitted to ({d['domain_after'][0]:.3g}, {d['domain_after'][1]:.3g})" \
-                if d["refitted"] else ""
+                if d["refitted"] and d.get("refit_kept", True) else \
+                ", re-fit not kept (higher held-out loss)" if d["refitted"] else ""
             lines.append(f"    layer {i} outside domain ({d['domain_before'][0]:.3g}, "
                          f"{d['domain_before'][1]:.3g}): {100 * d['outside_start']:.2f}% "
                          f"before training, {100 * d['outside_before']:.2f}% after{refit}; "

@@ -121,7 +121,7 @@ def test_finetuned_rate_output_is_the_trained_forward(tuned, digits):
 
 def test_finetune_keeps_fits_and_settings_and_leaves_original(model, tuned, mlp):
     for a, b, row in zip(tuned.fits, model.fits, tuned.finetune_report["domains"]):
-        assert (a is b) != row["refitted"]  # kept unless re-fitted for its domain
+        assert (a is b) != bool(row["refitted"] and row["refit_kept"])  # unless re-fitted
         assert (a.n_neurons, a.neuron_type, a.max_rate) == (b.n_neurons, b.neuron_type,
                                                             b.max_rate)
     assert tuned.connection_synapse == model.connection_synapse
@@ -267,12 +267,14 @@ def test_straight_through_gradient_is_the_float_gradient(model):
 
 def test_domains_reported_and_refitted(model, digits):
     X, y, X_test, _ = digits
-    # a large learning rate moves the pre-activations out of the fitted domains
-    new = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=0.02)
+    # a large learning rate moves the pre-activations out of the fitted domains; without
+    # a held-out share the re-fit is always kept
+    new = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=0.02,
+                          validation_fraction=0.0, early_stopping=False)
     rows = new.finetune_report["domains"]
     assert len(rows) == 1
     row = rows[0]
-    assert row["outside_before"] > 0.02 and row["refitted"]
+    assert row["outside_before"] > 0.02 and row["refitted"] and row["refit_kept"]
     assert row["domain_after"][1] > row["domain_before"][1]
     assert new.fits[0] is not model.fits[0] and tuple(new.fits[0].domain) == tuple(
         row["domain_after"])
@@ -285,8 +287,16 @@ def test_domains_reported_and_refitted(model, digits):
     # the rebuilt network runs the new fit: rate output is the trained forward
     np.testing.assert_allclose(new.rate_output(X_test), jax_output(new, params_of(new.spec),
                                                                    X_test), rtol=0, atol=1e-6)
+    # with a held-out share the re-fit is kept only if the held-out loss is not higher
+    held = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=0.02)
+    h = held.finetune_report["domains"][0]
+    assert h["refitted"]
+    assert h["refit_kept"] == (h["heldout_loss_after_refit"] <= h["heldout_loss_before_refit"])
+    assert (held.fits[0] is model.fits[0]) != h["refit_kept"]
+    assert tuple(held.fits[0].domain) == tuple(h["domain_after"])
     # None: report only
-    kept = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=None)
+    kept = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=None,
+                           validation_fraction=0.0, early_stopping=False)
     assert not kept.finetune_report["domains"][0]["refitted"]
     assert kept.fits[0] is model.fits[0]
     assert kept.finetune_report["domains"][0]["outside_before"] == pytest.approx(
