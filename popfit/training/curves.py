@@ -15,11 +15,24 @@ Supported neuron types (their rate curves, as nengo computes them):
   onset still receives a gradient. Far below the onset the gradient is 0;
   above ``SMOOTH_CUT`` it is the exact curve's.
 * `nengo.RectifiedLinear` / `nengo.SpikingRectifiedLinear`: ``amplitude * max(J, 0)``.
+* nengo-loihi's whole-step `LoihiLIF` / `LoihiSpikingRectifiedLinear`
+  (`popfit.wholestep`; ``platform="loihi"`` fits): the staircase nengo-loihi's
+  ``rates`` computes, ``amplitude / (dt * ceil(period / dt))`` with the
+  period of the LIF at Loihi's discretized ``tau_rc`` / ``tau_ref`` (or
+  ``1 / J``), forward; its derivative is 0 almost everywhere, so gradients
+  are the smooth surrogate's whose curve is the staircase's mean
+  (`popfit.wholestep.surrogate_neuron_type`: ``tau_ref`` half a step longer;
+  ``J / (1 + J dt / 2)`` for the rectified-linear type), with the LIF onset
+  smoothed as above.
+
+NIR's LIF without refractory period (``platform="nir"``, ``"snntorch"``) is a
+`nengo.LIF` with ``tau_ref`` 0 (or half snnTorch's step): the LIF case.
 """
 
 import nengo
 import numpy as np
 
+from .. import wholestep
 from .._optional import import_optional
 from ..exceptions import ConversionError
 
@@ -44,15 +57,19 @@ def x64():
 
 
 def curve_kind(neuron_type):
-    """``"lif"`` or ``"relu"``: the rate formula of ``neuron_type`` (else ConversionError)."""
+    """``"lif"``, ``"relu"``, ``"step_lif"`` or ``"step_relu"`` (whole-step types):
+    the rate formula of ``neuron_type`` (else ConversionError)."""
+    step = wholestep.kind(neuron_type)
+    if step is not None:
+        return "step_" + step
     if type(neuron_type) in (nengo.LIF, nengo.LIFRate):
         return "lif"
     if type(neuron_type) in (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear):
         return "relu"
     raise ConversionError(
-        f"finetune supports fits of nengo.LIF, LIFRate, RectifiedLinear and "
-        f"SpikingRectifiedLinear neurons (got {neuron_type!r}); convert the model with "
-        "one of these neuron types")
+        f"finetune supports fits of nengo.LIF, LIFRate, RectifiedLinear, "
+        f"SpikingRectifiedLinear and nengo-loihi's LoihiLIF and LoihiSpikingRectifiedLinear "
+        f"neurons (got {neuron_type!r}); convert the model with one of these neuron types")
 
 
 def layer_constants(fit):
@@ -64,9 +81,13 @@ def layer_constants(fit):
         "bias": np.asarray(fit.bias, dtype=float),
         "decoders": np.asarray(fit.decoders, dtype=float).reshape(-1),
         "amplitude": float(nt.amplitude),
+        "half_width": float(np.max(np.abs(fit.domain))),
     }
     if kind == "lif":
         const["tau_rc"], const["tau_ref"] = float(nt.tau_rc), float(nt.tau_ref)
+    elif kind.startswith("step_"):
+        tau_rc, tau_ref = wholestep.discretized_taus(nt, wholestep.DT)
+        const.update(dt=float(wholestep.DT), tau_rc=float(tau_rc), tau_ref=float(tau_ref))
     return kind, const
 
 
@@ -75,17 +96,41 @@ def _lif(x, c):
     return c["amplitude"] / (c["tau_ref"] + c["tau_rc"] * jnp.log1p(1.0 / x))
 
 
-def rates(kind, c, J):
-    """Firing rates (Hz) at currents ``J``: the exact curve, smoothed for gradients (LIF)."""
-    if kind == "relu":
-        return c["amplitude"] * jnp.maximum(J, 0.0)
-    x = J - 1.0
-    above = x > 0
-    exact = jnp.where(above, _lif(jnp.where(above, x, 1.0), c), 0.0)
+def _smooth_lif(x, c):
+    """The LIF rate at ``x = J - 1`` with the onset softplus-smoothed (for gradients)."""
     near = x > -SMOOTH_CUT
     xs = jnp.where(near, x, 0.0)
     soft = SMOOTH_WIDTH * jax.nn.softplus(xs / SMOOTH_WIDTH)
-    smooth = jnp.where(near, _lif(jnp.maximum(soft, 1e-300), c), 0.0)
+    return jnp.where(near, _lif(jnp.maximum(soft, 1e-300), c), 0.0)
+
+
+def _staircase(period, on, c):
+    """nengo-loihi's whole-step rate ``amplitude / (dt * ceil(period / dt))`` where ``on``."""
+    dt = c["dt"]
+    return jnp.where(on, c["amplitude"] / dt / jnp.ceil(jnp.where(on, period, dt) / dt), 0.0)
+
+
+def rates(kind, c, J):
+    """Firing rates (Hz) at currents ``J``: the exact curve forward, a smooth one's
+    gradient (see the module docstring)."""
+    if kind == "relu":
+        return c["amplitude"] * jnp.maximum(J, 0.0)
+    if kind == "step_relu":
+        on = J > 0
+        Js = jnp.where(on, J, 1.0)
+        exact = _staircase(1.0 / Js, on, c)
+        smooth = jnp.where(on, c["amplitude"] * Js / (1.0 + 0.5 * c["dt"] * Js), 0.0)
+    else:
+        x = J - 1.0
+        on = x > 0
+        xs = jnp.where(on, x, 1.0)
+        if kind == "lif":
+            exact = jnp.where(on, _lif(xs, c), 0.0)
+            smooth = _smooth_lif(x, c)
+        else:  # step_lif: the surrogate has tau_ref half a step longer
+            exact = _staircase(c["tau_ref"] + c["tau_rc"] * jnp.log1p(1.0 / xs), on, c)
+            smooth = _smooth_lif(x, {**c, "tau_ref": wholestep.whole_step_tau_ref(
+                c["tau_ref"], c["dt"])})
     return jax.lax.stop_gradient(exact) + (smooth - jax.lax.stop_gradient(smooth))
 
 
@@ -96,7 +141,7 @@ def population(kind, c, z):
     return a @ c["decoders"], jnp.sum(a, axis=tuple(range(1, a.ndim)))
 
 
-def forward(params, layers, X):
+def forward(params, layers, X, pre=None):
     """The converted model's rate-level output before the output nonlinearity.
 
     Parameters
@@ -107,6 +152,10 @@ def forward(params, layers, X):
     layers : list of (kind, constants)
         Each hidden layer's population (`layer_constants`).
     X : array, shape (n_samples, n_features)
+    pre : list, optional
+        Receives each hidden layer's pre-activations ``a @ W + b``, shape
+        ``(n_samples, n_units)``, where ``a`` is the previous population's
+        decoded output (what the deployed network's layer receives).
 
     Returns
     -------
@@ -116,7 +165,10 @@ def forward(params, layers, X):
     """
     a, spikes = X, 0.0
     for (W, b), (kind, c) in zip(params[:-1], layers):
-        a, s = population(kind, c, a @ W + b)
+        z = a @ W + b
+        if pre is not None:
+            pre.append(z)
+        a, s = population(kind, c, z)
         spikes = spikes + s
     W, b = params[-1]
     return a @ W + b, spikes

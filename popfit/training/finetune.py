@@ -21,6 +21,10 @@ from ..conversion.model import ConvertedModel
 from ..conversion.quantize import quantize_model
 from ..conversion.spec import check_samples
 from .curves import forward, layer_constants, output_function, x64
+from .domains import outside_shares, refit_layers
+from .progress import Progress, device
+from .model import FinetunedModel
+from .quantized import model_forward, quant_of
 
 jax = import_optional("jax", "popfit.finetune")
 optax = import_optional("optax", "popfit.finetune")
@@ -32,50 +36,9 @@ PATIENCE = 5
 #: Largest difference between the jax forward and `ConvertedModel.rate_output`
 #: accepted before training (guards against a neuron type whose curve differs).
 FORWARD_TOLERANCE = 1e-6
-
-
-class FinetunedModel(ConvertedModel):
-    """A `ConvertedModel` made by `finetune` (the same, plus ``finetune_report``).
-
-    Attributes
-    ----------
-    finetune_report : dict
-        ``epochs`` run, ``best_epoch`` (whose weights are kept), ``loss``
-        (the resolved name), ``train_loss`` and ``heldout_loss`` (the weights kept),
-        ``train_accuracy`` /
-        ``heldout_accuracy`` (classifiers) or ``train_rmse`` / ``heldout_rmse``
-        (regressors) at rate level, ``spikes_per_second_before`` / ``_after``
-        (expected spikes per second per sample, all hidden neurons, on the
-        training share), and ``max_output_difference`` (max |rate output -
-        source model's output| on the held-out share, after the output
-        nonlinearity; None without a held-out share).
-    """
-
-    def __init__(self, *args, finetune_report=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.finetune_report = finetune_report
-
-    def summary(self):
-        """`ConvertedModel.summary` plus ``"finetune"``: the `finetune_report` (JSON-safe)."""
-        return {**super().summary(), "finetune": dict(self.finetune_report)}
-
-    def report(self):
-        """`ConvertedModel.report` followed by a ``[[finetune]]`` section."""
-        r = self.finetune_report
-        lines = [f"[[finetune]] {r['epochs']} epochs (kept epoch {r['best_epoch']}), "
-                 f"loss {r['loss']}: "
-                 f"train {r['train_loss']:.4g}, held-out {_fmt(r['heldout_loss'])}"]
-        for key in ("accuracy", "rmse"):
-            if f"train_{key}" in r:
-                lines.append(f"    {key}: train {r[f'train_{key}']:.4g}, held-out "
-                             f"{_fmt(r[f'heldout_{key}'])}")
-        lines.append(f"    expected spikes/s per sample: {r['spikes_per_second_before']:.1f} "
-                     f"-> {r['spikes_per_second_after']:.1f}")
-        return super().report() + "\n" + "\n".join(lines)
-
-
-def _fmt(v):
-    return "n/a" if v is None else f"{v:.4g}"
+#: Default largest share of a layer's pre-activations outside its fitted domain
+#: after training before the layer is re-fitted (convert leaves about 1% outside).
+DOMAIN_TOLERANCE = 0.02
 
 
 def _check_fraction(value, name):
@@ -119,7 +82,12 @@ def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_co
 
 
 def _loss_function(model, loss, layers, spike_cost):
-    """``f(params, X, t) -> (loss, (outputs, spikes))`` for the resolved ``loss``."""
+    """``f(params, X, t) -> (loss, (outputs, spikes))`` for the resolved ``loss``.
+
+    With ``model.weight_bits`` the forward pass rounds the weights as the
+    network does (`popfit.training.quantized`, straight-through gradients).
+    """
+    quant = quant_of(model)
     act = model.spec.output.activation
     out_fn = output_function(act)
 
@@ -131,7 +99,7 @@ def _loss_function(model, loss, layers, spike_cost):
         return optax.sigmoid_binary_cross_entropy(z, t).mean()
 
     def f(params, X, t):
-        z, spikes = forward(params, layers, X)
+        z, spikes = model_forward(params, layers, X, quant)
         if loss == "mse" or (loss == "distill" and act not in ("softmax", "sigmoid")):
             value = jnp.mean((out_fn(z) - t) ** 2)
         else:
@@ -140,7 +108,7 @@ def _loss_function(model, loss, layers, spike_cost):
     return f
 
 
-def _targets(model, loss, X, y):
+def targets(model, loss, X, y):
     """Training targets: class indices / 0-1 labels / values, or the source's outputs."""
     if loss == "distill":
         return model.spec.forward(X)[1]
@@ -163,7 +131,7 @@ def _targets(model, loss, X, y):
     return idx
 
 
-def _scores(model, loss, out, t):
+def scores(model, loss, out, t):
     """Rate-level accuracy (classifiers) or RMSE (regressors) of outputs ``out`` vs ``t``.
 
     With ``loss="distill"`` a classifier's accuracy is its agreement with the
@@ -181,18 +149,33 @@ def _scores(model, loss, out, t):
 
 @public
 def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, batch_size=32,
-             spike_cost=0.0, validation_fraction=0.1, early_stopping=True, seed=0):
+             spike_cost=0.0, validation_fraction=0.1, early_stopping=True,
+             domain_tolerance=DOMAIN_TOLERANCE, seed=0, progress_bar=False):
     """Train a converted model's weights through its populations' exact rate curves.
 
     Every layer's unit-level weights and biases (the source model's, as read
     into ``model.spec``) are trained with Adam in jax, through each hidden
     population's decoded rate curve with its fit fixed (`popfit.training.curves`:
     the exact curve forward; the LIF onset smoothed for gradients only). The
-    network is then built again from the trained weights with the same fits,
-    platform, ``connection_synapse`` and neuron types (without refit; with the
-    model's ``weight_bits``, rounded again). Training starts from the source
-    weights (``model.spec``), also for a model converted with refit, whose
-    re-solved neuron-level weights are not used. ``model`` is unchanged.
+    network is then built again from the trained weights with the same fits
+    (except re-fitted domains, below), platform, ``connection_synapse`` and
+    neuron types (without refit; with the model's ``weight_bits``, rounded
+    again). Training starts from the source weights (``model.spec``), also
+    for a model converted with refit, whose re-solved neuron-level weights
+    are not used. ``model`` is unchanged.
+
+    After training, each hidden layer's pre-activations over ``X`` (in the
+    converted network: fed by the previous population's decoded output) are
+    checked against the domain its population was fitted on
+    (`popfit.training.domains`). Where the share outside exceeds
+    ``domain_tolerance``, the layer's domain is re-calibrated as `popfit.convert`
+    does (99th percentile of ``|pre-activation|``) and its population fitted
+    again on those pre-activations; training then continues once (the same
+    ``epochs`` and early stopping) through the new fits. As `popfit.convert`'s
+    refit, the re-fitted model is kept only if its held-out loss is not
+    higher than before re-fitting (always, without a held-out share). The
+    report gives the shares before and after, both held-out losses and
+    whether the re-fit was kept.
 
     Parameters
     ----------
@@ -217,13 +200,23 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     spike_cost : float
         Added to the loss per second of expected spikes: ``spike_cost`` times
         the summed rates (Hz) of all hidden neurons, averaged over samples.
+        `popfit.training.choose_spike_cost` picks it on a held-out share.
     validation_fraction : float
         Share of ``X`` held out (in [0, 1)) to choose the epoch by its loss.
     early_stopping : bool
         Stop after `PATIENCE` epochs without a lower held-out loss; the
-        weights with the lowest held-out loss are kept.
+        weights with the lowest held-out loss are kept (the starting weights,
+        ``best_epoch`` 0, if no epoch lowers it).
+    domain_tolerance : float or None
+        Largest share (in [0, 1)) of a layer's pre-activations over ``X``
+        allowed outside its fitted domain after training before the layer is
+        re-fitted (convert's calibration leaves about 1% outside). None: check
+        and report only, never re-fit.
     seed : int
         Shuffling and the held-out split; the same seed gives identical weights.
+    progress_bar : bool
+        Write one progress line to stderr, updated every epoch (epoch, losses,
+        elapsed time); off by default.
 
     Returns
     -------
@@ -234,9 +227,12 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
      early_stopping, seed) = _check_arguments(model, loss, y, epochs, learning_rate,
                                               batch_size, spike_cost, validation_fraction,
                                               early_stopping, seed)
+    if domain_tolerance is not None:
+        domain_tolerance = _check_fraction(domain_tolerance, "domain_tolerance")
     X = check_samples(X, model.n_features_in_, "X").astype(float)
-    layers = [layer_constants(fit) for fit in model.fits]  # checks the neuron types
-    t = _targets(model, loss, X, y)
+    fits = list(model.fits)
+    layers = layers0 = [layer_constants(fit) for fit in fits]  # checks the neuron types
+    t = targets(model, loss, X, y)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(X))
     n_held = int(round(validation_fraction * len(X)))
@@ -245,9 +241,42 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                "samples leaves no held-out or no training sample; pass more "
                                "samples or change validation_fraction")
     held, train = order[:n_held], order[n_held:]
+    progress_bar = check_bool(progress_bar, "progress_bar")
+    settings = dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                    spike_cost=spike_cost, early_stopping=early_stopping,
+                    progress=Progress(epochs) if progress_bar else None)
     with x64():
-        params, history = _train(model, loss, layers, X, t, train, held, epochs,
-                                 learning_rate, batch_size, spike_cost, early_stopping, rng)
+        start = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
+                 for layer in model.spec.layers]
+        _check_forward(model, start, layers, X[:64])
+        params, (run, best_epoch) = _train(model, loss, layers, start, X, t, train, held,
+                                           rng, **settings)
+        before = outside_shares(fits, _preactivations(start, layers, X))
+        pre = _preactivations(params, layers, X)
+        refits, domains = refit_layers(fits, pre, 1.0 if domain_tolerance is None
+                                       else domain_tolerance)
+        if any(row["refitted"] for row in domains):
+            if progress_bar:
+                settings["progress"] = Progress(epochs, "after re-fitting domains")
+            new_layers = [layer_constants(fit) for fit in refits]
+            new_params, (more, kept) = _train(model, loss, new_layers, params, X, t, train,
+                                              held, rng, **settings)
+            # kept unless it raises the held-out loss (as convert's refit)
+            loss_old, loss_new = (_held_loss(model, loss, ls, spike_cost, p, X[held], t[held])
+                                  for ls, p in ((layers, params), (new_layers, new_params)))
+            keep = loss_old is None or loss_new <= loss_old
+            for row in domains:
+                row.update(heldout_loss_before_refit=loss_old, heldout_loss_after_refit=loss_new,
+                           refit_kept=keep if row["refitted"] else None)
+            run += more
+            if keep:
+                fits, layers, params, best_epoch = refits, new_layers, new_params, run - more + kept
+                pre = _preactivations(params, layers, X)
+            else:
+                for row in domains:
+                    row["domain_after"] = row["domain_before"]
+        for row, b, a in zip(domains, before, outside_shares(fits, pre)):
+            row.update(outside_start=b, outside_after=a)
         f = _loss_function(model, loss, layers, spike_cost)
         evals = {}
         for name, idx in (("train", train), ("heldout", held)):
@@ -255,20 +284,21 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                 continue
             value, (out, spikes) = f(params, X[idx], t[idx])
             evals[name] = (float(value), np.asarray(out), float(np.mean(spikes)))
-        start = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
-                 for layer in model.spec.layers]
-        before = float(np.mean(forward(start, layers, X[train])[1]))
+        spikes_before = float(np.mean(model_forward(start, layers0, X[train],
+                                                    quant_of(model))[1]))
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
-    new = rebuild(model, params, X, FinetunedModel)
-    report = {"epochs": history[0], "best_epoch": history[1], "loss": loss,
+    new = rebuild(model, params, X, FinetunedModel, fits=fits)
+    report = {"epochs": run, "best_epoch": best_epoch, "loss": loss,
               "train_loss": evals["train"][0],
               "heldout_loss": evals["heldout"][0] if "heldout" in evals else None,
-              "spikes_per_second_before": before,
-              "spikes_per_second_after": evals["train"][2],
+              "spikes_per_second_before": spikes_before,
+              "spikes_per_second_after": evals["train"][2], "spike_cost": spike_cost,
+              "domain_tolerance": domain_tolerance, "domains": domains,
+              "device": device(),
               "max_output_difference": None}
     for name, idx in (("train", train), ("heldout", held)):
         if name in evals:
-            key, value = _scores(model, loss, evals[name][1], t[idx])
+            key, value = scores(model, loss, evals[name][1], t[idx])
         else:
             key, value = ("accuracy" if model.is_classifier else "rmse"), None
         report[f"{name}_{key}"] = value
@@ -280,74 +310,100 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     return new
 
 
-def _train(model, loss, layers, X, t, train, held, epochs, learning_rate, batch_size,
-           spike_cost, early_stopping, rng):
-    """Adam over shuffled batches; the kept params and (epochs run, epoch kept)."""
-    f = _loss_function(model, loss, layers, spike_cost)
-    params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
-              for layer in model.spec.layers]
-    check = np.asarray(forward(params, layers, X[:64])[0])
-    expected = model._outputs(check)  # the same nonlinearity as rate_output
-    got = model.rate_output(X[:64]) if model.weights is None and model.weight_bits is None \
-        else None
-    if got is not None and np.max(np.abs(expected - got)) > FORWARD_TOLERANCE * max(
+def _held_loss(model, loss, layers, spike_cost, params, X, t):
+    """The loss on the held-out share (None without one)."""
+    if len(X) == 0:
+        return None
+    return float(_loss_function(model, loss, layers, spike_cost)(params, X, t)[0])
+
+
+def _preactivations(params, layers, X):
+    pre = []
+    forward(params, layers, X, pre=pre)
+    return [np.asarray(z) for z in pre]
+
+
+def _check_forward(model, params, layers, X):
+    """Refuse training if the jax forward differs from the model's own rate output."""
+    if model.weights is not None:
+        return  # rate_output runs the re-solved weights, not the spec's
+    expected = model._outputs(np.asarray(model_forward(params, layers, X, quant_of(model))[0]))
+    got = model.rate_output(X)
+    if np.max(np.abs(expected - got)) > FORWARD_TOLERANCE * max(
             1.0, float(np.max(np.abs(got)))):
         raise PopfitValueError("finetune's rate-level forward differs from the model's "
                                "rate_output; the fits' neuron types are not supported")
+
+
+def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learning_rate,
+           batch_size, spike_cost, early_stopping, progress=None):
+    """Adam over shuffled batches from ``params``; the kept params and (epochs run, kept)."""
+    f = _loss_function(model, loss, layers, spike_cost)
     opt = optax.adam(learning_rate)
     state = opt.init(params)
 
     @jax.jit
     def step(params, state, xb, tb):
-        grads = jax.grad(lambda p: f(p, xb, tb)[0])(params)
+        value, grads = jax.value_and_grad(lambda p: f(p, xb, tb)[0])(params)
         updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
+        return optax.apply_updates(params, updates), state, value
 
     held_loss = jax.jit(lambda p: f(p, X[held], t[held])[0]) if len(held) else None
-    best, best_params, stale, run, best_epoch = np.inf, params, 0, 0, 0
+    # the starting weights compete too: kept if no epoch lowers the held-out loss
+    best = np.inf if held_loss is None else float(held_loss(params))
+    best_params, stale, run, best_epoch = params, 0, 0, 0
     for _ in range(epochs):
         perm = train[rng.permutation(len(train))]
         for i in range(0, len(perm), batch_size):
             idx = perm[i:i + batch_size]
-            params, state = step(params, state, X[idx], t[idx])
+            params, state, batch_loss = step(params, state, X[idx], t[idx])
         run += 1
+        value = None if held_loss is None else float(held_loss(params))
+        if progress is not None:
+            progress.update(run, float(batch_loss), value, done=run == epochs)
         if held_loss is None:
             best_params, best_epoch = params, run
             continue
-        value = float(held_loss(params))
         if value < best:
             best, best_params, stale, best_epoch = value, params, 0, run
         else:
             stale += 1
             if early_stopping and stale >= PATIENCE:
+                if progress is not None:
+                    progress.update(run, float(batch_loss), value, done=True)
                 break
     if not early_stopping:
         best_params, best_epoch = params, run
     return best_params, (run, best_epoch)
 
 
-def rebuild(model, params, X, cls=ConvertedModel, **extra):
-    """A new model of ``cls`` from ``model`` with unit-level weights ``params``, same fits.
+def rebuild(model, params, X, cls=ConvertedModel, fits=None, **extra):
+    """A new model of ``cls`` from ``model`` with unit-level weights ``params``.
 
-    ``params``: ``(weights, bias)`` per layer of ``model.spec``. The network is
-    built by `popfit.conversion.convert.build_network` (no refit), with the
-    layers' mean rates over ``X``; with ``model.weight_bits`` it is rounded
-    again (`popfit.conversion.quantize.quantize_model`).
+    ``params``: ``(weights, bias)`` per layer of ``model.spec``; ``fits``: the
+    hidden layers' fits (default ``model.fits``). The network is built by
+    `popfit.conversion.convert.build_network` (no refit); each layer's
+    `LayerInfo` gets its fit's domain, and the share outside it and the mean
+    rate over ``X`` in the converted network; with ``model.weight_bits`` it
+    is rounded again (`popfit.conversion.quantize.quantize_model`).
     """
+    fits = tuple(model.fits if fits is None else fits)
     spec = dataclasses.replace(model.spec, layers=tuple(
         dataclasses.replace(layer, weights=np.array(W, dtype=float),
                             bias=np.array(b, dtype=float))
         for layer, (W, b) in zip(model.spec.layers, params)))
-    pre = spec.forward(X)[0]
+    with x64():
+        pre = _preactivations([(jnp.asarray(W), jnp.asarray(b)) for W, b in params],
+                              [layer_constants(fit) for fit in fits], X)
     infos = []
-    for info, fit, z in zip(model.layers, model.fits, pre):
-        outside = float(np.mean(np.abs(z) > info.domain[1]))
-        infos.append(dataclasses.replace(info, fraction_outside=outside,
+    for info, fit, z, share in zip(model.layers, fits, pre, outside_shares(fits, pre)):
+        infos.append(dataclasses.replace(info, domain=tuple(float(v) for v in fit.domain),
+                                         fraction_outside=share,
                                          mean_rate=float(np.mean(fit.rates(z.ravel()))),
                                          rate_basis="calibration"))
-    network = build_network(spec, model.fits, model.connection_synapse, model.seed,
+    network = build_network(spec, fits, model.connection_synapse, model.seed,
                             platform=model.platform)
-    new = cls(spec, model.fits, infos, network, neuron_type=model.neuron_type,
+    new = cls(spec, fits, infos, network, neuron_type=model.neuron_type,
               n_neurons=model.n_neurons, max_rate=model.max_rate,
               connection_synapse=model.connection_synapse, seed=model.seed,
               platform=model.platform, **extra)

@@ -1,6 +1,7 @@
 """popfit.finetune: training a converted model's weights through its rate curves."""
 
 import json
+import pickle
 import warnings
 
 import nengo
@@ -10,11 +11,12 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import popfit
+from popfit.conversion.quantize import quantize
 from popfit.exceptions import PopfitTypeError, PopfitValueError
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("optax")
-from popfit.training import curves  # noqa: E402
+from popfit.training import curves, quantized  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,10 @@ def test_finetuned_rate_output_is_the_trained_forward(tuned, digits):
 
 
 def test_finetune_keeps_fits_and_settings_and_leaves_original(model, tuned, mlp):
-    assert all(a is b for a, b in zip(tuned.fits, model.fits))
+    for a, b, row in zip(tuned.fits, model.fits, tuned.finetune_report["domains"]):
+        assert (a is b) != bool(row["refitted"] and row["refit_kept"])  # unless re-fitted
+        assert (a.n_neurons, a.neuron_type, a.max_rate) == (b.n_neurons, b.neuron_type,
+                                                            b.max_rate)
     assert tuned.connection_synapse == model.connection_synapse
     assert tuned.platform == model.platform and tuned.weights is None
     # the original model still holds the source weights
@@ -144,7 +149,8 @@ def test_cross_entropy_raises_rate_level_accuracy(model, tuned, digits):
     after = np.mean(tuned.rate_output(X).argmax(1) == y)
     assert after > before + 0.03
     r = tuned.finetune_report
-    assert r["loss"] == "cross_entropy" and r["epochs"] == 3
+    assert r["loss"] == "cross_entropy"
+    assert r["epochs"] == (6 if r["domains"][0]["refitted"] else 3)
     assert 0 <= r["heldout_accuracy"] <= 1 and r["max_output_difference"] >= 0
     assert "[[finetune]]" in tuned.report()
     json.dumps(tuned.summary()["finetune"])  # JSON-safe
@@ -208,13 +214,126 @@ def test_bad_model_and_samples(model, digits):
         popfit.finetune(model, digits[0][:, :5])
 
 
-def test_weight_bits_are_rounded_again(mlp, digits):
+def qat_output(model, X):
+    """The quantization-aware jax forward of a rounded model, with the output nonlinearity."""
+    layers = [curves.layer_constants(fit) for fit in model.fits]
+    quant = (model.weight_bits, model.platform.sparse_host_transforms)
+    with curves.x64():
+        z = np.asarray(quantized.model_forward(params_of(model.spec), layers, X, quant)[0])
+    return model._outputs(z)
+
+
+@pytest.fixture(scope="module")
+def mlp2(digits):
+    X, y, _, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning
+        return MLPClassifier(hidden_layer_sizes=(16, 12), activation="tanh", max_iter=150,
+                             random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("bits, n_neurons, host", [(6, 1, ("Sparse", "Dense")),
+                                                   (4, 2, ("Dense",))],
+                         ids=["6 bits, nengo", "4 bits, N=2, Dense host transforms (Loihi's)"])
+def test_weight_bits_trained_model_equals_rounded_forward(mlp2, digits, bits, n_neurons, host):
     X, y, X_test, _ = digits
-    platform = popfit.get_platform("nengo", weight_bits=8)
-    m = popfit.convert(mlp, n_neurons=1, calibration_data=X, refit=False, seed=0,
+    platform = popfit.get_platform("nengo", weight_bits=bits, host_transforms=host)
+    m = popfit.convert(mlp2, n_neurons=n_neurons, calibration_data=X, refit=False, seed=0,
                        platform=platform)
-    new = popfit.finetune(m, X, y, epochs=1)
-    assert new.weight_bits == 8 and new.quantization is not None
-    # the rounded network's rate output stays near the float forward of the trained weights
-    float_out = jax_output(new, params_of(new.spec), X_test)
-    assert np.mean(new.rate_output(X_test).argmax(1) == float_out.argmax(1)) > 0.95
+    # before training: the jax forward is the converted (rounded) network's
+    np.testing.assert_allclose(qat_output(m, X_test), m.rate_output(X_test), rtol=0, atol=1e-6)
+    new = popfit.finetune(m, X, y, epochs=3, learning_rate=3e-3, domain_tolerance=None)
+    assert new.weight_bits == bits and new.quantization is not None
+    # the trained model, rounded when rebuilt, computes the forward it was trained through
+    out = new.rate_output(X_test)
+    np.testing.assert_allclose(out, qat_output(new, X_test), rtol=0, atol=1e-6)
+    # ... which is not the float forward of the same weights (the rounding matters)
+    assert np.max(np.abs(out - jax_output(new, params_of(new.spec), X_test))) > 1e-3
+    assert np.mean(new.rate_output(X).argmax(1) == y) > np.mean(m.rate_output(X).argmax(1) == y)
+
+
+def test_straight_through_gradient_is_the_float_gradient(model):
+    w = np.asarray(model.spec.layers[1].weights)
+    with curves.x64():
+        q = np.asarray(quantized.round_weights(jax.numpy.asarray(w), 3))
+        # d/dw sum(q(w) * w) with the rounding's gradient taken as the identity: q(w) + w
+        g = np.asarray(jax.grad(lambda v: jax.numpy.sum(quantized.round_weights(v, 3) * v))(
+            jax.numpy.asarray(w)))
+    np.testing.assert_allclose(g, q + w, rtol=1e-12)
+    # the forward value is popfit's rounding: 7 magnitude levels, the largest exact
+    np.testing.assert_allclose(q, quantize(w, 3), rtol=0, atol=1e-12)
+    assert not np.allclose(q, w)
+
+
+def test_domains_reported_and_refitted(model, digits):
+    X, y, X_test, _ = digits
+    # a large learning rate moves the pre-activations out of the fitted domains; without
+    # a held-out share the re-fit is always kept
+    new = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=0.02,
+                          validation_fraction=0.0, early_stopping=False)
+    rows = new.finetune_report["domains"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["outside_before"] > 0.02 and row["refitted"] and row["refit_kept"]
+    assert row["domain_after"][1] > row["domain_before"][1]
+    assert new.fits[0] is not model.fits[0] and tuple(new.fits[0].domain) == tuple(
+        row["domain_after"])
+    assert new.fits[0].n_neurons == model.fits[0].n_neurons
+    assert new.layers[0].domain == tuple(row["domain_after"])
+    assert row["outside_after"] == pytest.approx(new.layers[0].fraction_outside)
+    assert row["outside_after"] < row["outside_before"]
+    assert new.finetune_report["epochs"] > 3  # training continued through the new fit
+    assert "re-fitted" in new.report()
+    # the rebuilt network runs the new fit: rate output is the trained forward
+    np.testing.assert_allclose(new.rate_output(X_test), jax_output(new, params_of(new.spec),
+                                                                   X_test), rtol=0, atol=1e-6)
+    # with a held-out share the re-fit is kept only if the held-out loss is not higher
+    held = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=0.02)
+    h = held.finetune_report["domains"][0]
+    assert h["refitted"]
+    assert h["refit_kept"] == (h["heldout_loss_after_refit"] <= h["heldout_loss_before_refit"])
+    assert (held.fits[0] is model.fits[0]) != h["refit_kept"]
+    assert tuple(held.fits[0].domain) == tuple(h["domain_after"])
+    # None: report only
+    kept = popfit.finetune(model, X, y, epochs=3, learning_rate=3e-2, domain_tolerance=None,
+                           validation_fraction=0.0, early_stopping=False)
+    assert not kept.finetune_report["domains"][0]["refitted"]
+    assert kept.fits[0] is model.fits[0]
+    assert kept.finetune_report["domains"][0]["outside_before"] == pytest.approx(
+        row["outside_before"])
+
+
+def test_progress_bar_and_device(model, digits, capfd):
+    X, y, _, _ = digits
+    quiet = popfit.finetune(model, X[:200], y[:200], epochs=2, domain_tolerance=None)
+    assert capfd.readouterr().err == ""  # off by default
+    loud = popfit.finetune(model, X[:200], y[:200], epochs=2, domain_tolerance=None,
+                           progress_bar=True)
+    err = capfd.readouterr().err
+    assert "finetune: epoch 1/2" in err and "epoch 2/2" in err and err.endswith("\n")
+    d = jax.devices()[0]
+    assert quiet.finetune_report["device"] == loud.finetune_report["device"] == \
+        f"{d.platform}:{d.id}"
+    assert f"device: {d.platform}:{d.id}" in loud.report()
+    with pytest.raises(PopfitTypeError, match="progress_bar"):
+        popfit.finetune(model, X, y, progress_bar="yes")
+
+
+def test_starting_weights_kept_when_no_epoch_improves(model, digits):
+    X = digits[0]
+    # far too large a step: every epoch's held-out loss is above the starting one
+    new = popfit.finetune(model, X, epochs=2, learning_rate=5.0, early_stopping=True,
+                          domain_tolerance=None)
+    r = new.finetune_report
+    assert r["best_epoch"] == 0 and r["epochs"] == 2
+    for a, b in zip(new.spec.layers, model.spec.layers):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.bias, b.bias)
+
+
+def test_finetuned_model_pickles(tuned, digits):
+    X_test = digits[2][:20]
+    again = pickle.loads(pickle.dumps(tuned))
+    assert type(again) is type(tuned) and again.finetune_report == tuned.finetune_report
+    np.testing.assert_array_equal(again.rate_output(X_test), tuned.rate_output(X_test))
+    np.testing.assert_array_equal(again.predict(X_test, 0.05), tuned.predict(X_test, 0.05))
