@@ -15,7 +15,7 @@ import numpy as np
 
 from .._optional import import_optional
 from .._validation import check_bool, check_int, check_positive, check_seed, public
-from ..exceptions import PopfitTypeError, PopfitValueError
+from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
 from ..conversion.convert import build_network
 from ..conversion.model import ConvertedModel
 from ..conversion.quantize import quantize_model
@@ -56,6 +56,12 @@ def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_co
     if not isinstance(model, ConvertedModel):
         raise PopfitTypeError(f"model must be a popfit.ConvertedModel (made by popfit.convert) "
                               f"(got {type(model).__name__})")
+    model.spec.check_chain("popfit.finetune")
+    if model.spec.has_sparse:
+        raise ConversionError(
+            f"popfit.finetune trains dense weights, but this {model.spec.source} has "
+            "convolution layers (sparse, shared weights), which it does not train yet; "
+            "fine-tune the dense models, or convert the CNN with more neurons per unit")
     if not isinstance(loss, str) or loss not in LOSSES:
         raise PopfitValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} "
                                f"(got {loss!r})")
@@ -229,7 +235,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                               early_stopping, seed)
     if domain_tolerance is not None:
         domain_tolerance = _check_fraction(domain_tolerance, "domain_tolerance")
-    X = check_samples(X, model.n_features_in_, "X").astype(float)
+    X = check_samples(X, model.n_features_in_, "X", model.spec.input_shape).astype(float)
     fits = list(model.fits)
     layers = layers0 = [layer_constants(fit) for fit in fits]  # checks the neuron types
     t = targets(model, loss, X, y)

@@ -73,7 +73,7 @@ class FinetunedModel(ConvertedModel):
         From the rate-level forward pass `finetune` trains (what its
         ``spike_cost`` penalizes); shape ``(n_samples,)``.
         """
-        X = check_samples(X, self.n_features_in_, "X").astype(float)
+        X = check_samples(X, self.n_features_in_, "X", self.spec.input_shape).astype(float)
         layers = [layer_constants(fit) for fit in self.fits]
         params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
                   for layer in self.spec.layers]

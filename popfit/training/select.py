@@ -82,7 +82,7 @@ def choose_spike_cost(model, X, y=None, *, spike_costs=DEFAULT_SPIKE_COSTS,
     if "spike_cost" in options:
         raise PopfitValueError("pass the candidates as spike_costs, not spike_cost")
     seed = check_seed(seed)
-    X = check_samples(X, model.n_features_in_, "X").astype(float)
+    X = check_samples(X, model.n_features_in_, "X", model.spec.input_shape).astype(float)
     n_sel = int(round(selection_fraction * len(X)))
     if n_sel < 1 or n_sel >= len(X):
         raise PopfitValueError(f"selection_fraction={selection_fraction:g} of {len(X)} samples "
