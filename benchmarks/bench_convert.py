@@ -56,7 +56,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import popfit
-from digits_models import accuracy, digits_cnn, digits_residual, import_keras, trained
+from digits_models import (accuracy, digits_cnn, digits_residual, import_keras, simulate,
+                           trained)
 from popfit.conversion import present, read_model
 from popfit.spiking import signed_baseline
 
@@ -305,23 +306,6 @@ def section_real_models(args, data):
     print("  popfit: refit on (the default); rates: the converted network at rate level")
 
 
-def count_spikes(net, ensembles, X, T, seed):
-    """(outputs averaged over each presentation's last half, |spikes| per sample), one
-    sequential simulation of ``net`` presenting ``X`` (all ``ensembles`` probed)."""
-    steps = int(round(T / 0.001))
-    with nengo.Network(seed=seed) as wrap:
-        wrap.add(net)
-        stim = nengo.Node(nengo.processes.PresentInput(X, T))
-        nengo.Connection(stim, net.input, synapse=None)
-        p_out = nengo.Probe(net.output, synapse=SYNAPSE)
-        probes = [nengo.Probe(ens.neurons, synapse=None) for ens in ensembles]
-    with nengo.Simulator(wrap, seed=seed, progress_bar=False) as sim:
-        sim.run_steps(steps * len(X))
-    out = sim.data[p_out].reshape(len(X), steps, -1)[:, steps // 2:].mean(axis=1)
-    spikes = sum(np.abs(sim.data[p]).sum() for p in probes) * 0.001 / len(X)
-    return out, float(spikes)
-
-
 def section_graphs(args, data):
     """6. Keras graphs: the digits CNN and a residual model, against the signed network."""
     keras = import_keras()
@@ -342,14 +326,14 @@ def section_graphs(args, data):
                               connection_synapse=SYNAPSE, calibration_data=Xtr, seed=args.seed)
         pred, t_pred = timed(model.predict, Xte, T, progress_bar=False)
         acc = float(np.mean(pred == y_test))
-        _, spikes = count_spikes(model.network, [layer.ensemble for layer in
-                                                 model.network.layers],
-                                 X_test[:n_spk], T, args.seed)
+        _, spikes = simulate(model.network, [layer.ensemble.neurons for layer in
+                                             model.network.layers],
+                             X_test[:n_spk], T, args.seed, SYNAPSE)
         signed = popfit.baseline.signed_model_network(model)
-        (out, s_spikes), t_signed = timed(count_spikes, signed, signed.layers, X_test, T,
-                                          args.seed)
+        neurons = [ens.neurons for ens in signed.layers]
+        (out, _), t_signed = timed(simulate, signed, neurons, X_test, T, args.seed, SYNAPSE)
         s_acc = float(np.mean(out.argmax(1) == y_test))
-        s_spikes = count_spikes(signed, signed.layers, X_test[:n_spk], T, args.seed)[1]
+        s_spikes = simulate(signed, neurons, X_test[:n_spk], T, args.seed, SYNAPSE)[1]
         units = sum(layer.n_out for layer in model.spec.hidden)
         print(f"{name:<28}{'Keras (float)':<34}{'-':>8}{100 * src:9.2f}%{'':>10}")
         print(f"{'':<28}{'popfit 4 LIF/unit, batched':<34}{model.total_neurons:8d}"

@@ -59,6 +59,7 @@ from scipy.special import softmax
 from sklearn.neural_network import MLPClassifier
 
 import popfit
+from digits_models import simulate
 from popfit.training import DEFAULT_SPIKE_COSTS, choose_spike_cost
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -67,24 +68,6 @@ from bench_convert import MAX_RATE, SYNAPSE, digits, signed_network  # noqa: E40
 PRESENTATION_TIMES = (0.03, 0.05, 0.1)
 #: A larger spike cost shown beside the chosen one.
 SPIKE_COST_HIGH = 3e-4
-
-
-def simulate(net, neurons, X, T, seed):
-    """(outputs averaged over each presentation's last half, spikes per digit)."""
-    steps = int(round(T / 0.001))
-    with nengo.Network(seed=seed) as wrap:
-        wrap.add(net)
-        stim = nengo.Node(nengo.processes.PresentInput(X, T))
-        nengo.Connection(stim, net.input, synapse=None)
-        p_out = nengo.Probe(net.output, synapse=None)
-        p_spk = nengo.Probe(neurons, synapse=None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with nengo.Simulator(wrap, seed=seed, progress_bar=False) as sim:
-            sim.run_steps(steps * len(X))
-    out = sim.data[p_out].reshape(len(X), steps, -1)[:, steps // 2:].mean(axis=1)
-    spikes = np.abs(sim.data[p_spk]).sum() * 0.001 / len(X)
-    return out, float(spikes)
 
 
 def toolchain(name, seed, n_test=100):

@@ -1,4 +1,4 @@
-"""The Keras models the benchmarks share, defined once (bench_convert, bench_loihi, bench_nir).
+"""What the benchmarks share, defined once: the Keras digits models and a spike counter.
 
 Trained on scikit-learn's 8x8 digits (X / 16, 25% held out with
 ``train_test_split(..., test_size=0.25, random_state=0)``), with whichever
@@ -7,7 +7,9 @@ toolchain venvs): the same architecture and seed, trained there.
 """
 
 import os
+import warnings
 
+import nengo
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -72,3 +74,29 @@ def accuracy(model, X, y):
     """A Keras classifier's accuracy on flat digits ``X``."""
     shape = tuple(model.inputs[0].shape[1:])
     return float(np.mean(model.predict(X.reshape((-1,) + shape), verbose=0).argmax(1) == y))
+
+
+def simulate(net, neurons, X, T, seed, synapse=None):
+    """(outputs averaged over each presentation's last half, |spikes| per sample).
+
+    One sequential ``nengo.Simulator`` run of ``net`` (with ``input`` and
+    ``output`` Nodes) presenting ``X`` for ``T`` s each at dt 1 ms; ``neurons``
+    is a neurons object or a list of them (all probed, spikes counted over the
+    whole presentation; negative spikes count by their size); ``synapse``
+    filters the output probe.
+    """
+    neurons = neurons if isinstance(neurons, (list, tuple)) else [neurons]
+    steps = int(round(T / 0.001))
+    with nengo.Network(seed=seed) as wrap:
+        wrap.add(net)
+        stim = nengo.Node(nengo.processes.PresentInput(X, T))
+        nengo.Connection(stim, net.input, synapse=None)
+        p_out = nengo.Probe(net.output, synapse=synapse)
+        probes = [nengo.Probe(n, synapse=None) for n in neurons]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with nengo.Simulator(wrap, seed=seed, progress_bar=False) as sim:
+            sim.run_steps(steps * len(X))
+    out = sim.data[p_out].reshape(len(X), steps, -1)[:, steps // 2:].mean(axis=1)
+    spikes = sum(np.abs(sim.data[p]).sum() for p in probes) * 0.001 / len(X)
+    return out, float(spikes)
