@@ -57,7 +57,7 @@ from sklearn.preprocessing import StandardScaler
 
 import popfit
 from digits_models import (accuracy, digits_cnn, digits_residual, import_keras, simulate,
-                           trained)
+                           sine_regressor, trained)
 from popfit.conversion import present, read_model
 from popfit.spiking import signed_baseline
 
@@ -229,16 +229,7 @@ def section_keras(args):
     except ImportError:
         print("\n== 4. Keras regressor: skipped (Keras not installed)")
         return
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x_train = rng.uniform(-1, 1, size=(1000, 1))
-    y_train = 0.8 * np.sin(3 * x_train)
-    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(8, activation="tanh"),
-                            keras.layers.Dense(1)])
-    net.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
-    net.fit(x_train, y_train, epochs=60, batch_size=32, verbose=0)
-    x_grid = np.linspace(-1, 1, 60)[:, None]
-    y_keras = net.predict(x_grid, verbose=0)
+    net, x_train, x_grid, y_keras = sine_regressor(keras)
     rms = lambda a: float(np.sqrt(np.mean((a - y_keras) ** 2)))  # noqa: E731
     print("\n== 4. notebook 03's Keras regressor, Dense(8, tanh) -> Dense(1), 60 points on "
           "[-1, 1], 0.1 s each: RMS difference from Keras")

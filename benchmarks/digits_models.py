@@ -76,6 +76,24 @@ def accuracy(model, X, y):
     return float(np.mean(model.predict(X.reshape((-1,) + shape), verbose=0).argmax(1) == y))
 
 
+def sine_regressor(keras):
+    """Notebook 03's Keras regressor, Dense(8, tanh) -> Dense(1), trained on 0.8 sin(3x).
+
+    Returns ``(net, x_train, x_grid, y_keras)``: the trained model, its 1,000
+    training inputs, 60 points on [-1, 1] and Keras's outputs there.
+    """
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_train = rng.uniform(-1, 1, size=(1000, 1))
+    y_train = 0.8 * np.sin(3 * x_train)
+    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(8, activation="tanh"),
+                            keras.layers.Dense(1)])
+    net.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    net.fit(x_train, y_train, epochs=60, batch_size=32, verbose=0)
+    x_grid = np.linspace(-1, 1, 60)[:, None]
+    return net, x_train, x_grid, net.predict(x_grid, verbose=0)
+
+
 def simulate(net, neurons, X, T, seed, synapse=None):
     """(outputs averaged over each presentation's last half, |spikes| per sample).
 
