@@ -500,4 +500,10 @@ def test_connect_to_takes_sparse_weights(fit_lif, rng):
         a, b = PopulationLayer(fit_lif, 2), PopulationLayer(fit_lif, 2)
         dense = a.connect_to(b, weights=w)
         sparse = a.connect_to(b, weights=scipy.sparse.csr_matrix(w))
-    np.testing.assert_array_equal(sparse.transform.init, dense.transform.init)
+    # the same weights, kept sparse: a Sparse transform (a re-solved convolution)
+    assert isinstance(dense.transform, nengo.transforms.Dense)
+    assert isinstance(sparse.transform, nengo.transforms.Sparse)
+    init = sparse.transform.init
+    init = scipy.sparse.csr_matrix((init.data, init.indices.T), shape=init.shape) \
+        if not scipy.sparse.issparse(init) else init
+    np.testing.assert_array_equal(init.toarray(), dense.transform.init)

@@ -237,7 +237,7 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
         Seed in [0, 2**32 - 1] for the fits, the held-out split of ``refit``
         and the simulator (initial neuron states): the same seed gives
         identical predictions.
-    refit : bool, optional
+    refit : bool or "all", optional
         Re-solve the weights leaving every hidden layer for its actual
         populations (`popfit.conversion.refit`): by noise-regularized least
         squares on the calibration data, layer by layer, each layer fed by
@@ -248,10 +248,13 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
         network then connects each layer's neurons with these dense weights.
         A layer fed by several layers (skip or merge connections) has the
         weights from all of them solved together. Weights into a convolution
-        (sparse) are kept as they are (a dense re-solve would lose the weight
-        sharing). Default: True when ``calibration_data`` has enough samples
-        (at least 10 to solve on and 10 held out), else False; True without
-        enough calibration data is an error.
+        (sparse) are kept as they are, with their weight sharing (so
+        `popfit.to_nir` can export them as convolutions); ``refit="all"``
+        re-solves them too, each unit's weights within its receptive field
+        (the sparsity pattern is kept, the sharing is not: the layer becomes
+        locally connected). Default: True when ``calibration_data`` has
+        enough samples (at least 10 to solve on and 10 held out), else False;
+        True without enough calibration data is an error.
     refit_holdout : float
         Share of ``calibration_data`` in (0, 1) held out from the re-solve:
         a layer keeps its re-solved weights only if they lower the held-out
@@ -299,11 +302,15 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
     refit_default = refit is None
     if refit is None:
         refit = calibration_data is not None
-    elif not isinstance(refit, (bool, np.bool_)):
-        raise PopfitTypeError(f"refit must be True, False or None (got {refit!r})")
+    elif isinstance(refit, str) and refit != "all":
+        raise PopfitValueError(
+            f"refit must be True, False, 'all' or None (got the string {refit!r}); 'all' "
+            "also re-solves convolutions")
+    elif not isinstance(refit, (bool, np.bool_, str)):
+        raise PopfitTypeError(f"refit must be True, False, 'all' or None (got {refit!r})")
     elif refit and calibration_data is None:
         raise PopfitValueError(
-            "refit=True needs calibration_data (the weights are solved on it); pass "
+            f"refit={refit!r} needs calibration_data (the weights are solved on it); pass "
             "calibration_data (e.g. the training inputs) or refit=False")
     spec = read_model(model, task)
     counts = check_n_neurons(n_neurons, len(spec.hidden))
@@ -359,7 +366,8 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
     if refit:
         weights, biases, skip_weights, report = refit_weights(
             spec, fits, X_cal, holdout=refit_holdout,
-            synapse=connection_synapse if synapse is None else synapse, seed=seed)
+            synapse=connection_synapse if synapse is None else synapse, seed=seed,
+            convolutions=refit == "all")
     if not isinstance(n_neurons, numbers.Integral):  # a list, or "auto": the counts used
         n_neurons = tuple(fit.n_neurons for fit in fits)
     model = ConvertedModel(spec, fits, infos,
@@ -424,10 +432,12 @@ def build_network(spec, fits, connection_synapse, seed=None, weights=None, biase
                     post = targets[j] if j == len(spec.hidden) else targets[j].input
                     nengo.Connection(net.input, post, synapse=None,
                                      transform=_host_transform(matrix.T))
-                elif refit and not scipy.sparse.issparse(links[source, j]):
+                elif not matrix.shape[0] or (scipy.sparse.issparse(matrix) and not matrix.nnz):
+                    continue  # no such input (a layer fed by skips alone)
+                elif refit:
                     net.layers[source].connect_to(targets[j], weights=links[source, j],
                                                   connection_synapse=connection_synapse)
-                elif matrix.shape[0] and (not scipy.sparse.issparse(matrix) or matrix.nnz):
+                else:
                     net.layers[source].connect_to(targets[j], transform=matrix.T,
                                                   connection_synapse=connection_synapse)
         out_bias = biases[-1] if refit else out.bias

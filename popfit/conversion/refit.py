@@ -97,11 +97,53 @@ def solve_weights(a, z, penalty):
     return x[:-1].T, x[-1]
 
 
+#: Largest gathered rate array (bytes) `solve_sparse_weights` builds at once.
+_CHUNK_BYTES = 2**26
+
+
+def solve_sparse_weights(a, z, penalty, pattern):
+    """`solve_weights` for each row of ``M`` over the columns ``pattern`` has in that row.
+
+    Row ``r`` of ``M`` (unit ``r`` of the next layer) is solved from the
+    rates of the neurons in its receptive field alone (its nonzeros in
+    ``pattern``, e.g. a convolution's folded weights), one small ridge
+    problem per row, batched over rows with as many nonzeros.
+
+    Returns
+    -------
+    M : scipy.sparse.csr_matrix
+        ``pattern``'s sparsity pattern, re-solved values.
+    c : ndarray, shape (k,)
+    """
+    pattern = scipy.sparse.csr_matrix(pattern)
+    pattern.sort_indices()
+    m = len(a)
+    ridge = _RIDGE * (a.var(axis=0).mean() + 1.0)
+    counts = np.diff(pattern.indptr)
+    data, c = np.zeros(pattern.nnz), z.mean(axis=0)  # a row without inputs: its mean
+    for k in np.unique(counts[counts > 0]):
+        rows = np.flatnonzero(counts == k)
+        n_chunks = int(np.ceil(len(rows) * m * (k + 1) * 8 / _CHUNK_BYTES))
+        for chunk in np.array_split(rows, n_chunks):
+            positions = pattern.indptr[chunk][:, None] + np.arange(k)
+            cols = pattern.indices[positions]  # (rows, k)
+            A = np.concatenate([np.moveaxis(a[:, cols], 1, 0), np.ones((len(chunk), m, 1))],
+                               axis=2)
+            pen = np.concatenate([penalty[cols] + ridge, np.zeros((len(chunk), 1))], axis=1)
+            x = spike_noise_ridge(A, z[:, chunk].T[:, :, None], pen)[..., 0]
+            data[positions] = x[:, :k]
+            c[chunk] = x[:, k]
+    return scipy.sparse.csr_matrix((data, pattern.indices, pattern.indptr),
+                                   shape=pattern.shape), c
+
+
 def sample_errors(a, z, weights, bias, penalty):
     """Expected squared error of ``weights a + bias`` vs ``z`` per sample, averaged
     over the targets: the rate error plus the spike noise (the same for every sample)."""
-    err = a @ weights.T + bias - z
-    return np.mean(err**2, axis=1) + penalty @ (weights**2).sum(axis=0) / z.shape[1]
+    err = dot(a, weights.T) + bias - z
+    squares = (np.asarray(weights.multiply(weights).sum(axis=0)).ravel()
+               if scipy.sparse.issparse(weights) else (weights**2).sum(axis=0))
+    return np.mean(err**2, axis=1) + penalty @ squares / z.shape[1]
 
 
 def significantly_lower(new, old):
@@ -219,17 +261,20 @@ def pre_activation(spec, t, links, biases, X, rates):
     return z
 
 
-def refit_weights(spec, fits, X, *, holdout, synapse, seed):
+def refit_weights(spec, fits, X, *, holdout, synapse, seed, convolutions=False):
     """Re-solve the weights into every layer after the first (see the module docstring).
 
     The inputs of layer ``t`` from hidden layers are solved together (one
     ridge problem over the concatenated rates of its sources), those from the
-    model input and convolutions (sparse matrices, whose weight sharing is
-    kept) held fixed at the source's weights.
+    model input held fixed at the source's weights. A convolution (sparse
+    matrix) is held fixed too, keeping its weight sharing, unless
+    ``convolutions``: then, when it is the layer's only input from a hidden
+    layer, each unit's weights within its receptive field are re-solved
+    (`solve_sparse_weights`; the layer becomes locally connected).
 
     Returns
     -------
-    weights : list of ndarray, shape (n_next, n_neurons_l)
+    weights : list of ndarray or scipy.sparse.csr_matrix, shape (n_next, n_neurons_l)
         The link from hidden layer ``l`` to layer ``l + 1``.
     biases : list of ndarray, shape (n_next,)
         The input bias of layer ``l + 1``.
@@ -253,7 +298,14 @@ def refit_weights(spec, fits, X, *, holdout, synapse, seed):
     links, biases, kept = {}, [], []
     for t in range(1, n + 1):
         layer = spec.layers[t]
-        free = [s for s, _ in layer.inputs(t) if s >= 0 and not scipy.sparse.issparse(std[s, t])]
+        hidden = [s for s, _ in layer.inputs(t) if s >= 0]
+        # a convolution's nonzeros are re-solved (its sparsity pattern kept) when it is
+        # the layer's only input from a hidden layer; else it is held fixed
+        pattern = (std[hidden[0], t] if convolutions and len(hidden) == 1
+                   and scipy.sparse.issparse(std[hidden[0], t]) and std[hidden[0], t].nnz
+                   else None)
+        free = hidden if pattern is not None else [
+            s for s in hidden if not scipy.sparse.issparse(std[s, t])]
         fixed = [(s, m) for s, m in layer.inputs(t) if s not in free]
 
         def fixed_part(X_, rates):
@@ -267,9 +319,13 @@ def refit_weights(spec, fits, X, *, holdout, synapse, seed):
         if free:
             a_fit = np.hstack([rates_fit[s] for s in free])
             a_hold = np.hstack([rates_hold[s] for s in free])
-            w, b = solve_weights(a_fit, pre_fit[t] - f_fit, noise_penalty(a_fit, synapse))
-            w_std = np.hstack([np.asarray(std[s, t].todense()) if scipy.sparse.issparse(
-                std[s, t]) else std[s, t] for s in free])
+            penalty = noise_penalty(a_fit, synapse)
+            if pattern is not None:
+                w, b = solve_sparse_weights(a_fit, pre_fit[t] - f_fit, penalty, pattern)
+                w_std = pattern
+            else:
+                w, b = solve_weights(a_fit, pre_fit[t] - f_fit, penalty)
+                w_std = np.hstack([std[s, t] for s in free])
             if t < n:  # expected error of the next pre-activations, noise included
                 hold_penalty = noise_penalty(a_hold, synapse)
                 target = pre_hold[t] - f_hold
@@ -277,10 +333,13 @@ def refit_weights(spec, fits, X, *, holdout, synapse, seed):
                     sample_errors(a_hold, target, w, b, hold_penalty),
                     sample_errors(a_hold, target, w_std, std_b[t - 1], hold_penalty))
             else:  # the outputs, after the output nonlinearity (what predictions are)
-                better = significantly_lower(output_errors(a_hold @ w.T + b + f_hold),
-                                             output_errors(a_hold @ w_std.T + std_b[t - 1]
-                                                           + f_hold))
-        if better:
+                better = significantly_lower(
+                    output_errors(dot(a_hold, w.T) + b + f_hold),
+                    output_errors(dot(a_hold, w_std.T) + std_b[t - 1] + f_hold))
+        if better and pattern is not None:
+            links[free[0], t] = w
+            biases.append(b)
+        elif better:
             cuts = np.cumsum([rates_fit[s].shape[1] for s in free])[:-1]
             links.update({(s, t): part for s, part in zip(free, np.split(w, cuts, axis=1))})
             links.update({(s, t): std[s, t] for s, _ in fixed if s >= 0})

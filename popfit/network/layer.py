@@ -304,7 +304,8 @@ class PopulationLayer(nengo.Network):
             self.decoders_block()`` (e.g. the weights `popfit.convert` re-solves
             for the actual populations, ``refit=True``); not together with
             ``transform``. A following layer still gets ``post.encoders_block()
-            @ weights``. The connection is then dense (`nengo.transforms.Dense`).
+            @ weights``. The connection is dense (`nengo.transforms.Dense`) for
+            an array, Sparse for a scipy sparse matrix (as ``transform``).
 
         Returns
         -------
@@ -329,10 +330,13 @@ class PopulationLayer(nengo.Network):
                 raise PopfitValueError(
                     "pass either transform (unit level, decoders folded in) or weights "
                     "(neuron level, used as given), not both")
-            if scipy.sparse.issparse(weights):
-                weights = weights.toarray()  # the connection is dense anyway
-            weights = check_real_array(weights, "weights")
-            if weights.shape != (k, self.total_neurons) or not np.all(np.isfinite(weights)):
+            if scipy.sparse.issparse(weights):  # kept sparse: a Sparse transform
+                weights = scipy.sparse.csr_matrix(weights, dtype=float)
+                finite = np.all(np.isfinite(weights.data))
+            else:
+                weights = check_real_array(weights, "weights")
+                finite = np.all(np.isfinite(weights))
+            if weights.shape != (k, self.total_neurons) or not finite:
                 raise PopfitValueError(
                     f"weights must be a finite array of shape ({k}, {self.total_neurons}) "
                     f"(post size, this layer's total_neurons) (got shape {weights.shape}"

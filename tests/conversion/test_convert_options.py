@@ -179,6 +179,19 @@ def test_refit_default_needs_enough_calibration(regressor):
         popfit.convert(mlp, n_neurons=2, calibration_data=X[:15], search=QUICK, seed=0, refit=True)
 
 
+@pytest.mark.parametrize("refit, error, match", [
+    ("yes", PopfitValueError, r"refit must be True, False, 'all' or None \(got the string "
+                              r"'yes'\); 'all' also re-solves convolutions"),
+    (1, PopfitTypeError, r"refit must be True, False, 'all' or None \(got 1\)"),
+    ("all", PopfitValueError, r"refit='all' needs calibration_data"),
+])
+def test_refit_values_are_checked(regressor, refit, error, match):
+    mlp, X = regressor
+    kw = {} if refit == "all" else {"calibration_data": X}
+    with pytest.raises(error, match=match):
+        popfit.convert(mlp, n_neurons=2, search=QUICK, refit=refit, **kw)
+
+
 def test_refit_is_kept_only_for_a_significant_held_out_gain():
     """significantly_lower: a mean paired gain beyond SIGNIFICANCE standard errors."""
     from popfit.conversion.refit import SIGNIFICANCE, significantly_lower

@@ -266,23 +266,44 @@ def test_convolution_is_one_ensemble_with_sparse_weights():
         conv.rate_output(np.zeros((2, 8, 8)))
 
 
-def test_refit_keeps_convolutions_and_resolves_dense_layers():
-    """The weights into a convolution stay sparse and standard; the dense ones are
-    re-solved (kept where the held-out share says so), and the network runs them."""
+@pytest.mark.parametrize("refit", [True, "all"])
+def test_refit_of_convolutions(refit):
+    """refit=True keeps the weights into a convolution (sparse, standard: the weight
+    sharing survives) and re-solves the dense ones; refit="all" re-solves each unit's
+    weights within its receptive field (same sparsity pattern); the network runs them."""
     import nengo
     import scipy.sparse
 
+    from popfit.conversion.quantize import rate_forward
+    from popfit.conversion.refit import folded_weights
+
+    def tanh_convs(x):  # tanh: one LIF per unit leaves a large fit error to correct
+        x = keras.layers.Conv2D(3, 3, padding="same", activation="tanh")(x)
+        x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="tanh")(x)
+        return keras.layers.Dense(2)(keras.layers.Flatten()(x))
+
     keras.utils.set_random_seed(4)
-    cnn = _model((8, 8, 1), dense_then_sparse)
+    cnn = _model((8, 8, 1), tanh_convs)
     _randomize(cnn, 4)
-    X = np.random.default_rng(4).uniform(-1, 1, size=(200, 8, 8, 1))
-    conv = popfit.convert(cnn, calibration_data=X, n_neurons=2, search=QUICK, seed=0)
-    assert conv.weights is not None  # refit by default on a chain
-    assert scipy.sparse.issparse(conv.weights[0]) and not conv.refit_report.kept[0]
-    assert (conv.weights[0] != conv._unit_weights()[0][0]).nnz == 0
+    X = np.random.default_rng(4).uniform(-1, 1, size=(300, 8, 8, 1))
+    conv = popfit.convert(cnn, calibration_data=X, n_neurons=1, search=QUICK, seed=0,
+                          refit=refit)
+    standard = folded_weights(conv.fits[0], conv.spec.layers[1].weights)
+    w = conv.weights[0]
+    assert scipy.sparse.issparse(w) and w.shape == standard.shape
+    assert conv.refit_report.kept[0] == (refit == "all")
+    if refit == "all":  # the pattern of the standard weights, other values
+        assert (abs(w).sign() != abs(standard).sign()).nnz == 0
+        assert abs(w - standard).max() > 1e-3
+        assert conv.refit_report.layer_rms_after[0] < 0.9 * conv.refit_report.layer_rms_before[0]
+    else:
+        assert (w != standard).nnz == 0
     net = conv.network
     into = [c for c in net.all_connections if c.post_obj == net.layers[1].ensemble.neurons]
     assert isinstance(into[0].transform, nengo.transforms.Sparse)
+    X_new = np.random.default_rng(5).uniform(-1, 1, size=(20, 8, 8, 1))
+    np.testing.assert_allclose(conv._outputs(rate_forward(conv, X_new)), conv.rate_output(X_new),
+                               rtol=1e-9, atol=1e-12)
     out = conv.decoded_output(X[:3], presentation_time=0.03, progress_bar=False)
     assert out.shape == (3, 2) and np.all(np.isfinite(out))
 
