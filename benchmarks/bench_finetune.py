@@ -38,8 +38,8 @@ snntorch`` (run in the NIR venv), the same digits model is converted for that
 platform at 1 neuron per unit (``platform="loihi"``: whole-step LoihiLIF fits
 and 8-bit weights; ``platform="snntorch"``: LIF with tau_ref = dt/2 for
 snnTorch's whole-step reset), fine-tuned in that environment (jax and optax
-must be importable there: ``pip install 'popfit[train]'``, or jax 0.4.38 /
-optax 0.2.4 beside numpy < 2 for nengo-loihi), and run on the first 100 test
+must be importable there: ``.ci/make_loihi_venv`` installs jax 0.4.38 / optax
+0.2.4 beside numpy < 2; elsewhere ``pip install 'popfit[train]'``), and run on the first 100 test
 digits for 0.1 s on the nengo-loihi emulator (``ConvertedModel.predict``
 with the platform's simulator) or through ``popfit.to_nir`` in snnTorch
 (``bench_nir.run_snntorch``), beside the plain conversion and the ANN.
