@@ -31,6 +31,8 @@ optax = import_optional("optax", "popfit.finetune")
 jnp = jax.numpy
 
 LOSSES = ("auto", "cross_entropy", "mse", "distill")
+#: Adam's step size over a training run: decayed to 0 by a cosine, or constant.
+SCHEDULES = ("cosine", "constant")
 #: Epochs without a lower held-out loss before early stopping ends training.
 PATIENCE = 5
 #: Largest difference between the jax forward and `ConvertedModel.rate_output`
@@ -154,8 +156,8 @@ def scores(model, loss, out, t):
 
 
 @public
-def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, batch_size=32,
-             spike_cost=0.0, validation_fraction=0.1, early_stopping=True,
+def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, schedule="cosine",
+             batch_size=32, spike_cost=0.0, validation_fraction=0.1, early_stopping=True,
              domain_tolerance=DOMAIN_TOLERANCE, seed=0, progress_bar=False):
     """Train a converted model's weights through its populations' exact rate curves.
 
@@ -201,7 +203,11 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     epochs : int
         Passes over the training share (fewer with early stopping).
     learning_rate : float
-        Adam's step size.
+        Adam's (starting) step size.
+    schedule : {"cosine", "constant"}
+        ``"cosine"``: the step size decays from ``learning_rate`` to 0 over
+        ``epochs`` (`learning_rate_schedule`; each run, also the one
+        continued after a domain re-fit); ``"constant"``: it stays.
     batch_size : int
     spike_cost : float
         Added to the loss per second of expected spikes: ``spike_cost`` times
@@ -248,7 +254,11 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                "samples or change validation_fraction")
     held, train = order[:n_held], order[n_held:]
     progress_bar = check_bool(progress_bar, "progress_bar")
-    settings = dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise PopfitValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))} "
+                               f"(got {schedule!r})")
+    settings = dict(epochs=epochs, learning_rate=learning_rate, schedule=schedule,
+                    batch_size=batch_size,
                     spike_cost=spike_cost, early_stopping=early_stopping,
                     progress=Progress(epochs) if progress_bar else None)
     with x64():
@@ -294,7 +304,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
                                                     quant_of(model))[1]))
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
     new = rebuild(model, params, X, FinetunedModel, fits=fits)
-    report = {"epochs": run, "best_epoch": best_epoch, "loss": loss,
+    report = {"epochs": run, "best_epoch": best_epoch, "loss": loss, "schedule": schedule,
               "train_loss": evals["train"][0],
               "heldout_loss": evals["heldout"][0] if "heldout" in evals else None,
               "spikes_per_second_before": spikes_before,
@@ -342,10 +352,12 @@ def _check_forward(model, params, layers, X):
 
 
 def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learning_rate,
-           batch_size, spike_cost, early_stopping, progress=None):
-    """Adam over shuffled batches from ``params``; the kept params and (epochs run, kept)."""
+           schedule, batch_size, spike_cost, early_stopping, progress=None):
+    """Adam (`learning_rate_schedule`) over shuffled batches from ``params``; the kept
+    params and (epochs run, kept)."""
     f = _loss_function(model, loss, layers, spike_cost)
-    opt = optax.adam(learning_rate)
+    opt = optax.adam(learning_rate if schedule == "constant" else learning_rate_schedule(
+        learning_rate, epochs, -(-len(train) // batch_size)))
     state = opt.init(params)
 
     @jax.jit
@@ -381,6 +393,17 @@ def _train(model, loss, layers, params, X, t, train, held, rng, *, epochs, learn
     if not early_stopping:
         best_params, best_epoch = params, run
     return best_params, (run, best_epoch)
+
+
+def learning_rate_schedule(learning_rate, epochs, steps_per_epoch):
+    """Adam's step size per step: cosine decay from ``learning_rate`` to 0 over ``epochs``.
+
+    Each training run (and the run continued after a domain re-fit) decays
+    its own step size, so the last epochs settle the weights instead of
+    jumping around the minimum (``benchmarks/bench_finetune.py`` measures it
+    against ``schedule="constant"``).
+    """
+    return optax.cosine_decay_schedule(learning_rate, max(1, epochs * steps_per_epoch))
 
 
 def rebuild(model, params, X, cls=ConvertedModel, fits=None, **extra):

@@ -19,7 +19,7 @@ class FinetunedModel(ConvertedModel):
     ----------
     finetune_report : dict
         ``epochs`` run, ``best_epoch`` (whose weights are kept), ``loss``
-        (the resolved name), ``train_loss`` and ``heldout_loss`` (the weights kept),
+        (the resolved name), ``schedule`` (Adam's step size), ``train_loss`` and ``heldout_loss`` (the weights kept),
         ``train_accuracy`` /
         ``heldout_accuracy`` (classifiers) or ``train_rmse`` / ``heldout_rmse``
         (regressors) at rate level, ``spikes_per_second_before`` / ``_after``
@@ -48,7 +48,7 @@ class FinetunedModel(ConvertedModel):
         """`ConvertedModel.report` followed by a ``[[finetune]]`` section."""
         r = self.finetune_report
         lines = [f"[[finetune]] {r['epochs']} epochs (kept epoch {r['best_epoch']}), "
-                 f"loss {r['loss']}: "
+                 f"loss {r['loss']}, {r.get('schedule', 'constant')} step size: "
                  f"train {r['train_loss']:.4g}, held-out {_fmt(r['heldout_loss'])}"]
         for key in ("accuracy", "rmse"):
             if f"train_{key}" in r:

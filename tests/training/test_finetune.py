@@ -199,12 +199,31 @@ def test_regressor_mse():
     (dict(early_stopping="yes"), PopfitTypeError, "early_stopping"),
     (dict(seed=-1), PopfitValueError, "seed"),
     (dict(loss="mse", y=None), PopfitValueError, "y"),
+    (dict(schedule="linear"), PopfitValueError, "schedule"),
 ])
 def test_bad_arguments(model, digits, kwargs, error, words):
     kwargs = {"y": digits[1], **kwargs}
     with pytest.raises(error, match=words) as info:
         popfit.finetune(model, digits[0], **kwargs)
     assert str(info.value).startswith("finetune")
+
+
+def test_cosine_step_size_decays_to_zero_over_the_epochs(model, digits):
+    from popfit.training.finetune import learning_rate_schedule
+
+    lr = learning_rate_schedule(1e-3, epochs=4, steps_per_epoch=25)
+    k = np.array([0, 10, 50, 99, 100])
+    np.testing.assert_allclose([float(lr(i)) for i in k],
+                               0.5e-3 * (1 + np.cos(np.pi * k / 100)), rtol=0, atol=1e-9)
+    X, y, _, _ = digits
+    kw = dict(epochs=2, learning_rate=3e-3, early_stopping=False, domain_tolerance=None, seed=0)
+    cos = popfit.finetune(model, X, y, **kw)
+    const = popfit.finetune(model, X, y, schedule="constant", **kw)
+    assert cos.finetune_report["schedule"] == "cosine" and "cosine step size" in cos.report()
+    assert const.finetune_report["schedule"] == "constant"
+    # the decayed steps move the weights less from the same start with the same batches
+    moved = lambda m: np.abs(m.spec.layers[0].weights - model.spec.layers[0].weights).sum()  # noqa: E731
+    assert 0 < moved(cos) < moved(const)
 
 
 def test_bad_model_and_samples(model, digits):

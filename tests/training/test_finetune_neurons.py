@@ -2,12 +2,10 @@
 
 For each kind of fit (nengo's LIF and RectifiedLinear, NIR's LIF without
 refractory period, snnTorch's, and nengo-loihi's whole-step LoihiLIF and
-LoihiSpikingRectifiedLinear with 8-bit weights) the model is fine-tuned
-briefly; its rate output (nengo's / nengo-loihi's own ``rates`` of the
+LoihiSpikingRectifiedLinear with 8-bit weights, in ``tests/loihi/test_finetune.py``)
+the model is fine-tuned briefly; its rate output (nengo's / nengo-loihi's own ``rates`` of the
 rebuilt network) must equal the jax forward pass it was trained through,
 and training must raise the rate-level accuracy on the training digits.
-The nengo-loihi cases run where nengo-loihi and jax are both installed
-(skipped otherwise).
 """
 
 import warnings
@@ -82,35 +80,3 @@ def test_nir_platforms_lif_without_refractory_period(data, platform):
     nt = model.fits[0].neuron_type
     assert nt.tau_ref == popfit.get_platform(platform).fit_neuron_type().tau_ref < 1e-4
     check_finetune(model, data, "lif")
-
-
-@pytest.mark.parametrize("neuron_type, kind", [(None, "step_lif"),
-                                               ("LoihiSpikingRectifiedLinear", "step_relu")],
-                         ids=["LoihiLIF", "LoihiSpikingRectifiedLinear"])
-def test_loihi_whole_step_fits_and_8_bit_weights(data, neuron_type, kind):
-    pytest.importorskip("nengo_loihi")
-    mlp, X, _, _ = data
-    model = popfit.convert(mlp, n_neurons=1, neuron_type=neuron_type, calibration_data=X[:200],
-                           refit=False, seed=0, platform="loihi")
-    assert model.weight_bits == 8 and not model.platform.sparse_host_transforms
-    check_finetune(model, data, kind)
-
-
-def test_whole_step_gradient_is_the_surrogates():
-    nengo_loihi = pytest.importorskip("nengo_loihi")
-    lif = nengo_loihi.neurons.LoihiLIF(min_voltage=0)
-    fit = popfit.fit_activation("tanh", 1, neuron_type=lif, seed=0)
-    kind, c = curves.layer_constants(fit)
-    J = np.array([1.5, 2.0, 5.0, 30.0])
-    with curves.x64():
-        value = np.asarray(curves.rates(kind, c, jax.numpy.asarray(J)))
-        grad = np.asarray(jax.vmap(jax.grad(lambda j: curves.rates(kind, c, j)))(
-            jax.numpy.asarray(J)))
-    # forward: nengo-loihi's own staircase
-    np.testing.assert_allclose(value, lif.rates(J, np.ones(1), np.zeros(1)).ravel(), rtol=1e-12)
-    # gradient: popfit's surrogate (tau_ref half a step longer), by finite differences
-    sur = popfit.wholestep.surrogate_neuron_type(lif)
-    h = 1e-6
-    fd = (sur.rates(J + h, np.ones(1), np.zeros(1)) - sur.rates(J - h, np.ones(1),
-                                                              np.zeros(1))).ravel() / (2 * h)
-    np.testing.assert_allclose(grad, fd, rtol=1e-4)

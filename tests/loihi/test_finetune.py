@@ -1,0 +1,92 @@
+"""popfit.finetune through nengo-loihi's whole-step curves, with 8-bit weights.
+
+Runs only in the Loihi environment (numpy < 2, nengo-loihi 1.1.0, and jax
+0.4.38 / optax 0.2.4, the last that take numpy 1.26: ``.ci/make_loihi_venv``).
+A model converted with ``platform="loihi"`` (whole-step ``LoihiLIF`` or
+``LoihiSpikingRectifiedLinear`` fits, 8-bit weights) is fine-tuned briefly;
+its rate output (nengo-loihi's own ``rates`` of the rebuilt, rounded network)
+must equal the jax forward pass it was trained through, and training must
+raise the rate-level accuracy on the training digits. The gradient through
+a whole-step curve is its surrogate's (tau_ref half a step longer), checked
+by finite differences.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.neural_network import MLPClassifier
+
+nengo_loihi = pytest.importorskip("nengo_loihi")
+try:  # the Loihi environment installs them (.ci/make_loihi_venv): missing is an error there
+    import jax
+    import optax  # noqa: F401
+except ImportError as e:  # pragma: no cover
+    raise ImportError(f"{e}: the Loihi environment needs jax and optax for popfit.finetune; "
+                      "re-run `bash .ci/make_loihi_venv DIR`") from e
+
+import popfit  # noqa: E402
+from popfit.training import curves, quantized  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # nengo-loihi version notes
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning
+        mlp = MLPClassifier(hidden_layer_sizes=(16, 12), activation="tanh", max_iter=100,
+                            random_state=0).fit(X[:400], y[:400])
+    return mlp, X[:400], y[:400], X[1500:]
+
+
+def trained_forward(model, X):
+    """The jax forward `finetune` trains (weights rounded), output nonlinearity applied."""
+    layers = [curves.layer_constants(fit) for fit in model.fits]
+    params = [(np.array(layer.weights), np.array(layer.bias)) for layer in model.spec.layers]
+    quant = (model.weight_bits, model.platform.sparse_host_transforms)
+    with curves.x64():
+        z = np.asarray(quantized.model_forward(params, layers, X, quant)[0])
+    return model._outputs(z)
+
+
+@pytest.mark.parametrize("neuron_type, kind", [(None, "step_lif"),
+                                               ("LoihiSpikingRectifiedLinear", "step_relu")],
+                         ids=["LoihiLIF", "LoihiSpikingRectifiedLinear"])
+def test_whole_step_fits_and_8_bit_weights(data, neuron_type, kind):
+    mlp, X, y, X_test = data
+    model = popfit.convert(mlp, n_neurons=1, neuron_type=neuron_type, calibration_data=X[:200],
+                           refit=False, seed=0, platform="loihi")
+    assert model.weight_bits == 8 and not model.platform.sparse_host_transforms
+    assert curves.curve_kind(model.fits[0].neuron_type) == kind
+    np.testing.assert_allclose(trained_forward(model, X_test), model.rate_output(X_test),
+                               rtol=0, atol=1e-6)
+    new = popfit.finetune(model, X, y, epochs=2, learning_rate=3e-3, seed=0)
+    assert type(new.fits[0].neuron_type) is type(model.fits[0].neuron_type)
+    assert new.platform == model.platform and new.weight_bits == model.weight_bits
+    np.testing.assert_allclose(new.rate_output(X_test), trained_forward(new, X_test),
+                               rtol=0, atol=1e-6)
+    acc = lambda m: np.mean(m.rate_output(X).argmax(1) == y)  # noqa: E731
+    assert acc(new) > acc(model)
+
+
+def test_whole_step_gradient_is_the_surrogates():
+    lif = nengo_loihi.neurons.LoihiLIF(min_voltage=0)
+    fit = popfit.fit_activation("tanh", 1, neuron_type=lif, seed=0)
+    kind, c = curves.layer_constants(fit)
+    J = np.array([1.5, 2.0, 5.0, 30.0])
+    with curves.x64():
+        value = np.asarray(curves.rates(kind, c, jax.numpy.asarray(J)))
+        grad = np.asarray(jax.vmap(jax.grad(lambda j: curves.rates(kind, c, j)))(
+            jax.numpy.asarray(J)))
+    # forward: nengo-loihi's own staircase
+    np.testing.assert_allclose(value, lif.rates(J, np.ones(1), np.zeros(1)).ravel(), rtol=1e-12)
+    # gradient: popfit's surrogate (tau_ref half a step longer), by finite differences
+    sur = popfit.wholestep.surrogate_neuron_type(lif)
+    h = 1e-6
+    fd = (sur.rates(J + h, np.ones(1), np.zeros(1)) - sur.rates(J - h, np.ones(1),
+                                                              np.zeros(1))).ravel() / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4)
