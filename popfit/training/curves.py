@@ -35,6 +35,7 @@ import numpy as np
 from .. import wholestep
 from .._optional import import_optional
 from ..exceptions import ConversionError
+from .weights import layer_input
 
 jax = import_optional("jax", "popfit.finetune")
 jnp = jax.numpy
@@ -146,16 +147,19 @@ def forward(params, layers, X, pre=None):
 
     Parameters
     ----------
-    params : list of (weights, bias)
-        Every layer's unit-level weights, shape ``(n_in, n_out)``, and bias
-        (hidden layers, then the output layer).
+    params : list of (W, bias)
+        Every layer's unit-level weights and bias (hidden layers, then the
+        output layer), as `popfit.training.weights.initial_params` makes them:
+        ``W`` a dense ``(n_in, n_out)`` array, the nonzeros of a sparse matrix
+        (`SparseValues`) or, for a layer with skip connections, one of those
+        per input (`Inputs`); every input of a layer is summed.
     layers : list of (kind, constants)
         Each hidden layer's population (`layer_constants`).
     X : array, shape (n_samples, n_features)
     pre : list, optional
-        Receives each hidden layer's pre-activations ``a @ W + b``, shape
-        ``(n_samples, n_units)``, where ``a`` is the previous population's
-        decoded output (what the deployed network's layer receives).
+        Receives each hidden layer's pre-activations (its weighted inputs plus
+        bias), shape ``(n_samples, n_units)``, where the inputs are the earlier
+        populations' decoded outputs (what the deployed network's layer receives).
 
     Returns
     -------
@@ -163,15 +167,15 @@ def forward(params, layers, X, pre=None):
     spikes : array, shape (n_samples,)
         Expected spikes per second of all hidden neurons, per sample (Hz).
     """
-    a, spikes = X, 0.0
-    for (W, b), (kind, c) in zip(params[:-1], layers):
-        z = a @ W + b
+    outputs, spikes = {-1: X}, 0.0
+    for i, ((W, b), (kind, c)) in enumerate(zip(params[:-1], layers)):
+        z = layer_input(W, outputs, i) + b
         if pre is not None:
             pre.append(z)
-        a, s = population(kind, c, z)
+        outputs[i], s = population(kind, c, z)
         spikes = spikes + s
     W, b = params[-1]
-    return a @ W + b, spikes
+    return layer_input(W, outputs, len(params) - 1) + b, spikes
 
 
 #: The output nonlinearities in jax (names as `popfit.targets`).
