@@ -68,6 +68,8 @@ from bench_convert import MAX_RATE, SYNAPSE, digits, signed_network  # noqa: E40
 PRESENTATION_TIMES = (0.03, 0.05, 0.1)
 #: A larger spike cost shown beside the chosen one.
 SPIKE_COST_HIGH = 3e-4
+#: Epochs (at most: early stopping) of the digits CNN's fine-tuning (``--only cnn``).
+CNN_EPOCHS = 20
 
 
 def toolchain(name, seed, n_test=100):
@@ -249,5 +251,71 @@ def keras_regressor(seed):
               f"{'PASS' if v <= 0.05 else 'FAIL'}; vs 4 LIF/unit converted {bar:.4f}")
 
 
+def digits_cnn_section(seed, subset, epochs=CNN_EPOCHS):
+    """``--only cnn``: the Keras digits CNN fine-tuned at 1 and 2 LIF per unit."""
+    from digits_models import accuracy, digits_cnn, import_keras, trained
+
+    keras = import_keras()
+    X_train, X_test, y_train, y_test = digits(seed, subset)
+    net, shape = trained(keras, digits_cnn, X_train, y_train, seed)
+    src = accuracy(net, X_test, y_test)
+    T, n_spk = 0.1, min(100, len(X_test))
+    kw = dict(max_rate=MAX_RATE, connection_synapse=SYNAPSE,
+              calibration_data=X_train.reshape((-1,) + shape), seed=seed)
+    rows, times = {}, {}
+    four = popfit.convert(net, n_neurons=4, **kw)
+    rows["popfit 4 LIF/unit, converted (refit)"] = four
+    for n in (1, 2):
+        plain = popfit.convert(net, n_neurons=n, refit=False, **kw)
+        rows[f"popfit {n} LIF/unit, converted"] = plain
+        start = time.perf_counter()
+        rows[f"popfit {n} LIF/unit, fine-tuned"] = popfit.finetune(
+            plain, X_train, y_train, epochs=epochs, seed=seed)
+        times[n] = time.perf_counter() - start
+    print(f"finetune: " + ", ".join(f"{n} LIF/unit {t:.1f} s" for n, t in times.items())
+          + f" ({epochs} epochs max, early stopping)")
+    print(rows["popfit 1 LIF/unit, fine-tuned"].report())
+    signed = popfit.baseline.signed_model_network(four)
+    signed_neurons = [ens.neurons for ens in signed.layers]
+    units = sum(layer.n_out for layer in four.spec.hidden)
+    print(f"\n== digits CNN (Keras: Conv2D(8, 3, same, tanh), BN, AveragePooling2D(2), Dropout, "
+          f"Conv2D(16, 3, tanh), Flatten, Dropout, Dense(10, softmax)), {len(X_test)} test "
+          f"digits at {T:g} s; Keras {100 * src:.2f}%; max {MAX_RATE:g} Hz, synapse "
+          f"{SYNAPSE * 1e3:g} ms; spikes/digit counted in a sequential run on {n_spk} digits")
+    print(f"{'model':<40}{'neurons':>8}{'rate acc':>10}{'spiking acc':>13}{'vs Keras':>10}"
+          f"{'spikes/digit':>14}")
+    out, _ = simulate(signed, signed_neurons, X_test, T, seed, SYNAPSE)
+    s_spikes = simulate(signed, signed_neurons, X_test[:n_spk], T, seed, SYNAPSE)[1]
+    s_acc = float(np.mean(out.argmax(1) == y_test))
+    print(f"{'signed RegularSpiking, 1/unit':<40}{units:8d}{'-':>10}{100 * s_acc:12.2f}%"
+          f"{100 * (s_acc - src):+9.2f}pp{s_spikes:14.0f}")
+    results = {}
+    for name, m in rows.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            acc = float(np.mean(m.predict(X_test, T, progress_bar=False) == y_test))
+        rate = float(np.mean(m.rate_output(X_test).argmax(1) == y_test))
+        spikes = simulate(m.network, [layer.ensemble.neurons for layer in m.network.layers],
+                          X_test[:n_spk], T, seed, SYNAPSE)[1]
+        results[name] = acc
+        print(f"{name:<40}{m.total_neurons:8d}{100 * rate:9.2f}%{100 * acc:12.2f}%"
+              f"{100 * (acc - src):+9.2f}pp{spikes:14.0f}")
+    for n in (1, 2):
+        acc = results[f"popfit {n} LIF/unit, fine-tuned"]
+        print(f"  bar: {n} LIF/unit fine-tuned {100 * acc:.2f}% >= Keras - 1 pp "
+              f"({100 * (src - 0.01):.2f}%): {'PASS' if acc >= src - 0.01 else 'FAIL'}; "
+              f"4 LIF/unit converted "
+              f"{100 * results['popfit 4 LIF/unit, converted (refit)']:.2f}%")
+
+
 if __name__ == "__main__":
-    main()
+    if "--only" in sys.argv:  # a separate section: python bench_finetune.py --only cnn
+        only = argparse.ArgumentParser()
+        only.add_argument("--only", choices=("cnn",), required=True)
+        only.add_argument("--subset", type=int, default=0)
+        only.add_argument("--seed", type=int, default=0)
+        only.add_argument("--epochs", type=int, default=CNN_EPOCHS)
+        a = only.parse_args()
+        digits_cnn_section(a.seed, a.subset, a.epochs)
+    else:
+        main()

@@ -63,7 +63,7 @@ def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_co
             f"dense layers only, but this {model.spec.source} has convolution layers "
             "(sparse weights); convert it without weight_bits (e.g. "
             "platform=popfit.get_platform(..., weight_bits=None)), fine-tune, then round "
-            "with popfit.conversion.quantize_model")
+            "with popfit.conversion.quantize.quantize_model")
     if not isinstance(loss, str) or loss not in LOSSES:
         raise PopfitValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} "
                                f"(got {loss!r})")
@@ -171,6 +171,13 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, ba
     again). Training starts from the source weights (``model.spec``), also
     for a model converted with refit, whose re-solved neuron-level weights
     are not used. ``model`` is unchanged.
+
+    Convolutional and residual models (`popfit.training.weights`): a sparse
+    weight matrix (a convolution with pooling, padding and normalization
+    folded in) is trained nonzero by nonzero with its sparsity pattern fixed
+    (the folded matrices share no single kernel in general; the layer stays
+    one sparse nengo transform), and every input of a layer with skip
+    connections is trained. ``weight_bits`` training supports dense layers only.
 
     After training, each hidden layer's pre-activations over ``X`` (in the
     converted network: fed by the previous population's decoded output) are
