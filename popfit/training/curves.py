@@ -29,6 +29,8 @@ NIR's LIF without refractory period (``platform="nir"``, ``"snntorch"``) is a
 `nengo.LIF` with ``tau_ref`` 0 (or half snnTorch's step): the LIF case.
 """
 
+import functools
+
 import nengo
 import numpy as np
 
@@ -176,6 +178,25 @@ def forward(params, layers, X, pre=None):
         spikes = spikes + s
     W, b = params[-1]
     return layer_input(W, outputs, len(params) - 1) + b, spikes
+
+
+def forward_compiled(params, layers, X, with_pre=False):
+    """`forward`, compiled by ``jax.jit`` once per model structure and input shape.
+
+    The neuron kinds are static and the fits' constants traced, so models
+    with the same structure share one compilation (op by op, a CNN's forward
+    compiles dozens of operations for every new input shape). Returns
+    ``(out, spikes)``, and the list of pre-activations with ``with_pre``.
+    """
+    kinds = tuple(kind for kind, _ in layers)
+    return _compiled(params, [c for _, c in layers], X, kinds, bool(with_pre))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _compiled(params, consts, X, kinds, with_pre):
+    pre = [] if with_pre else None
+    out, spikes = forward(params, list(zip(kinds, consts)), X, pre=pre)
+    return (out, spikes, pre) if with_pre else (out, spikes)
 
 
 #: The output nonlinearities in jax (names as `popfit.targets`).

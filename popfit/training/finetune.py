@@ -20,7 +20,7 @@ from ..conversion.convert import build_network
 from ..conversion.model import ConvertedModel
 from ..conversion.quantize import quantize_model
 from ..conversion.spec import check_samples
-from .curves import forward, layer_constants, output_function, x64
+from .curves import forward_compiled, layer_constants, output_function, x64
 from .domains import outside_shares, refit_layers
 from .progress import Progress, device
 from .model import FinetunedModel
@@ -332,9 +332,7 @@ def _held_loss(model, loss, layers, spike_cost, params, X, t):
 
 
 def _preactivations(params, layers, X):
-    pre = []
-    forward(params, layers, X, pre=pre)
-    return [np.asarray(z) for z in pre]
+    return [np.asarray(z) for z in forward_compiled(params, layers, X, with_pre=True)[2]]
 
 
 def _check_forward(model, params, layers, X):
