@@ -189,9 +189,11 @@ def test_finetuned_cnn_runs_every_public_path(tuned, data):
     assert isinstance(popfit.to_nir(model, drop_tau_ref=True), nir.NIRGraph)
 
 
-def test_rounded_convolutions_are_refused_with_the_fix(graphs, data):
+@pytest.mark.parametrize("name, what", [("cnn", "convolution layers"),
+                                        ("residual", "skip connections")])
+def test_rounded_graphs_are_refused_with_the_fix(graphs, data, name, what):
     X, y, _, _ = data
-    m = quantize_model(graphs["cnn"], 6)
-    with pytest.raises(popfit.ConversionError, match=r"rounded weights \(weight_bits=6\) "
-                                                     r"for dense layers only.*weight_bits=None"):
+    m = quantize_model(graphs[name], 6)
+    with pytest.raises(popfit.ConversionError, match=r"rounded weights \(weight_bits=6\) for "
+                       rf"chains of dense layers only.*has {what}.*weight_bits=None"):
         popfit.finetune(m, X, y)
