@@ -133,6 +133,39 @@ def network_links(model):
     return links
 
 
+def input_gains(model, i):
+    """Current per unit input of each of hidden layer ``i``'s neurons from the host.
+
+    Neuron ``n`` of unit ``u`` receives ``c[n] * (x @ W)[u]`` from the
+    model input (``W``: the source model's matrix from the input to the
+    layer; the layer's bias is in the neurons' bias currents): ``c =
+    gain * encoders``, or its rounding with ``weight_bits`` (the
+    connection into the neurons is on chip). Read from `network`.
+
+    Returns
+    -------
+    ndarray, shape (n_neurons_i,)
+    """
+    layer = model.network.layers[i]
+    layers = {other.ensemble for other in model.network.layers}
+    conns = [c for c in model.network.all_connections
+             if getattr(c.post_obj, "ensemble", None) is layer.ensemble
+             and getattr(c.pre_obj, "ensemble", None) not in layers]
+    if len(conns) != 1:
+        raise PopfitValueError(
+            f"hidden layer {i} of the network has {len(conns)} connections from the "
+            "host into its neurons (expected 1): the network was changed after convert")
+    conn = conns[0]
+    t = connection_matrix(conn)
+    t = t.toarray() if scipy.sparse.issparse(t) else np.asarray(t)
+    n = layer.fit.n_neurons
+    unit = np.repeat(np.arange(layer.n_units), n)
+    c = np.asarray(layer.ensemble.gain, dtype=float) * t[np.arange(len(unit)), unit]
+    if conn.pre_obj is not layer.input:  # Dense host transforms: fed x / input_scale
+        c = c / layer.input_scale[unit]
+    return c
+
+
 def unit_biases(model):
     """The input bias of every layer's units (hidden layers, then the output)."""
     spec = model.spec
@@ -166,9 +199,10 @@ class BatchPlan:
         # inputs: (target layer, unit-level matrix) of every input connection
         self.inputs = [(j, m) for j, layer in enumerate(self.spec.layers)
                        for s, m in layer.inputs(j) if s == -1]
-        # first layer: the current per unit input of each neuron, where weight_bits
-        # rounded it (None: gain * encoders, folded with the input bias below)
-        self.input_gain = None if model.weight_bits is None else model._first_layer_gains()
+        # layers fed by the input: the current per unit input of each neuron, where
+        # weight_bits rounded it (none: gain * encoders, folded with the input bias below)
+        self.input_gains = {} if model.weight_bits is None else {
+            j: input_gains(model, j) for j, _ in self.inputs if j < len(model.fits)}
         self.connection_synapse = model.connection_synapse
         self.steps, self.dt, self.seed = steps, dt, seed
         self.simulator = simulator
@@ -205,8 +239,8 @@ class BatchPlan:
                 gain = np.tile(fit.gain, copies * units)
                 enc = np.tile(fit.encoders, copies * units)
                 bias = np.tile(fit.bias, copies * units) + gain * enc * np.repeat(z.ravel(), n)
-                if i in drive and i == 0 and self.input_gain is not None:  # rounded weights
-                    bias = bias + np.tile(self.input_gain, copies) * np.repeat(
+                if i in drive and i in self.input_gains:  # rounded weights
+                    bias = bias + np.tile(self.input_gains[i], copies) * np.repeat(
                         drive[i].ravel(), n)
                 elif i in drive:
                     bias = bias + gain * enc * np.repeat(drive[i].ravel(), n)

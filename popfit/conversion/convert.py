@@ -46,7 +46,7 @@ from ..platforms import get_platform
 from .model import ConvertedModel, LayerInfo
 from .quantize import quantize_model
 from .readers import read_model
-from .refit import enough_for_refit, refit_weights
+from .refit import enough_for_refit, links_of, refit_weights
 from .spec import check_samples
 
 CALIBRATION_PERCENTILE = 99.0
@@ -176,8 +176,8 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
         nengo's reference simulator). It sets the neuron type fitted (when
         ``neuron_type`` is None), the weight precision (``weight_bits``: the
         weights into every layer's neurons, those that run on chip, are
-        rounded to that many magnitude bits with one shared step per
-        connection, as Loihi stores them, so the network computes what the
+        rounded to that many magnitude bits with one step shared by all the
+        connections into a layer, as Loihi stores them, so the network computes what the
         chip computes; with ``calibration_data`` `report` states the
         rate-level cost, `popfit.conversion.quantize.quantization_cost`), the
         transforms between host and neurons (`popfit.PopulationLayer`'s
@@ -246,12 +246,12 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
         model's. The penalty of each neuron's weights is its spike-noise
         variance at ``synapse`` (at ``connection_synapse`` if that is None). The
         network then connects each layer's neurons with these dense weights.
-        Weights into a convolution (sparse) are kept as they are (a dense
-        re-solve would lose the weight sharing); a model with skip (merge)
-        connections is not re-solved (refit=True raises).
-        Default: True when ``calibration_data`` has enough samples (at
-        least 10 to solve on and 10 held out) and the layers form a chain,
-        else False; True without enough calibration data is an error.
+        A layer fed by several layers (skip or merge connections) has the
+        weights from all of them solved together. Weights into a convolution
+        (sparse) are kept as they are (a dense re-solve would lose the weight
+        sharing). Default: True when ``calibration_data`` has enough samples
+        (at least 10 to solve on and 10 held out), else False; True without
+        enough calibration data is an error.
     refit_holdout : float
         Share of ``calibration_data`` in (0, 1) held out from the re-solve:
         a layer keeps its re-solved weights only if they lower the held-out
@@ -306,16 +306,7 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
             "refit=True needs calibration_data (the weights are solved on it); pass "
             "calibration_data (e.g. the training inputs) or refit=False")
     spec = read_model(model, task)
-    if platform.weight_bits is not None:  # refused before any fit
-        spec.check_chain(f"weight_bits (quantize_model; platform {platform.name!r})")
     counts = check_n_neurons(n_neurons, len(spec.hidden))
-    if refit and not spec.is_chain:
-        if not refit_default:
-            raise ConversionError(
-                f"refit=True re-solves the weights between a chain of layers, layer by "
-                f"layer, but this {spec.source} has skip (merge) connections; use "
-                "refit=False (the default for such models)")
-        refit = False
     pre = X_cal = None
     if calibration_data is not None:
         X_cal = check_samples(calibration_data, spec.n_features, "calibration_data",
@@ -364,19 +355,20 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
         fits.append(fit)
         infos.append(LayerInfo(layer.label, layer.activation, layer.n_out, domain, outside,
                                mean_rate, basis))
-    weights = biases = report = None
+    weights = biases = report = skip_weights = None
     if refit:
-        weights, biases, report = refit_weights(
+        weights, biases, skip_weights, report = refit_weights(
             spec, fits, X_cal, holdout=refit_holdout,
             synapse=connection_synapse if synapse is None else synapse, seed=seed)
     if not isinstance(n_neurons, numbers.Integral):  # a list, or "auto": the counts used
         n_neurons = tuple(fit.n_neurons for fit in fits)
     model = ConvertedModel(spec, fits, infos,
                            build_network(spec, fits, connection_synapse, seed, weights,
-                                         biases, platform),
+                                         biases, platform, skip_weights),
                            neuron_type=neuron_type, n_neurons=n_neurons, max_rate=max_rate,
                            connection_synapse=connection_synapse, seed=seed, weights=weights,
-                           biases=biases, refit_report=report, platform=platform)
+                           biases=biases, refit_report=report, platform=platform,
+                           skip_weights=skip_weights)
     if platform.weight_bits is not None:  # round the weights into neurons as the chip stores them
         model = quantize_model(model, platform.weight_bits,
                                None if X_cal is None else X_cal[:500])
@@ -385,7 +377,7 @@ def convert(model, *, platform=None, n_neurons=4, neuron_type=None, max_rate=400
 
 
 def build_network(spec, fits, connection_synapse, seed=None, weights=None, biases=None,
-                  platform=None):
+                  platform=None, skip_weights=None):
     """The `nengo.Network` of a converted model (see `ConvertedModel.network`).
 
     Parameters
@@ -405,6 +397,9 @@ def build_network(spec, fits, connection_synapse, seed=None, weights=None, biase
         within a layer).
     platform : str or popfit.platforms.Platform, optional
         Passed to every `popfit.PopulationLayer` (its host transforms; see `convert`).
+    skip_weights : dict, optional
+        With ``weights``: the re-solved links of skip connections,
+        ``{(source, target): ndarray}`` (`popfit.conversion.refit.refit_weights`).
     """
     import nengo
 
@@ -413,6 +408,7 @@ def build_network(spec, fits, connection_synapse, seed=None, weights=None, biase
         net.input = nengo.Node(size_in=spec.n_features, label="input")
         net.layers = []
         refit = weights is not None
+        links = links_of(weights, skip_weights) if refit else None
         in_bias = [layer.bias for layer in spec.hidden[:1]] + list(
             biases[:-1] if refit else [layer.bias for layer in spec.hidden[1:]])
         for i, (layer, fit) in enumerate(zip(spec.hidden, fits)):
@@ -428,8 +424,8 @@ def build_network(spec, fits, connection_synapse, seed=None, weights=None, biase
                     post = targets[j] if j == len(spec.hidden) else targets[j].input
                     nengo.Connection(net.input, post, synapse=None,
                                      transform=_host_transform(matrix.T))
-                elif refit and not scipy.sparse.issparse(weights[source]):
-                    net.layers[source].connect_to(targets[j], weights=weights[source],
+                elif refit and not scipy.sparse.issparse(links[source, j]):
+                    net.layers[source].connect_to(targets[j], weights=links[source, j],
                                                   connection_synapse=connection_synapse)
                 elif matrix.shape[0] and (not scipy.sparse.issparse(matrix) or matrix.nnz):
                     net.layers[source].connect_to(targets[j], transform=matrix.T,

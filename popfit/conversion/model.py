@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import numpy as np
-import scipy.sparse
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.metaestimators import available_if
 
@@ -33,7 +32,7 @@ from .present import (
     present,
 )
 from .quantize import rate_forward
-from .refit import folded_weights, forward
+from .refit import folded_weights, forward, links_of
 from .report import format_report
 from .spec import check_samples
 
@@ -86,6 +85,12 @@ class ConvertedModel:
         layer's units (the outputs, for the last), and ``biases[l]`` the next
         layer's input bias. None without refit (the source model's weights
         with the decoders folded in).
+    skip_weights : dict
+        With ``refit``: the weights of skip (merge) connections as the network
+        runs them, ``{(source, target): ndarray}`` from hidden layer
+        ``source``'s neurons to layer ``target``'s units (re-solved, or the
+        standard ones where the re-solve was not kept, as ``weights``); empty
+        for a chain of layers or without ``refit``.
     refit_report : popfit.conversion.refit.RefitReport or None
         Held-out rate-level errors before and after the re-solve.
     weight_bits, quantization : int or None, dict or None
@@ -97,7 +102,7 @@ class ConvertedModel:
     def __init__(self, spec, fits, layers, network, *, neuron_type, n_neurons, max_rate,
                  connection_synapse, seed=None, convert_time=0.0, weights=None,
                  biases=None, refit_report=None, platform=None, weight_bits=None,
-                 quantization=None):
+                 quantization=None, skip_weights=None):
         self.spec = spec
         self.fits = tuple(fits)
         self.layers = tuple(layers)
@@ -110,6 +115,7 @@ class ConvertedModel:
         self.convert_time = convert_time
         self.weights = None if weights is None else tuple(weights)
         self.biases = None if biases is None else tuple(biases)
+        self.skip_weights = dict(skip_weights or {})
         self.refit_report = refit_report
         self.is_classifier = spec.is_classifier
         self.classes_ = spec.classes
@@ -383,30 +389,6 @@ class ConvertedModel:
                 "neurons (expected 1): the network was changed after convert")
         return conns[0]
 
-    def _first_layer_gains(self):
-        """Current per unit input of each first-layer neuron, as the network runs it.
-
-        Neuron ``n`` of unit ``u`` receives ``c[n] * (x @ W)[u]`` from the
-        input (``W``: the source model's first weights; its bias is in the
-        neurons' bias currents): ``c = gain * encoders``, or its rounding
-        with ``weight_bits`` (the connection into the neurons is on chip).
-        Read from `network`.
-
-        Returns
-        -------
-        ndarray, shape (n_neurons_0,)
-        """
-        layer = self.network.layers[0]
-        conn = self._connection_into(0)
-        t = connection_matrix(conn)
-        t = t.toarray() if scipy.sparse.issparse(t) else np.asarray(t)
-        n = layer.fit.n_neurons
-        unit = np.repeat(np.arange(layer.n_units), n)
-        c = np.asarray(layer.ensemble.gain, dtype=float) * t[np.arange(len(unit)), unit]
-        if conn.pre_obj is not layer.input:  # Dense host transforms: fed x / input_scale
-            c = c / layer.input_scale[unit]
-        return c
-
     @public
     def rate_output(self, X):
         """What the network computes without spike noise (rate level, numpy, no simulation).
@@ -422,7 +404,8 @@ class ConvertedModel:
         if self.weight_bits is not None:
             return self._outputs(rate_forward(self, a))
         if self.weights is not None:
-            return self._outputs(forward(self.spec, self.fits, self.weights, self.biases,
+            links = links_of(self.weights, self.skip_weights)
+            return self._outputs(forward(self.spec, self.fits, links, self.biases,
                                          a)[1])
         return self._outputs(self.spec.forward(a, [fit.predict for fit in self.fits])[0][-1])
 

@@ -17,7 +17,7 @@ import scipy.sparse
 
 from .._validation import check_bool, check_finite_array, check_int, public
 from ..exceptions import PopfitTypeError, PopfitValueError
-from ..graph import connects_from, connects_into, population_layers
+from ..graph import connects_into, population_layers
 from ..targets import apply_activation
 from .spec import check_samples, dot
 
@@ -27,13 +27,14 @@ WEIGHT_BITS_RANGE = (2, 16)
 
 # --------------------------------------------------------------------- weights
 @public
-def quantize(weights, bits):
+def quantize(weights, bits, w_max=None):
     """Round ``weights`` to ``2 * (2**bits - 1) + 1`` levels with one shared step.
 
-    The step is ``max |w| / (2**bits - 1)``, so the largest magnitude is
-    exact: what nengo-loihi does to the weights of a block with one incoming
-    connection (8-bit magnitudes and a sign, scaled by one shared factor;
-    ``discretize_weights``). Every weight moves to the nearest level (at most
+    The step is ``w_max / (2**bits - 1)`` with ``w_max = max |w|`` by
+    default, so the largest magnitude is exact: what nengo-loihi does to the
+    weights of a block (8-bit magnitudes and a sign, scaled by one factor
+    shared by every connection into the block, from their largest magnitude;
+    ``discretize_block``). Every weight moves to the nearest level (at most
     half a step), so at most ``2**bits - 1`` nonzero magnitudes remain per
     sign and zeros stay zero. Works on dense arrays and scipy sparse matrices.
 
@@ -44,6 +45,10 @@ def quantize(weights, bits):
     bits : int
         Bits of a weight magnitude, in [2, 16] (as a platform's
         ``weight_bits``; Loihi stores 8).
+    w_max : float, optional
+        The magnitude the step is based on, at least ``max |w|`` (the
+        largest magnitude of all connections sharing the step). Default:
+        ``max |w|``.
 
     Returns
     -------
@@ -54,11 +59,19 @@ def quantize(weights, bits):
     bits = check_int(bits, "bits", low=lo, high=hi)
     if scipy.sparse.issparse(weights):
         out = scipy.sparse.csr_matrix(weights, dtype=float, copy=True)
-        out.data = quantize(out.data, bits)
+        out.data = quantize(out.data, bits, w_max)
         out.eliminate_zeros()
         return out
     w = check_finite_array(weights, "weights")
     wmax = float(np.max(np.abs(w))) if w.size else 0.0
+    if w_max is not None:
+        w_max = check_finite_array(w_max, "w_max")
+        if w_max.ndim or not w_max >= wmax:
+            raise PopfitValueError(
+                f"w_max must be a number at least max |weights| = {wmax:g} (got "
+                f"{w_max!r}); pass the largest magnitude of all the weights sharing the "
+                "step, or None")
+        wmax = float(w_max)
     if wmax == 0.0:
         return w.copy()
     levels = 2**bits - 1
@@ -73,7 +86,8 @@ def quantize_network(network, bits, originals=None):
 
     Each connection into a layer's ``ensemble.neurons`` gets its effective
     weights ``gain_post * transform`` (what the chip stores) rounded by
-    `quantize` (one shared step per connection), then divided by the gain
+    `quantize` (one step shared by every connection into the layer, as nengo-loihi's
+    ``discretize_block`` shares it), then divided by the gain
     again (nengo multiplies it back). Connections to the host (decoded
     outputs) stay in floating point: they run off chip.
 
@@ -95,18 +109,21 @@ def quantize_network(network, bits, originals=None):
     info = []
     for layer in population_layers(network):
         gain = np.asarray(layer.ensemble.gain, dtype=float)
-        for conn in network.all_connections:
-            if not connects_into(conn, layer.ensemble):
-                continue
+        conns = [c for c in network.all_connections if connects_into(c, layer.ensemble)]
+        effective = []
+        for conn in conns:
             t = conn.transform
-            sparse = isinstance(t, nengo.transforms.Sparse)
-            w = t.init if sparse else np.asarray(t.init, dtype=float)
-            if sparse and not scipy.sparse.issparse(w):
-                w = scipy.sparse.csr_matrix((w.data, w.indices.T), shape=t.shape)
+            w = _matrix(conn)
             if originals is not None:
-                originals[id(conn)] = _matrix(conn)
-            w = scipy.sparse.diags(gain) @ w if sparse else gain[:, None] * w
-            q = quantize(w, int(bits))
+                originals[id(conn)] = w
+            effective.append(scipy.sparse.diags(gain) @ w
+                             if isinstance(t, nengo.transforms.Sparse) else gain[:, None] * w)
+        # one step for every connection into the layer (nengo-loihi's discretize_block)
+        w_max = max((float(abs(w).max()) if w.shape[0] * w.shape[1] else 0.0
+                     for w in effective), default=0.0)
+        for conn, w in zip(conns, effective):
+            sparse = isinstance(conn.transform, nengo.transforms.Sparse)
+            q = quantize(w, int(bits), w_max)
             if sparse:
                 qt = scipy.sparse.diags(1.0 / gain) @ q
                 conn.transform = nengo.transforms.Sparse(qt.shape, init=qt.tocsr())
@@ -117,7 +134,7 @@ def quantize_network(network, bits, originals=None):
             nz = w != 0
             info.append({
                 "connection": str(conn), "shape": tuple(w.shape),
-                "step": float(np.max(np.abs(w))) / (2**bits - 1),
+                "step": w_max / (2**bits - 1),
                 "max_relative_change": float(np.max(np.abs(q[nz] - w[nz]) / np.abs(w[nz])))
                 if nz.any() else 0.0})
     return info
@@ -212,30 +229,34 @@ def rate_forward(model, X, float_weights=False):
 def _rate_forward(model, X, transforms):
     net = model.network
     spec = model.spec
-    a = None
-    for i, (layer, dense) in enumerate(zip(net.layers, spec.hidden)):
-        conns = [c for c in net.all_connections if connects_into(c, layer.ensemble)]
-        if len(conns) != 1:
-            raise PopfitValueError(
-                f"layer {i} has {len(conns)} incoming connections (expected 1): "
-                "the network was changed after convert")
-        w = _matrix(conns[0], transforms)
-        if i == 0:
-            v = dot(X, dense.weights)  # the host part: X -> layer.input
-            if conns[0].pre_obj is not layer.input:  # Dense host transforms: the scaled Node
-                v = v / layer.input_scale
-            u = v
-        else:
-            u = a
-        j = (w @ u.T).T * layer.ensemble.gain + layer.ensemble.bias
+    index = {layer.ensemble: i for i, layer in enumerate(net.layers)}
+    rates = []
+    for i, (layer, unit) in enumerate(zip(net.layers, spec.hidden)):
+        j = 0.0
+        for conn in net.all_connections:
+            if not connects_into(conn, layer.ensemble):
+                continue
+            w = _matrix(conn, transforms)
+            pre = getattr(conn.pre_obj, "ensemble", None)
+            if pre in index:  # another layer's neurons
+                u = rates[index[pre]]
+            else:  # the host: the model input into this layer (X -> layer.input)
+                u = sum(dot(X, m) for s, m in unit.inputs(i) if s == -1)
+                if conn.pre_obj is not layer.input:  # Dense host transforms: the scaled Node
+                    u = u / layer.input_scale
+            j = j + (w @ np.asarray(u).T).T
+        j = j * layer.ensemble.gain + layer.ensemble.bias
         nt = layer.ensemble.neuron_type
-        a = nt.rates(j, np.ones(j.shape[1]), np.zeros(j.shape[1]))
+        rates.append(nt.rates(j, np.ones(j.shape[1]), np.zeros(j.shape[1])))
     y = 0.0
     for c in net.all_connections:
         if c.post_obj is not net.output:
             continue
-        if connects_from(c, net.layers[-1].ensemble):
-            y = y + (_matrix(c, transforms) @ a.T).T
+        pre = getattr(c.pre_obj, "ensemble", None)
+        if pre in index:
+            y = y + (_matrix(c, transforms) @ rates[index[pre]].T).T
+        elif c.pre_obj is net.input:  # the model input straight into the output
+            y = y + (_matrix(c, transforms) @ X.T).T
         elif isinstance(c.pre_obj, nengo.Node) and c.pre_obj.output is not None \
                 and not callable(c.pre_obj.output):  # the constant output bias
             y = y + np.asarray(c.pre_obj.output, dtype=float)  # identity connection
@@ -287,7 +308,7 @@ def quantize_model(model, bits, X=None):
     """A copy of ``model`` whose network holds its weights rounded to ``bits`` magnitude bits.
 
     Every connection into a population layer's neurons is rounded by
-    `quantize_network` (one shared step per connection, as the chip stores
+    `quantize_network` (one shared step per layer, as the chip stores
     it); connections to the host stay in floating point. ``model`` itself is
     unchanged. Every prediction path of the copy (``predict``,
     ``decoded_output``, ``rate_output``, `popfit.to_nir`) runs the rounded
@@ -311,7 +332,6 @@ def quantize_model(model, bits, X=None):
         `rate_forward`'s ``float_weights``) and the ``"cost"``.
     """
     model = _check_model(model)
-    model.spec.check_chain("weight_bits (quantize_model)")
     if model.weight_bits is not None:
         raise PopfitValueError(
             f"model's weights are already rounded to weight_bits={model.weight_bits}; "

@@ -173,91 +173,150 @@ def split_calibration(X, holdout, seed):
     return X[order[n_hold:]], X[order[:n_hold]]
 
 
-def forward(spec, fits, weights, biases, X):
+def links_of(weights, skip_weights=None):
+    """``{(source, target): matrix}`` of the neuron-level weights between layers.
+
+    ``weights[l]`` is the link from hidden layer ``l`` to layer ``l + 1``
+    (the output, for the last); ``skip_weights`` adds the links of skip
+    (merge) connections, keyed ``(source, target)``.
+    """
+    links = {(l, l + 1): w for l, w in enumerate(weights)}
+    links.update(skip_weights or {})
+    return links
+
+
+def standard_links(spec, fits):
+    """The standard neuron-level links: each source matrix with its decoders folded in."""
+    return {(s, t): folded_weights(fits[s], matrix)
+            for t, layer in enumerate(spec.layers) for s, matrix in layer.inputs(t) if s >= 0}
+
+
+def forward(spec, fits, links, biases, X):
     """Rate-level pass through the converted model.
 
+    ``links[(s, t)]``: the weights from hidden layer ``s``'s neurons to layer
+    ``t``'s units (or the outputs), as `links_of`; ``biases[t - 1]``: layer
+    ``t``'s input bias (``t >= 1``; the first layer's is the source's).
+    Inputs from the model input (source -1) are the source's matrices.
+
     Returns each hidden layer's rates and the decoded output (before the
-    output nonlinearity). ``weights[l]``, ``biases[l]``: from hidden layer
-    ``l``'s neurons to the next layer's units (or the outputs).
+    output nonlinearity).
     """
-    first = spec.layers[0]
-    z = dot(X, first.weights) + first.bias
     rates = []
-    for fit, w, b in zip(fits, weights, biases):
-        a = layer_rates(fit, z)
-        rates.append(a)
-        z = dot(a, w.T) + b
+    for t in range(len(spec.layers)):
+        z = pre_activation(spec, t, links, biases, X, rates)
+        if t < len(fits):
+            rates.append(layer_rates(fits[t], z))
     return rates, z
 
 
+def pre_activation(spec, t, links, biases, X, rates):
+    """Layer ``t``'s pre-activations from the input ``X`` and the earlier layers' ``rates``."""
+    layer = spec.layers[t]
+    z = layer.bias if t == 0 else biases[t - 1]
+    for s, matrix in layer.inputs(t):
+        z = z + (dot(X, matrix) if s == -1 else dot(rates[s], links[s, t].T))
+    return z
+
+
 def refit_weights(spec, fits, X, *, holdout, synapse, seed):
-    """Re-solve the weights leaving every hidden layer (see the module docstring).
+    """Re-solve the weights into every layer after the first (see the module docstring).
+
+    The inputs of layer ``t`` from hidden layers are solved together (one
+    ridge problem over the concatenated rates of its sources), those from the
+    model input and convolutions (sparse matrices, whose weight sharing is
+    kept) held fixed at the source's weights.
 
     Returns
     -------
     weights : list of ndarray, shape (n_next, n_neurons_l)
+        The link from hidden layer ``l`` to layer ``l + 1``.
     biases : list of ndarray, shape (n_next,)
+        The input bias of layer ``l + 1``.
+    skip_weights : dict
+        ``{(source, target): ndarray}``, the links of skip connections.
     report : RefitReport
+        ``kept[l]``: whether the weights into layer ``l + 1`` were re-solved.
     """
     X_fit, X_hold = split_calibration(X, holdout, seed)
     pre_fit = spec.forward(X_fit)[0]
     pre_hold, out_hold = spec.forward(X_hold)
-    std_w = [folded_weights(fit, nxt.weights) for fit, nxt in zip(fits, spec.layers[1:])]
-    std_b = [nxt.bias.astype(float) for nxt in spec.layers[1:]]
+    std = standard_links(spec, fits)
+    std_b = [layer.bias.astype(float) for layer in spec.layers[1:]]
+    n = len(fits)
 
-    first = spec.layers[0]
-    z_fit = dot(X_fit, first.weights) + first.bias
-    z_hold = dot(X_hold, first.weights) + first.bias
     def output_errors(out):  # per held-out sample, after the output nonlinearity
         return np.mean((apply_activation(spec.output.activation, out) - out_hold) ** 2, axis=1)
 
-    weights, biases, kept = [], [], []
-    for i, fit in enumerate(fits):
-        a_fit, a_hold = layer_rates(fit, z_fit), layer_rates(fit, z_hold)
-        if scipy.sparse.issparse(std_w[i]):  # a convolution: its weight sharing is kept
-            weights.append(std_w[i])
-            biases.append(std_b[i])
-            kept.append(False)
-            z_fit, z_hold = dot(a_fit, std_w[i].T) + std_b[i], dot(a_hold, std_w[i].T) + std_b[i]
-            continue
-        penalty = noise_penalty(a_fit, synapse)
-        w, b = solve_weights(a_fit, pre_fit[i + 1], penalty)
-        if i + 1 < len(fits):  # expected error of the next pre-activations, noise included
-            hold_penalty = noise_penalty(a_hold, synapse)
-            better = significantly_lower(
-                sample_errors(a_hold, pre_hold[i + 1], w, b, hold_penalty),
-                sample_errors(a_hold, pre_hold[i + 1], std_w[i], std_b[i], hold_penalty))
-        else:  # the outputs, after the output nonlinearity (what predictions are)
-            better = significantly_lower(output_errors(a_hold @ w.T + b),
-                                         output_errors(a_hold @ std_w[i].T + std_b[i]))
-        if not better:
-            w, b = std_w[i], std_b[i]
-        weights.append(w)
-        biases.append(b)
+    rates_fit = [layer_rates(fits[0], pre_activation(spec, 0, None, None, X_fit, []))]
+    rates_hold = [layer_rates(fits[0], pre_activation(spec, 0, None, None, X_hold, []))]
+    links, biases, kept = {}, [], []
+    for t in range(1, n + 1):
+        layer = spec.layers[t]
+        free = [s for s, _ in layer.inputs(t) if s >= 0 and not scipy.sparse.issparse(std[s, t])]
+        fixed = [(s, m) for s, m in layer.inputs(t) if s not in free]
+
+        def fixed_part(X_, rates):
+            f = 0.0
+            for s, m in fixed:
+                f = f + (dot(X_, m) if s == -1 else dot(rates[s], std[s, t].T))
+            return f
+
+        f_fit, f_hold = fixed_part(X_fit, rates_fit), fixed_part(X_hold, rates_hold)
+        better = False
+        if free:
+            a_fit = np.hstack([rates_fit[s] for s in free])
+            a_hold = np.hstack([rates_hold[s] for s in free])
+            w, b = solve_weights(a_fit, pre_fit[t] - f_fit, noise_penalty(a_fit, synapse))
+            w_std = np.hstack([np.asarray(std[s, t].todense()) if scipy.sparse.issparse(
+                std[s, t]) else std[s, t] for s in free])
+            if t < n:  # expected error of the next pre-activations, noise included
+                hold_penalty = noise_penalty(a_hold, synapse)
+                target = pre_hold[t] - f_hold
+                better = significantly_lower(
+                    sample_errors(a_hold, target, w, b, hold_penalty),
+                    sample_errors(a_hold, target, w_std, std_b[t - 1], hold_penalty))
+            else:  # the outputs, after the output nonlinearity (what predictions are)
+                better = significantly_lower(output_errors(a_hold @ w.T + b + f_hold),
+                                             output_errors(a_hold @ w_std.T + std_b[t - 1]
+                                                           + f_hold))
+        if better:
+            cuts = np.cumsum([rates_fit[s].shape[1] for s in free])[:-1]
+            links.update({(s, t): part for s, part in zip(free, np.split(w, cuts, axis=1))})
+            links.update({(s, t): std[s, t] for s, _ in fixed if s >= 0})
+            biases.append(b)
+        else:
+            links.update({(s, t): std[s, t] for s, _ in layer.inputs(t) if s >= 0})
+            biases.append(std_b[t - 1])
         kept.append(bool(better))
-        z_fit, z_hold = a_fit @ w.T + b, a_hold @ w.T + b
+        if t < n:
+            rates_fit.append(layer_rates(fits[t], pre_activation(
+                spec, t, links, biases, X_fit, rates_fit)))
+            rates_hold.append(layer_rates(fits[t], pre_activation(
+                spec, t, links, biases, X_hold, rates_hold)))
 
     # the model as a whole: a hidden layer's re-solve kept for its successor's
     # inputs can leave the outputs worse when the next re-solve is not kept
     if any(kept) and not significantly_lower(
-            output_errors(forward(spec, fits, weights, biases, X_hold)[1]),
-            output_errors(forward(spec, fits, std_w, std_b, X_hold)[1])):
-        weights, biases, kept = list(std_w), list(std_b), [False] * len(fits)
+            output_errors(forward(spec, fits, links, biases, X_hold)[1]),
+            output_errors(forward(spec, fits, std, std_b, X_hold)[1])):
+        links, biases, kept = dict(std), list(std_b), [False] * n
 
-    def errors(ws, bs):
-        rates, out = forward(spec, fits, ws, bs, X_hold)
-        layer = [float(np.sqrt(np.mean((dot(a, w.T) + b - pre_hold[i + 1]) ** 2)))
-                 for i, (a, w, b) in enumerate(zip(rates, ws, bs))]
+    def errors(ls, bs):
+        rates, out = forward(spec, fits, ls, bs, X_hold)
+        layer = [float(np.sqrt(np.mean((pre_activation(spec, t, ls, bs, X_hold, rates)
+                                         - pre_hold[t]) ** 2))) for t in range(1, n + 1)]
         act = spec.output.activation
         rms = float(np.sqrt(np.mean((out - pre_hold[-1]) ** 2)))
         mae = float(np.mean(np.abs(apply_activation(act, out) - out_hold)))
         return layer, rms, mae
 
-    before, after = errors(std_w, std_b), errors(weights, biases)
+    before, after = errors(std, std_b), errors(links, biases)
     report = RefitReport(
         n_fit=len(X_fit), n_holdout=len(X_hold), synapse=float(synapse),
         kept=tuple(kept), layer_rms_before=tuple(before[0]), layer_rms_after=tuple(after[0]),
         output_rms_before=before[1], output_rms_after=after[1],
         output_mae_before=before[2], output_mae_after=after[2])
-    return weights, biases, report
-
+    weights = [links[l, l + 1] for l in range(n)]
+    skip_weights = {k: v for k, v in links.items() if k[1] != k[0] + 1}
+    return weights, biases, skip_weights, report

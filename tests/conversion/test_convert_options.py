@@ -210,29 +210,31 @@ def test_refit_outputs_are_significantly_better_on_held_out_data_or_standard(
     """Whatever the depth, the re-solved weights are kept only if the model's held-out
     output errors (recomputed here from the same split) are significantly lower than
     with the standard weights everywhere; otherwise every layer keeps the standard ones."""
-    from popfit.conversion.refit import (folded_weights, forward, refit_weights,
-                                         significantly_lower, split_calibration)
+    from popfit.conversion.refit import (forward, links_of, refit_weights,
+                                         significantly_lower, split_calibration,
+                                         standard_links)
 
     mlp, X = train(hidden, seed=2)
     X = X[:n_calibration]
     base = popfit.convert(mlp, n_neurons=3, calibration_data=X, search=QUICK, seed=1,
                           refit=False)
-    ws, bs, rep = refit_weights(base.spec, base.fits, X, holdout=0.25, synapse=0.02,
-                                seed=1)
+    ws, bs, skips, rep = refit_weights(base.spec, base.fits, X, holdout=0.25, synapse=0.02,
+                                       seed=1)
+    assert skips == {}  # a chain
     _, X_hold = split_calibration(X, 0.25, 1)
     y_hold = mlp.predict(X_hold)
-    std_w = [folded_weights(f, nxt.weights) for f, nxt in zip(base.fits, base.spec.layers[1:])]
+    std = standard_links(base.spec, base.fits)
     std_b = [nxt.bias for nxt in base.spec.layers[1:]]
 
-    def errors(w, b):
-        return (forward(base.spec, base.fits, w, b, X_hold)[1][:, 0] - y_hold) ** 2
+    def errors(links, b):
+        return (forward(base.spec, base.fits, links, b, X_hold)[1][:, 0] - y_hold) ** 2
 
     assert len(rep.kept) == len(hidden) and any(rep.kept) == any_kept
     if any(rep.kept):
-        assert significantly_lower(errors(ws, bs), errors(std_w, std_b))
+        assert significantly_lower(errors(links_of(ws), bs), errors(std, std_b))
     else:
-        for w, s in zip(ws, std_w):
-            np.testing.assert_array_equal(w, s)
+        for l, w in enumerate(ws):
+            np.testing.assert_array_equal(w, std[l, l + 1])
 
 
 # ---------------------------------------------------------------- calibration data

@@ -175,7 +175,8 @@ def test_every_layer_folds_exactly(name):
     _randomize(model, 1)
     rng = np.random.default_rng(1)
     X_cal = rng.uniform(-1, 1, size=(60,) + shape)
-    conv = popfit.convert(model, n_neurons=2, calibration_data=X_cal, search=QUICK, seed=0)
+    conv = popfit.convert(model, n_neurons=2, calibration_data=X_cal, search=QUICK, seed=0,
+                          refit=False)
     X = rng.uniform(-1, 1, size=(20,) + shape)
     ref = keras_reference(model, conv.fits, X)
     np.testing.assert_allclose(conv.rate_output(X), ref, rtol=1e-6, atol=1e-6)
@@ -286,21 +287,80 @@ def test_refit_keeps_convolutions_and_resolves_dense_layers():
     assert out.shape == (3, 2) and np.all(np.isfinite(out))
 
 
-def test_refit_and_chain_only_options_refused_with_the_reason():
-    residual = _model((5,), merges)
-    with pytest.raises(ConversionError, match=r"refit=True re-solves .* skip \(merge\) "
-                                              r"connections; use refit=False"):
-        popfit.convert(residual, calibration_data=np.zeros((40, 5)), refit=True, search=QUICK)
-    with pytest.raises(ConversionError, match=r"weight_bits \(quantize_model; platform 'nengo'\) "
-                                              r"supports models "
-                                              r"whose layers form a chain.* also takes inputs "
-                                              r"from earlier layers"):
-        popfit.convert(residual, platform=popfit.get_platform("nengo", weight_bits=8),
-                       n_neurons=1, search=QUICK)
-    conv = popfit.convert(residual, n_neurons=1, search=QUICK, seed=0)
+@pytest.fixture(scope="module")
+def residual():
+    """The merges model with random weights, and calibration inputs."""
+    keras.utils.set_random_seed(2)
+    model = _model((5,), merges)
+    _randomize(model, 2)
+    return model, np.random.default_rng(2).uniform(-1, 1, size=(200, 5))
+
+
+def test_refit_solves_all_inputs_of_a_merged_layer_together(residual):
+    from popfit.conversion.quantize import rate_forward
+
+    model, X_cal = residual
+    conv = popfit.convert(model, n_neurons=1, calibration_data=X_cal, search=QUICK, seed=0)
+    std = popfit.convert(model, n_neurons=1, calibration_data=X_cal, search=QUICK, seed=0,
+                         refit=False)
+    report = conv.refit_report
+    assert report is not None and all(report.kept)  # 1 neuron per unit: a large fit error
+    assert report.output_rms_after < 0.5 * report.output_rms_before
+    # every skip from a hidden layer is re-solved with the main inputs (the input's is exact)
+    assert sorted(conv.skip_weights) == [(0, 2), (0, 3), (1, 3)]
+    for (s, t), w in conv.skip_weights.items():
+        assert w.shape == (conv.spec.layers[t].n_out, conv.fits[s].n_neurons * 6)
+    # the network holds the re-solved weights: its rate-level output is rate_output's
+    X = np.random.default_rng(3).uniform(-1, 1, size=(30, 5))
+    np.testing.assert_allclose(conv._outputs(rate_forward(conv, X)), conv.rate_output(X),
+                               rtol=1e-9, atol=1e-12)
+    # closer to the source model than the standard weights, on new inputs
+    ref = model.predict(X, verbose=0)
+    assert _rms(conv.rate_output(X), ref) < 0.5 * _rms(std.rate_output(X), ref)
     with pytest.raises(ConversionError, match=r"neuron_weights supports models whose layers "
                                               r"form a chain"):
         conv.neuron_weights()
+
+
+def test_weight_bits_round_every_input_of_a_merged_layer_with_one_step(residual):
+    from popfit.conversion.quantize import quantization_cost, rate_forward
+    from popfit.graph import connects_into
+
+    model, X_cal = residual
+    kw = dict(n_neurons=2, calibration_data=X_cal, search=QUICK, seed=0, refit=False)
+    exact = popfit.convert(model, **kw)
+    rounded = popfit.convert(model, platform=popfit.get_platform("nengo", weight_bits=3), **kw)
+    net = rounded.network
+    infos = rounded.quantization["connections"]
+    for layer in net.layers:  # nengo-loihi's discretize_block: one step per block
+        conns = [c for c in net.all_connections if connects_into(c, layer.ensemble)]
+        gain = np.asarray(layer.ensemble.gain)[:, None]
+        effective = [gain * (c.transform.init.toarray() if hasattr(c.transform.init, "toarray")
+                             else np.asarray(c.transform.init)) for c in conns]
+        step = max(np.abs(w).max() for w in effective) / (2**3 - 1)
+        assert sum(np.isclose(i["step"], step, rtol=1e-12) for i in infos) == len(conns)
+        for w in effective:  # every weight on the shared grid
+            np.testing.assert_allclose(w / step, np.round(w / step), atol=1e-6)
+    assert len(infos) == sum(len(layer.inputs(t)) for t, layer in
+                             enumerate(rounded.spec.hidden))
+    X = np.random.default_rng(4).uniform(-1, 1, size=(6, 5))
+    # rate_output describes the rounded network; its float weights give the float model
+    np.testing.assert_allclose(rounded.rate_output(X), rounded._outputs(rate_forward(rounded, X)),
+                               atol=1e-12)
+    np.testing.assert_allclose(rate_forward(rounded, X, float_weights=True),
+                               rate_forward(exact, X), rtol=1e-9, atol=1e-12)
+    assert _rms(rounded.rate_output(X), exact.rate_output(X)) > 1e-3
+    assert quantization_cost(rounded, X)["output_nrmse"] > 0
+    # batched and sequential simulations run the same rounded network
+    run = dict(presentation_time=0.2, progress_bar=False)
+    batched = rounded.decoded_output(X, **run)
+    sequential = rounded.decoded_output(X, sequential=True, **run)
+    floats = exact.decoded_output(X, **run)
+    assert _rms(batched, sequential) < 0.5 * _rms(batched, floats)
+
+
+def _rms(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
 # ------------------------------------------------------------ the linear maps

@@ -152,12 +152,14 @@ def test_residual_model_through_every_path(keras_graphs, digits_small, neuron_ty
     check_all_paths(model, X[:3], digits_small[3], copy_rtol=1e-13)
 
 
-def test_residual_model_refused_where_weights_are_rounded(keras_graphs):
+@pytest.mark.parametrize("option", ["nengo+weight_bits=4", "loihi-on-nengo"])
+def test_residual_model_with_rounded_weights_through_every_path(keras_graphs, digits_small,
+                                                                option):
     _, residual, X = keras_graphs
-    with pytest.raises(popfit.ConversionError, match=r"weight_bits \(quantize_model; platform "
-                                                     r"'nengo'\) supports models whose layers "
-                                                     r"form a chain"):
-        popfit.convert(residual, n_neurons=1, search=QUICK, **OPTIONS["nengo+weight_bits=4"])
+    model = popfit.convert(residual, neuron_type="LIF", n_neurons=2, calibration_data=X[:100],
+                           search=QUICK, seed=0, **OPTIONS[option])
+    assert model.weight_bits is not None and model.refit_report is not None
+    check_all_paths(model, X[:3], digits_small[3], copy_rtol=1e-13)
 
 
 #: NIR platforms, with the neuron types they run (None: the platform's own).
