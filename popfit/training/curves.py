@@ -183,10 +183,11 @@ def forward(params, layers, X, pre=None):
 def forward_compiled(params, layers, X, with_pre=False):
     """`forward`, compiled by ``jax.jit`` once per model structure and input shape.
 
-    The neuron kinds are static and the fits' constants traced, so models
-    with the same structure share one compilation (op by op, a CNN's forward
-    compiles dozens of operations for every new input shape). Returns
-    ``(out, spikes)``, and the list of pre-activations with ``with_pre``.
+    The neuron kinds (and sparsity patterns, skip sources) are static and
+    the fits' constants traced, so refitted populations reuse the
+    compilation; run op by op, a CNN's forward compiles dozens of small
+    operations for every new input shape. Returns ``(out, spikes)``, and the
+    list of pre-activations with ``with_pre``.
     """
     kinds = tuple(kind for kind, _ in layers)
     return _compiled(params, [c for _, c in layers], X, kinds, bool(with_pre))
