@@ -1,6 +1,6 @@
 """Benchmark: popfit.finetune on digits, against the ANN and nengo's signed network.
 
-python benchmarks/bench_finetune.py [--subset N] [--seed S]
+python benchmarks/bench_finetune.py [--subset N] [--seed S] [--only cnn|residual]
 
 Digits, MLPClassifier((64,), tanh) trained as in bench_convert.py, 450 held-out
 digits, presentation times 0.03, 0.05 and 0.1 s (dt 1 ms, synapse 5 ms, max
@@ -33,6 +33,17 @@ spiking and rate level, converted at 4 neurons per unit (refit; the bar of
 bench_convert: within 0.05) and at 1 and 2, plain and fine-tuned (loss
 "distill": towards Keras's outputs on its 1,000 training inputs; 80 epochs,
 Adam 3e-3: at 40 the 1-neuron model still improved in its last epoch).
+
+With ``--only cnn`` (or ``--only residual``), only bench_convert's section 6 Keras
+graph: the digits CNN (Conv2D(8, 3, same, tanh), BatchNormalization,
+AveragePooling2D(2), Dropout, Conv2D(16, 3, tanh), Flatten, Dropout,
+Dense(10, softmax); or the residual Add model), trained as there, 450 test
+digits at 0.1 s: converted at 4 LIF per unit (refit), and at 1 and 2 LIF per
+unit plain and fine-tuned (cross-entropy, at most 20 epochs, the convolutions'
+nonzeros trained with their sparsity patterns fixed), beside Keras and the
+signed network of the same weights (popfit.baseline.signed_model_network);
+spiking accuracy from the batched ``predict``, spikes per digit counted in a
+sequential run of the first 100 test digits.
 
 With ``--toolchain loihi`` (run in the nengo-loihi venv) or ``--toolchain
 snntorch`` (run in the NIR venv), the same digits model is converted for that
@@ -78,6 +89,8 @@ SPIKE_COSTS = (5e-6, 1e-5, 1.5e-5, 2e-5, 3e-5, 1e-4)
 SPIKE_BUDGET = 0.5
 #: A larger spike cost shown beside the chosen one.
 SPIKE_COST_HIGH = 3e-4
+#: Epochs (at most: early stopping) of the Keras graphs' fine-tuning (``--only cnn|residual``).
+GRAPH_EPOCHS = 20
 
 
 def toolchain(name, seed, n_test=100):
@@ -276,5 +289,82 @@ def keras_regressor(seed):
               f"{'PASS' if v <= 0.05 else 'FAIL'}; vs 4 LIF/unit converted {bar:.4f}")
 
 
+#: ``--only cnn`` / ``--only residual``: the Keras digits models of bench_convert's section 6.
+GRAPH_MODELS = {
+    "cnn": ("digits CNN (Keras: Conv2D(8, 3, same, tanh), BN, AveragePooling2D(2), Dropout, "
+            "Conv2D(16, 3, tanh), Flatten, Dropout, Dense(10, softmax))", "digits_cnn"),
+    "residual": ("digits residual model (Keras: Dense(64, tanh) -> Dropout -> Dense(64, tanh), "
+                 "Add of the two, Dense(10, softmax))", "digits_residual")}
+
+
+def digits_graph_section(which, seed, subset, epochs=GRAPH_EPOCHS):
+    """``--only cnn|residual``: a Keras digits graph fine-tuned at 1 and 2 LIF per unit,
+    beside plain conversion at 4 (refit) and the signed network of the same weights."""
+    import digits_models
+
+    keras = digits_models.import_keras()
+    title, build = GRAPH_MODELS[which]
+    X_train, X_test, y_train, y_test = digits(seed, subset)
+    net, shape = digits_models.trained(keras, getattr(digits_models, build), X_train, y_train,
+                                       seed)
+    src = digits_models.accuracy(net, X_test, y_test)
+    T, n_spk = 0.1, min(100, len(X_test))
+    kw = dict(max_rate=MAX_RATE, connection_synapse=SYNAPSE,
+              calibration_data=X_train.reshape((-1,) + shape), seed=seed)
+    rows, times = {}, {}
+    four = popfit.convert(net, n_neurons=4, **kw)
+    rows["popfit 4 LIF/unit, converted (refit)"] = four
+    for n in (1, 2):
+        plain = popfit.convert(net, n_neurons=n, refit=False, **kw)
+        rows[f"popfit {n} LIF/unit, converted"] = plain
+        start = time.perf_counter()
+        rows[f"popfit {n} LIF/unit, fine-tuned"] = popfit.finetune(
+            plain, X_train, y_train, epochs=epochs, seed=seed)
+        times[n] = time.perf_counter() - start
+    print("finetune: " + ", ".join(f"{n} LIF/unit {t:.1f} s" for n, t in times.items())
+          + f" ({epochs} epochs max, early stopping)")
+    print(rows["popfit 1 LIF/unit, fine-tuned"].report())
+    signed = popfit.baseline.signed_model_network(four)
+    signed_neurons = [ens.neurons for ens in signed.layers]
+    units = sum(layer.n_out for layer in four.spec.hidden)
+    print(f"\n== {title}, {len(X_test)} test digits at {T:g} s; Keras {100 * src:.2f}%; max "
+          f"{MAX_RATE:g} Hz, synapse {SYNAPSE * 1e3:g} ms; spikes/digit counted in a "
+          f"sequential run on {n_spk} digits")
+    print(f"{'model':<40}{'neurons':>8}{'rate acc':>10}{'spiking acc':>13}{'vs Keras':>10}"
+          f"{'spikes/digit':>14}")
+    out, _ = simulate(signed, signed_neurons, X_test, T, seed, SYNAPSE)
+    s_spikes = simulate(signed, signed_neurons, X_test[:n_spk], T, seed, SYNAPSE)[1]
+    s_acc = float(np.mean(out.argmax(1) == y_test))
+    print(f"{'signed RegularSpiking, 1/unit':<40}{units:8d}{'-':>10}{100 * s_acc:12.2f}%"
+          f"{100 * (s_acc - src):+9.2f}pp{s_spikes:14.0f}")
+    results = {}
+    for name, m in rows.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            acc = float(np.mean(m.predict(X_test, T, progress_bar=False) == y_test))
+        rate = float(np.mean(m.rate_output(X_test).argmax(1) == y_test))
+        spikes = simulate(m.network, [layer.ensemble.neurons for layer in m.network.layers],
+                          X_test[:n_spk], T, seed, SYNAPSE)[1]
+        results[name] = (acc, spikes)
+        print(f"{name:<40}{m.total_neurons:8d}{100 * rate:9.2f}%{100 * acc:12.2f}%"
+              f"{100 * (acc - src):+9.2f}pp{spikes:14.0f}")
+    four_acc, four_spikes = results["popfit 4 LIF/unit, converted (refit)"]
+    for n in (1, 2):
+        acc, spikes = results[f"popfit {n} LIF/unit, fine-tuned"]
+        print(f"  bar: {n} LIF/unit fine-tuned {100 * acc:.2f}% >= Keras - 1 pp "
+              f"({100 * (src - 0.01):.2f}%): {'PASS' if acc >= src - 0.01 else 'FAIL'}; "
+              f"spikes {spikes / s_spikes:.2f} x the signed network's, "
+              f"{spikes / four_spikes:.2f} x 4 LIF/unit converted ({100 * four_acc:.2f}%)")
+
+
 if __name__ == "__main__":
-    main()
+    if "--only" in sys.argv:  # a separate section: python bench_finetune.py --only cnn
+        only = argparse.ArgumentParser()
+        only.add_argument("--only", choices=tuple(GRAPH_MODELS), required=True)
+        only.add_argument("--subset", type=int, default=0)
+        only.add_argument("--seed", type=int, default=0)
+        only.add_argument("--epochs", type=int, default=GRAPH_EPOCHS)
+        a = only.parse_args()
+        digits_graph_section(a.only, a.seed, a.subset, a.epochs)
+    else:
+        main()

@@ -29,12 +29,15 @@ NIR's LIF without refractory period (``platform="nir"``, ``"snntorch"``) is a
 `nengo.LIF` with ``tau_ref`` 0 (or half snnTorch's step): the LIF case.
 """
 
+import functools
+
 import nengo
 import numpy as np
 
 from .. import wholestep
 from .._optional import import_optional
 from ..exceptions import ConversionError
+from .weights import layer_input
 
 jax = import_optional("jax", "popfit.finetune")
 jnp = jax.numpy
@@ -146,16 +149,19 @@ def forward(params, layers, X, pre=None):
 
     Parameters
     ----------
-    params : list of (weights, bias)
-        Every layer's unit-level weights, shape ``(n_in, n_out)``, and bias
-        (hidden layers, then the output layer).
+    params : list of (W, bias)
+        Every layer's unit-level weights and bias (hidden layers, then the
+        output layer), as `popfit.training.weights.initial_params` makes them:
+        ``W`` a dense ``(n_in, n_out)`` array, the nonzeros of a sparse matrix
+        (`SparseValues`) or, for a layer with skip connections, one of those
+        per input (`Inputs`); every input of a layer is summed.
     layers : list of (kind, constants)
         Each hidden layer's population (`layer_constants`).
     X : array, shape (n_samples, n_features)
     pre : list, optional
-        Receives each hidden layer's pre-activations ``a @ W + b``, shape
-        ``(n_samples, n_units)``, where ``a`` is the previous population's
-        decoded output (what the deployed network's layer receives).
+        Receives each hidden layer's pre-activations (its weighted inputs plus
+        bias), shape ``(n_samples, n_units)``, where the inputs are the earlier
+        populations' decoded outputs (what the deployed network's layer receives).
 
     Returns
     -------
@@ -163,15 +169,35 @@ def forward(params, layers, X, pre=None):
     spikes : array, shape (n_samples,)
         Expected spikes per second of all hidden neurons, per sample (Hz).
     """
-    a, spikes = X, 0.0
-    for (W, b), (kind, c) in zip(params[:-1], layers):
-        z = a @ W + b
+    outputs, spikes = {-1: X}, 0.0
+    for i, ((W, b), (kind, c)) in enumerate(zip(params[:-1], layers)):
+        z = layer_input(W, outputs, i) + b
         if pre is not None:
             pre.append(z)
-        a, s = population(kind, c, z)
+        outputs[i], s = population(kind, c, z)
         spikes = spikes + s
     W, b = params[-1]
-    return a @ W + b, spikes
+    return layer_input(W, outputs, len(params) - 1) + b, spikes
+
+
+def forward_compiled(params, layers, X, with_pre=False):
+    """`forward`, compiled by ``jax.jit`` once per model structure and input shape.
+
+    The neuron kinds (and sparsity patterns, skip sources) are static and
+    the fits' constants traced, so refitted populations reuse the
+    compilation; run op by op, a CNN's forward compiles dozens of small
+    operations for every new input shape. Returns ``(out, spikes)``, and the
+    list of pre-activations with ``with_pre``.
+    """
+    kinds = tuple(kind for kind, _ in layers)
+    return _compiled(params, [c for _, c in layers], X, kinds, bool(with_pre))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _compiled(params, consts, X, kinds, with_pre):
+    pre = [] if with_pre else None
+    out, spikes = forward(params, list(zip(kinds, consts)), X, pre=pre)
+    return (out, spikes, pre) if with_pre else (out, spikes)
 
 
 #: The output nonlinearities in jax (names as `popfit.targets`).

@@ -20,11 +20,12 @@ from ..conversion.convert import build_network
 from ..conversion.model import ConvertedModel
 from ..conversion.quantize import quantize_model
 from ..conversion.spec import check_samples
-from .curves import forward, layer_constants, output_function, x64
+from .curves import forward_compiled, layer_constants, output_function, x64
 from .domains import outside_shares, refit_layers
 from .progress import Progress, device
 from .model import FinetunedModel
 from .quantized import model_forward, quant_of
+from .weights import initial_params, spec_with, to_numpy
 
 jax = import_optional("jax", "popfit.finetune")
 optax = import_optional("optax", "popfit.finetune")
@@ -58,12 +59,15 @@ def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_co
     if not isinstance(model, ConvertedModel):
         raise PopfitTypeError(f"model must be a popfit.ConvertedModel (made by popfit.convert) "
                               f"(got {type(model).__name__})")
-    model.spec.check_chain("popfit.finetune")
-    if model.spec.has_sparse:
+    if model.weight_bits is not None and (model.spec.has_sparse or not model.spec.is_chain):
+        what = ("convolution layers (sparse weights)" if model.spec.has_sparse
+                else "skip connections")
         raise ConversionError(
-            f"popfit.finetune trains dense weights, but this {model.spec.source} has "
-            "convolution layers (sparse, shared weights), which it does not train yet; "
-            "fine-tune the dense models, or convert the CNN with more neurons per unit")
+            f"popfit.finetune trains rounded weights (weight_bits={model.weight_bits}) for "
+            f"chains of dense layers only, but this {model.spec.source} has {what}; "
+            "convert it without weight_bits (e.g. "
+            "platform=popfit.get_platform(..., weight_bits=None)), fine-tune, then round "
+            "with popfit.conversion.quantize.quantize_model")
     if not isinstance(loss, str) or loss not in LOSSES:
         raise PopfitValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} "
                                f"(got {loss!r})")
@@ -172,6 +176,13 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, sc
     for a model converted with refit, whose re-solved neuron-level weights
     are not used. ``model`` is unchanged.
 
+    Convolutional and residual models (`popfit.training.weights`): a sparse
+    weight matrix (a convolution with pooling, padding and normalization
+    folded in) is trained nonzero by nonzero with its sparsity pattern fixed
+    (the folded matrices share no single kernel in general; the layer stays
+    one sparse nengo transform), and every input of a layer with skip
+    connections is trained. ``weight_bits`` training supports chains of dense layers only.
+
     After training, each hidden layer's pre-activations over ``X`` (in the
     converted network: fed by the previous population's decoded output) are
     checked against the domain its population was fitted on
@@ -262,8 +273,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, sc
                     spike_cost=spike_cost, early_stopping=early_stopping,
                     progress=Progress(epochs) if progress_bar else None)
     with x64():
-        start = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
-                 for layer in model.spec.layers]
+        start = initial_params(model.spec)
         _check_forward(model, start, layers, X[:64])
         params, (run, best_epoch) = _train(model, loss, layers, start, X, t, train, held,
                                            rng, **settings)
@@ -302,7 +312,7 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, sc
             evals[name] = (float(value), np.asarray(out), float(np.mean(spikes)))
         spikes_before = float(np.mean(model_forward(start, layers0, X[train],
                                                     quant_of(model))[1]))
-    params = [(np.asarray(W), np.asarray(b)) for W, b in params]
+    params = to_numpy(params)
     new = rebuild(model, params, X, FinetunedModel, fits=fits)
     report = {"epochs": run, "best_epoch": best_epoch, "loss": loss, "schedule": schedule,
               "train_loss": evals["train"][0],
@@ -334,9 +344,7 @@ def _held_loss(model, loss, layers, spike_cost, params, X, t):
 
 
 def _preactivations(params, layers, X):
-    pre = []
-    forward(params, layers, X, pre=pre)
-    return [np.asarray(z) for z in pre]
+    return [np.asarray(z) for z in forward_compiled(params, layers, X, with_pre=True)[2]]
 
 
 def _check_forward(model, params, layers, X):
@@ -409,7 +417,8 @@ def learning_rate_schedule(learning_rate, epochs, steps_per_epoch):
 def rebuild(model, params, X, cls=ConvertedModel, fits=None, **extra):
     """A new model of ``cls`` from ``model`` with unit-level weights ``params``.
 
-    ``params``: ``(weights, bias)`` per layer of ``model.spec``; ``fits``: the
+    ``params``: ``(W, bias)`` per layer of ``model.spec`` (`popfit.training.weights`,
+    numpy values); ``fits``: the
     hidden layers' fits (default ``model.fits``). The network is built by
     `popfit.conversion.convert.build_network` (no refit); each layer's
     `LayerInfo` gets its fit's domain, and the share outside it and the mean
@@ -417,12 +426,9 @@ def rebuild(model, params, X, cls=ConvertedModel, fits=None, **extra):
     is rounded again (`popfit.conversion.quantize.quantize_model`).
     """
     fits = tuple(model.fits if fits is None else fits)
-    spec = dataclasses.replace(model.spec, layers=tuple(
-        dataclasses.replace(layer, weights=np.array(W, dtype=float),
-                            bias=np.array(b, dtype=float))
-        for layer, (W, b) in zip(model.spec.layers, params)))
+    spec = spec_with(model.spec, params)
     with x64():
-        pre = _preactivations([(jnp.asarray(W), jnp.asarray(b)) for W, b in params],
+        pre = _preactivations(jax.tree_util.tree_map(jnp.asarray, params),
                               [layer_constants(fit) for fit in fits], X)
     infos = []
     for info, fit, z, share in zip(model.layers, fits, pre, outside_shares(fits, pre)):

@@ -2,14 +2,11 @@
 
 import numpy as np
 
-from .._optional import import_optional
 from ..conversion.model import ConvertedModel
 from ..conversion.spec import check_samples
 from .curves import layer_constants, x64
 from .quantized import model_forward, quant_of
-
-jax = import_optional("jax", "popfit.finetune")
-jnp = jax.numpy
+from .weights import initial_params
 
 
 class FinetunedModel(ConvertedModel):
@@ -75,9 +72,8 @@ class FinetunedModel(ConvertedModel):
         """
         X = check_samples(X, self.n_features_in_, "X", self.spec.input_shape).astype(float)
         layers = [layer_constants(fit) for fit in self.fits]
-        params = [(jnp.asarray(layer.weights, float), jnp.asarray(layer.bias, float))
-                  for layer in self.spec.layers]
         with x64():
+            params = initial_params(self.spec)
             return np.asarray(model_forward(params, layers, X, quant_of(self))[1])
 
 

@@ -26,7 +26,7 @@ exactly the forward pass it was trained through.
 """
 
 from .._optional import import_optional
-from .curves import forward, rates
+from .curves import forward, forward_compiled, rates
 
 jax = import_optional("jax", "popfit.finetune")
 jnp = jax.numpy
@@ -76,7 +76,8 @@ def forward_quantized(params, layers, X, bits, sparse_host):
 def model_forward(params, layers, X, quant=None, pre=None):
     """``forward`` (float weights) or `forward_quantized` (``quant = (bits, sparse_host)``)."""
     if quant is None:
-        return forward(params, layers, X, pre=pre)
+        return forward(params, layers, X, pre=pre) if pre is not None else \
+            forward_compiled(params, layers, X)
     return forward_quantized(params, layers, X, *quant)
 
 

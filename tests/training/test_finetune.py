@@ -357,26 +357,3 @@ def test_finetuned_model_pickles(tuned, digits):
     np.testing.assert_array_equal(again.rate_output(X_test), tuned.rate_output(X_test))
     np.testing.assert_array_equal(again.predict(X_test, 0.05), tuned.predict(X_test, 0.05))
 
-
-def test_convolutions_and_skips_are_refused_with_the_reason():
-    import os
-
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    L = keras.layers
-    inp = keras.Input((6, 6, 1))
-    h = L.Flatten()(L.Conv2D(2, 3, activation="tanh")(inp))
-    cnn = popfit.convert(keras.Model(inp, L.Dense(3)(h)), n_neurons=1,
-                         search=popfit.SearchOptions.quick())
-    X = np.zeros((20, 6, 6, 1))
-    with pytest.raises(popfit.ConversionError, match=r"popfit.finetune trains dense weights.*"
-                                                     r"convolution layers"):
-        popfit.finetune(cnn, X, np.zeros((20, 3)))
-    inp = keras.Input((4,))
-    a = L.Dense(3, activation="tanh")(inp)
-    b = L.Dense(3, activation="tanh")(a)
-    res = popfit.convert(keras.Model(inp, L.Dense(2)(L.Add()([a, b]))), n_neurons=1,
-                         search=popfit.SearchOptions.quick())
-    with pytest.raises(popfit.ConversionError, match=r"popfit.finetune supports models whose "
-                                                     r"layers form a chain"):
-        popfit.finetune(res, np.zeros((20, 4)), np.zeros((20, 2)))
