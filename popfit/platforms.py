@@ -105,6 +105,10 @@ class Platform:
         written as; ``"CubaLIF"`` with ``tau_syn = nir_dt`` for a consumer
         that cannot import ``LIF`` (Rockpool 3.1 reads ``LIF.tau_mem``,
         which NIR's LIF does not have).
+    nir_conv : bool
+        The consumer imports NIR's ``Conv1d``, ``Conv2d`` and ``Flatten``
+        nodes: `popfit.to_nir` writes convolutional layers as such (False:
+        as dense ``Affine`` nodes; Rockpool 3.1 has no convolution node).
     simulator : str or None
         ``"module:attribute"`` of the nengo backend's Simulator.
     simulator_kwargs : tuple of (str, object)
@@ -131,6 +135,7 @@ class Platform:
     nir_input: str = "current"
     nir_tau: str = "s"
     nir_lif_node: str = "LIF"
+    nir_conv: bool = True
     simulator: Optional[str] = None
     simulator_kwargs: Tuple[Tuple[str, object], ...] = ()
     requires: Optional[str] = None
@@ -335,6 +340,7 @@ ROCKPOOL = register_platform(Platform(
     nir_r="tau/dt-1",
     nir_input="increment",
     nir_lif_node="CubaLIF",
+    nir_conv=False,
     requires="nir",
 ))
 
