@@ -104,7 +104,7 @@ def run_snntorch(graph, X, presentation_time=PRESENTATION_TIME, dt=SNNTORCH_DT):
 
 def _constant(X, steps):
     x = torch.tensor(X, dtype=torch.float32)
-    return x[:, None, :].expand(x.shape[0], steps, x.shape[1]).contiguous()
+    return x[:, None].expand(x.shape[0], steps, *x.shape[1:]).contiguous()
 
 
 def run_norse(graph, X, dt):
@@ -141,7 +141,7 @@ def run_sinabs(graph, X, dt):
     steps = int(round(PRESENTATION_TIME / dt))
     net = sinabs.nir.from_nir(graph, batch_size=len(X))
     with torch.no_grad():
-        out = net(_constant(X, steps).reshape(-1, X.shape[1]))
+        out = net(_constant(X, steps).reshape(-1, *X.shape[1:]))
     out = out[0] if isinstance(out, tuple) else out
     return out.reshape(len(X), steps, -1)[:, steps // 2:].numpy().astype(float).mean(axis=1)
 

@@ -63,12 +63,12 @@ CONVOLUTIONS = ("conv", "affine")
 def _check_convolutions(convolutions, platform):
     """``convolutions``, else the platform's: ``"conv"`` where it imports Conv nodes."""
     if convolutions is None:
-        return "conv" if platform.nir_conv else "affine"
+        return "conv" if platform.nir_conv_nodes else "affine"
     if not isinstance(convolutions, str) or convolutions not in CONVOLUTIONS:
         raise PopfitValueError(
             f"convolutions must be None or one of {', '.join(map(repr, CONVOLUTIONS))} "
             f"(got {convolutions!r})")
-    if convolutions == "conv" and not platform.nir_conv:
+    if convolutions == "conv" and not platform.nir_conv_nodes:
         raise PopfitValueError(
             f"convolutions='conv' writes Conv1d/Conv2d and Flatten nodes, which platform "
             f"{platform.name!r} does not import ({_about(platform)}); use "

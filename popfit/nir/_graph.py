@@ -154,7 +154,8 @@ class _Writer:
             into = [i for i, link in enumerate(links) if link[1] == target]
             shape = read.stages[target].neuron_shape if target < n else ()
             found = {}
-            if self.convolutions and len(shape) in (2, 3):
+            if self.convolutions and len(shape) in (2, 3) and set(
+                    self._node_kinds(target)) <= set(self.platform.nir_conv_nodes):
                 for i in into:
                     source, _, weight, bias = links[i]
                     if spatial.get(source) is not None:
@@ -168,6 +169,12 @@ class _Writer:
         if spatial[-1] is not None and not any(links[i][0] == -1 for i in convs):
             spatial[-1] = None  # nothing convolves the input: keep it flat
         return convs, spatial
+
+    def _node_kinds(self, k):
+        """The NIR node kinds stage ``k`` is written as (its synapse node too)."""
+        params = self.neuron_nodes[k]
+        kind = params["cls"].__name__
+        return (kind, "LI") if kind == "IF" and k > 0 else (kind,)
 
     # ---------------------------------------------------------------- nodes
     def _neuron(self, stage, kind, k):
