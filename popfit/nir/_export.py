@@ -166,8 +166,35 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     feeds the neurons; the graph's output is the model's decoded output (before
     a classifier's output nonlinearity, which NIR has no node for: apply
     softmax etc. yourself). A neuron's ``gain`` and ``encoders``, the model's
-    weights and the previous layer's decoders all multiply into one dense
+    weights and the previous layer's decoders all multiply into one
     Affine weight of shape ``(n_neurons, n_inputs)``.
+
+    **Convolutions.** A converted model's convolutional layer (the
+    convolution with the pooling, padding and BatchNormalization folded into
+    it) is, neuron to neuron, a convolution again: a population of units of
+    shape ``(H, W, C)`` with N neurons per unit is a tensor of ``(H, W, C * N)``
+    neurons (neuron ``u * N + n`` of unit ``u``, channels last). Where that
+    matrix is a convolution (one kernel, stride and symmetric zero padding per
+    axis, checked by rebuilding it from the kernel: "same" average pooling of
+    an odd size, for instance, is none), the link is written as NIR's
+    ``Conv2d`` (``Conv1d`` for one spatial axis) in NIR's channels-first
+    layout, the neuron nodes then have shape ``(C * N, H, W)`` and a dense
+    layer after them reads them through a ``Flatten`` node
+    (``start_dim = -3``: the same in NIR's unbatched shapes and in
+    consumers that apply it to a batch), its columns permuted to the
+    channels-first order. A convolution into the first layer makes the graph
+    input channels first too, shape ``(C, H, W)``: pass
+    ``np.moveaxis(X, -1, 1)`` of Keras's ``(n, H, W, C)`` samples. Links that
+    are no convolution, and every link into a layer fed by one, stay Affine
+    (as all do with ``convolutions="affine"``).
+
+    **Skip connections** (a converted model's ``Add``, ``Concatenate``, ...
+    merges) are extra Affine (or Conv) nodes from the source population (or
+    the graph input) into the receiving neuron node, which NIR sums with its
+    main input; links into the output meet in an identity Affine
+    ``affine_out`` that holds the output bias. A skip from the graph input
+    into a later layer passes that layer's synapse (CubaLIF/LI), which nengo's
+    host connection does not: the same steady state, a slower onset.
 
     Everything that depends on the consumer comes from the platform
     (`popfit.platforms.Platform`), so a new consumer plugs in with
@@ -243,6 +270,14 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
         accepting that the graph's neurons fire faster than the fit assumes
         (``tau_ref`` is kept in the node metadata). Default False: such fits
         are refused.
+    convolutions : {"conv", "affine"}, optional
+        ``"conv"``: convolutional links as ``Conv1d``/``Conv2d`` nodes (see
+        above) where the platform's ``nir_conv_nodes`` allow (snnTorch,
+        Norse: every layer; sinabs: IF layers without a synapse node, i.e.
+        the first; Rockpool: none). ``"affine"``: every link a dense Affine
+        node (the matrix grows as ``(H * W * C * N)**2``). Default: ``"conv"``
+        if the platform imports Conv nodes, else ``"affine"``;
+        ``"conv"`` for one that does not is refused.
 
     A `ConvertedModel` converted with ``weight_bits`` is exported with the
     quantized weights its network runs (read from its connections), not the
@@ -253,7 +288,10 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     nir.NIRGraph
         Nodes ``input``, ``affine_0``, ``neurons_0`` (``synapse_k`` before an
         IF layer ``k > 0``), ``affine_1``, ``neurons_1``, ...,
-        ``affine_out``, ``readout`` (``readout="LI"``), ``output``. The
+        ``affine_out``, ``readout`` (``readout="LI"``), ``output``; a
+        convolution is ``conv_k`` instead of ``affine_k``, a skip from layer
+        ``s`` (or the input) ``affine_k_from_s`` (``affine_k_from_input``),
+        a Flatten of layer ``k`` ``flatten_k``. The
         neuron nodes' ``metadata`` record the fit (target, domain, nengo
         neuron type, neurons per unit); the graph's record the platform's
         name and ``nir_dt`` (0 for None). Save it with ``nir.write(path, graph)``.

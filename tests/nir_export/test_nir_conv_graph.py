@@ -258,6 +258,25 @@ def test_skip_into_a_hidden_layer_and_from_the_input(digits):
                                atol=1e-7 * np.abs(expected).max())
 
 
+def test_conv1d(digits):
+    """A Conv1D model: Conv1d nodes on (C * N, length) tensors, rate level exact."""
+    keras.utils.set_random_seed(2)
+    net = keras.Sequential([keras.Input((16, 4)), L.Conv1D(3, 3, strides=2, padding="same",
+                                                           activation="tanh"),
+                            L.AveragePooling1D(2), L.Conv1D(2, 2, activation="tanh"),
+                            L.Flatten(), L.Dense(2)])
+    model = popfit.convert(net, n_neurons=2, neuron_type=nengo.LIF(tau_ref=0),
+                           search=QUICK, seed=0)
+    graph = to_nir(model)
+    assert isinstance(graph.nodes["conv_0"], nir.Conv1d)
+    assert isinstance(graph.nodes["conv_1"], nir.Conv1d)
+    assert list(graph.nodes["neurons_1"].output_type["output"]) == [4, 3]
+    X = digits[0][:10]
+    expected = popfit_logits(model, X)
+    np.testing.assert_allclose(graph_rates(graph, np.moveaxis(X.reshape(-1, 16, 4), -1, 1)),
+                               expected, rtol=1e-7, atol=1e-7 * np.abs(expected).max())
+
+
 def test_convolutions_option(cnn):
     with pytest.raises(PopfitValueError, match=r"convolutions must be None or one of 'conv', "
                                                r"'affine' \(got 'dense'\)"):
