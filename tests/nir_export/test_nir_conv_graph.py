@@ -98,15 +98,25 @@ def digits():
     return (X / 16.0)[:300], y[:300]
 
 
-def _random_statistics(net, seed=0):
-    """Untrained weights (exactness needs no training), BatchNormalization statistics
-    drawn at random so that folding them is not the identity."""
+#: Layers built with zero kernels (Keras's random initializers compile a jax kernel per
+#: shape: seconds each), then given random weights here: exactness needs no training.
+ZERO = dict(kernel_initializer="zeros")
+
+
+def _random_weights(net, seed=0):
+    """Every kernel and bias drawn at random; BatchNormalization statistics too (so that
+    folding them is not the identity)."""
     rng = np.random.default_rng(seed)
     for layer in net.layers:
+        weights = layer.get_weights()
         if isinstance(layer, L.BatchNormalization):
             n = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(size=n),
                                rng.normal(size=n), rng.uniform(0.5, 2, n)])
+        elif weights:
+            layer.set_weights([rng.normal(size=w.shape) / np.sqrt(max(w.shape[0], 1) if
+                                                                 w.ndim == 2 else 9)
+                               for w in weights])
     return net
 
 
@@ -116,10 +126,10 @@ def cnn(digits):
     the digits CNN's layer kinds, small."""
     keras.utils.set_random_seed(0)
     net = keras.Sequential([
-        keras.Input((8, 8, 1)), L.Conv2D(3, 3, padding="same", activation="tanh"),
-        L.BatchNormalization(), L.AveragePooling2D(2), L.Conv2D(4, 3, activation="tanh"),
-        L.Flatten(), L.Dense(10, activation="softmax")])
-    net = _random_statistics(net)
+        keras.Input((8, 8, 1)), L.Conv2D(3, 3, padding="same", activation="tanh", **ZERO),
+        L.BatchNormalization(), L.AveragePooling2D(2), L.Conv2D(4, 3, activation="tanh", **ZERO),
+        L.Flatten(), L.Dense(10, activation="softmax", **ZERO)])
+    net = _random_weights(net)
     # no calibration data: one fit (tanh's default domain) for both layers, fast
     return popfit.convert(net, n_neurons=2, neuron_type=nengo.LIF(tau_ref=0),
                           search=QUICK, seed=0)
@@ -130,9 +140,10 @@ def residual(digits):
     """Dense -> Dense, Add of the two, Dense (the digits residual block, small)."""
     keras.utils.set_random_seed(0)
     inp = keras.Input((64,))
-    h = L.Dense(6, activation="tanh")(inp)
-    r = L.Dense(6, activation="tanh")(h)
-    net = keras.Model(inp, L.Dense(10, activation="softmax")(L.Add()([h, r])))
+    h = L.Dense(6, activation="tanh", **ZERO)(inp)
+    r = L.Dense(6, activation="tanh", **ZERO)(h)
+    net = _random_weights(keras.Model(inp, L.Dense(10, activation="softmax", **ZERO)(
+        L.Add()([h, r]))))
     return popfit.convert(net, n_neurons=2, neuron_type=nengo.LIF(tau_ref=0),
                           search=QUICK, seed=0)
 
@@ -242,11 +253,11 @@ def test_skip_into_a_hidden_layer_and_from_the_input(digits):
     X = digits[0]
     keras.utils.set_random_seed(1)
     inp = keras.Input((64,))
-    a = L.Dense(5, activation="tanh")(inp)
-    b = L.Dense(5, activation="tanh")(a)
-    c = L.Dense(5, activation="tanh")(L.Add()([a, b]))
-    d = L.Dense(5, activation="tanh")(L.Concatenate()([c, inp]))
-    net = keras.Model(inp, L.Dense(3)(d))
+    a = L.Dense(5, activation="tanh", **ZERO)(inp)
+    b = L.Dense(5, activation="tanh", **ZERO)(a)
+    c = L.Dense(5, activation="tanh", **ZERO)(L.Add()([a, b]))
+    d = L.Dense(5, activation="tanh", **ZERO)(L.Concatenate()([c, inp]))
+    net = _random_weights(keras.Model(inp, L.Dense(3, **ZERO)(d)), seed=1)
     model = popfit.convert(net, n_neurons=2, neuron_type=nengo.LIF(tau_ref=0),
                            search=QUICK, seed=0, task="regressor")
     graph = to_nir(model)
@@ -261,10 +272,11 @@ def test_skip_into_a_hidden_layer_and_from_the_input(digits):
 def test_conv1d(digits):
     """A Conv1D model: Conv1d nodes on (C * N, length) tensors, rate level exact."""
     keras.utils.set_random_seed(2)
-    net = keras.Sequential([keras.Input((16, 4)), L.Conv1D(3, 3, strides=2, padding="same",
-                                                           activation="tanh"),
-                            L.AveragePooling1D(2), L.Conv1D(2, 2, activation="tanh"),
-                            L.Flatten(), L.Dense(2)])
+    net = _random_weights(keras.Sequential([
+        keras.Input((16, 4)), L.Conv1D(3, 3, strides=2, padding="same", activation="tanh",
+                                       **ZERO),
+        L.AveragePooling1D(2), L.Conv1D(2, 2, activation="tanh", **ZERO), L.Flatten(),
+        L.Dense(2, **ZERO)]), seed=2)
     model = popfit.convert(net, n_neurons=2, neuron_type=nengo.LIF(tau_ref=0),
                            search=QUICK, seed=0)
     graph = to_nir(model)
