@@ -170,11 +170,15 @@ def _read_object(obj, transforms):
             _, biases = obj.neuron_weights(per_neuron=True)
             stages, links, out_link = _network_links(obj)
             links = _chain(links, out_link)
-        elif obj.weights is not None:  # re-solved (a chain: refit refuses skips)
-            weights, biases = obj.neuron_weights()
+        elif obj.weights is not None:  # re-solved: the links the network runs
+            biases = obj.biases
             stages = [_layer_stage(layer, shape)
                       for layer, shape in zip(obj.network.layers, shapes)]
-            links = _chain([spec.hidden[0].weights.T] + weights[:-1], weights[-1])
+            solved = {(l, l + 1): w for l, w in enumerate(obj.weights)}
+            solved.update(getattr(obj, "skip_weights", None) or {})
+            links = [(s, t, link) for s, t, link in _spec_links(spec, obj.fits)
+                     if s == -1 or (s, t) in solved]
+            links = [(s, t, link if s == -1 else solved[s, t]) for s, t, link in links]
         else:  # the source model's weights, skips too, decoders folded in
             biases = [spec.output.bias]
             stages = [_layer_stage(layer, shape)

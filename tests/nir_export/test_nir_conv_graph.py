@@ -299,3 +299,22 @@ def test_convolutions_option(cnn):
         to_nir(cnn, platform="rockpool", convolutions="conv", drop_tau_ref=True)
     rock = to_nir(cnn, platform="rockpool", drop_tau_ref=True)  # its default: dense
     assert not any(isinstance(n, nir.Conv2d) for n in rock.nodes.values())
+
+
+def test_residual_with_calibration_exports_the_weights_it_runs(digits):
+    """Converted with calibration data (re-solved weights where `convert` re-solves a
+    merge's links), the graph computes `rate_output`: compared as log-probabilities
+    centred per sample (softmax is the graph's logits up to a constant per sample)."""
+    X = digits[0]
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((64,))
+    h = L.Dense(6, activation="tanh", **ZERO)(inp)
+    r = L.Dense(6, activation="tanh", **ZERO)(h)
+    net = _random_weights(keras.Model(inp, L.Dense(10, activation="softmax", **ZERO)(
+        L.Add()([h, r]))), seed=3)
+    model = popfit.convert(net, n_neurons=2, neuron_type=nengo.LIF(tau_ref=0),
+                           calibration_data=X, search=QUICK, seed=0)
+    logits = graph_rates(to_nir(model), X[:20])
+    logp = np.log(model.rate_output(X[:20]))
+    centred = [v - v.mean(axis=1, keepdims=True) for v in (logits, logp)]
+    np.testing.assert_allclose(centred[0], centred[1], atol=1e-6 * np.abs(centred[1]).max())
