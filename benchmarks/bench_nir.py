@@ -32,6 +32,15 @@ by the consumer's own ``from_nir`` at dt = 0.1 ms, beside nengo's simulation
 of the same converted network (dt 0.1 ms) and the ANN; bar ((32,) model):
 accuracy >= ANN - 1.5 pp.
 
+With ``--cnn`` (the default), the Keras digits CNN and residual model of
+benchmarks/digits_models.py (trained here, Keras on torch) in every
+consumer: the CNN with its convolutions written as NIR ``Conv2d`` nodes
+(``to_nir``'s default where the consumer imports them) and as dense
+``Affine`` nodes (``convolutions="affine"``), with the graph's node kinds and
+weight count; the residual model's ``Add`` as a second Affine from the first
+layer's neurons (see ``OUTPUT_NOTE`` for how Norse, Rockpool and sinabs are
+read); bar: accuracy >= Keras - 1.5 pp. ``--no-mlp`` runs these rows only.
+
 The decoded output (logits, before softmax) is averaged over the last half of
 each presentation and compared with the ANN's logits: accuracy, and NRMSE =
 RMSE / (max - min) of the ANN's logits (popfit's NRMSE) and RMSE / std of the
@@ -104,7 +113,21 @@ def run_snntorch(graph, X, presentation_time=PRESENTATION_TIME, dt=SNNTORCH_DT):
 
 def _constant(X, steps):
     x = torch.tensor(X, dtype=torch.float32)
-    return x[:, None, :].expand(x.shape[0], steps, x.shape[1]).contiguous()
+    return x[:, None].expand(x.shape[0], steps, *x.shape[1:]).contiguous()
+
+
+#: nirtorch 2.6's deprecated ``load`` (the importer of Norse 1.1, Rockpool 3.1 and sinabs
+#: 2.0) orders nodes depth first and returns the last one's output, which in a graph
+#: with a merge (a skip connection) is a branch, not the Output node: the Output node's
+#: value is read from the returned state's cache. A node it executes before one of its
+#: inputs reads that input from the previous call: a one-step delay for Norse (one call
+#: per step), nothing on the first call for Rockpool and sinabs (one call per
+#: presentation), which are therefore called twice (the second call's output is read).
+OUTPUT_NOTE = None
+
+
+def _merges(graph):
+    return len({post for _, post in graph.edges}) < len(graph.edges)
 
 
 def run_norse(graph, X, dt):
@@ -118,6 +141,7 @@ def run_norse(graph, X, dt):
     with torch.no_grad():
         for step in range(steps):
             out, state = net(x, state)
+            out = state.cache.get("output", out)  # see OUTPUT_NOTE
             if step >= steps // 2:
                 total = total + out.numpy().astype(float)
     return total / (steps - steps // 2)
@@ -130,7 +154,9 @@ def run_rockpool(graph, X, dt):
     net = from_nir(graph)
     steps = int(round(PRESENTATION_TIME / dt))
     with torch.no_grad():
-        out, _ = net(_constant(X, steps))
+        out, state = net(_constant(X, steps))
+        if _merges(graph):  # see OUTPUT_NOTE
+            out = net(_constant(X, steps), state)[1].cache["output"]
     return out[:, steps // 2:].numpy().astype(float).mean(axis=1)
 
 
@@ -140,8 +166,11 @@ def run_sinabs(graph, X, dt):
 
     steps = int(round(PRESENTATION_TIME / dt))
     net = sinabs.nir.from_nir(graph, batch_size=len(X))
+    x = _constant(X, steps).reshape(-1, *X.shape[1:])
     with torch.no_grad():
-        out = net(_constant(X, steps).reshape(-1, X.shape[1]))
+        out = net(x)
+        if _merges(graph):  # see OUTPUT_NOTE
+            out = (net(x, out[1])[1].cache["output"],)
     out = out[0] if isinstance(out, tuple) else out
     return out.reshape(len(X), steps, -1)[:, steps // 2:].numpy().astype(float).mean(axis=1)
 
@@ -316,38 +345,61 @@ def consumer_rows(names, X_train, X_test, y_train, y_test, seed):
           + ", ".join(f"{n} {'PASS' if ok else 'FAIL'}" for n, ok in results))
 
 
+def graph_input(graph, X, shape):
+    """Flat digits ``X`` as the graph's input: flat, or channels-first images."""
+    images = X.reshape((-1,) + shape)
+    if len(graph.nodes["input"].input_type["input"]) == len(shape) > 1:
+        return np.moveaxis(images, -1, 1)
+    return images.reshape(len(X), -1)
+
+
 def cnn_rows(names, X_train, X_test, y_train, y_test, seed):
-    """The digits CNN (benchmarks/digits_models.py, trained here) in each consumer."""
-    from digits_models import accuracy, digits_cnn, import_keras, trained
+    """The digits CNN and residual model (benchmarks/digits_models.py, trained here) in
+    each consumer: convolutions as NIR Conv2d nodes and as dense Affine nodes."""
+    from digits_models import accuracy, digits_cnn, digits_residual, import_keras, trained
 
     keras = import_keras()
-    net, shape = trained(keras, digits_cnn, X_train, y_train, seed)
-    src = accuracy(net, X_test, y_test)
-    print()
-    print(f"NIR consumers, the digits CNN (Keras {keras.__version__} on "
-          f"{keras.backend.backend()}; convolutions exported as dense Affine nodes): Keras "
-          f"accuracy {100 * src:.1f}% on these {len(X_test)} digits; bar: consumer accuracy "
-          ">= Keras - 1.5 pp")
-    print(f"{'platform':<9} {'run by':<22} {'neurons':>8} {'acc':>7} {'vs Keras':>9} "
-          f"{'wall s':>7}  bar")
     runners = dict(CONSUMERS, snntorch=lambda g, X, dt: run_snntorch(g, X, dt=dt)[0])
-    for name in names:
-        platform = popfit.get_platform(name)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = popfit.convert(net, n_neurons=N_NEURONS, platform=name, max_rate=MAX_RATE,
-                                   connection_synapse=SYNAPSE, seed=seed,
-                                   calibration_data=X_train.reshape((-1,) + shape))
-        graph, _ = round_trip(popfit.to_nir(model))
-        start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            out = runners[name](graph, X_test, platform.nir_dt)
-        wall = time.perf_counter() - start
-        acc = float(np.mean(out.argmax(axis=1) == y_test))
-        version = importlib.metadata.version(name)
-        print(f"{name:<9} {name + ' ' + version:<22} {model.total_neurons:8d} "
-              f"{100 * acc:6.1f}% {100 * (acc - src):+7.1f}pp {wall:7.1f}  "
-              f"{'PASS' if acc >= src - 0.015 else 'FAIL'}", flush=True)
+    for build in (digits_cnn, digits_residual):
+        net, shape = trained(keras, build, X_train, y_train, seed)
+        src = accuracy(net, X_test, y_test)
+        print()
+        print(f"NIR consumers, {build.__name__} (Keras {keras.__version__} on "
+              f"{keras.backend.backend()}): Keras accuracy {100 * src:.1f}% on these "
+              f"{len(X_test)} digits; bar: consumer accuracy >= Keras - 1.5 pp")
+        print(f"{'platform':<9} {'run by':<18} {'convolutions':<13} {'nodes':<34} "
+              f"{'weights':>8} {'acc':>7} {'vs Keras':>9} {'wall s':>7}  bar")
+        for name in names:
+            platform = popfit.get_platform(name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = popfit.convert(net, n_neurons=N_NEURONS, platform=name,
+                                       max_rate=MAX_RATE, connection_synapse=SYNAPSE,
+                                       seed=seed,
+                                       calibration_data=X_train.reshape((-1,) + shape))
+            options = ("conv", "affine") if len(shape) > 1 else ("-",)  # "-": no conv
+            for conv in options:
+                version = importlib.metadata.version(name)
+                if conv == "conv" and not platform.nir_conv_nodes:
+                    print(f"{name:<9} {name + ' ' + version:<18} {conv:<13} "
+                          "(no Conv2d import: Affine is its default)")
+                    continue
+                graph, _ = round_trip(popfit.to_nir(
+                    model, convolutions=None if conv == "-" else conv))
+                kinds = sorted({type(n).__name__ for n in graph.nodes.values()}
+                               - {"Input", "Output"})
+                weights = sum(getattr(n, "weight", np.zeros(0)).size
+                              for n in graph.nodes.values())
+                start = time.perf_counter()
+                with contextlib.redirect_stdout(io.StringIO()):
+                    out = runners[name](graph, graph_input(graph, X_test, shape),
+                                        platform.nir_dt)
+                wall = time.perf_counter() - start
+                acc = float(np.mean(out.argmax(axis=1) == y_test))
+                print(f"{name:<9} {name + ' ' + version:<18} {conv:<13} "
+                      f"{','.join(kinds):<34} {weights:8d} {100 * acc:6.1f}% "
+                      f"{100 * (acc - src):+7.1f}pp {wall:7.1f}  "
+                      f"{'PASS' if acc >= src - 0.015 else 'FAIL'}", flush=True)
 
 
 if __name__ == "__main__":

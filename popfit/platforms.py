@@ -47,6 +47,8 @@ NIR_INPUTS = ("current", "increment")
 NIR_TAU_UNITS = ("s", "steps")
 #: The NIR node a first LIF layer (no synapse in nengo) is written as.
 NIR_LIF_NODES = ("LIF", "CubaLIF")
+#: Neuron and synapse nodes that may hold a convolution's output (see `Platform`).
+NIR_CONV_NODES = ("LIF", "CubaLIF", "IF", "LI")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +107,14 @@ class Platform:
         written as; ``"CubaLIF"`` with ``tau_syn = nir_dt`` for a consumer
         that cannot import ``LIF`` (Rockpool 3.1 reads ``LIF.tau_mem``,
         which NIR's LIF does not have).
+    nir_conv_nodes : tuple of str
+        The nodes (of ``"LIF"``, ``"CubaLIF"``, ``"IF"``, ``"LI"``) the
+        consumer imports as channels-first tensors ``(C, *spatial)`` behind
+        NIR's ``Conv1d``/``Conv2d`` nodes, which it imports with ``Flatten``:
+        `popfit.to_nir` writes a convolution into a layer whose nodes are all
+        here as a Conv node, other ones as dense ``Affine`` nodes. Empty: no
+        Conv nodes (Rockpool 3.1 has none; sinabs 2.0's LI import fails on a
+        multi-dimensional node).
     simulator : str or None
         ``"module:attribute"`` of the nengo backend's Simulator.
     simulator_kwargs : tuple of (str, object)
@@ -131,6 +141,7 @@ class Platform:
     nir_input: str = "current"
     nir_tau: str = "s"
     nir_lif_node: str = "LIF"
+    nir_conv_nodes: Tuple[str, ...] = NIR_CONV_NODES
     simulator: Optional[str] = None
     simulator_kwargs: Tuple[Tuple[str, object], ...] = ()
     requires: Optional[str] = None
@@ -161,6 +172,10 @@ class Platform:
         _check_choice(self.nir_input, "Platform.nir_input", NIR_INPUTS)
         _check_choice(self.nir_tau, "Platform.nir_tau", NIR_TAU_UNITS)
         _check_choice(self.nir_lif_node, "Platform.nir_lif_node", NIR_LIF_NODES)
+        if not set(self.nir_conv_nodes) <= set(NIR_CONV_NODES):
+            raise PopfitValueError(
+                f"Platform.nir_conv_nodes must be a subset of {NIR_CONV_NODES} (got "
+                f"{self.nir_conv_nodes!r})")
         stepped = [f"{name}={getattr(self, name)!r}" for name, free in (
             ("nir_r", ("tau/dt", "one")), ("nir_input", ("current",)), ("nir_tau", ("s",)))
             if getattr(self, name) not in free]
@@ -335,6 +350,7 @@ ROCKPOOL = register_platform(Platform(
     nir_r="tau/dt-1",
     nir_input="increment",
     nir_lif_node="CubaLIF",
+    nir_conv_nodes=(),
     requires="nir",
 ))
 
@@ -351,5 +367,6 @@ SINABS = register_platform(Platform(
     nir_r="one",
     nir_input="increment",
     nir_tau="steps",
+    nir_conv_nodes=("IF",),
     requires="nir",
 ))

@@ -12,8 +12,14 @@ adapted to the NIR platform it is for (`popfit.platforms`: ``"nir"``,
 is imported on first use, so ``import popfit`` never needs it. See `to_nir`
 for the mapping and docs/nir.md for which consumers run the graphs.
 
+A CNN's convolutions are written as ``Conv1d``/``Conv2d`` nodes (with
+``Flatten`` before dense layers) and a model's skip connections as extra
+links into the receiving population.
+
 Modules: ``_stages`` reads popfit objects into populations and the weights
-between them; ``_export`` writes them as NIR nodes (`to_nir`); ``_compare``
+between them (skip links too); ``_conv`` recovers a convolution from a
+neuron-to-neuron matrix; ``_graph`` writes the nodes and edges; ``_export``
+checks the options and the platform (`to_nir`); ``_compare``
 compares graphs (`graphs_equal`); ``_limits`` checks a graph against a chip's
 resources (`check_chip_limits`).
 """

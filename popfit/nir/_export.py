@@ -7,6 +7,7 @@ from .._validation import check_bool, check_synapse, public
 from ..conversion import ConvertedModel
 from ..exceptions import PopfitValueError
 from ..platforms import READOUTS, get_platform, registered_platforms
+from ._graph import _Writer
 from ._stages import _check_finite_parameters, _read_object
 
 #: Synapse (s) between layers and of the read-out when the object has none.
@@ -53,6 +54,27 @@ def _check_readout(readout, platform):
             f"{_about(platform)}); use readout={default!r} (this platform's default)"
             f"{hint}, or export for another platform")
     return readout
+
+
+#: How `to_nir` writes a convolutional layer's weights.
+CONVOLUTIONS = ("conv", "affine")
+
+
+def _check_convolutions(convolutions, platform):
+    """``convolutions``, else the platform's: ``"conv"`` where it imports Conv nodes."""
+    if convolutions is None:
+        return "conv" if platform.nir_conv_nodes else "affine"
+    if not isinstance(convolutions, str) or convolutions not in CONVOLUTIONS:
+        raise PopfitValueError(
+            f"convolutions must be None or one of {', '.join(map(repr, CONVOLUTIONS))} "
+            f"(got {convolutions!r})")
+    if convolutions == "conv" and not platform.nir_conv_nodes:
+        raise PopfitValueError(
+            f"convolutions='conv' writes Conv1d/Conv2d and Flatten nodes, which platform "
+            f"{platform.name!r} does not import ({_about(platform)}); use "
+            "convolutions='affine' (its default: every convolution as a dense Affine "
+            "node), or export for another platform")
+    return convolutions
 
 
 def _neuron_node(fit, k, platform, drop_tau_ref):
@@ -104,22 +126,9 @@ def _neuron_node(fit, k, platform, drop_tau_ref):
     return kind
 
 
-def _affine(nir, node, weight, bias):
-    """``nir.Affine(weight, bias)``, refusing entries that overflowed to inf."""
-    for what, values in (("weight", weight), ("bias", bias)):
-        bad = ~np.isfinite(values)
-        if bad.any():
-            raise PopfitValueError(
-                f"the {what} of Affine node {node!r} overflows: {int(bad.sum())} of "
-                f"{bad.size} entries are not finite (the transforms or the model's "
-                "weights times the gains and decoders exceed the float range); scale "
-                "the transforms or weights down")
-    return nir.Affine(weight=weight, bias=bias)
-
-
 @public
 def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, readout=None,
-           drop_tau_ref=False):
+           drop_tau_ref=False, convolutions=None):
     """A popfit network as a NIR graph (`nir.NIRGraph`) for a NIR platform.
 
     The graph describes the exported nengo network in NIR's continuous-time
@@ -157,8 +166,35 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     feeds the neurons; the graph's output is the model's decoded output (before
     a classifier's output nonlinearity, which NIR has no node for: apply
     softmax etc. yourself). A neuron's ``gain`` and ``encoders``, the model's
-    weights and the previous layer's decoders all multiply into one dense
+    weights and the previous layer's decoders all multiply into one
     Affine weight of shape ``(n_neurons, n_inputs)``.
+
+    **Convolutions.** A converted model's convolutional layer (the
+    convolution with the pooling, padding and BatchNormalization folded into
+    it) is, neuron to neuron, a convolution again: a population of units of
+    shape ``(H, W, C)`` with N neurons per unit is a tensor of ``(H, W, C * N)``
+    neurons (neuron ``u * N + n`` of unit ``u``, channels last). Where that
+    matrix is a convolution (one kernel, stride and symmetric zero padding per
+    axis, checked by rebuilding it from the kernel: "same" average pooling of
+    an odd size, for instance, is none), the link is written as NIR's
+    ``Conv2d`` (``Conv1d`` for one spatial axis) in NIR's channels-first
+    layout, the neuron nodes then have shape ``(C * N, H, W)`` and a dense
+    layer after them reads them through a ``Flatten`` node
+    (``start_dim = -3``: the same in NIR's unbatched shapes and in
+    consumers that apply it to a batch), its columns permuted to the
+    channels-first order. A convolution into the first layer makes the graph
+    input channels first too, shape ``(C, H, W)``: pass
+    ``np.moveaxis(X, -1, 1)`` of Keras's ``(n, H, W, C)`` samples. Links that
+    are no convolution, and every link into a layer fed by one, stay Affine
+    (as all do with ``convolutions="affine"``).
+
+    **Skip connections** (a converted model's ``Add``, ``Concatenate``, ...
+    merges) are extra Affine (or Conv) nodes from the source population (or
+    the graph input) into the receiving neuron node, which NIR sums with its
+    main input; links into the output meet in an identity Affine
+    ``affine_out`` that holds the output bias. A skip from the graph input
+    into a later layer passes that layer's synapse (CubaLIF/LI), which nengo's
+    host connection does not: the same steady state, a slower onset.
 
     Everything that depends on the consumer comes from the platform
     (`popfit.platforms.Platform`), so a new consumer plugs in with
@@ -234,6 +270,14 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
         accepting that the graph's neurons fire faster than the fit assumes
         (``tau_ref`` is kept in the node metadata). Default False: such fits
         are refused.
+    convolutions : {"conv", "affine"}, optional
+        ``"conv"``: convolutional links as ``Conv1d``/``Conv2d`` nodes (see
+        above) where the platform's ``nir_conv_nodes`` allow (snnTorch,
+        Norse: every layer; sinabs: IF layers without a synapse node, i.e.
+        the first; Rockpool: none). ``"affine"``: every link a dense Affine
+        node (the matrix grows as ``(H * W * C * N)**2``). Default: ``"conv"``
+        if the platform imports Conv nodes, else ``"affine"``;
+        ``"conv"`` for one that does not is refused.
 
     A `ConvertedModel` converted with ``weight_bits`` is exported with the
     quantized weights its network runs (read from its connections), not the
@@ -244,7 +288,10 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     nir.NIRGraph
         Nodes ``input``, ``affine_0``, ``neurons_0`` (``synapse_k`` before an
         IF layer ``k > 0``), ``affine_1``, ``neurons_1``, ...,
-        ``affine_out``, ``readout`` (``readout="LI"``), ``output``. The
+        ``affine_out``, ``readout`` (``readout="LI"``), ``output``; a
+        convolution is ``conv_k`` instead of ``affine_k``, a skip from layer
+        ``s`` (or the input) ``affine_k_from_s`` (``affine_k_from_input``),
+        a Flatten of layer ``k`` ``flatten_k``. The
         neuron nodes' ``metadata`` record the fit (target, domain, nengo
         neuron type, neurons per unit); the graph's record the platform's
         name and ``nir_dt`` (0 for None). Save it with ``nir.write(path, graph)``.
@@ -271,138 +318,20 @@ def to_nir(obj, *, platform=None, connection_synapse=None, transforms=None, read
     platform = _nir_platform(platform)
     readout = _check_readout(readout, platform)
     drop_tau_ref = check_bool(drop_tau_ref, "drop_tau_ref")
-    stages, links, out_link, out_bias, default_synapse, label = _read_object(obj, transforms)
-    _check_finite_parameters(stages)
+    convolutions = _check_convolutions(convolutions, platform)
+    read = _read_object(obj, transforms)
+    _check_finite_parameters(read.stages)
+    default_synapse = read.connection_synapse
     if connection_synapse is None:
         connection_synapse = DEFAULT_CONNECTION_SYNAPSE if default_synapse is None \
             else default_synapse
     synapse = check_synapse(connection_synapse, "connection_synapse", allow_none=False)
     kinds = [_neuron_node(stage.fit, k, platform, drop_tau_ref)
-             for k, stage in enumerate(stages)]
+             for k, stage in enumerate(read.stages)]
     dt = platform.nir_dt
-    conv = _Conventions(platform)
-
-    def arr(value, n):
-        return np.full(n, float(value))
-
-    nodes = {"input": nir.Input(input_type=np.array([links[0].shape[1]]))}
-    edges = []
-    prev = "input"
-    for k, (stage, link, kind) in enumerate(zip(stages, links, kinds)):
-        n = stage.total_neurons
-        fit = stage.fit
-        weight = stage.weights_in(link)
-        bias = stage.bias.copy()
-        meta = _metadata(fit, stage, k, synapse if k > 0 else None)
-        if kind == "LIF":
-            tau = float(fit.neuron_type.tau_rc)
-            r = conv.r(tau)
-            scale = conv.neuron_scale(tau, r)
-            if k == 0 and platform.nir_lif_node == "LIF":
-                neuron = nir.LIF(tau=arr(conv.tau(tau), n), r=arr(r, n), v_leak=arr(0, n),
-                                 v_threshold=arr(1, n), v_reset=arr(0, n), metadata=meta)
-            else:
-                tau_syn = synapse if k > 0 else dt
-                scale *= conv.cuba_scale(tau_syn)
-                neuron = nir.CubaLIF(tau_syn=arr(conv.tau(tau_syn), n),
-                                     tau_mem=arr(conv.tau(tau), n), r=arr(r, n),
-                                     v_leak=arr(0, n), v_threshold=arr(1, n),
-                                     v_reset=arr(0, n), w_in=arr(1, n), metadata=meta)
-        else:
-            scale = conv.if_scale()
-            if k > 0:
-                scale *= conv.li_scale(synapse)
-            neuron = nir.IF(r=arr(1, n), v_threshold=arr(1, n), v_reset=arr(0, n),
-                            metadata=meta)
-        weight, bias = weight * scale, bias * scale
-        if k > 0 and dt is not None:
-            weight = weight / dt  # spikes of area dt in the consumer
-        nodes[f"affine_{k}"] = _affine(nir, f"affine_{k}", weight, bias)
-        edges.append((prev, f"affine_{k}"))
-        prev = f"affine_{k}"
-        if kind == "IF" and k > 0:
-            nodes[f"synapse_{k}"] = nir.LI(tau=arr(conv.tau(synapse), n), r=arr(1, n),
-                                           v_leak=arr(0, n))
-            edges.append((prev, f"synapse_{k}"))
-            prev = f"synapse_{k}"
-        nodes[f"neurons_{k}"] = neuron
-        edges.append((prev, f"neurons_{k}"))
-        prev = f"neurons_{k}"
-    weight = np.array(out_link, dtype=float)
-    out_bias = np.asarray(out_bias, dtype=float)
-    if dt is not None:
-        weight = weight / dt
-    if readout == "LI":
-        weight, out_bias = weight * conv.li_scale(synapse), out_bias * conv.li_scale(synapse)
-    nodes["affine_out"] = _affine(nir, "affine_out", weight, out_bias)
-    edges.append((prev, "affine_out"))
-    prev = "affine_out"
-    n_out = weight.shape[0]
-    if readout == "LI":
-        nodes["readout"] = nir.LI(tau=arr(conv.tau(synapse), n_out), r=arr(1, n_out),
-                                  v_leak=arr(0, n_out))
-        edges.append((prev, "readout"))
-        prev = "readout"
-    nodes["output"] = nir.Output(output_type=np.array([n_out]))
-    edges.append((prev, "output"))
-    metadata = {"source": "popfit", "label": str(label), "connection_synapse": synapse,
+    nodes, edges = _Writer(nir, read, kinds, platform, synapse, readout,
+                           convolutions == "conv").write()
+    metadata = {"source": "popfit", "label": str(read.label), "connection_synapse": synapse,
                 "readout": readout, "platform": platform.name,
                 "nir_dt": dt if dt is not None else 0.0}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
-
-
-class _Conventions:
-    """A NIR consumer's conventions (`popfit.platforms.Platform`'s ``nir_*`` fields):
-    what ``r`` holds, the factor on the Affine weights into a node, time units."""
-
-    def __init__(self, platform):
-        self.dt = platform.nir_dt
-        self.r_kind = platform.nir_r
-        self.increment = platform.nir_input == "increment"
-        self.steps = platform.nir_tau == "steps"
-
-    def tau(self, tau):
-        """A time constant (s) in the consumer's unit."""
-        return tau / self.dt if self.steps else tau
-
-    def r(self, tau):
-        if self.dt is None or self.r_kind == "one":
-            return 1.0
-        return tau / self.dt - (1.0 if self.r_kind == "tau/dt-1" else 0.0)
-
-    def decay(self, tau):
-        return np.exp(-self.dt / tau)
-
-    def neuron_scale(self, tau, r):
-        """Weight factor into a LIF membrane fed with nengo's current J."""
-        return 1.0 - self.decay(tau) if self.increment else 1.0 / r
-
-    def cuba_scale(self, tau_syn):
-        """Factor for a CubaLIF synapse: ``i <- b (i + x)`` has gain ``b / (1 - b)``."""
-        if not self.increment:
-            return 1.0
-        b = self.decay(tau_syn)
-        return (1.0 - b) / b
-
-    def li_scale(self, tau):
-        """Factor for an LI node: ``v <- a v + x`` has gain ``1 / (1 - a)``."""
-        return 1.0 - self.decay(tau) if self.increment else 1.0
-
-    def if_scale(self):
-        """Factor into an IF node: it adds ``J dt`` per step."""
-        return self.dt if self.increment else 1.0
-
-
-def _metadata(fit, stage, k, synapse):
-    """JSON/HDF5-safe description of one population layer, for a neuron node."""
-    nt = fit.neuron_type
-    return {
-        "popfit_layer": k,
-        "target": str(fit.target.name),
-        "domain": np.array(fit.domain, dtype=float),
-        "neuron_type": repr(nt),
-        "tau_ref": float(getattr(nt, "tau_ref", 0.0)),
-        "n_units": int(stage.n_units),
-        "neurons_per_unit": int(fit.n_neurons),
-        "input_synapse": 0.0 if synapse is None else float(synapse),
-    }

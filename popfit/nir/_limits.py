@@ -1,5 +1,7 @@
 """`check_chip_limits`: does a popfit NIR graph fit a chip's resources, and what fits if not."""
 
+import numpy as np
+
 from .._validation import check_int, public
 from ..exceptions import PopfitTypeError, PopfitValueError
 
@@ -70,7 +72,7 @@ def check_chip_limits(graph, chip, *, spiking_outputs=True, raise_error=False):
         raise PopfitValueError(
             "graph has no popfit neuron nodes (no 'popfit_layer' metadata); pass a graph "
             "written by popfit.to_nir")
-    n_in = int(graph.nodes["input"].input_type["input"][0])
+    n_in = int(np.prod(graph.nodes["input"].input_type["input"]))  # (C, H, W) for a CNN
     n_out = int(graph.nodes["output"].output_type["output"][0])
     problems = []
 

@@ -1,12 +1,16 @@
-"""Popfit objects read as a chain of populations and the weights between them.
+"""Popfit objects read as populations and the weights between them.
 
 A `ConvertedModel`, a `PopulationNeuron` or a chain of `PopulationLayer`s
-becomes ``(stages, links, out_link, ...)``: one `_Stage` per population and
-the dense matrices that feed them, which `popfit.nir.to_nir` writes as NIR
-nodes. Nothing here knows NIR.
+becomes a `_Read`: one `_Stage` per population and the links that feed them
+(a chain's links, plus a converted model's skip connections), which
+`popfit.nir.to_nir` writes as NIR nodes. Nothing here knows NIR.
 """
 
+from dataclasses import dataclass
+from typing import Tuple
+
 import numpy as np
+import scipy.sparse
 
 from ..conversion import ConvertedModel
 from ..exceptions import PopfitTypeError, PopfitValueError
@@ -14,36 +18,85 @@ from ..network import PopulationLayer, PopulationNeuron, transform_matrix
 
 
 class _Stage:
-    """One population of the chain: its fit, per-neuron gain and bias, and the
-    block matrices that map unit inputs to neurons (encoder signs, no gain) and
-    neurons to unit outputs (decoders)."""
+    """One population: its fit, per-neuron gain and bias, the block matrices that
+    map unit inputs to neurons (encoder signs, no gain) and neurons to unit outputs
+    (decoders), and its units' shape (channels last, ``(n_units,)`` for a flat layer)."""
 
-    def __init__(self, fit, n_units, gain, bias, encoders_block, decoders_block):
+    def __init__(self, fit, n_units, gain, bias, encoders_block, decoders_block, shape=None):
         self.fit = fit
         self.n_units = n_units
         self.gain = np.asarray(gain, dtype=float)
         self.bias = np.asarray(bias, dtype=float)
-        self.encoders_block = _dense(encoders_block)  # (total_neurons, n_units)
-        self.decoders_block = _dense(decoders_block)  # (n_units, total_neurons)
+        self.encoders_block = scipy.sparse.csr_matrix(encoders_block)  # (total_neurons, n_units)
+        self.decoders_block = scipy.sparse.csr_matrix(decoders_block)  # (n_units, total_neurons)
+        self.shape = (n_units,) if shape is None else tuple(int(n) for n in shape)
 
     @property
     def total_neurons(self):
         return len(self.gain)
 
+    @property
+    def neuron_shape(self):
+        """The neurons as a channels-last tensor: ``(*spatial, C * N)`` (neuron
+        ``u * N + n`` of unit ``u``)."""
+        return self.shape[:-1] + (self.total_neurons // int(np.prod(self.shape[:-1])),)
+
     def weights_in(self, transform):
-        """Affine weight into the neurons: ``diag(gain) E transform`` (gain folded in,
-        so the neuron's ``r = 1``)."""
-        return self.gain[:, None] * (self.encoders_block @ transform)
+        """Weight into the neurons: ``diag(gain) E transform`` (gain folded in, so the
+        neuron's ``r = 1``); sparse for a sparse ``transform``."""
+        if scipy.sparse.issparse(transform):
+            return scipy.sparse.diags(self.gain) @ (self.encoders_block @ transform)
+        return self.gain[:, None] * (self.encoders_block @ np.asarray(transform, dtype=float))
+
+
+@dataclass
+class _Read:
+    """What `to_nir` writes.
+
+    ``links``: ``(source, target, matrix)``, source -1 the graph input or a stage
+    index, target a stage index or ``len(stages)`` (the output); ``matrix`` maps the
+    source's neuron activities (the input's features) to the target's unit inputs
+    (the outputs), decoders folded in. Each stage's first link is from the stage
+    before it (the input, for the first), and carries the neurons' bias.
+    """
+
+    stages: list
+    links: list
+    out_bias: np.ndarray
+    connection_synapse: object
+    label: str
+    input_shape: Tuple[int, ...]
 
 
 def _dense(matrix):
     return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix, dtype=float)
 
 
-def _layer_stage(layer):
+def _layer_stage(layer, shape=None):
     ens = layer.ensemble
     return _Stage(layer.fit, layer.n_units, ens.gain, ens.bias, layer.encoders_block(),
-                  layer.decoders_block())
+                  layer.decoders_block(), shape)
+
+
+def _folded(matrix, fit):
+    """``matrix.T @ decoders_block``: unit outputs' weights -> neuron weights."""
+    if scipy.sparse.issparse(matrix):
+        return scipy.sparse.kron(matrix.T, fit.decoders[None, :], format="csr")
+    return np.kron(np.asarray(matrix, dtype=float).T, fit.decoders[None, :])
+
+
+def _spec_links(spec, fits):
+    """Every layer's inputs (skips too) as links, the source model's weights with the
+    decoders folded in (what `build_network` wires)."""
+    links = []
+    for j, layer in enumerate(spec.layers):
+        for source, matrix in layer.inputs(j):
+            if source == -1:
+                link = matrix.T.tocsr() if scipy.sparse.issparse(matrix) else matrix.T
+            else:
+                link = _folded(matrix, fits[source])
+            links.append((source, j, link))
+    return links
 
 
 def _network_links(model):
@@ -79,7 +132,8 @@ def _network_links(model):
         links.append(w)
         ens = layer.ensemble
         stages.append(_Stage(layer.fit, layer.n_units, ens.gain, ens.bias,
-                             np.eye(layer.total_neurons), layer.decoders_block()))
+                             scipy.sparse.identity(layer.total_neurons, format="csr"),
+                             layer.decoders_block(), model.spec.hidden[k].shape))
     last = net.layers[-1].ensemble
     out = [c for c in net.all_connections
            if c.post_obj is net.output and ends_at(c.pre_obj, last)]
@@ -90,41 +144,54 @@ def _network_links(model):
     return stages, links, _dense(transform_matrix(out[0].transform, "output weights"))
 
 
+def _chain(links, out_link):
+    """A chain's links: ``links[k]`` into stage k from stage k-1 (the input for
+    k = 0), ``out_link`` from the last stage to the output."""
+    n = len(links)
+    return [(k - 1, k, link) for k, link in enumerate(links)] + [(n - 1, n, out_link)]
+
+
 def _fold(stages, ts):
     """Unit-level transforms -> links: ``ts[k] @ decoders`` of stage k-1 for k >= 1."""
-    return [ts[0]] + [t @ pre.decoders_block for pre, t in zip(stages[:-1], ts[1:])]
+    return [ts[0]] + [t @ _dense(pre.decoders_block) for pre, t in zip(stages[:-1], ts[1:])]
 
 
 def _read_object(obj, transforms):
-    """``(stages, links, out_link, out_bias, connection_synapse, label)`` for ``obj``.
-
-    ``links[0]`` maps the graph input to the first stage's unit inputs;
-    ``links[k]`` (k >= 1) maps stage k-1's *neuron* activities to stage k's
-    unit inputs (a transform with the decoders folded in, or a converted
-    model's re-solved weights); ``out_link`` maps the last stage's neurons to
-    the outputs.
-    """
+    """The `_Read` of ``obj``: its stages and links (see `_Read`)."""
     if transforms is not None and isinstance(obj, (ConvertedModel, PopulationNeuron)):
         raise PopfitValueError(
             f"transforms is only for a chain of PopulationLayers (got transforms with a "
             f"{type(obj).__name__}, which carries its own weights)")
     if isinstance(obj, ConvertedModel):
         spec = obj.spec
-        spec.check_chain("popfit.to_nir")  # NIR graphs of skips: not exported yet
-        # decoders folded in; per neuron when rounded (no unit-level form)
-        weights, biases = obj.neuron_weights(per_neuron=obj.weight_bits is not None)
-        if obj.weight_bits is None:
-            stages = [_layer_stage(layer) for layer in obj.network.layers]
-            links, out_link = [spec.hidden[0].weights.T] + weights[:-1], weights[-1]
-        else:  # quantized per neuron: the weights the network runs
+        label = f"popfit.convert({spec.source})"
+        shapes = [layer.shape for layer in spec.hidden]
+        if obj.weight_bits is not None:  # quantized per neuron: the weights the network runs
+            _, biases = obj.neuron_weights(per_neuron=True)
             stages, links, out_link = _network_links(obj)
-        return (stages, links, out_link, np.asarray(biases[-1], dtype=float).copy(),
-                obj.connection_synapse, f"popfit.convert({spec.source})")
+            links = _chain(links, out_link)
+        elif obj.weights is not None:  # re-solved: the links the network runs
+            biases = obj.biases
+            stages = [_layer_stage(layer, shape)
+                      for layer, shape in zip(obj.network.layers, shapes)]
+            solved = {(l, l + 1): w for l, w in enumerate(obj.weights)}
+            solved.update(getattr(obj, "skip_weights", None) or {})
+            links = [(s, t, link) for s, t, link in _spec_links(spec, obj.fits)
+                     if s == -1 or (s, t) in solved]
+            links = [(s, t, link if s == -1 else solved[s, t]) for s, t, link in links]
+        else:  # the source model's weights, skips too, decoders folded in
+            biases = [spec.output.bias]
+            stages = [_layer_stage(layer, shape)
+                      for layer, shape in zip(obj.network.layers, shapes)]
+            links = _spec_links(spec, obj.fits)
+        return _Read(stages, links, np.asarray(biases[-1], dtype=float).copy(),
+                     obj.connection_synapse, label, tuple(spec.input_shape))
     if isinstance(obj, PopulationNeuron):
         fit = obj.fit
         stage = _Stage(fit, 1, fit.gain, fit.bias, fit.encoders[:, None],
                        fit.decoders[None, :])
-        return [stage], [np.eye(1)], stage.decoders_block, np.zeros(1), None, obj.label
+        return _Read([stage], _chain([np.eye(1)], _dense(stage.decoders_block)), np.zeros(1),
+                     None, obj.label, (1,))
     if isinstance(obj, PopulationLayer):
         obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(
@@ -159,8 +226,8 @@ def _read_object(obj, transforms):
         last = layers[-1]
         label = " -> ".join(layer.label for layer in layers)
         stages = [_layer_stage(layer) for layer in layers]
-        return (stages, _fold(stages, ts), stages[-1].decoders_block,
-                np.zeros(last.n_units), None, label)
+        return _Read(stages, _chain(_fold(stages, ts), _dense(stages[-1].decoders_block)),
+                     np.zeros(last.n_units), None, label, (layers[0].n_units,))
     raise PopfitTypeError(
         "obj must be a popfit.ConvertedModel, a PopulationNeuron, a "
         f"PopulationLayer or a non-empty list of PopulationLayers (got {obj!r:.100} of "

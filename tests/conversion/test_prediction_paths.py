@@ -188,13 +188,14 @@ def test_nir_platforms_through_every_path(digits_small, platform, neuron_type):
 @pytest.mark.parametrize("platform, neuron_type", list(NIR_CASES.values()), ids=list(NIR_CASES))
 def test_convolutional_model_on_nir_platforms(keras_graphs, digits_small, platform, neuron_type):
     """The CNN for every NIR platform: every path, and a graph whose first Affine holds the
-    convolution the network runs (dense)."""
+    convolution the network runs (dense, ``convolutions="affine"``; the platform's default
+    writes Conv nodes where the consumer imports them: tests/nir_export)."""
     nir = pytest.importorskip("nir")
     cnn, _, X = keras_graphs
     model = popfit.convert(cnn, platform=platform, neuron_type=neuron_type, n_neurons=2,
                            calibration_data=X[:100], search=QUICK, seed=0)
     check_all_paths(model, X[:3], digits_small[3])
-    graph = popfit.to_nir(model)
+    graph = popfit.to_nir(model, convolutions="affine")
     assert isinstance(graph, nir.NIRGraph) and graph.metadata["platform"] == platform
     affine = [node for node in graph.nodes.values() if isinstance(node, nir.Affine)]
     assert affine[0].weight.shape == (model.network.layers[0].total_neurons, 64)

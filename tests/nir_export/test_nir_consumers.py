@@ -48,9 +48,9 @@ def _steps(platform, seconds):
 
 
 def _constant(x, steps):
-    """(batch, steps, features): ``x`` held for ``steps`` steps."""
+    """(batch, steps, *features): ``x`` held for ``steps`` steps."""
     x = torch.tensor(np.asarray(x), dtype=torch.float32)
-    return x[:, None, :].expand(x.shape[0], steps, x.shape[1]).contiguous()
+    return x[:, None].expand(x.shape[0], steps, *x.shape[1:]).contiguous()
 
 
 def run_norse(graph, x, seconds):
