@@ -56,8 +56,7 @@ from nengo_loihi.decode_neurons import Preset10DecodeNeurons
 from nengo_loihi.neurons import LoihiLIF
 
 import popfit
-import popfit.conversion.batch
-from popfit.conversion.batch import BatchPlan
+from popfit.conversion.batch import BatchPlan, chunk_size
 from popfit.fit import staircase_decoders
 from popfit.loihi import chip_mapping
 from popfit.conversion.quantize import quantization_cost, rate_forward
@@ -293,10 +292,10 @@ def cnn_rows(neurons=(4, [6, 6], [8, 4])):
         model = popfit.convert(net, platform="loihi", n_neurons=n, seed=0,
                                calibration_data=X_train.reshape((-1,) + shape))
         m = chip_mapping(model.network)
+        chunk = chunk_size(BatchPlan(model, 100, DT, 0, None), len(X_test), None, 1)
         print(f"  model.network: {m['blocks']} blocks, builds: {m['builds']}; batched "
-              f"prediction: {popfit.conversion.batch.chunk_size(BatchPlan(model, 100, DT, 0, None), len(X_test), None, 1)} "
-              "digits per simulator, block shapes from popfit.loihi.set_block_shapes",
-              flush=True)
+              f"prediction: {chunk} digits per simulator, block shapes from "
+              "popfit.loihi.set_block_shapes", flush=True)
         rate = float(np.mean(model.rate_output(X_test).argmax(1) == y_test))
         ref = model.score(X_test, y_test, 0.1, simulator=nengo.Simulator, progress_bar=False)
         t = time.perf_counter()
