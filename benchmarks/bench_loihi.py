@@ -38,10 +38,13 @@ Every network is built once and run in ``nengo.Simulator`` and in
 5. the digits CNN (benchmarks/digits_models.py: Conv2D tanh, BatchNormalization,
    AveragePooling2D, Dropout, Conv2D tanh, Flatten, Dropout, Dense softmax;
    Keras on torch here), ``platform="loihi"`` (LoihiLIF, 8-bit weights) with
-   4 neurons per unit and per-layer counts ([6, 6], [8, 4]), 100 test digits
-   at 0.1 s: rate level, nengo (batched predict) and the emulator
-   (``predict``'s default on this platform; a network nengo-loihi refuses to
-   build is reported with its error). Bar: emulator accuracy >= Keras - 1.5 pp.
+   4 neurons per unit and per-layer counts ([6, 6], [8, 4]; ``--cnn-neurons
+   4 6,6 8,4``), 100 test digits at 0.1 s: rate level, nengo (batched
+   predict) and the emulator (``predict``'s default on this platform, whose
+   batched networks get block shapes from `popfit.loihi.set_block_shapes`;
+   a network nengo-loihi refuses to build is reported with its error), and
+   how `popfit.loihi.chip_mapping` maps ``model.network``. Bar: emulator
+   accuracy >= Keras - 1.5 pp.
 """
 
 import argparse

@@ -308,16 +308,25 @@ class Blocks:
         `evaluate` of them.
         """
         n_split = {e: self.default_split(e) for e in self.ensembles if self.shapes[e] is None}
-        sizes = {}
+        last, frozen = {}, set()  # ensemble -> (split, worst ratio) before it last grew
         for _ in range(MAX_PLAN_ROUNDS):
             sizes = {e: -(-e.n_neurons // k) for e, k in n_split.items()}
             blocks = self.evaluate(sizes)
             grown = False
             for ens, k in n_split.items():
                 ratio = max(row[name] / limit for row in blocks[ens] for name, limit in LIMITS)
-                if ratio > 1 and k < ens.n_neurons:
+                if ens in last and ratio > 0.99 * last[ens][1]:
+                    # splitting it did not help (e.g. Dense input axons reach every
+                    # block): back to the last split, and no more
+                    n_split[ens] = last.pop(ens)[0]
+                    frozen.add(ens)
+                    grown = True
+                elif ratio > 1 and k < ens.n_neurons and ens not in frozen:
+                    last[ens] = (k, ratio)
                     n_split[ens] = min(max(k + 1, math.ceil(k * ratio)), ens.n_neurons)
                     grown = True
+                else:
+                    last.pop(ens, None)
             if not grown:
                 break
         default = {e: -(-e.n_neurons // self.default_split(e)) for e in n_split}
