@@ -51,6 +51,8 @@ LIMITS = (("compartments", MAX_COMPARTMENTS), ("output axons", MAX_OUT_AXONS),
           ("input axons", MAX_IN_AXONS), ("synapse bits", MAX_SYNAPSE_BITS))
 #: Rounds of `Blocks.plan` before it gives up.
 MAX_PLAN_ROUNDS = 64
+#: Block sizes dividing the ensemble `Blocks.plan` tries where smaller blocks do not help.
+MAX_DIVISOR_TRIES = 8
 
 
 def synapse_bits(n_weights):
@@ -300,38 +302,52 @@ class Blocks:
         """Sequential block sizes under which every block fits a core, or the best found.
 
         Starts from nengo-loihi's own split and, while a block exceeds a
-        limit, splits its ensemble further in proportion to the excess (an
-        output-axon excess too: a smaller source block reaches the same target
-        blocks with fewer neurons). Ensembles with a configured block shape
-        are kept. Returns ``(sizes, blocks)``: ``{ens: block size}`` for the
-        ensembles whose split differs from nengo-loihi's default, and
-        `evaluate` of them.
+        limit, makes its ensemble's blocks smaller in proportion to the excess
+        (an output-axon excess too: a smaller source block reaches the same
+        target blocks with fewer neurons). Where that does not help (a block
+        straddling two regions that each reach many axons, as consecutive
+        samples of a batched network do) it tries block sizes that divide the
+        ensemble (boundaries then repeat with its structure), largest first,
+        at most `MAX_DIVISOR_TRIES`; an ensemble nothing helps keeps its best
+        size. Ensembles with a configured block shape are kept. Returns
+        ``(sizes, blocks)``: ``{ens: block size}`` for the ensembles whose
+        split differs from nengo-loihi's default, and `evaluate` of them.
         """
-        n_split = {e: self.default_split(e) for e in self.ensembles if self.shapes[e] is None}
-        last, frozen = {}, set()  # ensemble -> (split, worst ratio) before it last grew
+        default = {e: -(-e.n_neurons // self.default_split(e))
+                   for e in self.ensembles if self.shapes[e] is None}
+        sizes = dict(default)
+        best, last, tries, frozen = {}, {}, {}, set()
         for _ in range(MAX_PLAN_ROUNDS):
-            sizes = {e: -(-e.n_neurons // k) for e, k in n_split.items()}
             blocks = self.evaluate(sizes)
-            grown = False
-            for ens, k in n_split.items():
+            changed = False
+            for ens, size in sizes.items():
                 ratio = max(row[name] / limit for row in blocks[ens] for name, limit in LIMITS)
-                if ens in last and ratio > 0.99 * last[ens][1]:
-                    # splitting it did not help (e.g. Dense input axons reach every
-                    # block): back to the last split, and no more
-                    n_split[ens] = last.pop(ens)[0]
-                    frozen.add(ens)
-                    grown = True
-                elif ratio > 1 and k < ens.n_neurons and ens not in frozen:
-                    last[ens] = (k, ratio)
-                    n_split[ens] = min(max(k + 1, math.ceil(k * ratio)), ens.n_neurons)
-                    grown = True
-                else:
+                if ens not in best or ratio < best[ens][0]:
+                    best[ens] = (ratio, size)
+                if ratio <= 1 or ens in frozen:
                     last.pop(ens, None)
-            if not grown:
+                    continue
+                if ens in last and ratio > 0.99 * last[ens]:  # smaller did not help
+                    smaller = [d for d in _divisors(ens.n_neurons) if d < size]
+                    if smaller and tries.get(ens, 0) < MAX_DIVISOR_TRIES:
+                        tries[ens] = tries.get(ens, 0) + 1
+                        sizes[ens] = smaller[-1]
+                    else:
+                        sizes[ens] = best[ens][1]
+                        frozen.add(ens)
+                else:
+                    sizes[ens] = max(1, min(size - 1, int(size / ratio)))
+                last[ens] = ratio
+                changed = changed or sizes[ens] != size
+            if not changed:
                 break
-        default = {e: -(-e.n_neurons // self.default_split(e)) for e in n_split}
-        sizes = {e: s for e, s in sizes.items() if s != default[e]}
-        return sizes, blocks
+        return {e: s for e, s in sizes.items() if s != default[e]}, blocks
+
+
+def _divisors(n):
+    """The divisors of ``n``, ascending."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
 
 
 def _matrix(conn, shape):

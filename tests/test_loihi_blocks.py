@@ -44,8 +44,8 @@ def test_plan_splits_until_blocks_fit_and_stops_where_splitting_cannot_help():
         b = nengo.Ensemble(640, 1, label="next")
         nengo.Connection(a.neurons, b.neurons, transform=rng.uniform(-1, 1, (640, 1024)))
     sizes, blocks = Blocks(net).plan()
-    assert sizes == {a: 512}  # 2 blocks of 512 neurons, 3,072 output axons each
-    assert [blk["output axons"] for blk in blocks[a]] == [3072, 3072]
+    assert sizes == {a: 682}  # 6,144 / 4,096 = 1.5 times smaller: int(1,024 / 1.5)
+    assert [blk["output axons"] for blk in blocks[a]] == [682 * 6, 342 * 6]
     # 2,100 host values on/off encoded into a Dense input: 4,200 input axons reach
     # every block however it is split, so the plan keeps nengo-loihi's split
     with nengo.Network() as net:
