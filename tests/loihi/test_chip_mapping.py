@@ -71,7 +71,7 @@ def test_refused_network_is_predicted_and_set_block_shapes_makes_it_build():
     m = set_block_shapes(net)  # keeps the block shape given to "next"
     assert m["builds"] is True and m["problems"] == []
     assert [r["blocks"] for r in m["ensembles"]] == [2, 8]
-    assert net.config[a].block_shape.shape == (511,)  # int(600 / (4,800 / 4,096))
+    assert net.config[a].block_shape.shape == (512,)  # 600 / (4,800 / 4,096)
     builds, blocks = build(net)
     assert builds is True and blocks == popfit_blocks(net) and len(blocks) == m["blocks"]
 
