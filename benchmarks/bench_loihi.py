@@ -38,13 +38,17 @@ Every network is built once and run in ``nengo.Simulator`` and in
 5. the digits CNN (benchmarks/digits_models.py: Conv2D tanh, BatchNormalization,
    AveragePooling2D, Dropout, Conv2D tanh, Flatten, Dropout, Dense softmax;
    Keras on torch here), ``platform="loihi"`` (LoihiLIF, 8-bit weights) with
-   4 neurons per unit and per-layer counts ([6, 6], [8, 4]), 100 test digits
-   at 0.1 s: rate level, nengo (batched predict) and the emulator
-   (``predict``'s default on this platform; a network nengo-loihi refuses to
-   build is reported with its error). Bar: emulator accuracy >= Keras - 1.5 pp.
+   4 neurons per unit and per-layer counts ([6, 6], [8, 4]; ``--cnn-neurons
+   4 6,6 8,4``), 100 test digits at 0.1 s: rate level, nengo (batched
+   predict) and the emulator (``predict``'s default on this platform, whose
+   batched networks get block shapes from `popfit.loihi.set_block_shapes`;
+   a network nengo-loihi refuses to build is reported with its error), and
+   how `popfit.loihi.chip_mapping` maps ``model.network``. Bar: emulator
+   accuracy >= Keras - 1.5 pp.
 """
 
 import argparse
+import functools
 import time
 import warnings
 
@@ -55,7 +59,9 @@ from nengo_loihi.decode_neurons import Preset10DecodeNeurons
 from nengo_loihi.neurons import LoihiLIF
 
 import popfit
+from popfit.conversion.batch import BatchPlan, chunk_size
 from popfit.fit import staircase_decoders
+from popfit.loihi import chip_mapping
 from popfit.conversion.quantize import quantization_cost, rate_forward
 
 warnings.filterwarnings("ignore")  # nengo-loihi's version and discretization chatter
@@ -273,7 +279,7 @@ def digits_rows():
     print(model.report())
 
 
-def cnn_rows():
+def cnn_rows(neurons=(4, [6, 6], [8, 4])):
     from digits_models import accuracy, digits_cnn, digits_split, import_keras, trained
 
     keras = import_keras()
@@ -285,9 +291,14 @@ def cnn_rows():
           f"platform=\"loihi\", 100 test digits at 0.1 s; Keras accuracy {100 * src:.1f}%")
     print("| neurons per unit | neurons | rate level | nengo (batched) | emulator | "
           "emulator s | bar (>= Keras - 1.5 pp)")
-    for n in (4, [6, 6], [8, 4]):
+    for n in neurons:
         model = popfit.convert(net, platform="loihi", n_neurons=n, seed=0,
                                calibration_data=X_train.reshape((-1,) + shape))
+        m = chip_mapping(model.network)
+        chunk = chunk_size(BatchPlan(model, 100, DT, 0, None), len(X_test), None, 1)
+        print(f"  model.network: {m['blocks']} blocks, builds: {m['builds']}; batched "
+              f"prediction: {chunk} digits per simulator, block shapes from "
+              "popfit.loihi.set_block_shapes", flush=True)
         rate = float(np.mean(model.rate_output(X_test).argmax(1) == y_test))
         ref = model.score(X_test, y_test, 0.1, simulator=nengo.Simulator, progress_bar=False)
         t = time.perf_counter()
@@ -308,12 +319,16 @@ def cnn_rows():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("tanh", "identity", "chain", "digits", "cnn"))
+    parser.add_argument("--cnn-neurons", nargs="+", default=["4", "6,6", "8,4"],
+                        help="neurons per unit of the CNN rows: N or N1,N2 per layer")
     args = parser.parse_args()
+    cnn = functools.partial(cnn_rows, [int(n) if "," not in n else [int(k) for k in n.split(
+        ",")] for n in args.cnn_neurons])
     t0 = time.perf_counter()
     print(f"nengo {nengo.__version__}, nengo-loihi {nengo_loihi.__version__}, "
           f"numpy {np.__version__}")
     for name, fn in (("tanh", tanh_rows), ("identity", identity_rows),
-                     ("chain", chain_rows), ("digits", digits_rows), ("cnn", cnn_rows)):
+                     ("chain", chain_rows), ("digits", digits_rows), ("cnn", cnn)):
         if args.only in (None, name):
             fn()
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

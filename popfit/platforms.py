@@ -26,6 +26,7 @@ code that uses a platform knows no platform names.
 
 import dataclasses
 import functools
+import importlib
 from typing import Optional, Tuple
 
 from ._optional import import_optional
@@ -123,6 +124,12 @@ class Platform:
     requires : str or None
         The pip extra (``popfit[...]``) the platform's optional packages
         come from.
+    prepare_network : str or None
+        ``"module:attribute"`` of a function popfit calls on every nengo
+        network it builds for the platform (a converted model's, the batched
+        prediction's) before anything simulates it: ``"loihi"``'s sets
+        nengo-loihi block shapes that fit its cores
+        (`popfit.loihi.prepare_network`).
     """
 
     name: str
@@ -145,6 +152,7 @@ class Platform:
     simulator: Optional[str] = None
     simulator_kwargs: Tuple[Tuple[str, object], ...] = ()
     requires: Optional[str] = None
+    prepare_network: Optional[str] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -216,6 +224,13 @@ class Platform:
         if self.step is not None and self.export == "nir":
             tau_ref = whole_step_tau_ref(tau_ref, self.step)
         return nengo.LIF(tau_rc=neuron_type.tau_rc, tau_ref=tau_ref)
+
+    def prepare(self, network):
+        """Apply ``prepare_network`` (if any) to ``network``; returns ``network``."""
+        if self.prepare_network is not None:
+            module, _, attribute = self.prepare_network.partition(":")
+            getattr(importlib.import_module(module), attribute)(network)
+        return network
 
     def make_simulator(self):
         """The nengo backend's Simulator class (with its keyword arguments bound),
@@ -298,6 +313,7 @@ LOIHI = register_platform(Platform(
     simulator="nengo_loihi:Simulator",
     simulator_kwargs=(("target", "sim"),),
     requires="loihi",
+    prepare_network="popfit.loihi:prepare_network",
 ))
 
 NIR = register_platform(Platform(

@@ -407,10 +407,15 @@ def test_convert_loihi_network_structure_and_mapping(digits_mlp):
     assert m["host_inputs"] == 16 and m["host_outputs"] == 10
     assert m["ensembles"][0]["input_axons"] == 32
     assert "64 neurons in 1 block(s)" in model.report()
-    # a layer over 1024 neurons needs more than one block (one core each)
+    # 600 units of 4 neurons behind a Dense host input: 1,200 input axons (on/off
+    # pairs) of 2,400 stored weights, 37 groups of 64 (576 bits each) and one of
+    # 32 (8 * 32 + 10 -> 320 bits): 25,958,400 bits, 25 cores' synapse memory, so
+    # nengo-loihi splits it into 25 blocks (not the 3 its 2,400 compartments need)
     with nengo.Network() as big:
         PopulationLayer(model.fits[0], 600, platform="loihi").input
-    assert chip_mapping(big)["blocks"] == 3
+    m = chip_mapping(big)
+    assert m["blocks"] == 25 and m["builds"] is True
+    assert m["ensembles"][0]["largest"]["compartments"] == 96
     assert model.score(X, y, presentation_time=0.05, simulator=nengo.Simulator) >= \
         mlp.score(X, y) - 0.1
 
@@ -436,4 +441,5 @@ def test_loihi_platform_defaults_need_the_extra(digits_mlp):
     with pytest.raises(ImportError, match=r"the 'loihi' platform's simulator needs nengo_loihi, "
                        r"which is not installed .*pip install 'popfit\[loihi\]'"):
         model.predict(X[:1], presentation_time=0.02)
+
 

@@ -206,6 +206,7 @@ class BatchPlan:
         self.connection_synapse = model.connection_synapse
         self.steps, self.dt, self.seed = steps, dt, seed
         self.simulator = simulator
+        self.platform = model.platform
 
     @property
     def n_hidden(self):
@@ -265,6 +266,8 @@ class BatchPlan:
                 nengo.Connection(ensembles[i].neurons, ensembles[j].neurons,
                                  transform=nengo.transforms.Sparse(full.shape, init=full),
                                  synapse=self.connection_synapse)
+        if self.simulator is not nengo.Simulator:  # e.g. nengo-loihi's block shapes
+            self.platform.prepare(net)
         return net, readouts
 
     def run(self, X, progress_bar=False):

@@ -444,7 +444,7 @@ def build_network(spec, fits, connection_synapse, seed=None, weights=None, biase
         if np.any(out_bias != 0):
             bias = nengo.Node(np.array(out_bias, dtype=float), label="output bias")
             nengo.Connection(bias, net.output, synapse=None)
-    return net
+    return get_platform(platform).prepare(net)  # e.g. nengo-loihi block shapes
 
 
 def _host_transform(matrix):
