@@ -260,5 +260,5 @@ def report_lines(model):
                        f", class changed on {100 * c['class_changed']:.1f}%")
                     + f" of {c['n_samples']} calibration samples")
         lines.append(f"    weights       : {model.weight_bits}-bit, one shared step per "
-                     f"connection; {cost}")
+                     f"layer; {cost}")
     return lines
