@@ -6,7 +6,6 @@ Each test names the defect it covers; all of them failed on the code before the 
 """
 
 import configparser
-import os
 import pathlib
 import pickle
 import re
@@ -25,7 +24,6 @@ from popfit.exceptions import ConversionError, PopfitTypeError, PopfitValueError
 # these tests need *a* good fit, not the best: the quick search is ~2.4x cheaper
 QUICK = popfit.SearchOptions.quick()
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -1,6 +1,5 @@
 """popfit.convert (popfit.conversion) on real Keras 3 models trained in the tests."""
 
-import os
 import pickle
 import re
 import sys
@@ -8,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
 keras = pytest.importorskip("keras")
 
 import popfit  # noqa: E402

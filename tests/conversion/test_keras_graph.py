@@ -10,12 +10,10 @@ linear maps themselves (`popfit.conversion.operators`) are checked against
 Keras's layers for shapes, strides, paddings and dilations.
 """
 
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
 keras = pytest.importorskip("keras")
 
 import popfit  # noqa: E402

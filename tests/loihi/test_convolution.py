@@ -6,18 +6,12 @@ chip to chip as a Sparse neuron-to-neuron transform; the emulator's output
 is compared with the Keras model's own (not with popfit's predictions).
 """
 
-import importlib.util
-import os
 import warnings
 
 import numpy as np
 import pytest
 
 nengo_loihi = pytest.importorskip("nengo_loihi")
-for _backend in (os.environ.get("KERAS_BACKEND"), "jax", "torch"):
-    if _backend and importlib.util.find_spec(_backend) is not None:
-        os.environ["KERAS_BACKEND"] = _backend
-        break
 keras = pytest.importorskip("keras")
 
 import nengo  # noqa: E402

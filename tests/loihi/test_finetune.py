@@ -11,12 +11,8 @@ a whole-step curve is its surrogate's (tau_ref half a step longer), checked
 by finite differences.
 """
 
-import warnings
-
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
-from sklearn.neural_network import MLPClassifier
 
 nengo_loihi = pytest.importorskip("nengo_loihi")
 try:  # the Loihi environment installs them (.ci/make_loihi_venv): missing is an error there
@@ -27,37 +23,17 @@ except ImportError as e:  # pragma: no cover
                       "re-run `bash .ci/make_loihi_venv DIR`") from e
 
 import popfit  # noqa: E402
-from popfit.training import curves, quantized  # noqa: E402
+from popfit.training import curves  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # nengo-loihi version notes
-
-
-@pytest.fixture(scope="module")
-def data():
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning
-        mlp = MLPClassifier(hidden_layer_sizes=(16, 12), activation="tanh", max_iter=100,
-                            random_state=0).fit(X[:400], y[:400])
-    return mlp, X[:400], y[:400], X[1500:]
-
-
-def trained_forward(model, X):
-    """The jax forward `finetune` trains (weights rounded), output nonlinearity applied."""
-    layers = [curves.layer_constants(fit) for fit in model.fits]
-    params = [(np.array(layer.weights), np.array(layer.bias)) for layer in model.spec.layers]
-    quant = (model.weight_bits, model.platform.sparse_host_transforms)
-    with curves.x64():
-        z = np.asarray(quantized.model_forward(params, layers, X, quant)[0])
-    return model._outputs(z)
 
 
 @pytest.mark.parametrize("neuron_type, kind", [(None, "step_lif"),
                                                ("LoihiSpikingRectifiedLinear", "step_relu")],
                          ids=["LoihiLIF", "LoihiSpikingRectifiedLinear"])
-def test_whole_step_fits_and_8_bit_weights(data, neuron_type, kind):
-    mlp, X, y, X_test = data
+def test_whole_step_fits_and_8_bit_weights(small_digits_mlp, trained_forward, neuron_type,
+                                           kind):
+    mlp, X, y, X_test = small_digits_mlp
     model = popfit.convert(mlp, n_neurons=1, neuron_type=neuron_type, calibration_data=X[:200],
                            refit=False, seed=0, platform="loihi")
     assert model.weight_bits == 8 and not model.platform.sparse_host_transforms

@@ -9,7 +9,6 @@ test_nir_export.py) against popfit's own rate-level model of the converted
 network, `ModelSpec.forward` with each population's fitted curve.
 """
 
-import importlib.util
 import itertools
 import os
 
@@ -18,10 +17,6 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-for _backend in (os.environ.get("KERAS_BACKEND"), "jax", "torch"):
-    if _backend and importlib.util.find_spec(_backend) is not None:
-        os.environ["KERAS_BACKEND"] = _backend
-        break
 keras = pytest.importorskip("keras")
 nir = pytest.importorskip("nir")
 
@@ -32,6 +27,7 @@ from popfit.conversion import operators  # noqa: E402
 from popfit.exceptions import PopfitValueError  # noqa: E402
 from popfit.nir import to_nir  # noqa: E402
 from popfit.nir._conv import find_convolution  # noqa: E402
+from test_nir_export import NEURON_NODES, neuron_values  # noqa: E402  (this folder's helpers)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tau_ref = .* < dt = :UserWarning")
 QUICK = popfit.SearchOptions.quick()
@@ -72,16 +68,8 @@ def graph_rates(graph, x, spike_area=1.0):
                               for s in v])
             elif isinstance(node, nir.Flatten):
                 v = v.reshape(len(v), -1)
-            elif isinstance(node, (nir.LIF, nir.CubaLIF)):
-                tau = node.tau if isinstance(node, nir.LIF) else node.tau_mem
-                u = node.r * getattr(node, "w_in", 1.0) * v
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    rate = 1.0 / (tau * np.log(u / (u - node.v_threshold)))
-                v = np.where(u > node.v_threshold, rate, 0.0) * spike_area
-            elif isinstance(node, nir.IF):
-                v = np.maximum(node.r * v / node.v_threshold, 0.0) * spike_area
-            elif isinstance(node, nir.LI):
-                v = node.r * v + node.v_leak
+            elif isinstance(node, NEURON_NODES):
+                v = neuron_values(node, v, spike_area)
             values[name] = v
     return values["output"]
 

@@ -8,18 +8,12 @@ Keras model's own predictions, not with popfit's.
 """
 
 import contextlib
-import importlib.util
 import io
-import os
 import warnings
 
 import numpy as np
 import pytest
 
-for _backend in (os.environ.get("KERAS_BACKEND"), "jax", "torch"):
-    if _backend and importlib.util.find_spec(_backend) is not None:
-        os.environ["KERAS_BACKEND"] = _backend
-        break
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 pytest.importorskip("snntorch")

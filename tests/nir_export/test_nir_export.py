@@ -38,6 +38,24 @@ NIR_LIF = nengo.LIF(tau_ref=0)
 SNNTORCH = get_platform("snntorch")
 
 
+NEURON_NODES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI)
+
+
+def neuron_values(node, v, spike_area):
+    """A neuron node's steady-state output for constant input currents ``v``: the
+    spiking nodes' rates times ``spike_area``, LI's leaky-integrator level."""
+    if isinstance(node, (nir.LIF, nir.CubaLIF)):
+        tau = node.tau if isinstance(node, nir.LIF) else node.tau_mem
+        assert np.all(node.v_leak == 0) and np.all(node.v_reset == 0)
+        u = node.r * getattr(node, "w_in", 1.0) * v
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = 1.0 / (tau * np.log(u / (u - node.v_threshold)))
+        return np.where(u > node.v_threshold, rate, 0.0) * spike_area
+    if isinstance(node, nir.IF):
+        return np.maximum(node.r * v / node.v_threshold, 0.0) * spike_area
+    return node.r * v + node.v_leak  # nir.LI
+
+
 def graph_rates(graph, x, spike_area=1.0):
     """Steady-state output of a chain graph for constant inputs ``x`` (n, n_in).
 
@@ -51,18 +69,8 @@ def graph_rates(graph, x, spike_area=1.0):
         node = graph.nodes[name]
         if isinstance(node, nir.Affine):
             v = v @ node.weight.T + node.bias
-        elif isinstance(node, (nir.LIF, nir.CubaLIF)):
-            tau = node.tau if isinstance(node, nir.LIF) else node.tau_mem
-            w_in = getattr(node, "w_in", 1.0)
-            assert np.all(node.v_leak == 0) and np.all(node.v_reset == 0)
-            u = node.r * w_in * v
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rate = 1.0 / (tau * np.log(u / (u - node.v_threshold)))
-            v = np.where(u > node.v_threshold, rate, 0.0) * spike_area
-        elif isinstance(node, nir.IF):
-            v = np.maximum(node.r * v / node.v_threshold, 0.0) * spike_area
-        elif isinstance(node, nir.LI):
-            v = node.r * v + node.v_leak
+        elif isinstance(node, NEURON_NODES):
+            v = neuron_values(node, v, spike_area)
         elif not isinstance(node, nir.Output):
             raise AssertionError(f"unexpected node {name}: {type(node).__name__}")
     return v

@@ -8,44 +8,18 @@ rebuilt network) must equal the jax forward pass it was trained through,
 and training must raise the rate-level accuracy on the training digits.
 """
 
-import warnings
-
 import nengo
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
-from sklearn.neural_network import MLPClassifier
 
 import popfit
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("optax")
-from popfit.training import curves, quantized  # noqa: E402
+from popfit.training import curves  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def data():
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning
-        mlp = MLPClassifier(hidden_layer_sizes=(16, 12), activation="tanh", max_iter=100,
-                            random_state=0).fit(X[:400], y[:400])
-    return mlp, X[:400], y[:400], X[1500:]
-
-
-def trained_forward(model, X):
-    """The jax forward `finetune` trains (rounded for weight_bits), output nonlinearity applied."""
-    layers = [curves.layer_constants(fit) for fit in model.fits]
-    params = [(np.array(layer.weights), np.array(layer.bias)) for layer in model.spec.layers]
-    quant = None if model.weight_bits is None else (model.weight_bits,
-                                                    model.platform.sparse_host_transforms)
-    with curves.x64():
-        z = np.asarray(quantized.model_forward(params, layers, X, quant)[0])
-    return model._outputs(z)
-
-
-def check_finetune(model, data, kind):
+def check_finetune(model, data, kind, trained_forward):
     _, X, y, X_test = data
     assert curves.curve_kind(model.fits[0].neuron_type) == kind
     # before training, the jax forward is the converted network's rate output
@@ -65,18 +39,19 @@ def check_finetune(model, data, kind):
     (nengo.LIF(), "lif"), (nengo.RectifiedLinear(), "relu"),
     (nengo.SpikingRectifiedLinear(), "relu"), (nengo.LIFRate(tau_rc=0.05), "lif")],
     ids=["LIF", "RectifiedLinear", "SpikingRectifiedLinear", "LIFRate tau_rc 50 ms"])
-def test_nengo_neuron_types(data, neuron_type, kind):
-    mlp, X, _, _ = data
+def test_nengo_neuron_types(small_digits_mlp, trained_forward, neuron_type, kind):
+    mlp, X, _, _ = small_digits_mlp
     model = popfit.convert(mlp, n_neurons=1, neuron_type=neuron_type, calibration_data=X,
                            refit=False, seed=0)
-    check_finetune(model, data, kind)
+    check_finetune(model, small_digits_mlp, kind, trained_forward)
 
 
 @pytest.mark.parametrize("platform", ["nir", "snntorch"])
-def test_nir_platforms_lif_without_refractory_period(data, platform):
-    mlp, X, _, _ = data
+def test_nir_platforms_lif_without_refractory_period(small_digits_mlp, trained_forward,
+                                                    platform):
+    mlp, X, _, _ = small_digits_mlp
     model = popfit.convert(mlp, n_neurons=1, calibration_data=X, refit=False, seed=0,
                            platform=platform)
     nt = model.fits[0].neuron_type
     assert nt.tau_ref == popfit.get_platform(platform).fit_neuron_type().tau_ref < 1e-4
-    check_finetune(model, data, "lif")
+    check_finetune(model, small_digits_mlp, "lif", trained_forward)
