@@ -203,6 +203,30 @@ def test_quantize_against_independent_rounding(rng):
     np.testing.assert_array_equal(quantize(np.zeros(3), 8), np.zeros(3))
 
 
+def test_quantize_network_reads_scalar_and_1d_transforms_as_nengo_does():
+    """nengo's Dense with a scalar or 1-D init is a diagonal (elementwise) transform;
+    rounding keeps it one (a full matrix of that value would connect all to all)."""
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier((5,), activation="tanh", max_iter=30, random_state=0).fit(
+            X[:200] / 16, y[:200])
+    model = popfit.convert(mlp, n_neurons=1, refit=False, seed=0)
+    neurons = model.network.layers[0].ensemble.neurons
+    with model.network:
+        extra = nengo.Node(np.ones(5))
+        scalar = nengo.Connection(extra, neurons, transform=0.5)
+        vector = nengo.Connection(extra, neurons, transform=np.arange(1.0, 6.0))
+    popfit.conversion.quantize.quantize_network(model.network, 8)
+    gain = model.network.layers[0].ensemble.gain
+    for conn, diag in ((scalar, np.full(5, 0.5)), (vector, np.arange(1.0, 6.0))):
+        w = conn.transform.init
+        assert w.shape == (5, 5)
+        np.testing.assert_array_equal(w - np.diag(np.diag(w)), 0)  # still diagonal
+        step = np.max(np.abs(gain) * 5.0) / 255  # the layer's shared step, of w * gain
+        np.testing.assert_allclose(np.diag(w) * gain, diag * gain, atol=step / 2 + 1e-12)
+
+
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 
 

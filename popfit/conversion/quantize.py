@@ -19,6 +19,7 @@ from .._validation import check_bool, check_finite_array, check_int, public
 from ..exceptions import PopfitTypeError, PopfitValueError
 from ..graph import connects_into, population_layers
 from ..targets import apply_activation
+from .batch import connection_matrix
 from .spec import check_samples, dot
 
 #: Bits of a weight magnitude `quantize` accepts (a platform's ``weight_bits``).
@@ -143,14 +144,7 @@ def quantize_network(network, bits, originals=None):
 def _matrix(conn, transforms=None):
     if transforms is not None and id(conn) in transforms:
         return transforms[id(conn)]
-    t = conn.transform
-    if isinstance(t, nengo.transforms.Sparse):
-        init = t.init
-        if not scipy.sparse.issparse(init):
-            init = scipy.sparse.csr_matrix((init.data, init.indices.T), shape=t.shape)
-        return init
-    return np.asarray(t.init, dtype=float) * np.ones(t.shape) if np.ndim(t.init) < 2 \
-        else np.asarray(t.init, dtype=float)
+    return connection_matrix(conn)
 
 
 def _quantized_connections(network):
