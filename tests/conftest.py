@@ -43,13 +43,13 @@ def small_digits_mlp():
 
 
 def _trained_forward(model, X):
-    from popfit.training import curves, quantized  # needs jax
+    from popfit.training import curves, quantized, weights  # needs jax
 
     layers = [curves.layer_constants(fit) for fit in model.fits]
-    params = [(np.array(layer.weights), np.array(layer.bias)) for layer in model.spec.layers]
     quant = None if model.weight_bits is None else (model.weight_bits,
                                                     model.platform.sparse_host_transforms)
     with curves.x64():
+        params = weights.initial_params(model.spec)
         z = np.asarray(quantized.model_forward(params, layers, X, quant)[0])
     return model._outputs(z)
 

@@ -59,15 +59,6 @@ def _check_arguments(model, loss, y, epochs, learning_rate, batch_size, spike_co
     if not isinstance(model, ConvertedModel):
         raise PopfitTypeError(f"model must be a popfit.ConvertedModel (made by popfit.convert) "
                               f"(got {type(model).__name__})")
-    if model.weight_bits is not None and (model.spec.has_sparse or not model.spec.is_chain):
-        what = ("convolution layers (sparse weights)" if model.spec.has_sparse
-                else "skip connections")
-        raise ConversionError(
-            f"popfit.finetune trains rounded weights (weight_bits={model.weight_bits}) for "
-            f"chains of dense layers only, but this {model.spec.source} has {what}; "
-            "convert it without weight_bits (e.g. "
-            "platform=popfit.get_platform(..., weight_bits=None)), fine-tune, then round "
-            "with popfit.conversion.quantize.quantize_model")
     if not isinstance(loss, str) or loss not in LOSSES:
         raise PopfitValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} "
                                f"(got {loss!r})")
@@ -181,7 +172,8 @@ def finetune(model, X, y=None, *, loss="auto", epochs=20, learning_rate=1e-3, sc
     folded in) is trained nonzero by nonzero with its sparsity pattern fixed
     (the folded matrices share no single kernel in general; the layer stays
     one sparse nengo transform), and every input of a layer with skip
-    connections is trained. ``weight_bits`` training supports chains of dense layers only.
+    connections is trained. With ``weight_bits`` every input of a layer is
+    rounded with the layer's one shared step (`popfit.training.quantized`).
 
     After training, each hidden layer's pre-activations over ``X`` (in the
     converted network: fed by the previous population's decoded output) are

@@ -18,7 +18,6 @@ import scipy.sparse
 from sklearn.datasets import load_digits
 
 import popfit
-from popfit.conversion.quantize import quantize_model
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("optax")
@@ -37,10 +36,8 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def graphs(data):
-    """The CNN and the residual model (Keras's initial weights: fine-tuning trains them),
-    converted at 1 LIF per unit (no refit), and the CNN with rectified-linear neurons."""
-    X = data[0]
+def sources():
+    """The Keras CNN and residual model (their initial weights: fine-tuning trains them)."""
     L = keras.layers
     keras.utils.set_random_seed(0)
     cnn = keras.Sequential([
@@ -51,6 +48,15 @@ def graphs(data):
     a = L.Dense(12, activation="tanh")(inp)
     b = L.Dense(12, activation="tanh")(a)
     residual = keras.Model(inp, L.Dense(10, activation="softmax")(L.Add()([a, b])))
+    return {"cnn": cnn, "residual": residual}
+
+
+@pytest.fixture(scope="module")
+def graphs(data, sources):
+    """The CNN and the residual model converted at 1 LIF per unit (no refit), and the
+    CNN with rectified-linear neurons."""
+    X = data[0]
+    cnn, residual = sources["cnn"], sources["residual"]
     kw = dict(n_neurons=1, calibration_data=X, refit=False, search=QUICK, seed=0)
     return {"cnn": popfit.convert(cnn, **kw), "residual": popfit.convert(residual, **kw),
             "cnn_relu": popfit.convert(cnn, neuron_type="relu", **kw)}
@@ -189,11 +195,23 @@ def test_finetuned_cnn_runs_every_public_path(tuned, data):
     assert isinstance(popfit.to_nir(model, drop_tau_ref=True), nir.NIRGraph)
 
 
-@pytest.mark.parametrize("name, what", [("cnn", "convolution layers"),
-                                        ("residual", "skip connections")])
-def test_rounded_graphs_are_refused_with_the_fix(graphs, data, name, what):
-    X, y, _, _ = data
-    m = quantize_model(graphs[name], 6)
-    with pytest.raises(popfit.ConversionError, match=r"rounded weights \(weight_bits=6\) for "
-                       rf"chains of dense layers only.*has {what}.*weight_bits=None"):
-        popfit.finetune(m, X, y)
+@pytest.mark.parametrize("name, host", [("cnn", ("Sparse", "Dense")), ("cnn", ("Dense",)),
+                                        ("residual", ("Dense",))],
+                         ids=["cnn, nengo", "cnn, Dense host transforms (Loihi's)",
+                              "residual, Dense host transforms"])
+def test_rounded_graphs_train_quantization_aware(sources, data, trained_forward, name, host):
+    """Convolutions (sparse links) and skips with weight_bits: every input of a layer
+    rounded with its one step, so the rebuilt, rounded model computes what was trained."""
+    X, y, X_test, _ = data
+    platform = popfit.get_platform("nengo", weight_bits=5, host_transforms=host)
+    m = popfit.convert(sources[name], n_neurons=1, calibration_data=X, refit=False,
+                       search=QUICK, seed=0, platform=platform)
+    np.testing.assert_allclose(trained_forward(m, X_test), m.rate_output(X_test), rtol=0,
+                               atol=1e-6)
+    new = finetune(m, data, domain_tolerance=None)
+    assert new.weight_bits == 5 and new.quantization is not None
+    out = new.rate_output(X_test)
+    np.testing.assert_allclose(out, trained_forward(new, X_test), rtol=0, atol=1e-6)
+    # ... which is not the float forward of the same weights (the rounding matters)
+    assert np.max(np.abs(out - jax_output(new, X_test))) > 1e-3
+    assert np.mean(new.rate_output(X).argmax(1) == y) > np.mean(m.rate_output(X).argmax(1) == y)
