@@ -1,6 +1,7 @@
 """Benchmark: popfit.finetune on digits, against the ANN and nengo's signed network.
 
 python benchmarks/bench_finetune.py [--subset N] [--seed S] [--only cnn|residual]
+    [--toolchain loihi|snntorch]
 
 Digits, MLPClassifier((64,), tanh) trained as in bench_convert.py, 450 held-out
 digits, presentation times 0.03, 0.05 and 0.1 s (dt 1 ms, synapse 5 ms, max
@@ -55,6 +56,15 @@ must be importable there: ``.ci/make_loihi_venv`` installs jax 0.4.38 / optax
 digits for 0.1 s on the nengo-loihi emulator (``ConvertedModel.predict``
 with the platform's simulator) or through ``popfit.to_nir`` in snnTorch
 (``bench_nir.run_snntorch``), beside the plain conversion and the ANN.
+
+With ``--toolchain loihi --only cnn`` (nengo-loihi venv; Keras on torch there:
+``KERAS_BACKEND=torch``), the digits CNN of ``--only cnn`` converted for
+``platform="loihi"`` at 1 and 2 neurons per unit (no refit) and fine-tuned
+(cross-entropy, quantization-aware: every input of a layer rounded to 8 bits
+with its one step, as the network rounds it), on the first 100 test digits
+at 0.1 s: rate level, nengo's reference simulator and the nengo-loihi
+emulator, against bench_loihi.py's CNN bar (emulator >= Keras - 1.5 pp; there
+the plain conversion needs [6, 6] neurons per unit).
 
 Spikes per digit are COUNTED in the simulation: the hidden neurons are probed
 and their spikes (|spikes| for the signed network) summed over each whole
@@ -357,6 +367,45 @@ def digits_graph_section(which, seed, subset, epochs=GRAPH_EPOCHS):
               f"{spikes / four_spikes:.2f} x 4 LIF/unit converted ({100 * four_acc:.2f}%)")
 
 
+def toolchain_cnn(seed, neurons=(1, 2), epochs=GRAPH_EPOCHS, n_test=100):
+    """``--toolchain loihi --only cnn``: the digits CNN converted for ``platform="loihi"``
+    (whole-step LoihiLIF fits, 8-bit weights) at ``neurons`` per unit, fine-tuned
+    quantization-aware, on nengo-loihi's emulator (100 test digits, 0.1 s)."""
+    import digits_models
+
+    keras = digits_models.import_keras()
+    X_train, X_test, y_train, y_test = digits(seed, n_test)
+    net, shape = digits_models.trained(keras, digits_models.digits_cnn, X_train, y_train, seed)
+    src = digits_models.accuracy(net, X_test, y_test)
+    print(f"== digits CNN (Keras {keras.__version__} on {keras.backend.backend()}), "
+          f"platform=\"loihi\", first {len(X_test)} test digits at 0.1 s; Keras "
+          f"{100 * src:.2f}%")
+    print(f"{'model':<34}{'neurons':>8}{'rate acc':>10}{'nengo':>9}{'emulator':>10}"
+          f"{'finetune s':>12}{'emulator s':>12}")
+    for n in neurons:
+        plain = popfit.convert(net, n_neurons=n, refit=False, platform="loihi", seed=seed,
+                               max_rate=MAX_RATE, connection_synapse=SYNAPSE,
+                               calibration_data=X_train.reshape((-1,) + shape))
+        start = time.perf_counter()
+        tuned = popfit.finetune(plain, X_train, y_train, epochs=epochs, seed=seed)
+        t_tune = time.perf_counter() - start
+        for label, m in (("converted", plain), ("fine-tuned", tuned)):
+            rate = float(np.mean(m.rate_output(X_test).argmax(1) == y_test))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref = m.score(X_test, y_test, 0.1, simulator=nengo.Simulator,
+                              progress_bar=False)
+                start = time.perf_counter()
+                emu = m.score(X_test, y_test, 0.1, progress_bar=False)  # the emulator
+            wall = time.perf_counter() - start
+            tt = f"{t_tune:12.0f}" if label == "fine-tuned" else f"{'-':>12}"
+            print(f"{f'popfit {n}/unit, {label}':<34}{m.total_neurons:8d}{100 * rate:9.2f}%"
+                  f"{100 * ref:8.2f}%{100 * emu:9.2f}%{tt}{wall:12.0f}", flush=True)
+        ok = emu >= src - 0.015
+        print(f"  bar (bench_loihi's CNN bar, emulator >= Keras - 1.5 pp): {n}/unit fine-tuned "
+              f"{100 * emu:.2f}%: {'PASS' if ok else 'FAIL'}")
+
+
 if __name__ == "__main__":
     if "--only" in sys.argv:  # a separate section: python bench_finetune.py --only cnn
         only = argparse.ArgumentParser()
@@ -364,7 +413,13 @@ if __name__ == "__main__":
         only.add_argument("--subset", type=int, default=0)
         only.add_argument("--seed", type=int, default=0)
         only.add_argument("--epochs", type=int, default=GRAPH_EPOCHS)
+        only.add_argument("--toolchain", choices=("loihi",), default=None)
         a = only.parse_args()
-        digits_graph_section(a.only, a.seed, a.subset, a.epochs)
+        if a.toolchain:
+            if a.only != "cnn":
+                only.error("--toolchain loihi takes --only cnn")
+            toolchain_cnn(a.seed, epochs=a.epochs)
+        else:
+            digits_graph_section(a.only, a.seed, a.subset, a.epochs)
     else:
         main()
