@@ -100,48 +100,79 @@ def _spec_links(spec, fits):
 
 
 def _network_links(model):
-    """``(stages, links, out_link)`` read from ``model.network``'s connections.
+    """``(stages, links)`` read from ``model.network``'s connections (links as `_Read`).
 
     For a model converted with ``weight_bits``: `popfit.conversion.quantize.quantize_network`
     rounded ``gain * weights`` of every connection into a layer's neurons per
-    neuron, which no unit-level weight matrix can express, so each link here is
-    neuron level (the stages' encoders are the identity): the input link is the
-    (quantized) encoders times the first layer's weights, link ``k`` the
-    connection from layer ``k - 1``'s neurons to layer ``k``'s.
+    neuron, which no unit-level weight matrix can express, so each link into a
+    layer here is neuron level (the stages' encoders are the identity): from
+    the model input, the (rounded) encoders times the source model's weights
+    (divided by the input scale on a platform that sends ``x / input_scale``);
+    from an earlier layer (the previous one, or a skip), the connection
+    between their neurons as the network holds it. Links into the output are
+    the decoding transforms (never rounded) and the source's weights from the
+    input. Each target's links come in the order of its inputs in the spec.
     """
     import nengo
 
     def ends_at(obj, ensemble):
         return isinstance(obj, nengo.ensemble.Neurons) and obj.ensemble is ensemble
 
-    net = model.network
+    net, spec = model.network, model.spec
+    n = len(net.layers)
+    ensembles = {layer.ensemble: k for k, layer in enumerate(net.layers)}
     stages, links = [], []
-    for k, layer in enumerate(net.layers):
-        conns = [c for c in net.all_connections if ends_at(c.post_obj, layer.ensemble)]
-        pre = None if k == 0 else net.layers[k - 1].ensemble
-        if len(conns) != 1 or (pre is not None and not ends_at(conns[0].pre_obj, pre)):
+    for t, unit in enumerate(spec.layers):
+        if t < n:
+            layer = net.layers[t]
+            into = [c for c in net.all_connections if ends_at(c.post_obj, layer.ensemble)]
+        else:
+            into = [c for c in net.all_connections if c.post_obj is net.output]
+        by_source = {}
+        for c in into:
+            pre = getattr(c.pre_obj, "ensemble", None)
+            source = ensembles.get(pre, -1) if isinstance(c.pre_obj, nengo.ensemble.Neurons) \
+                else -1
+            if t == n and source == -1:
+                continue  # into the output from the host: the spec's weights, or its bias Node
+            if source in by_source:
+                raise PopfitValueError(
+                    f"the model's {'output' if t == n else f'layer {t}'} has two connections "
+                    f"from {'the host' if source == -1 else f'layer {source}'}: the network "
+                    "was changed after convert; export the model convert returned")
+            by_source[source] = c
+        for source, matrix in unit.inputs(t):
+            if source == -1 and t == n:  # the model input straight into the output
+                links.append((-1, t, matrix.T.tocsr() if scipy.sparse.issparse(matrix)
+                              else np.asarray(matrix, dtype=float).T))
+                continue
+            if source not in by_source:
+                if source >= 0 and (not matrix.shape[0] or (
+                        scipy.sparse.issparse(matrix) and not matrix.nnz)):
+                    continue  # no such input (build_network makes no connection)
+                raise PopfitValueError(
+                    f"the model's {'output' if t == n else f'layer {t}'} has no connection "
+                    f"from {'the host' if source == -1 else f'layer {source}'}: the network "
+                    "was changed after convert; export the model convert returned")
+            conn = by_source.pop(source)
+            w = _dense(transform_matrix(conn.transform, f"layer {t}'s input weights"))
+            if source == -1:
+                if not layer.platform.sparse_host_transforms:  # input sent as x / scale
+                    w = w / layer.input_scale[None, :]
+                m = matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
+                w = w @ m.T
+            links.append((source, t, w))
+        if by_source:
             raise PopfitValueError(
-                f"the model's layer {k} has {len(conns)} incoming connections (expected "
-                f"one, from {'its input' if pre is None else f'layer {k - 1}'}): the "
-                "network was changed after convert; export the model convert returned")
-        w = _dense(transform_matrix(conns[0].transform, f"layer {k}'s input weights"))
-        if k == 0:
-            if not layer.platform.sparse_host_transforms:  # input sent as x / input_scale
-                w = w / layer.input_scale[None, :]
-            w = w @ model.spec.hidden[0].weights.T
-        links.append(w)
-        ens = layer.ensemble
-        stages.append(_Stage(layer.fit, layer.n_units, ens.gain, ens.bias,
-                             scipy.sparse.identity(layer.total_neurons, format="csr"),
-                             layer.decoders_block(), model.spec.hidden[k].shape))
-    last = net.layers[-1].ensemble
-    out = [c for c in net.all_connections
-           if c.post_obj is net.output and ends_at(c.pre_obj, last)]
-    if len(out) != 1:
-        raise PopfitValueError(
-            f"the model's output has {len(out)} connections from the last layer (expected "
-            "one): the network was changed after convert; export the model convert returned")
-    return stages, links, _dense(transform_matrix(out[0].transform, "output weights"))
+                f"the model's {'output' if t == n else f'layer {t}'} has connections convert "
+                "did not make: the network was changed after convert; export the model "
+                "convert returned")
+        if t < n:
+            ens = layer.ensemble
+            stages.append(_Stage(layer.fit, layer.n_units, ens.gain, ens.bias,
+                                 scipy.sparse.identity(layer.total_neurons, format="csr"),
+                                 layer.decoders_block(), spec.hidden[t].shape))
+    return stages, links
 
 
 def _chain(links, out_link):
@@ -167,9 +198,8 @@ def _read_object(obj, transforms):
         label = f"popfit.convert({spec.source})"
         shapes = [layer.shape for layer in spec.hidden]
         if obj.weight_bits is not None:  # quantized per neuron: the weights the network runs
-            _, biases = obj.neuron_weights(per_neuron=True)
-            stages, links, out_link = _network_links(obj)
-            links = _chain(links, out_link)
+            biases = [spec.output.bias if obj.weights is None else obj.biases[-1]]
+            stages, links = _network_links(obj)
         elif obj.weights is not None:  # re-solved: the links the network runs
             biases = obj.biases
             stages = [_layer_stage(layer, shape)

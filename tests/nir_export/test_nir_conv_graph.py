@@ -306,3 +306,23 @@ def test_residual_with_calibration_exports_the_weights_it_runs(digits):
     logp = np.log(model.rate_output(X[:20]))
     centred = [v - v.mean(axis=1, keepdims=True) for v in (logits, logp)]
     np.testing.assert_allclose(centred[0], centred[1], atol=1e-6 * np.abs(centred[1]).max())
+
+
+@pytest.mark.parametrize("name", ["cnn", "residual"])
+def test_weight_bits_graph_models_export_the_weights_they_run(request, name, digits):
+    """A convolutional or residual model with rounded weights: every input of a layer
+    (the host's, the previous layer's, a skip) is exported as the network holds it, so
+    the graph computes the rounded network at rate level (`rate_forward` reads the
+    network's connections), which differs from the float one."""
+    from popfit.conversion.quantize import quantize_model, rate_forward
+
+    model = request.getfixturevalue(name)
+    rounded = quantize_model(model, 3)
+    X = digits[0][:20]
+    expected = rate_forward(rounded, X)
+    assert np.max(np.abs(expected - rate_forward(model, X))) > 1e-2 * np.abs(expected).max()
+    for convolutions in ("conv", "affine"):
+        graph = to_nir(rounded, convolutions=convolutions)
+        x = X.reshape((-1,) + tuple(graph.nodes["input"].input_type["input"]))
+        np.testing.assert_allclose(graph_rates(graph, x), expected, rtol=1e-9,
+                                   atol=1e-9 * np.abs(expected).max())

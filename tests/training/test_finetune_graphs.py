@@ -18,6 +18,7 @@ import scipy.sparse
 from sklearn.datasets import load_digits
 
 import popfit
+from popfit.conversion.quantize import quantization_cost
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("optax")
@@ -215,3 +216,14 @@ def test_rounded_graphs_train_quantization_aware(sources, data, trained_forward,
     # ... which is not the float forward of the same weights (the rounding matters)
     assert np.max(np.abs(out - jax_output(new, X_test))) > 1e-3
     assert np.mean(new.rate_output(X).argmax(1) == y) > np.mean(m.rate_output(X).argmax(1) == y)
+    # the public paths of the rounded model: batched spiking run, pickling, NIR export
+    kw = dict(presentation_time=0.03, progress_bar=False)
+    decoded = new.decoded_output(X_test[:3], **kw)
+    assert decoded.shape == (3, 10) and np.all(np.isfinite(decoded))
+    assert new.score(X_test[:3], data[3][:3], **kw) == np.mean(
+        new.classes_[decoded.argmax(1)] == data[3][:3])
+    copy = pickle.loads(pickle.dumps(new))
+    np.testing.assert_array_equal(copy.rate_output(X_test), out)
+    assert quantization_cost(copy, X_test) == quantization_cost(new, X_test)
+    nir = pytest.importorskip("nir")
+    assert isinstance(popfit.to_nir(new, drop_tau_ref=True), nir.NIRGraph)
