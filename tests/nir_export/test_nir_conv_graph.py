@@ -323,6 +323,9 @@ def test_weight_bits_graph_models_export_the_weights_they_run(request, name, dig
     assert np.max(np.abs(expected - rate_forward(model, X))) > 1e-2 * np.abs(expected).max()
     for convolutions in ("conv", "affine"):
         graph = to_nir(rounded, convolutions=convolutions)
+        # one fit per layer: the rounded weights are still shared, a convolution
+        assert (any(isinstance(n, nir.Conv2d) for n in graph.nodes.values())
+                == (name == "cnn" and convolutions == "conv"))
         x = X.reshape((-1,) + tuple(graph.nodes["input"].input_type["input"]))
         np.testing.assert_allclose(graph_rates(graph, x), expected, rtol=1e-9,
                                    atol=1e-9 * np.abs(expected).max())
