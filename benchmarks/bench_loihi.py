@@ -45,6 +45,13 @@ Every network is built once and run in ``nengo.Simulator`` and in
    a network nengo-loihi refuses to build is reported with its error), and
    how `popfit.loihi.chip_mapping` maps ``model.network``. Bar: emulator
    accuracy >= Keras - 1.5 pp.
+6. (``--only cnn-rates``, not in the default run) why the CNN needs many
+   neurons per unit on Loihi: the 2-per-unit conversion (float weights, no
+   refit), 20 test digits at 0.2 s in one sequential nengo run; each hidden
+   layer's measured spike rates (last half of each digit) against its rate
+   model at the same inputs (pre-activations from the rate model of the
+   network), for LIF fits (``platform="nengo"``) and whole-step LoihiLIF fits
+   (``platform="loihi"``), at connection synapses of 5, 10 and 20 ms.
 """
 
 import argparse
@@ -316,9 +323,47 @@ def cnn_rows(neurons=(4, [6, 6], [8, 4])):
     print(model.report())
 
 
+def cnn_rate_rows(synapses=(0.005, 0.01, 0.02), n_test=20, T=0.2):
+    from digits_models import digits_cnn, digits_split, import_keras, trained
+
+    keras = import_keras()
+    X_train, X_test, y_train, _ = digits_split()
+    X_test = X_test[:n_test]
+    net, shape = trained(keras, digits_cnn, X_train, y_train)
+    steps = int(round(T / DT))
+    print(f"\n## 6. digits CNN, 2 neurons per unit (float weights, no refit), {n_test} digits "
+          f"at {T:g} s, sequential nengo run: measured rates against the rate model")
+    print("| fits | synapse | layer | mean measured | mean modelled | RMS difference |")
+    for name, platform in (("LIF", "nengo"), ("LoihiLIF", popfit.get_platform(
+            "loihi", weight_bits=None))):
+        for synapse in synapses:
+            model = popfit.convert(net, n_neurons=2, refit=False, platform=platform, seed=0,
+                                   connection_synapse=synapse,
+                                   calibration_data=X_train.reshape((-1,) + shape))
+            with nengo.Network(seed=0) as wrapper:
+                wrapper.networks.append(model.network)
+                stim = nengo.Node(nengo.processes.PresentInput(X_test, T))
+                nengo.Connection(stim, model.network.input, synapse=None)
+                probes = [nengo.Probe(layer.ensemble.neurons, synapse=None)
+                          for layer in model.network.layers]
+            sim = simulate(wrapper, False, steps * n_test)
+            pre = model.spec.forward(X_test, [fit.predict for fit in model.fits])[0]
+            for i, (layer, probe) in enumerate(zip(model.network.layers, probes)):
+                measured = sim.data[probe].reshape(n_test, steps, -1)[:, steps // 2:].mean(1)
+                ens, fit = layer.ensemble, model.fits[i]
+                z = pre[i] - model.spec.layers[i].bias  # the input bias is in ens.bias
+                J = (np.repeat(z, fit.n_neurons, axis=1) * ens.gain
+                     * np.tile(fit.encoders, z.shape[1]) + ens.bias)
+                modelled = ens.neuron_type.rates(J, np.ones(J.shape[1]), np.zeros(J.shape[1]))
+                rms = float(np.sqrt(np.mean((measured - modelled) ** 2)))
+                print(f"| {name} | {synapse * 1e3:g} ms | {i} | {measured.mean():.1f} Hz | "
+                      f"{modelled.mean():.1f} Hz | {rms:.1f} Hz |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=("tanh", "identity", "chain", "digits", "cnn"))
+    parser.add_argument("--only", choices=("tanh", "identity", "chain", "digits", "cnn",
+                                           "cnn-rates"))
     parser.add_argument("--cnn-neurons", nargs="+", default=["4", "6,6", "8,4"],
                         help="neurons per unit of the CNN rows: N or N1,N2 per layer")
     args = parser.parse_args()
@@ -328,8 +373,9 @@ def main():
     print(f"nengo {nengo.__version__}, nengo-loihi {nengo_loihi.__version__}, "
           f"numpy {np.__version__}")
     for name, fn in (("tanh", tanh_rows), ("identity", identity_rows),
-                     ("chain", chain_rows), ("digits", digits_rows), ("cnn", cnn)):
-        if args.only in (None, name):
+                     ("chain", chain_rows), ("digits", digits_rows), ("cnn", cnn),
+                     ("cnn-rates", cnn_rate_rows)):
+        if args.only == name or (args.only is None and name != "cnn-rates"):
             fn()
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
