@@ -59,3 +59,32 @@ def trained_forward():
     """``f(model, X)``: the jax forward pass `popfit.finetune` trains through (weights
     rounded for ``weight_bits``), output nonlinearity applied."""
     return _trained_forward
+
+
+def _check_finetune(model, data, kind):
+    """Fine-tune ``model`` (``kind``: its curve, `popfit.training.curves.curve_kind`)
+    briefly on ``data`` (`small_digits_mlp`'s): before and after, the rate output is
+    the jax forward trained through; training raises the training accuracy. Returns
+    the fine-tuned model."""
+    import popfit
+    from popfit.training import curves
+
+    _, X, y, X_test = data
+    assert curves.curve_kind(model.fits[0].neuron_type) == kind
+    # before training, the jax forward is the converted network's rate output
+    np.testing.assert_allclose(_trained_forward(model, X_test), model.rate_output(X_test),
+                               rtol=0, atol=1e-6)
+    new = popfit.finetune(model, X, y, epochs=2, learning_rate=3e-3, seed=0)
+    assert type(new.fits[0].neuron_type) is type(model.fits[0].neuron_type)
+    assert new.platform == model.platform and new.weight_bits == model.weight_bits
+    np.testing.assert_allclose(new.rate_output(X_test), _trained_forward(new, X_test),
+                               rtol=0, atol=1e-6)
+    acc = lambda m: np.mean(m.rate_output(X).argmax(1) == y)  # noqa: E731
+    assert acc(new) > acc(model)
+    return new
+
+
+@pytest.fixture
+def check_finetune():
+    """``f(model, data, kind)``: the fine-tuning check of every neuron type and platform."""
+    return _check_finetune

@@ -31,22 +31,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # nengo-loihi ve
 @pytest.mark.parametrize("neuron_type, kind", [(None, "step_lif"),
                                                ("LoihiSpikingRectifiedLinear", "step_relu")],
                          ids=["LoihiLIF", "LoihiSpikingRectifiedLinear"])
-def test_whole_step_fits_and_8_bit_weights(small_digits_mlp, trained_forward, neuron_type,
-                                           kind):
+def test_whole_step_fits_and_8_bit_weights(small_digits_mlp, check_finetune, neuron_type, kind):
     mlp, X, y, X_test = small_digits_mlp
     model = popfit.convert(mlp, n_neurons=1, neuron_type=neuron_type, calibration_data=X[:200],
                            refit=False, seed=0, platform="loihi")
     assert model.weight_bits == 8 and not model.platform.sparse_host_transforms
-    assert curves.curve_kind(model.fits[0].neuron_type) == kind
-    np.testing.assert_allclose(trained_forward(model, X_test), model.rate_output(X_test),
-                               rtol=0, atol=1e-6)
-    new = popfit.finetune(model, X, y, epochs=2, learning_rate=3e-3, seed=0)
-    assert type(new.fits[0].neuron_type) is type(model.fits[0].neuron_type)
-    assert new.platform == model.platform and new.weight_bits == model.weight_bits
-    np.testing.assert_allclose(new.rate_output(X_test), trained_forward(new, X_test),
-                               rtol=0, atol=1e-6)
-    acc = lambda m: np.mean(m.rate_output(X).argmax(1) == y)  # noqa: E731
-    assert acc(new) > acc(model)
+    check_finetune(model, small_digits_mlp, kind)
 
 
 def test_whole_step_gradient_is_the_surrogates():
