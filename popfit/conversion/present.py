@@ -13,7 +13,6 @@ it compares. The checks of the prediction options (``presentation_time``,
 import numbers
 
 import numpy as np
-import scipy.sparse
 
 from .._validation import check_bool, check_int, check_positive, check_seed, public
 from ..exceptions import PopfitTypeError, PopfitValueError

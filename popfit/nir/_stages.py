@@ -124,9 +124,10 @@ def _network_links(model):
     stages, links = [], []
     for t, unit in enumerate(spec.layers):
         if t < n:
-            layer = net.layers[t]
+            layer, where = net.layers[t], f"layer {t}"
             into = [c for c in net.all_connections if ends_at(c.post_obj, layer.ensemble)]
         else:
+            where = "output"
             into = [c for c in net.all_connections if c.post_obj is net.output]
         by_source = {}
         for c in into:
@@ -137,7 +138,7 @@ def _network_links(model):
                 continue  # into the output from the host: the spec's weights, or its bias Node
             if source in by_source:
                 raise PopfitValueError(
-                    f"the model's {'output' if t == n else f'layer {t}'} has two connections "
+                    f"the model's {where} has two connections "
                     f"from {'the host' if source == -1 else f'layer {source}'}: the network "
                     "was changed after convert; export the model convert returned")
             by_source[source] = c
@@ -151,11 +152,11 @@ def _network_links(model):
                         scipy.sparse.issparse(matrix) and not matrix.nnz)):
                     continue  # no such input (build_network makes no connection)
                 raise PopfitValueError(
-                    f"the model's {'output' if t == n else f'layer {t}'} has no connection "
+                    f"the model's {where} has no connection "
                     f"from {'the host' if source == -1 else f'layer {source}'}: the network "
                     "was changed after convert; export the model convert returned")
             conn = by_source.pop(source)
-            w = _dense(transform_matrix(conn.transform, f"layer {t}'s input weights"))
+            w = _dense(transform_matrix(conn.transform, f"the {where}'s input weights"))
             if source == -1:
                 if not layer.platform.sparse_host_transforms:  # input sent as x / scale
                     w = w / layer.input_scale[None, :]
@@ -164,7 +165,7 @@ def _network_links(model):
             links.append((source, t, w))
         if by_source:
             raise PopfitValueError(
-                f"the model's {'output' if t == n else f'layer {t}'} has connections convert "
+                f"the model's {where} has connections convert "
                 "did not make: the network was changed after convert; export the model "
                 "convert returned")
         if t < n:

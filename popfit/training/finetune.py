@@ -15,7 +15,7 @@ import numpy as np
 
 from .._optional import import_optional
 from .._validation import check_bool, check_int, check_positive, check_seed, public
-from ..exceptions import ConversionError, PopfitTypeError, PopfitValueError
+from ..exceptions import PopfitTypeError, PopfitValueError
 from ..conversion.convert import build_network
 from ..conversion.model import ConvertedModel
 from ..conversion.quantize import quantize_model

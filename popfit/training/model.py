@@ -79,7 +79,3 @@ class FinetunedModel(ConvertedModel):
 
 def _fmt(v):
     return "n/a" if v is None else f"{v:.4g}"
-
-
-def _fmt(v):
-    return "n/a" if v is None else f"{v:.4g}"

@@ -33,7 +33,7 @@ import functools
 
 from .._optional import import_optional
 from .curves import forward, forward_compiled, rates
-from .weights import Inputs, SparseValues, layer_input
+from .weights import Inputs, SparseValues, dot, layer_input
 
 jax = import_optional("jax", "popfit.finetune")
 jnp = jax.numpy
@@ -52,11 +52,11 @@ def round_weights(w, bits, wmax=None):
     return w + jax.lax.stop_gradient(q - w)
 
 
-def _neuron_weights(source, w, b, ge, c, layers, sparse_host):
+def _neuron_weights(source, w, ge, scale, layers):
     """The float neuron-level weights of one input of a layer, as the network holds them
-    times the post gain: ``(kind, values)`` (see `forward_quantized`)."""
+    times the post gain: ``(kind, values)`` (see `forward_quantized`); ``scale``: the
+    layer's host input scale per unit."""
     if source == -1:  # host -> the layer's input Node -> its neurons, per unit
-        scale = jnp.ones_like(b) if sparse_host else c["half_width"] + jnp.abs(b)
         return "host", ge[None, :] * scale[:, None]  # (n_units, N)
     d = layers[source][1]["decoders"]
     if isinstance(w, SparseValues):  # (nonzero, post neuron n, pre neuron m)
@@ -81,17 +81,16 @@ def forward_quantized(params, layers, X, bits, sparse_host):
     for i, ((W, b), (kind, c)) in enumerate(zip(params[:-1], layers)):
         ge = c["gain_enc"]
         bias = c["bias"][None, :] + ge[None, :] * b[:, None]  # (n_units, N), float
+        # the host sends x / scale on a platform without Sparse host transforms
+        scale = jnp.ones_like(b) if sparse_host else c["half_width"] + jnp.abs(b)
         pairs = list(zip(W.sources, W.weights)) if isinstance(W, Inputs) else [(i - 1, W)]
-        parts = [(s, w) + _neuron_weights(s, w, b, ge, c, layers, sparse_host)
-                 for s, w in pairs]
+        parts = [(s, w) + _neuron_weights(s, w, ge, scale, layers) for s, w in pairs]
         wmax = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(v)) for *_, v in parts])
         J = bias[None]
         for s, w, kind_w, v in parts:
             v = round_weights(v, bits, wmax)
             if kind_w == "host":
-                u = X @ w if not isinstance(w, SparseValues) else w.dot(X)  # host, float
-                scale = jnp.ones_like(b) if sparse_host else c["half_width"] + jnp.abs(b)
-                J = J + v[None] * (u / scale)[:, :, None]
+                J = J + v[None] * (dot(X, w) / scale)[:, :, None]  # X @ w on the host, float
             elif kind_w == "sparse":
                 p = w.pattern
                 terms = jnp.einsum("knm,skm->kns", v, a[s][:, p.rows, :])

@@ -107,7 +107,8 @@ class Inputs:
         return cls(sources, children)
 
 
-def _dot(a, w):
+def dot(a, w):
+    """``a @ w`` for ``w`` an array or a `SparseValues`."""
     return w.dot(a) if isinstance(w, SparseValues) else a @ w
 
 
@@ -119,7 +120,7 @@ def layer_input(W, outputs, index):
     pairs = zip(W.sources, W.weights) if isinstance(W, Inputs) else ((index - 1, W),)
     total = None
     for source, w in pairs:
-        part = _dot(outputs[source], w)
+        part = dot(outputs[source], w)
         total = part if total is None else total + part
     return total
 
